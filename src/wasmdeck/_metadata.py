@@ -1,0 +1,193 @@
+"""Plugin metadata: the JSON a plugin's ``init`` returns, parsed and validated.
+
+The shape is DESIGN.md contract 1. Parsing is strict about types and lenient
+about additions: unknown fields are kept in ``extra`` so newer plugins still
+load, and MIDIMon v2.5 plugins (no ``actions``, bare lowercase capability
+kinds) load unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._errors import InvalidMetadata
+
+__all__ = ["ActionSpec", "CapabilityRequest", "PluginMetadata"]
+
+# Metadata is read from guest memory before anything else is trusted.
+MAX_METADATA_BYTES = 1 << 20
+
+_KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_PLUGIN_TYPES = ("action", "trigger")
+_OPTIONAL_TEXT = ("author", "license", "homepage")
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """One action a plugin declares; ``params`` is a JSON Schema or None."""
+
+    name: str
+    description: str = ""
+    params: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CapabilityRequest:
+    """A capability a plugin asks for: a kind and, optionally, its scope."""
+
+    kind: str
+    scope: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PluginMetadata:
+    name: str
+    version: str
+    description: str
+    author: str | None = None
+    license: str | None = None
+    homepage: str | None = None
+    type: str = "action"
+    actions: tuple[ActionSpec, ...] | None = None
+    capabilities: tuple[CapabilityRequest, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def declares(self, action: str) -> bool:
+        """True when the plugin lists ``action``; a plugin without a list accepts any."""
+        return self.actions is None or any(a.name == action for a in self.actions)
+
+    def action(self, name: str) -> ActionSpec | None:
+        if self.actions is None:
+            return None
+        return next((a for a in self.actions if a.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metadata as the plugin gave it (for ``wasmdeck info``)."""
+        return dict(self.raw)
+
+    @classmethod
+    def from_json(cls, data: bytes, *, plugin: str | None = None) -> PluginMetadata:
+        if len(data) > MAX_METADATA_BYTES:
+            raise InvalidMetadata(
+                f"metadata is {len(data)} bytes, more than the {MAX_METADATA_BYTES} allowed",
+                plugin=plugin,
+            )
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidMetadata(
+                f"metadata is not valid UTF-8 (byte {exc.start})", plugin=plugin
+            ) from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            snippet = text[:60] + ("..." if len(text) > 60 else "")
+            raise InvalidMetadata(
+                f"metadata is not valid JSON ({exc.msg} at line {exc.lineno} "
+                f"column {exc.colno}): {snippet!r}",
+                plugin=plugin,
+            ) from None
+        return cls.from_dict(obj, plugin=plugin)
+
+    @classmethod
+    def from_dict(cls, obj: object, *, plugin: str | None = None) -> PluginMetadata:
+        def bad(message: str) -> InvalidMetadata:
+            return InvalidMetadata(message, plugin=plugin)
+
+        if not isinstance(obj, dict):
+            raise bad(f"metadata must be a JSON object, not {type(obj).__name__}")
+        for key in ("name", "version", "description"):
+            if key not in obj:
+                raise bad(f"metadata lacks the required field {key!r}")
+            if not isinstance(obj[key], str):
+                raise bad(f"metadata field {key!r} must be a string")
+        name = obj["name"].strip()
+        if not name or len(name) > 128 or any(ord(c) < 32 for c in name):
+            raise bad(f"metadata name {obj['name']!r} must be 1-128 printable characters")
+        if not obj["version"].strip():
+            raise bad("metadata version must not be empty")
+        for key in _OPTIONAL_TEXT:
+            if obj.get(key) is not None and not isinstance(obj[key], str):
+                raise bad(f"metadata field {key!r} must be a string")
+        plugin_type = obj.get("type", "action")
+        if plugin_type not in _PLUGIN_TYPES:
+            raise bad(
+                f"metadata type must be one of {', '.join(_PLUGIN_TYPES)}, not {plugin_type!r}"
+            )
+
+        known = {
+            "name",
+            "version",
+            "description",
+            "type",
+            "actions",
+            "capabilities",
+            *_OPTIONAL_TEXT,
+        }
+        return cls(
+            name=name,
+            version=obj["version"],
+            description=obj["description"],
+            author=obj.get("author"),
+            license=obj.get("license"),
+            homepage=obj.get("homepage"),
+            type=plugin_type,
+            actions=_parse_actions(obj.get("actions"), bad),
+            capabilities=_parse_capabilities(obj.get("capabilities"), bad),
+            extra={k: v for k, v in obj.items() if k not in known},
+            raw=obj,
+        )
+
+
+def _parse_actions(value: object, bad: Any) -> tuple[ActionSpec, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise bad("metadata field 'actions' must be a list")
+    actions: list[ActionSpec] = []
+    for i, item in enumerate(value):
+        # A bare string is accepted as shorthand for {"name": ...}.
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            raise bad(f"actions[{i}] must be an object with a name")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise bad(f"actions[{i}] needs a non-empty string 'name'")
+        description = item.get("description", "")
+        if not isinstance(description, str):
+            raise bad(f"actions[{i}] ({name!r}): 'description' must be a string")
+        params = item.get("params")
+        if params is not None and not isinstance(params, dict):
+            raise bad(f"actions[{i}] ({name!r}): 'params' must be a JSON Schema object")
+        actions.append(ActionSpec(name=name, description=description, params=params))
+    names = [a.name for a in actions]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise bad(f"actions declared more than once: {', '.join(duplicates)}")
+    return tuple(actions)
+
+
+def _parse_capabilities(value: object, bad: Any) -> tuple[CapabilityRequest, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise bad("metadata field 'capabilities' must be a list")
+    requests: list[CapabilityRequest] = []
+    for i, item in enumerate(value):
+        if isinstance(item, str):
+            kind, scope = item, {}
+        elif isinstance(item, dict):
+            kind = item.get("kind")
+            scope = {k: v for k, v in item.items() if k != "kind"}
+        else:
+            raise bad(f"capabilities[{i}] must be a kind name or an object with a 'kind'")
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            raise bad(f"capabilities[{i}]: kind {kind!r} must be a lowercase name like 'network'")
+        requests.append(CapabilityRequest(kind=kind, scope=scope))
+    return tuple(requests)

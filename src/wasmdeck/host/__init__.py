@@ -1,0 +1,5 @@
+"""The host layer: many plugins, one routing table."""
+
+from ._host import PluginHost
+
+__all__ = ["PluginHost"]

@@ -1,0 +1,150 @@
+"""Direct calls into wasmtime's C API, for the hot path.
+
+wasmtime-py's ``Func.__call__`` looks up the function type and converts every
+value on each call (~25 µs). The runtime instead calls the C API through the
+shared library wasmtime-py ships, with its own ctypes prototypes: integer
+arguments in, integer results out, no per-call type checks (~1 µs). The
+prototypes here are fresh function objects, so they never alter the ones
+wasmtime-py itself uses.
+
+Everything here takes and returns plain integers (addresses); callers own
+the objects those addresses point into and keep them alive.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from ctypes import CFUNCTYPE, c_size_t, c_uint64, c_void_p
+
+from wasmtime import _ffi as ffi
+
+__all__ = [
+    "ARGS_BYTES",
+    "HOST_CALLBACK",
+    "NO_FINALIZER",
+    "call_unchecked",
+    "memory_data",
+    "memory_data_size",
+    "pack_args",
+    "set_epoch_deadline",
+    "set_fuel",
+    "string_at",
+    "trap_new",
+    "unpack_i32",
+    "unpack_i64",
+    "unpack_two_u32",
+]
+
+
+def _proto(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    return CFUNCTYPE(restype, *argtypes)((name, ffi.dll))  # type: ignore[arg-type]
+
+
+# wasmtime_error_t *wasmtime_func_call_unchecked(context, func, args_and_results, len, trap_out)
+call_unchecked = _proto(
+    "wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p
+)
+# wasmtime_error_t *wasmtime_context_set_fuel(context, fuel)
+set_fuel = _proto("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64)
+# void wasmtime_context_set_epoch_deadline(context, ticks_beyond_current)
+set_epoch_deadline = _proto("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64)
+# uint8_t *wasmtime_memory_data(context, memory)
+memory_data = _proto("wasmtime_memory_data", c_void_p, c_void_p, c_void_p)
+# size_t wasmtime_memory_data_size(context, memory)
+memory_data_size = _proto("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p)
+# wasm_trap_t *wasmtime_trap_new(const char *msg, size_t len)
+trap_new = _proto("wasmtime_trap_new", c_void_p, ctypes.c_char_p, c_size_t)
+
+# The callback type of wasmtime_linker_define_func_unchecked, with integer
+# arguments: (env, caller, args_and_results, nargs_and_results) -> wasm_trap_t*.
+HOST_CALLBACK = CFUNCTYPE(c_size_t, c_void_p, c_void_p, c_void_p, c_size_t)
+NO_FINALIZER = ctypes.cast(0, CFUNCTYPE(None, c_void_p))
+
+string_at = ctypes.string_at
+
+# wasmtime_val_raw_t is a 16-byte union; an i32 or i64 sits at its start.
+_RAW = ctypes.sizeof(ffi.wasmtime_val_raw_t)
+ARGS_BYTES = 2 * _RAW
+_two_u32 = struct.Struct(f"<I{_RAW - 4}xI")
+_i32 = struct.Struct("<i")
+_i64 = struct.Struct("<q")
+pack_args = _two_u32.pack_into
+unpack_i32 = _i32.unpack_from
+unpack_i64 = _i64.unpack_from
+
+
+class _TwoU32(ctypes.Structure):
+    # Two raw values viewed as unsigned 32-bit integers (i32 arguments).
+    _fields_ = (
+        ("first", ctypes.c_uint32),
+        ("_pad", ctypes.c_ubyte * (_RAW - 4)),
+        ("second", ctypes.c_uint32),
+    )
+
+
+_two_at = _TwoU32.from_address
+
+
+def unpack_two_u32(address: int) -> tuple[int, int]:
+    """The first two raw values at ``address`` as unsigned 32-bit integers."""
+    raw = _two_at(address)
+    return raw.first, raw.second
+
+
+def define_host_func(
+    linker: object, module: str, name: str, functype: object, callback: object
+) -> None:
+    """Define ``module.name`` on ``linker`` as an unchecked host function.
+
+    ``callback`` must be a ``HOST_CALLBACK`` kept alive by the caller for as
+    long as the linker and any instance made from it.
+    """
+    module_bytes = module.encode()
+    name_bytes = name.encode()
+    error = ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(),  # type: ignore[attr-defined]
+        module_bytes,
+        len(module_bytes),
+        name_bytes,
+        len(name_bytes),
+        functype.ptr(),  # type: ignore[attr-defined]
+        ctypes.cast(callback, ffi.wasmtime_func_unchecked_callback_t),  # type: ignore[arg-type]
+        None,
+        NO_FINALIZER,
+    )
+    if error:
+        from wasmtime import WasmtimeError
+
+        raise WasmtimeError._from_ptr(error)
+
+
+def memory_view(address: int, size: int) -> memoryview:
+    """A writable byte view of ``size`` bytes of host memory at ``address``.
+
+    Slicing a memoryview costs a fraction of a ctypes call; the caller must
+    drop the view before the memory it covers goes away.
+    """
+    return memoryview((ctypes.c_ubyte * size).from_address(address)).cast("B")
+
+
+def take_trap(address: int) -> object:
+    """Wrap an owned ``wasm_trap_t*`` as a ``wasmtime.Trap`` (which frees it)."""
+    from wasmtime import Trap
+
+    return Trap._from_ptr(ctypes.cast(address, ctypes.POINTER(ffi.wasm_trap_t)))
+
+
+def take_error(address: int) -> object:
+    """Wrap an owned ``wasmtime_error_t*`` as a ``wasmtime.WasmtimeError``."""
+    from wasmtime import WasmtimeError
+
+    return WasmtimeError._from_ptr(ctypes.cast(address, ctypes.POINTER(ffi.wasmtime_error_t)))
+
+
+def address_of(obj: ctypes._CData) -> int:  # type: ignore[name-defined]
+    return ctypes.addressof(obj)
+
+
+def context_address(store: object) -> int:
+    return ctypes.cast(store._context(), c_void_p).value  # type: ignore[attr-defined,no-any-return]

@@ -1,0 +1,592 @@
+"""The core-module JSON ABI v1 (DESIGN.md contract 1).
+
+``CoreModule`` owns one compiled plugin module, its linking, and at most one
+live instance. Each instance lives in its own wasmtime Store with the
+plugin's limits; when a call traps or hits a limit the instance is thrown
+away and the next call gets a fresh one, so a failure never leaks into later
+calls.
+
+The hot path (``execute``) talks to wasmtime's C API directly (see
+``_capi``). The request buffer the plugin's ``alloc`` hands out is kept for
+the life of the instance and reused while requests fit: the host owns that
+buffer and frees it with ``dealloc`` only when it needs a larger one.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
+
+import wasmtime
+from wasmtime import FuncType, MemoryType, TrapCode, ValType
+
+from .._errors import (
+    ABIViolation,
+    FuelLimitExceeded,
+    ImportNotAllowed,
+    InvalidMetadata,
+    LimitExceeded,
+    MemoryLimitExceeded,
+    MissingExport,
+    OutputLimitExceeded,
+    PluginReportedError,
+    PluginTrap,
+    StackLimitExceeded,
+    TableLimitExceeded,
+    TimeLimitExceeded,
+    WasmdeckError,
+)
+from .._metadata import MAX_METADATA_BYTES, PluginMetadata
+from . import _capi as capi
+from ._engine import Runtime
+from ._limits import Limits, MiB
+from ._stdio import LineLogger, plugin_logger
+
+__all__ = ["CoreModule"]
+
+WASI_MODULE = "wasi_snapshot_preview1"
+HOST_MODULE = "wasmdeck"
+WASM_PAGE = 65536
+
+_i32, _i64 = ValType.i32(), ValType.i64()
+_SIGNATURES: dict[str, tuple[list[ValType], list[ValType]]] = {
+    "alloc": ([_i32], [_i32]),
+    "dealloc": ([_i32, _i32], []),
+    "init": ([], [_i64]),
+    "execute": ([_i32, _i32], [_i32]),
+    "_initialize": ([], []),
+}
+_REQUIRED = ("alloc", "init", "execute")
+# Host functions of the "wasmdeck" import module: name -> (params, results).
+_HOST_FUNCS: dict[str, tuple[list[ValType], list[ValType]]] = {
+    "set_output": ([_i32, _i32], []),
+    "set_error": ([_i32, _i32], []),
+}
+
+_TRAP_TEXT = {
+    TrapCode.UNREACHABLE: "unreachable code reached",
+    TrapCode.MEMORY_OUT_OF_BOUNDS: "out-of-bounds memory access",
+    TrapCode.TABLE_OUT_OF_BOUNDS: "out-of-bounds table access",
+    TrapCode.INDIRECT_CALL_TO_NULL: "indirect call to a null table entry",
+    TrapCode.BAD_SIGNATURE: "indirect call with the wrong signature",
+    TrapCode.INTEGER_OVERFLOW: "integer overflow",
+    TrapCode.INTEGER_DIVISION_BY_ZERO: "integer divide by zero",
+    TrapCode.BAD_CONVERSION_TO_INTEGER: "invalid conversion to integer",
+}
+
+
+def _sig(params: list[ValType], results: list[ValType]) -> str:
+    return f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
+
+
+def _describe_trap(trap: wasmtime.Trap) -> tuple[str, str | None]:
+    code = trap.trap_code
+    if code in _TRAP_TEXT:
+        return _TRAP_TEXT[code], code.name.lower()
+    # Wasmtime puts the cause after the backtrace ("wasm trap: ..."); the
+    # backtrace itself means nothing to the plugin's user.
+    lines = [line.strip() for line in trap.message.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("wasm trap:"):
+            return line.removeprefix("wasm trap:").strip(), code.name.lower() if code else None
+    return (lines[-1] if lines else "trap"), code.name.lower() if code else None
+
+
+class _Instance:
+    """One store and instance, with the raw handles the hot path needs."""
+
+    __slots__ = (
+        "args",
+        "args_addr",
+        "base",
+        "buf_cap",
+        "buf_ptr",
+        "ctx",
+        "error",
+        "exports",
+        "f_alloc",
+        "f_dealloc",
+        "f_execute",
+        "f_init",
+        "f_initialize",
+        "mem",
+        "mem_size",
+        "memory",
+        "output",
+        "store",
+        "tables",
+        "trap",
+        "trap_addr",
+        "view",
+        "violation",
+    )
+
+    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+        self.store = store
+        self.exports = instance.exports(store)
+        self.ctx = capi.context_address(store)
+        memory = self.exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        self.memory = memory
+        self.mem = capi.address_of(memory._memory)
+        # Fixed for the instance's life: the engine is configured with
+        # memory_may_move = False.
+        self.base = capi.memory_data(self.ctx, self.mem)
+        self.refresh()
+        self.tables = [e for e in self.exports if isinstance(e, wasmtime.Table)]
+
+        def func(name: str) -> int:
+            item = self.exports.get(name)
+            return capi.address_of(item._func) if isinstance(item, wasmtime.Func) else 0
+
+        self.f_alloc = func("alloc")
+        self.f_dealloc = func("dealloc")
+        self.f_init = func("init")
+        self.f_execute = func("execute")
+        self.f_initialize = func("_initialize")
+        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES)()
+        self.args_addr = capi.address_of(self.args)
+        self.trap = ctypes.c_void_p()
+        self.trap_addr = capi.address_of(self.trap)
+        self.buf_ptr = 0
+        self.buf_cap = 0
+        self.output: bytes | None = None
+        self.error: bytes | None = None
+        self.violation: WasmdeckError | None = None
+
+    def refresh(self) -> None:
+        """Re-read the memory size and re-map the view (after the guest grew memory).
+
+        Memory only grows, so between refreshes ``mem_size`` is a lower bound
+        and ``view`` covers valid guest memory.
+        """
+        self.mem_size = capi.memory_data_size(self.ctx, self.mem)
+        self.view = capi.memory_view(self.base, self.mem_size)
+
+    def read(self, ptr: int, length: int) -> bytes | None:
+        """Guest bytes at ``ptr``, or None when the range is out of bounds."""
+        end = ptr + length
+        if end > self.mem_size:
+            self.refresh()
+            if end > self.mem_size:
+                return None
+        return self.view[ptr:end].tobytes()
+
+
+class CoreModule:
+    """A compiled core-module plugin and its (at most one) live instance.
+
+    Not thread-safe: the caller serializes calls (``Plugin`` holds a lock).
+    """
+
+    abi = "core-v1"
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        module: wasmtime.Module,
+        *,
+        label: str,
+        limits: Limits,
+        env: Mapping[str, str],
+    ) -> None:
+        self.runtime = runtime
+        self.limits = limits
+        self.label = label  # the file name until metadata names the plugin
+        self._env = dict(env)
+        self._fuel = limits.fuel
+        self._ticks = runtime.deadline_ticks(limits.timeout)
+        self._live: _Instance | None = None
+        self._action: str | None = None  # the action being run, for error messages
+        self._stdout = LineLogger(plugin_logger(label), logging.INFO, "stdout")
+        self._stderr = LineLogger(plugin_logger(label), logging.WARNING, "stderr")
+
+        self._check_exports(module)
+        imported = self._check_imports(module)
+        linker = wasmtime.Linker(runtime.engine)
+        linker.define_wasi()
+        self._callbacks = []  # keeps the ctypes callbacks alive as long as the linker
+        for name in imported:
+            params, results = _HOST_FUNCS[name]
+            callback = capi.HOST_CALLBACK(self._payload_callback(name))
+            self._callbacks.append(callback)
+            capi.define_host_func(linker, HOST_MODULE, name, FuncType(params, results), callback)
+        try:
+            self._pre = linker.instantiate_pre(module)
+        except wasmtime.WasmtimeError as exc:
+            raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
+        self._linker = linker
+        self.metadata = self._read_metadata()
+        self.label = self.metadata.name
+        for stream in (self._stdout, self._stderr):
+            stream.logger = plugin_logger(self.metadata.name)
+
+    # -- loading -----------------------------------------------------------
+
+    def _check_exports(self, module: wasmtime.Module) -> None:
+        exports = {e.name: e.type for e in module.exports}
+        memory = exports.get("memory")
+        if not isinstance(memory, MemoryType):
+            raise MissingExport(
+                "the module must export its linear memory as 'memory'", plugin=self.label
+            )
+        if memory.is_64:
+            raise MissingExport("'memory' must be a 32-bit memory (wasm32)", plugin=self.label)
+        for name, (params, results) in _SIGNATURES.items():
+            ty = exports.get(name)
+            if ty is None:
+                if name in _REQUIRED:
+                    raise MissingExport(
+                        f"the module does not export {name!r} {_sig(params, results)}, "
+                        "which the JSON ABI requires",
+                        plugin=self.label,
+                    )
+                continue
+            if not isinstance(ty, FuncType) or (
+                list(map(str, ty.params)) != list(map(str, params))
+                or list(map(str, ty.results)) != list(map(str, results))
+            ):
+                found = (
+                    _sig(ty.params, ty.results) if isinstance(ty, FuncType) else type(ty).__name__
+                )
+                raise MissingExport(
+                    f"export {name!r} must be a function {_sig(params, results)}, found {found}",
+                    plugin=self.label,
+                )
+
+    def _check_imports(self, module: wasmtime.Module) -> list[str]:
+        """Refuse imports the host does not provide; return the host functions used."""
+        used: list[str] = []
+        for imp in module.imports:
+            where = f"{imp.module}.{imp.name}"
+            if imp.module == WASI_MODULE and isinstance(imp.type, FuncType):
+                continue  # checked by the linker: only real WASI preview 1 functions link
+            if imp.module == HOST_MODULE and imp.name in _HOST_FUNCS:
+                params, results = _HOST_FUNCS[imp.name]
+                ty = imp.type
+                if not isinstance(ty, FuncType) or _sig(ty.params, ty.results) != _sig(
+                    params, results
+                ):
+                    found = (
+                        _sig(ty.params, ty.results)
+                        if isinstance(ty, FuncType)
+                        else type(ty).__name__
+                    )
+                    raise ImportNotAllowed(
+                        f"imports {where} as {found}, but the host provides {_sig(params, results)}",
+                        plugin=self.label,
+                    )
+                if imp.name not in used:
+                    used.append(imp.name)
+                continue
+            kind = type(imp.type).__name__.removesuffix("Type").lower()
+            raise ImportNotAllowed(
+                f"imports {where} ({kind}), which wasmdeck does not provide; a plugin may "
+                f"import WASI preview 1 ({WASI_MODULE}) and the host functions "
+                f"{', '.join(f'{HOST_MODULE}.{n}' for n in _HOST_FUNCS)}",
+                plugin=self.label,
+            )
+        return used
+
+    def _instantiate(self) -> _Instance:
+        limits = self.limits
+        store = wasmtime.Store(self.runtime.engine)
+        store.set_limits(
+            memory_size=limits.max_memory,
+            table_elements=limits.max_table_elements,
+            instances=limits.max_instances,
+            tables=limits.max_tables,
+            memories=limits.max_memories,
+        )
+        wasi = wasmtime.WasiConfig()
+        wasi.env = list(self._env.items())
+        wasi.stdout_custom = self._stdout.write
+        wasi.stderr_custom = self._stderr.write
+        store.set_wasi(wasi)
+        store.set_fuel(self._fuel)
+        store.set_epoch_deadline(self._ticks)
+        try:
+            instance = self._pre.instantiate(store)
+        except wasmtime.Trap as trap:
+            raise self._trap_error(trap, None) from None
+        except wasmtime.WasmtimeError as exc:
+            text = str(exc)
+            if "memory" in text and ("limit" in text or "exceeds" in text):
+                raise MemoryLimitExceeded(
+                    f"its initial memory is larger than the {limits.max_memory / MiB:g} MiB "
+                    f"memory limit ({text.splitlines()[0]})",
+                    value=limits.max_memory,
+                    plugin=self.label,
+                ) from None
+            if "table" in text and ("limit" in text or "exceeds" in text):
+                raise TableLimitExceeded(
+                    f"its initial table exceeds the limit of {limits.max_table_elements} "
+                    f"elements ({text.splitlines()[0]})",
+                    value=limits.max_table_elements,
+                    plugin=self.label,
+                ) from None
+            raise PluginTrap(
+                f"could not be instantiated: {text.splitlines()[0]}", plugin=self.label
+            ) from None
+        live = _Instance(store, instance)
+        self._live = live
+        if live.f_initialize:
+            self._raw_call(live, live.f_initialize, 0, 0, "_initialize")
+        return live
+
+    def _read_metadata(self) -> PluginMetadata:
+        live = self._instantiate()
+        packed = (
+            self._raw_call(live, live.f_init, 0, 0, "init", result="i64") & 0xFFFF_FFFF_FFFF_FFFF
+        )
+        ptr, length = packed >> 32, packed & 0xFFFF_FFFF
+        if length == 0:
+            raise InvalidMetadata("init returned an empty metadata string", plugin=self.label)
+        if length > MAX_METADATA_BYTES:
+            raise InvalidMetadata(
+                f"init returned a metadata length of {length} bytes, more than the "
+                f"{MAX_METADATA_BYTES} allowed",
+                plugin=self.label,
+            )
+        data = live.read(ptr, length)
+        if data is None:
+            raise ABIViolation(
+                f"init returned metadata at {ptr:#x}+{length}, outside the plugin's "
+                f"{live.mem_size}-byte memory",
+                plugin=self.label,
+            )
+        return PluginMetadata.from_json(data, plugin=self.label)
+
+    def _start(self) -> _Instance:
+        live = self._instantiate()
+        # A fresh instance runs init as the first one did, so plugins that set
+        # up state there behave the same; the metadata is already known.
+        self._raw_call(live, live.f_init, 0, 0, "init", result="i64")
+        return live
+
+    # -- calls -------------------------------------------------------------
+
+    def execute(self, action: str, request: bytes) -> bytes:
+        """Run one request; return the plugin's output (empty if it set none)."""
+        live = self._live or self._start()
+        self._action = action
+        live.output = live.error = live.violation = None
+        size = len(request)
+        if size > live.buf_cap:
+            self._grow_buffer(live, size)
+        ctx = live.ctx
+        live.view[live.buf_ptr : live.buf_ptr + size] = request
+        capi.set_fuel(ctx, self._fuel)
+        capi.set_epoch_deadline(ctx, self._ticks)
+        capi.pack_args(live.args, 0, live.buf_ptr, size)
+        error = capi.call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
+        if self._stdout.pending or self._stderr.pending:
+            self._stdout.flush()
+            self._stderr.flush()
+        if error or live.trap.value or live.violation:
+            raise self._failure(live, error)
+        code = capi.unpack_i32(live.args)[0]
+        if live.error is not None:
+            message = live.error.decode("utf-8", "replace") or "(empty error message)"
+            raise PluginReportedError(message, code=code, plugin=self.label, action=action)
+        if code != 0:
+            raise PluginReportedError(
+                f"failed with code {code} (the plugin set no error message)",
+                code=code,
+                plugin=self.label,
+                action=action,
+            )
+        return live.output or b""
+
+    def reset(self) -> None:
+        """Discard the live instance; the next call starts a fresh one."""
+        self._live = None
+
+    def _grow_buffer(self, live: _Instance, size: int) -> None:
+        capacity = max(1024, 1 << (size - 1).bit_length())
+        if live.buf_cap and live.f_dealloc:
+            self._raw_call(live, live.f_dealloc, live.buf_ptr, live.buf_cap, "dealloc")
+        live.buf_cap = 0
+        ptr = self._raw_call(live, live.f_alloc, capacity, 0, "alloc") & 0xFFFF_FFFF
+        if live.read(ptr, 0) is None or ptr + capacity > live.mem_size:
+            self._live = None
+            raise ABIViolation(
+                f"alloc({capacity}) returned {ptr:#x}, which does not leave {capacity} bytes "
+                f"inside the plugin's {live.mem_size}-byte memory",
+                plugin=self.label,
+                action=self._action,
+            )
+        live.buf_ptr, live.buf_cap = ptr, capacity
+
+    def _raw_call(
+        self, live: _Instance, func: int, a0: int, a1: int, name: str, result: str = "i32"
+    ) -> int:
+        """Call an ABI export other than execute; raise a typed error on failure."""
+        ctx = live.ctx
+        live.violation = None
+        capi.set_fuel(ctx, self._fuel)
+        capi.set_epoch_deadline(ctx, self._ticks)
+        capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
+        error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
+        self._stdout.flush()
+        self._stderr.flush()
+        if error or live.trap.value or live.violation:
+            raise self._failure(live, error, during=name)
+        unpack = capi.unpack_i64 if result == "i64" else capi.unpack_i32
+        return unpack(live.args)[0]
+
+    # -- failures ----------------------------------------------------------
+
+    def _failure(
+        self, live: _Instance, error: int | None, during: str | None = None
+    ) -> WasmdeckError:
+        """Turn a failed call into a typed error and discard the instance."""
+        self._live = None
+        action = self._action if during is None else None
+        where = f" in {during}" if during else ""
+        if live.trap.value:
+            trap = capi.take_trap(live.trap.value)
+            live.trap.value = None
+        else:
+            trap = None
+        if live.violation is not None:
+            violation = live.violation
+            violation.plugin, violation.action = self.label, action
+            violation.args = (violation._render(),)
+            return violation
+        if error:
+            exc = capi.take_error(error)
+            return PluginTrap(
+                f"call{where} failed: {str(exc).splitlines()[0]}", plugin=self.label, action=action
+            )
+        assert isinstance(trap, wasmtime.Trap)
+        return self._trap_error(trap, action, where, live)
+
+    def _trap_error(
+        self,
+        trap: wasmtime.Trap,
+        action: str | None,
+        where: str = "",
+        live: _Instance | None = None,
+    ) -> WasmdeckError:
+        limits = self.limits
+        code = trap.trap_code
+        kwargs = {"plugin": self.label, "action": action}
+        limit: LimitExceeded
+        if code == TrapCode.OUT_OF_FUEL:
+            return FuelLimitExceeded(
+                f"ran out of fuel{where}: used its whole budget of {limits.fuel:,} (fuel limit)",
+                value=limits.fuel,
+                **kwargs,
+            )
+        if code == TrapCode.INTERRUPT:
+            return TimeLimitExceeded(
+                f"stopped{where} after running past its {limits.timeout:g} s time limit (timeout)",
+                value=limits.timeout,
+                **kwargs,
+            )
+        if code == TrapCode.STACK_OVERFLOW:
+            return StackLimitExceeded(
+                f"overflowed its {self.runtime.max_stack // 1024} KiB wasm stack{where} "
+                "(max_stack; deep or unbounded recursion?)",
+                value=self.runtime.max_stack,
+                **kwargs,
+            )
+        text, trap_code = _describe_trap(trap)
+        if live is not None:
+            limit = self._resource_limit_hit(live, text, where, kwargs)
+            if limit is not None:
+                return limit
+        return PluginTrap(f"trapped{where}: {text}", trap_code=trap_code, **kwargs)
+
+    def _resource_limit_hit(
+        self, live: _Instance, text: str, where: str, kwargs: dict[str, str | None]
+    ) -> LimitExceeded | None:
+        """A trap right at the memory or table limit is that limit's doing.
+
+        Past a limit ``memory.grow`` / ``table.grow`` return -1 rather than
+        trap; plugins then typically trap (an allocator's ``unreachable``).
+        Wasmtime does not report the failed grow, so we judge by size: within
+        one sixteenth of the limit (and at least one page) counts as hitting it.
+        """
+        limits = self.limits
+        size = capi.memory_data_size(live.ctx, live.mem)
+        if size + max(WASM_PAGE, limits.max_memory // 16) > limits.max_memory:
+            return MemoryLimitExceeded(
+                f"reached its {limits.max_memory / MiB:g} MiB memory limit (max_memory; memory "
+                f"at {size / MiB:.1f} MiB could not grow) and then trapped{where}: {text}",
+                value=limits.max_memory,
+                **kwargs,
+            )
+        for table in live.tables:
+            elements = table.size(live.store)
+            if elements + max(1, limits.max_table_elements // 16) > limits.max_table_elements:
+                return TableLimitExceeded(
+                    f"reached its table limit of {limits.max_table_elements} elements "
+                    f"(max_table_elements; table at {elements}) and then trapped{where}: {text}",
+                    value=limits.max_table_elements,
+                    **kwargs,
+                )
+        return None
+
+    # -- host functions (called from wasm, through ctypes) -------------------
+
+    def _fail(self, violation: WasmdeckError) -> int:
+        live = self._live
+        if live is not None:
+            live.violation = violation
+        message = violation.message.encode()
+        return capi.trap_new(message, len(message)) or 0
+
+    def _payload_callback(self, name: str) -> Callable[[int, int, int, int], int]:
+        """The host side of ``set_output`` / ``set_error``: copy the payload out.
+
+        Runs on every call that returns something, so it is a closure over
+        locals rather than a method, and checks bounds against the cached
+        memory size before asking wasmtime for the current one.
+        """
+        core = self
+        max_output = self.limits.max_output
+        unpack = capi.unpack_two_u32
+        is_output = name == "set_output"
+
+        def payload(_env: int, _caller: int, args: int, _nargs: int) -> int:
+            try:
+                live = core._live
+                if live is None:
+                    return 0
+                ptr, length = unpack(args)
+                if length > max_output:
+                    return core._fail(
+                        OutputLimitExceeded(
+                            f"handed {length:,} bytes to {name}, more than its max_output "
+                            f"limit of {max_output:,} bytes",
+                            value=max_output,
+                        )
+                    )
+                end = ptr + length
+                if end > live.mem_size:
+                    live.refresh()
+                    if end > live.mem_size:
+                        return core._fail(
+                            ABIViolation(
+                                f"{name}({ptr:#x}, {length}) points outside the plugin's "
+                                f"{live.mem_size}-byte memory"
+                            )
+                        )
+                if is_output:
+                    live.output = live.view[ptr:end].tobytes()
+                else:
+                    live.error = live.view[ptr:end].tobytes()
+                return 0
+            except BaseException as exc:  # never let an exception unwind through wasm
+                return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
+
+        return payload
+
+
+def allowed_env(names: Iterable[str]) -> dict[str, str]:
+    """The allowlisted variables that are set in this process's environment."""
+    return {name: os.environ[name] for name in names if name in os.environ}

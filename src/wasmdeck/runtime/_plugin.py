@@ -1,0 +1,210 @@
+"""``Plugin``: one loaded plugin, called synchronously or from asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from pathlib import Path
+from typing import Any
+
+from .._context import TriggerContext
+from .._errors import ActionNotFound, WasmdeckError
+from .._metadata import PluginMetadata
+from ._core import CoreModule, allowed_env
+from ._engine import Runtime, default_runtime
+from ._limits import Limits
+
+__all__ = ["Plugin"]
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} values are not JSON serializable")
+
+
+# The C encoder, built once: json.dumps would rebuild it on every call.
+_encode = c_make_encoder(None, _not_json, encode_basestring, None, ":", ",", False, False, False)
+
+
+def _encode_json(value: object, what: str) -> str:
+    try:
+        return "".join(_encode(value, 0))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} cannot be sent as JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(
+            f"{what} cannot be sent as JSON: nested too deeply (or circular)"
+        ) from None
+
+
+class Plugin:
+    """A sandboxed WebAssembly plugin.
+
+    ``source`` is a path to a ``.wasm`` file or the module's bytes. Loading
+    compiles the module, checks its exports and imports, and reads its
+    metadata; any problem raises a subclass of ``InvalidPlugin``.
+
+    ``limits`` bounds every call (see ``Limits``). ``env`` names the host
+    environment variables the plugin may read; by default it sees none.
+
+    Calls on one plugin are serialized; different plugins run in parallel
+    (wasm runs without holding the GIL).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | bytes,
+        *,
+        limits: Limits | None = None,
+        env: Iterable[str] = (),
+        runtime: Runtime | None = None,
+    ) -> None:
+        if isinstance(source, bytes | bytearray | memoryview):
+            wasm, self.path, label = bytes(source), None, "<bytes>"
+        else:
+            self.path = Path(source)
+            wasm, label = self.path.read_bytes(), self.path.name
+        self.limits = limits or Limits()
+        self.runtime = runtime or default_runtime()
+        if isinstance(env, str):
+            raise TypeError("env must be an iterable of variable names, not a string")
+        module = self.runtime.compile(wasm, name=label)
+        self._impl = CoreModule(
+            self.runtime, module, label=label, limits=self.limits, env=allowed_env(env)
+        )
+        self.metadata: PluginMetadata = self._impl.metadata
+        self._actions = (
+            None
+            if self.metadata.actions is None
+            else frozenset(a.name for a in self.metadata.actions)
+        )
+        self._action_json: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def abi(self) -> str:
+        """Which plugin ABI this plugin speaks (``core-v1``)."""
+        return self._impl.abi
+
+    def __repr__(self) -> str:
+        return f"<Plugin {self.name!r} {self.metadata.version} ({self.abi})>"
+
+    # -- calling -------------------------------------------------------------
+
+    def call(
+        self,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+        context: TriggerContext | None = None,
+    ) -> bytes:
+        """Run ``action`` with ``params`` and return the plugin's output payload.
+
+        Raises ``PluginError`` when the plugin fails, ``LimitExceeded`` when a
+        sandbox limit stops it, ``ActionNotFound`` for an action it does not
+        declare, and ``ValueError`` for params that are not a JSON object.
+        """
+        request = self._request(action, params, context)
+        with self._lock:
+            if self._closed:
+                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            return self._impl.execute(action, request)
+
+    async def call_async(
+        self,
+        action: str,
+        params: Mapping[str, Any] | None = None,
+        context: TriggerContext | None = None,
+    ) -> bytes:
+        """``call`` on a worker thread, so the event loop keeps running.
+
+        Cancelling the awaiting task does not stop the plugin early; its
+        limits (timeout, fuel) still bound the call.
+        """
+        request = self._request(action, params, context)
+        return await asyncio.to_thread(self._execute, action, request)
+
+    def _execute(self, action: str, request: bytes) -> bytes:
+        with self._lock:
+            if self._closed:
+                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            return self._impl.execute(action, request)
+
+    def _request(
+        self, action: str, params: Mapping[str, Any] | None, context: TriggerContext | None
+    ) -> bytes:
+        """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
+        action_json = self._action_json.get(action) or self._check_action(action)
+        if type(params) is dict and params:
+            try:
+                params_json = "".join(_encode(params, 0))
+            except (TypeError, ValueError, RecursionError):
+                params_json = _encode_json(params, "params")  # raises with a clear message
+        elif not params:
+            if params is not None and not isinstance(params, Mapping):
+                raise ValueError(f"params must be a JSON object (a mapping), not {params!r}")
+            params_json = "{}"
+        elif isinstance(params, Mapping):
+            params_json = _encode_json(dict(params), "params")
+        else:
+            raise ValueError(
+                f"params must be a JSON object (a mapping), not {type(params).__name__}"
+            )
+        if context is None:
+            velocity = mode = "null"
+            timestamp = time.time_ns() // 1_000_000
+        else:
+            velocity = "null" if context.velocity is None else str(context.velocity)
+            mode = "null" if context.mode is None else str(context.mode)
+            timestamp = context.timestamp
+        text = (
+            f'{{"action":{action_json},"params":{params_json},"context":'
+            f'{{"velocity":{velocity},"mode":{mode},"timestamp":{timestamp}}}}}'
+        )
+        try:
+            return text.encode()
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"params contain text that is not valid Unicode: {exc.reason}"
+            ) from None
+
+    def _check_action(self, action: str) -> str:
+        if not isinstance(action, str) or not action:
+            raise ValueError(f"action must be a non-empty string, not {action!r}")
+        if self._actions is not None and action not in self._actions:
+            declared = ", ".join(sorted(self._actions)) or "(none)"
+            raise ActionNotFound(
+                f"does not declare this action; it declares: {declared}",
+                plugin=self.name,
+                action=action,
+            )
+        encoded = _encode_json(action, "the action name")
+        if len(self._action_json) < 256:  # plugins without an action list accept any name
+            self._action_json[action] = encoded
+        return encoded
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def reset(self) -> None:
+        """Discard the plugin's instance (and its memory); the next call starts afresh."""
+        with self._lock:
+            self._impl.reset()
+
+    def close(self) -> None:
+        """Release the plugin's instance. Later calls raise ``WasmdeckError``."""
+        with self._lock:
+            self._closed = True
+            self._impl.reset()
+
+    def __enter__(self) -> Plugin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
