@@ -6,6 +6,7 @@
 b'{"value":200,"velocity":100}'
 """
 
+from ._capabilities import Grant, Grants, parse_grant
 from ._context import TriggerContext
 from ._errors import (
     ABIViolation,
@@ -41,6 +42,8 @@ __all__ = [
     "ActionSpec",
     "CapabilityRequest",
     "FuelLimitExceeded",
+    "Grant",
+    "Grants",
     "ImportNotAllowed",
     "InvalidMetadata",
     "InvalidModule",
@@ -65,4 +68,5 @@ __all__ = [
     "TriggerContext",
     "WasmdeckError",
     "__version__",
+    "parse_grant",
 ]

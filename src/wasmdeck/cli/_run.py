@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from .._capabilities import Grants
 from .._context import TriggerContext
 from ..runtime import Limits, Plugin
 from ..runtime._limits import MiB
@@ -67,11 +68,11 @@ def register(subparsers: Any) -> None:
         help=f"linear memory limit in MiB (default {defaults.max_memory // MiB})",
     )
     run.add_argument(
-        "--env",
-        metavar="NAME",
+        "--grant",
+        metavar="CAP",
         action="append",
         default=[],
-        help="let the plugin read this environment variable (repeatable; none by default)",
+        help="grant the plugin a capability, e.g. env:HOME (repeatable; nothing is granted by default)",
     )
     run.set_defaults(handler=_run)
 
@@ -88,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     params = _json_object(args.params, "--params")
     context = TriggerContext.from_dict(_json_object(args.context, "--context"))
     limits = Limits(fuel=args.fuel, timeout=args.timeout, max_memory=int(args.max_memory * MiB))
-    plugin = Plugin(args.plugin, limits=limits, env=args.env)
+    plugin = Plugin(args.plugin, limits=limits, grants=Grants(args.grant))
     if not isinstance(params, dict):  # pragma: no cover - _json_object guarantees it
         raise UsageError("--params must be a JSON object")
     output = plugin.call(args.action, params, context)

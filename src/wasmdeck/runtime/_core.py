@@ -40,7 +40,7 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
-from ._engine import Runtime
+from ._engine import Runtime, error_summary
 from ._limits import Limits, MiB
 from ._stdio import LineLogger, plugin_logger
 
@@ -316,19 +316,19 @@ class CoreModule:
             if "memory" in text and ("limit" in text or "exceeds" in text):
                 raise MemoryLimitExceeded(
                     f"its initial memory is larger than the {limits.max_memory / MiB:g} MiB "
-                    f"memory limit ({text.splitlines()[0]})",
+                    f"memory limit ({error_summary(exc)})",
                     value=limits.max_memory,
                     plugin=self.label,
                 ) from None
             if "table" in text and ("limit" in text or "exceeds" in text):
                 raise TableLimitExceeded(
                     f"its initial table exceeds the limit of {limits.max_table_elements} "
-                    f"elements ({text.splitlines()[0]})",
+                    f"elements ({error_summary(exc)})",
                     value=limits.max_table_elements,
                     plugin=self.label,
                 ) from None
             raise PluginTrap(
-                f"could not be instantiated: {text.splitlines()[0]}", plugin=self.label
+                f"could not be instantiated: {error_summary(exc)}", plugin=self.label
             ) from None
         live = _Instance(store, instance)
         self._live = live
@@ -459,7 +459,7 @@ class CoreModule:
         if error:
             exc = capi.take_error(error)
             return PluginTrap(
-                f"call{where} failed: {str(exc).splitlines()[0]}", plugin=self.label, action=action
+                f"call{where} failed: {error_summary(exc)}", plugin=self.label, action=action
             )
         assert isinstance(trap, wasmtime.Trap)
         return self._trap_error(trap, action, where, live)

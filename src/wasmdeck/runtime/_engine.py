@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import weakref
 
@@ -74,7 +75,7 @@ class Runtime:
             return wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(
-                f"wasmtime rejected the module: {_first_line(exc)}", plugin=name
+                f"wasmtime rejected the module: {error_summary(exc)}", plugin=name
             ) from None
 
     def close(self) -> None:
@@ -95,9 +96,18 @@ def _advance_epoch(
         del engine
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def error_summary(exc: BaseException) -> str:
+    """Wasmtime's message on one line: what failed, and its innermost cause."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    causes = [
+        line for line in lines[1:] if line != "Caused by:" and not line.startswith("wasm backtrace")
+    ]
+    if not causes:
+        return lines[0]
+    cause = re.sub(r"^\d+:\s*", "", causes[-1])
+    return f"{lines[0]}: {cause}"
 
 
 _default: Runtime | None = None

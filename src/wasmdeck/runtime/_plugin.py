@@ -11,6 +11,7 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from pathlib import Path
 from typing import Any
 
+from .._capabilities import Grant, Grants
 from .._context import TriggerContext
 from .._errors import ActionNotFound, WasmdeckError
 from .._metadata import PluginMetadata
@@ -47,8 +48,9 @@ class Plugin:
     compiles the module, checks its exports and imports, and reads its
     metadata; any problem raises a subclass of ``InvalidPlugin``.
 
-    ``limits`` bounds every call (see ``Limits``). ``env`` names the host
-    environment variables the plugin may read; by default it sees none.
+    ``limits`` bounds every call (see ``Limits``). ``grants`` are the
+    capabilities the user gives the plugin (``"env:LANG"``, ...; see
+    ``Grants``); by default it gets none — not even environment variables.
 
     Calls on one plugin are serialized; different plugins run in parallel
     (wasm runs without holding the GIL).
@@ -59,7 +61,7 @@ class Plugin:
         source: str | os.PathLike[str] | bytes,
         *,
         limits: Limits | None = None,
-        env: Iterable[str] = (),
+        grants: Grants | Iterable[Grant | str] = (),
         runtime: Runtime | None = None,
     ) -> None:
         if isinstance(source, bytes | bytearray | memoryview):
@@ -69,11 +71,16 @@ class Plugin:
             wasm, label = self.path.read_bytes(), self.path.name
         self.limits = limits or Limits()
         self.runtime = runtime or default_runtime()
-        if isinstance(env, str):
-            raise TypeError("env must be an iterable of variable names, not a string")
+        if isinstance(grants, str):
+            raise TypeError("grants must be an iterable of grants, not one string")
+        self.grants = grants if isinstance(grants, Grants) else Grants(grants)
         module = self.runtime.compile(wasm, name=label)
         self._impl = CoreModule(
-            self.runtime, module, label=label, limits=self.limits, env=allowed_env(env)
+            self.runtime,
+            module,
+            label=label,
+            limits=self.limits,
+            env=allowed_env(self.grants.scopes("env")),
         )
         self.metadata: PluginMetadata = self._impl.metadata
         self._actions = (

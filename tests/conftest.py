@@ -1,0 +1,60 @@
+"""Shared fixtures: plugins built from source once per run, and WAT modules.
+
+C plugins are compiled with zig (PyPI ``ziglang``) against ``sdk/c``. Builds
+are cached under ``.cache/test-builds`` by a digest of the sources, the kit
+and the compiler version, so a re-run only rebuilds what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+import wasmdeck
+from wasmdeck.build import C_FLAGS, BuildError, compile_c, sdk_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+SDK_C = sdk_dir("c")
+CACHE = ROOT / ".cache" / "test-builds"
+
+
+def build_c(source: Path) -> Path:
+    """Compile one C plugin (using the C kit) to a reactor module; cached."""
+    digest = hashlib.sha256()
+    for part in (source.read_bytes(), *(p.read_bytes() for p in sorted(SDK_C.glob("*.h")))):
+        digest.update(hashlib.sha256(part).digest())
+    digest.update(" ".join(C_FLAGS).encode() + metadata.version("ziglang").encode())
+    output = CACHE / f"{source.stem}-{digest.hexdigest()[:16]}.wasm"
+    if not output.exists():
+        try:
+            compile_c([source], output, include_dirs=[SDK_C])
+        except BuildError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    return output
+
+
+@pytest.fixture(scope="session")
+def behaviors_wasm() -> Path:
+    return build_c(ROOT / "tests" / "plugins" / "c" / "behaviors.c")
+
+
+@pytest.fixture(scope="session")
+def velocity_wasm() -> Path:
+    return build_c(ROOT / "examples" / "c" / "velocity" / "velocity.c")
+
+
+@pytest.fixture
+def behaviors(behaviors_wasm: Path) -> wasmdeck.Plugin:
+    plugin = wasmdeck.Plugin(behaviors_wasm)
+    yield plugin
+    plugin.close()
+
+
+@pytest.fixture
+def plugin_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="wasmdeck.plugin")
+    return caplog

@@ -1,0 +1,237 @@
+"""Sandbox limits and containment.
+
+Each misbehaving plugin must be stopped with the right typed error, naming
+the plugin, the action and the limit; afterwards the same plugin (on a fresh
+instance) and every other plugin keep working.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from watgen import abi_module
+
+import wasmdeck
+from wasmdeck import (
+    ABIViolation,
+    FuelLimitExceeded,
+    Limits,
+    MemoryLimitExceeded,
+    OutputLimitExceeded,
+    PluginTrap,
+    StackLimitExceeded,
+    TableLimitExceeded,
+    TimeLimitExceeded,
+)
+
+MiB = 1024 * 1024
+
+SPIN = "(loop $forever (br $forever)) (i32.const 0)"
+MEMORY_BOMB = """
+    (block $full (loop $grow
+        (br_if $full (i32.eq (memory.grow (i32.const 16)) (i32.const -1)))
+        (br $grow)))
+    unreachable"""
+TABLE_BOMB = """
+    (block $full (loop $grow
+        (br_if $full (i32.eq (table.grow $t (ref.null func) (i32.const 1000)) (i32.const -1)))
+        (br $grow)))
+    unreachable"""
+RECURSE = "(call $down (i32.const 0)) (i32.const 0)"
+RECURSE_FUNC = "(func $down (param i32) (call $down (i32.add (local.get 0) (i32.const 1))))"
+
+
+@pytest.fixture
+def neighbour(behaviors: wasmdeck.Plugin) -> wasmdeck.Plugin:
+    """Another plugin loaded beside the misbehaving one: it must not notice."""
+    assert behaviors.call("count") == b"1"
+    return behaviors
+
+
+def assert_contained(plugin: wasmdeck.Plugin, neighbour: wasmdeck.Plugin) -> None:
+    assert plugin.call("ok") == b"ok"  # a fresh instance serves the next call
+    assert neighbour.call("count") == b"2"  # and the neighbour kept its state
+
+
+def test_infinite_loop_is_stopped_shortly_after_the_timeout(neighbour: wasmdeck.Plugin) -> None:
+    plugin = wasmdeck.Plugin(abi_module(SPIN), limits=Limits(timeout=0.3, fuel=10**15))
+    started = time.monotonic()
+    with pytest.raises(TimeLimitExceeded) as caught:
+        plugin.call("spin")
+    elapsed = time.monotonic() - started
+    # Enforced by epoch ticks of 5 ms: well within a second of the deadline.
+    assert 0.3 <= elapsed < 1.3, elapsed
+    error = caught.value
+    assert (error.plugin, error.action, error.limit, error.value) == (
+        "wat-plugin",
+        "spin",
+        "timeout",
+        0.3,
+    )
+    assert "0.3 s time limit" in str(error)
+    assert_contained(plugin, neighbour)
+
+
+def test_fuel_exhaustion(neighbour: wasmdeck.Plugin) -> None:
+    plugin = wasmdeck.Plugin(abi_module(SPIN), limits=Limits(fuel=1_000_000))
+    with pytest.raises(FuelLimitExceeded) as caught:
+        plugin.call("spin")
+    assert caught.value.limit == "fuel" and caught.value.value == 1_000_000
+    assert "1,000,000" in str(caught.value) and "'spin'" in str(caught.value)
+    assert_contained(plugin, neighbour)
+
+
+def test_fuel_budget_is_per_call() -> None:
+    # Each call gets the whole budget again: many small calls never run dry.
+    plugin = wasmdeck.Plugin(abi_module(), limits=Limits(fuel=10_000))
+    for _ in range(1000):
+        assert plugin.call("ok") == b"ok"
+
+
+def test_memory_bomb_hits_the_memory_limit(neighbour: wasmdeck.Plugin) -> None:
+    plugin = wasmdeck.Plugin(abi_module(MEMORY_BOMB), limits=Limits(max_memory=8 * MiB))
+    with pytest.raises(MemoryLimitExceeded) as caught:
+        plugin.call("bomb")
+    assert caught.value.limit == "max_memory" and caught.value.value == 8 * MiB
+    assert "8 MiB memory limit" in str(caught.value)
+    assert_contained(plugin, neighbour)
+
+
+def test_default_memory_limit_is_128_mib() -> None:
+    plugin = wasmdeck.Plugin(abi_module(MEMORY_BOMB))
+    with pytest.raises(MemoryLimitExceeded, match="128 MiB memory limit"):
+        plugin.call("bomb")
+
+
+def test_table_growth_hits_the_table_limit(neighbour: wasmdeck.Plugin) -> None:
+    wasm = abi_module(TABLE_BOMB, extra='(table $t (export "table") 1 funcref)')
+    plugin = wasmdeck.Plugin(wasm, limits=Limits(max_table_elements=5000))
+    with pytest.raises(TableLimitExceeded) as caught:
+        plugin.call("grow")
+    assert caught.value.value == 5000 and "table limit of 5000 elements" in str(caught.value)
+    assert_contained(plugin, neighbour)
+
+
+def test_deep_recursion_is_a_stack_overflow(neighbour: wasmdeck.Plugin) -> None:
+    plugin = wasmdeck.Plugin(abi_module(RECURSE, extra=RECURSE_FUNC), limits=Limits(fuel=10**12))
+    with pytest.raises(StackLimitExceeded, match="512 KiB wasm stack"):
+        plugin.call("recurse")
+    assert_contained(plugin, neighbour)
+
+
+def test_stack_size_is_configurable_per_runtime() -> None:
+    runtime = wasmdeck.Runtime(max_stack=128 * 1024)
+    plugin = wasmdeck.Plugin(
+        abi_module(RECURSE, extra=RECURSE_FUNC), runtime=runtime, limits=Limits(fuel=10**12)
+    )
+    with pytest.raises(StackLimitExceeded, match="128 KiB wasm stack") as caught:
+        plugin.call("recurse")
+    assert caught.value.value == 128 * 1024
+    runtime.close()
+
+
+def test_trap(neighbour: wasmdeck.Plugin) -> None:
+    plugin = wasmdeck.Plugin(abi_module("unreachable"))
+    with pytest.raises(PluginTrap) as caught:
+        plugin.call("boom")
+    assert caught.value.trap_code == "unreachable"
+    assert (
+        str(caught.value) == "plugin 'wat-plugin', action 'boom': trapped: unreachable code reached"
+    )
+    assert_contained(plugin, neighbour)
+
+
+def test_out_of_bounds_memory_access_is_a_trap() -> None:
+    plugin = wasmdeck.Plugin(abi_module("(i32.load (i32.const -4))"))
+    with pytest.raises(PluginTrap, match="out-of-bounds memory access"):
+        plugin.call("peek")
+    assert plugin.call("ok") == b"ok"
+
+
+@pytest.mark.parametrize(
+    ("ptr", "length", "message"),
+    [
+        (131072, 1, r"set_output\(0x20000, 1\) points outside the plugin's 131072-byte memory"),
+        (131000, 100, r"set_output\(0x1ffb8, 100\) points outside"),
+        (-16, 32, r"set_output\(0xfffffff0, 32\) points outside"),  # would wrap in 32 bits
+    ],
+)
+def test_output_pointer_out_of_bounds(
+    ptr: int, length: int, message: str, neighbour: wasmdeck.Plugin
+) -> None:
+    body = f"(call $set_output (i32.const {ptr}) (i32.const {length})) (i32.const 0)"
+    plugin = wasmdeck.Plugin(abi_module(body))
+    with pytest.raises(ABIViolation, match=message) as caught:
+        plugin.call("bad-pointer")
+    assert caught.value.action == "bad-pointer"
+    assert_contained(plugin, neighbour)
+
+
+def test_output_over_the_cap_is_a_limit() -> None:
+    body = "(call $set_output (i32.const 0) (i32.const 100000)) (i32.const 0)"
+    plugin = wasmdeck.Plugin(abi_module(body), limits=Limits(max_output=65536))
+    with pytest.raises(
+        OutputLimitExceeded,
+        match="100,000 bytes to set_output, more than its max_output limit of 65,536",
+    ):
+        plugin.call("big")
+    assert plugin.call("ok") == b"ok"
+
+
+def test_error_message_over_the_cap_is_a_limit() -> None:
+    imports = (
+        '(import "wasmdeck" "set_output" (func $set_output (param i32 i32)))'
+        '(import "wasmdeck" "set_error" (func $set_error (param i32 i32)))'
+    )
+    body = "(call $set_error (i32.const 0) (i32.const 70000)) (i32.const 1)"
+    plugin = wasmdeck.Plugin(abi_module(body, imports=imports), limits=Limits(max_output=65536))
+    with pytest.raises(OutputLimitExceeded, match="set_error"):
+        plugin.call("big-error")
+
+
+def test_alloc_returning_an_out_of_bounds_pointer() -> None:
+    plugin = wasmdeck.Plugin(abi_module(alloc="(i32.const 131000)"))
+    with pytest.raises(ABIViolation, match=r"alloc\(1024\) returned 0x1ffb8"):
+        plugin.call("anything")
+
+
+def test_alloc_returning_zero_is_valid_memory() -> None:
+    # MIDIMon's minimal template returns 0 from alloc; address 0 is in bounds.
+    plugin = wasmdeck.Plugin(abi_module(alloc="(i32.const 0)"))
+    assert plugin.call("ok") == b"ok"
+
+
+def test_alloc_that_traps_discards_the_instance() -> None:
+    plugin = wasmdeck.Plugin(abi_module(alloc="unreachable"))
+    with pytest.raises(PluginTrap, match="in alloc: unreachable"):
+        plugin.call("ok")
+
+
+def test_c_plugin_misbehaviour(behaviors_wasm: Path) -> None:
+    """The same limits, hit by a plugin compiled from C with the kit."""
+    plugin = wasmdeck.Plugin(behaviors_wasm, limits=Limits(timeout=0.5, max_memory=16 * MiB))
+    cases = [
+        ("spin", TimeLimitExceeded),
+        ("bomb", MemoryLimitExceeded),
+        ("recurse", StackLimitExceeded),
+        ("trap", PluginTrap),
+        ("divzero", PluginTrap),
+    ]
+    for action, error in cases:
+        with pytest.raises(error) as caught:
+            plugin.call(action)
+        assert caught.value.action == action
+        assert plugin.call("echo", {"after": action}).startswith(b'{"action":"echo"')
+    with pytest.raises(FuelLimitExceeded):
+        wasmdeck.Plugin(behaviors_wasm, limits=Limits(fuel=100_000)).call("burn", {"n": 10_000_000})
+    with pytest.raises(OutputLimitExceeded):
+        wasmdeck.Plugin(behaviors_wasm, limits=Limits(max_output=1000)).call("big", {"bytes": 1001})
+    assert plugin.call("big", {"bytes": 1000}) == b"x" * 1000
+
+
+def test_limits_reject_nonsense() -> None:
+    for bad in ({"fuel": 0}, {"timeout": -1}, {"max_memory": 1.5}, {"max_output": -5}):
+        with pytest.raises(ValueError, match="limit"):
+            Limits(**bad)  # type: ignore[arg-type]
