@@ -18,20 +18,20 @@ import wasmdeck
 from wasmdeck.build import C_FLAGS, BuildError, compile_c, sdk_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-SDK_C = sdk_dir("c")
 CACHE = ROOT / ".cache" / "test-builds"
 
 
 def build_c(source: Path) -> Path:
     """Compile one C plugin (using the C kit) to a reactor module; cached."""
+    kit = sdk_dir("c")
     digest = hashlib.sha256()
-    for part in (source.read_bytes(), *(p.read_bytes() for p in sorted(SDK_C.glob("*.h")))):
+    for part in (source.read_bytes(), *(p.read_bytes() for p in sorted(kit.glob("*.h")))):
         digest.update(hashlib.sha256(part).digest())
     digest.update(" ".join(C_FLAGS).encode() + metadata.version("ziglang").encode())
     output = CACHE / f"{source.stem}-{digest.hexdigest()[:16]}.wasm"
     if not output.exists():
         try:
-            compile_c([source], output, include_dirs=[SDK_C])
+            compile_c([source], output, include_dirs=[kit])
         except BuildError as exc:
             pytest.fail(str(exc), pytrace=False)
     return output
@@ -58,3 +58,21 @@ def behaviors(behaviors_wasm: Path) -> wasmdeck.Plugin:
 def plugin_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="wasmdeck.plugin")
     return caplog
+
+
+@pytest.fixture(scope="session")
+def loopback_name() -> str:
+    """A host name other than ``localhost`` that resolves to 127.0.0.1.
+
+    The machine's own host name does, on the machines this project runs on
+    (/etc/hosts); without one the SSRF tests cannot be honest, so they fail.
+    """
+    import socket
+
+    name = socket.gethostname()
+    addresses = {info[4][0] for info in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)}
+    if name == "localhost" or addresses != {"127.0.0.1"}:
+        pytest.fail(
+            f"host name {name!r} resolves to {addresses}, not only 127.0.0.1", pytrace=False
+        )
+    return name

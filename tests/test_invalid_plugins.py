@@ -27,7 +27,7 @@ def test_bytes_that_are_not_wasm() -> None:
 def test_truncated_module() -> None:
     good = abi_module()
     with pytest.raises(
-        InvalidModule, match="wasmtime rejected the module: .*unexpected end-of-file"
+        InvalidModule, match=r"wasmtime rejected the module: .*unexpected end-of-file"
     ):
         wasmdeck.Plugin(good[: len(good) // 2])
 

@@ -86,6 +86,11 @@ class _TwoU32(ctypes.Structure):
 _two_at = _TwoU32.from_address
 
 
+def pack_i32_result(address: int, value: int) -> None:
+    """Write a host function's i32 result into the first raw value at ``address``."""
+    ctypes.c_int32.from_address(address).value = value
+
+
 def unpack_two_u32(address: int) -> tuple[int, int]:
     """The first two raw values at ``address`` as unsigned 32-bit integers."""
     raw = _two_at(address)

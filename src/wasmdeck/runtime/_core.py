@@ -15,9 +15,11 @@ buffer and frees it with ``dealloc`` only when it needs a larger one.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable
 
 import wasmtime
 from wasmtime import FuncType, MemoryType, TrapCode, ValType
@@ -41,6 +43,7 @@ from .._errors import (
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from ._engine import Runtime, error_summary
+from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._stdio import LineLogger, plugin_logger
 
@@ -59,11 +62,29 @@ _SIGNATURES: dict[str, tuple[list[ValType], list[ValType]]] = {
     "_initialize": ([], []),
 }
 _REQUIRED = ("alloc", "init", "execute")
-# Host functions of the "wasmdeck" import module: name -> (params, results).
-_HOST_FUNCS: dict[str, tuple[list[ValType], list[ValType]]] = {
+# The ABI's own host functions (module "wasmdeck"), always available.
+_PAYLOAD_FUNCS = ("set_output", "set_error")
+_BASE_FUNCS: dict[str, tuple[list[ValType], list[ValType]]] = {
     "set_output": ([_i32, _i32], []),
     "set_error": ([_i32, _i32], []),
+    "log": ([_i32, _i32, _i32], []),
+    "response_read": ([_i32, _i32], [_i32]),
 }
+# The host API (see _hostapi): JSON request at (ptr, len) in, the length of
+# the JSON response out; the plugin then fetches it with response_read.
+_JSON_FUNC = ([_i32, _i32], [_i32])
+_LOG_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
+# A host call's request is read from guest memory before it is parsed.
+MAX_HOST_REQUEST = 16 * MiB
+
+
+def _host_signature(name: str) -> tuple[list[ValType], list[ValType]] | None:
+    if name in _BASE_FUNCS:
+        return _BASE_FUNCS[name]
+    if name in HOST_FUNCTIONS:
+        return _JSON_FUNC
+    return None
+
 
 _TRAP_TEXT = {
     TrapCode.UNREACHABLE: "unreachable code reached",
@@ -115,6 +136,8 @@ class _Instance:
         "mem_size",
         "memory",
         "output",
+        "pending",
+        "session",
         "store",
         "tables",
         "trap",
@@ -123,8 +146,12 @@ class _Instance:
         "violation",
     )
 
-    def __init__(self, store: wasmtime.Store, instance: wasmtime.Instance) -> None:
+    def __init__(
+        self, store: wasmtime.Store, instance: wasmtime.Instance, session: HostSession
+    ) -> None:
         self.store = store
+        self.session = session
+        self.pending: bytes | None = None  # a host call's response, until response_read
         self.exports = instance.exports(store)
         self.ctx = capi.context_address(store)
         memory = self.exports["memory"]
@@ -190,12 +217,14 @@ class CoreModule:
         *,
         label: str,
         limits: Limits,
-        env: Mapping[str, str],
+        host: HostAPI,
     ) -> None:
         self.runtime = runtime
         self.limits = limits
         self.label = label  # the file name until metadata names the plugin
-        self._env = dict(env)
+        self.host = host
+        self._env = allowed_env(host.env_names)
+        self._deadline = 0.0  # monotonic time the current call must end by
         self._fuel = limits.fuel
         self._ticks = runtime.deadline_ticks(limits.timeout)
         self._live: _Instance | None = None
@@ -209,8 +238,12 @@ class CoreModule:
         linker.define_wasi()
         self._callbacks = []  # keeps the ctypes callbacks alive as long as the linker
         for name in imported:
-            params, results = _HOST_FUNCS[name]
-            callback = capi.HOST_CALLBACK(self._payload_callback(name))
+            params, results = _host_signature(name)  # type: ignore[misc]
+            if name in _PAYLOAD_FUNCS:
+                function = self._payload_callback(name)
+            else:
+                function = getattr(self, f"_host_{name}", None) or self._json_callback(name)
+            callback = capi.HOST_CALLBACK(function)
             self._callbacks.append(callback)
             capi.define_host_func(linker, HOST_MODULE, name, FuncType(params, results), callback)
         try:
@@ -222,6 +255,7 @@ class CoreModule:
         self.label = self.metadata.name
         for stream in (self._stdout, self._stderr):
             stream.logger = plugin_logger(self.metadata.name)
+        host.plugin, host.logger = self.metadata.name, plugin_logger(self.metadata.name)
 
     # -- loading -----------------------------------------------------------
 
@@ -263,8 +297,9 @@ class CoreModule:
             where = f"{imp.module}.{imp.name}"
             if imp.module == WASI_MODULE and isinstance(imp.type, FuncType):
                 continue  # checked by the linker: only real WASI preview 1 functions link
-            if imp.module == HOST_MODULE and imp.name in _HOST_FUNCS:
-                params, results = _HOST_FUNCS[imp.name]
+            signature = _host_signature(imp.name) if imp.module == HOST_MODULE else None
+            if signature is not None:
+                params, results = signature
                 ty = imp.type
                 if not isinstance(ty, FuncType) or _sig(ty.params, ty.results) != _sig(
                     params, results
@@ -278,6 +313,15 @@ class CoreModule:
                         f"imports {where} as {found}, but the host provides {_sig(params, results)}",
                         plugin=self.label,
                     )
+                if imp.name in HOST_FUNCTIONS and not self.host.granted(imp.name):
+                    capability = HOST_FUNCTIONS[imp.name].capability
+                    raise ImportNotAllowed(
+                        f"imports {where}, which needs the {capability!r} capability; it was not "
+                        f"granted (grant it with --grant {capability}"
+                        + (":SCOPE" if capability in ("network", "process") else "")
+                        + ")",
+                        plugin=self.label,
+                    )
                 if imp.name not in used:
                     used.append(imp.name)
                 continue
@@ -285,7 +329,7 @@ class CoreModule:
             raise ImportNotAllowed(
                 f"imports {where} ({kind}), which wasmdeck does not provide; a plugin may "
                 f"import WASI preview 1 ({WASI_MODULE}) and the host functions "
-                f"{', '.join(f'{HOST_MODULE}.{n}' for n in _HOST_FUNCS)}",
+                f"{HOST_MODULE}.* (see the ABI reference)",
                 plugin=self.label,
             )
         return used
@@ -302,6 +346,8 @@ class CoreModule:
         )
         wasi = wasmtime.WasiConfig()
         wasi.env = list(self._env.items())
+        for preopen in self.host.preopens:
+            wasi.preopen_dir(str(preopen.host), preopen.guest, preopen.writable)
         wasi.stdout_custom = self._stdout.write
         wasi.stderr_custom = self._stderr.write
         store.set_wasi(wasi)
@@ -330,7 +376,7 @@ class CoreModule:
             raise PluginTrap(
                 f"could not be instantiated: {error_summary(exc)}", plugin=self.label
             ) from None
-        live = _Instance(store, instance)
+        live = _Instance(store, instance, self.host.session())
         self._live = live
         if live.f_initialize:
             self._raw_call(live, live.f_initialize, 0, 0, "_initialize")
@@ -372,6 +418,7 @@ class CoreModule:
         """Run one request; return the plugin's output (empty if it set none)."""
         live = self._live or self._start()
         self._action = action
+        self._deadline = time.monotonic() + self.limits.timeout
         live.output = live.error = live.violation = None
         size = len(request)
         if size > live.buf_cap:
@@ -402,7 +449,12 @@ class CoreModule:
 
     def reset(self) -> None:
         """Discard the live instance; the next call starts a fresh one."""
-        self._live = None
+        self._discard()
+
+    def _discard(self) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.session.close()  # e.g. the instance's WebSockets
 
     def _grow_buffer(self, live: _Instance, size: int) -> None:
         capacity = max(1024, 1 << (size - 1).bit_length())
@@ -411,7 +463,7 @@ class CoreModule:
         live.buf_cap = 0
         ptr = self._raw_call(live, live.f_alloc, capacity, 0, "alloc") & 0xFFFF_FFFF
         if live.read(ptr, 0) is None or ptr + capacity > live.mem_size:
-            self._live = None
+            self._discard()
             raise ABIViolation(
                 f"alloc({capacity}) returned {ptr:#x}, which does not leave {capacity} bytes "
                 f"inside the plugin's {live.mem_size}-byte memory",
@@ -426,6 +478,7 @@ class CoreModule:
         """Call an ABI export other than execute; raise a typed error on failure."""
         ctx = live.ctx
         live.violation = None
+        self._deadline = time.monotonic() + self.limits.timeout
         capi.set_fuel(ctx, self._fuel)
         capi.set_epoch_deadline(ctx, self._ticks)
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
@@ -443,7 +496,7 @@ class CoreModule:
         self, live: _Instance, error: int | None, during: str | None = None
     ) -> WasmdeckError:
         """Turn a failed call into a typed error and discard the instance."""
-        self._live = None
+        self._discard()
         action = self._action if during is None else None
         where = f" in {during}" if during else ""
         if live.trap.value:
@@ -585,6 +638,99 @@ class CoreModule:
                 return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
 
         return payload
+
+    def _host_log(self, _env: int, _caller: int, args: int, _nargs: int) -> int:
+        """``log(level, ptr, len)``: one message to the plugin's logger."""
+        try:
+            live = self._live
+            if live is None:
+                return 0
+            level = capi.unpack_two_u32(args)[0]
+            ptr, length = capi.unpack_two_u32(args + capi.ARGS_BYTES // 2)
+            if length > self.limits.max_output:
+                return self._fail(
+                    OutputLimitExceeded(
+                        f"logged a {length:,}-byte message, more than its max_output limit",
+                        value=self.limits.max_output,
+                    )
+                )
+            data = live.read(ptr, length)
+            if data is None:
+                return self._fail(
+                    ABIViolation(f"log({level}, {ptr:#x}, {length}) points outside memory")
+                )
+            logger = self._stdout.logger
+            logger.log(_LOG_LEVELS[min(level, 3)], "%s", data.decode("utf-8", "replace"))
+            return 0
+        except BaseException as exc:
+            return self._fail(WasmdeckError(f"host function log failed: {exc!r}"))
+
+    def _host_response_read(self, _env: int, _caller: int, args: int, _nargs: int) -> int:
+        """``response_read(ptr, len) -> n``: copy the pending host response out."""
+        try:
+            live = self._live
+            if live is None:
+                return 0
+            ptr, length = capi.unpack_two_u32(args)
+            pending = live.pending or b""
+            count = min(length, len(pending))
+            end = ptr + count
+            if end > live.mem_size:
+                live.refresh()
+                if end > live.mem_size:
+                    return self._fail(
+                        ABIViolation(
+                            f"response_read({ptr:#x}, {length}) points outside the plugin's memory"
+                        )
+                    )
+            live.view[ptr:end] = pending[:count]
+            live.pending = None
+            capi.pack_i32_result(args, count)
+            return 0
+        except BaseException as exc:
+            return self._fail(WasmdeckError(f"host function response_read failed: {exc!r}"))
+
+    def _json_callback(self, name: str) -> Callable[[int, int, int, int], int]:
+        """A host API function: JSON request in guest memory, response kept for response_read."""
+        core = self
+
+        def host_call(_env: int, _caller: int, args: int, _nargs: int) -> int:
+            try:
+                live = core._live
+                if live is None:
+                    return 0
+                ptr, length = capi.unpack_two_u32(args)
+                if length > MAX_HOST_REQUEST:
+                    return core._fail(
+                        ABIViolation(f"{name}: a {length:,}-byte request is too large")
+                    )
+                data = live.read(ptr, length)
+                if data is None:
+                    return core._fail(
+                        ABIViolation(
+                            f"{name}({ptr:#x}, {length}) points outside the plugin's memory"
+                        )
+                    )
+                try:
+                    request = json.loads(data)
+                except (ValueError, RecursionError):
+                    response = {
+                        "error": {
+                            "kind": "invalid_request",
+                            "message": f"{name}: the request is not JSON",
+                        }
+                    }
+                else:
+                    response = live.session.call(name, request, core._deadline)
+                live.pending = json.dumps(
+                    response, separators=(",", ":"), ensure_ascii=False
+                ).encode()
+                capi.pack_i32_result(args, len(live.pending))
+                return 0
+            except BaseException as exc:
+                return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
+
+        return host_call
 
 
 def allowed_env(names: Iterable[str]) -> dict[str, str]:

@@ -21,6 +21,9 @@ class Limits:
       ``max_instances``: the other per-store resources.
     - ``max_output``: bytes a plugin may hand back through ``set_output`` or
       ``set_error``.
+    - ``max_response``: bytes the host hands a plugin in one host call: an
+      HTTP response body, a WebSocket message, a program's captured output.
+    - ``max_kv_bytes``: the plugin's key-value quota (keys and values).
     """
 
     fuel: int = 100_000_000
@@ -31,6 +34,8 @@ class Limits:
     max_memories: int = 1
     max_instances: int = 4
     max_output: int = 1 * MiB
+    max_response: int = 4 * MiB
+    max_kv_bytes: int = 1 * MiB
 
     def __post_init__(self) -> None:
         for name in (
@@ -41,6 +46,8 @@ class Limits:
             "max_memories",
             "max_instances",
             "max_output",
+            "max_response",
+            "max_kv_bytes",
         ):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:

@@ -15,9 +15,11 @@ from .._capabilities import Grant, Grants
 from .._context import TriggerContext
 from .._errors import ActionNotFound, WasmdeckError
 from .._metadata import PluginMetadata
-from ._core import CoreModule, allowed_env
+from ._core import CoreModule
 from ._engine import Runtime, default_runtime
+from ._hostapi import HostAPI
 from ._limits import Limits
+from ._stdio import plugin_logger
 
 __all__ = ["Plugin"]
 
@@ -51,6 +53,8 @@ class Plugin:
     ``limits`` bounds every call (see ``Limits``). ``grants`` are the
     capabilities the user gives the plugin (``"env:LANG"``, ...; see
     ``Grants``); by default it gets none — not even environment variables.
+    ``config`` is the plugin's configuration (a bridge address, a token...),
+    which it reads through the host API.
 
     Calls on one plugin are serialized; different plugins run in parallel
     (wasm runs without holding the GIL).
@@ -62,6 +66,7 @@ class Plugin:
         *,
         limits: Limits | None = None,
         grants: Grants | Iterable[Grant | str] = (),
+        config: Mapping[str, Any] | None = None,
         runtime: Runtime | None = None,
     ) -> None:
         if isinstance(source, bytes | bytearray | memoryview):
@@ -74,14 +79,11 @@ class Plugin:
         if isinstance(grants, str):
             raise TypeError("grants must be an iterable of grants, not one string")
         self.grants = grants if isinstance(grants, Grants) else Grants(grants)
-        module = self.runtime.compile(wasm, name=label)
-        self._impl = CoreModule(
-            self.runtime,
-            module,
-            label=label,
-            limits=self.limits,
-            env=allowed_env(self.grants.scopes("env")),
+        host = HostAPI(
+            label, self.grants, limits=self.limits, config=config, logger=plugin_logger(label)
         )
+        module = self.runtime.compile(wasm, name=label)
+        self._impl = CoreModule(self.runtime, module, label=label, limits=self.limits, host=host)
         self.metadata: PluginMetadata = self._impl.metadata
         self._actions = (
             None
@@ -209,6 +211,7 @@ class Plugin:
         with self._lock:
             self._closed = True
             self._impl.reset()
+            self._impl.host.close()
 
     def __enter__(self) -> Plugin:
         return self

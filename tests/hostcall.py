@@ -1,0 +1,39 @@
+"""WAT plugins that make one host call with a fixed JSON request.
+
+``host_call_module(function, request)`` builds a plugin whose ``execute``
+sends ``request`` (embedded in the module) to ``wasmdeck.<function>``, reads
+the response with ``response_read`` and hands it back as its output. The
+tests then see exactly what the host answered.
+"""
+
+from __future__ import annotations
+
+import json
+
+from watgen import abi_module, data_string
+
+REQUEST_AT = 8192
+RESPONSE_AT = 65536
+
+
+def host_call_module(
+    function: str, request: dict[str, object], *, name: str = "host-caller"
+) -> bytes:
+    payload = json.dumps(request).encode()
+    imports = (
+        '(import "wasmdeck" "set_output" (func $set_output (param i32 i32)))'
+        f'(import "wasmdeck" "{function}" (func $call (param i32 i32) (result i32)))'
+        '(import "wasmdeck" "response_read" (func $read (param i32 i32) (result i32)))'
+    )
+    body = f"""
+        (call $set_output (i32.const {RESPONSE_AT})
+            (call $read (i32.const {RESPONSE_AT})
+                (call $call (i32.const {REQUEST_AT}) (i32.const {len(payload)}))))
+        (i32.const 0)"""
+    return abi_module(
+        body,
+        imports=imports,
+        memory='(memory (export "memory") 8)',
+        metadata={"name": name, "version": "1.0.0", "description": f"calls {function}"},
+        extra=f"(data (i32.const {REQUEST_AT}) {data_string(payload)})",
+    )

@@ -1,0 +1,152 @@
+"""The command line: outputs, exit codes (a stable contract), no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_sandbox import MEMORY_BOMB, SPIN
+from watgen import abi_module
+
+
+def wasmdeck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    result = subprocess.run(
+        [sys.executable, "-m", "wasmdeck", *args], capture_output=True, timeout=60, env=env
+    )
+    assert b"Traceback" not in result.stderr, result.stderr.decode()
+    return result
+
+
+@pytest.fixture(scope="module")
+def wat_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("wat")
+    modules = {
+        "ok": abi_module(),
+        "spin": abi_module(SPIN),
+        "bomb": abi_module(MEMORY_BOMB),
+        "trap": abi_module("unreachable"),
+        "no-execute": abi_module(exports=("alloc", "init")),
+        "bad-meta": abi_module(metadata=b"{nope"),
+    }
+    paths = {}
+    for name, wasm in modules.items():
+        paths[name] = root / f"{name}.wasm"
+        paths[name].write_bytes(wasm)
+    (root / "not-wasm.wasm").write_text("hello")
+    paths["not-wasm"] = root / "not-wasm.wasm"
+    return paths
+
+
+def test_info_prints_the_metadata_json(velocity_wasm: Path) -> None:
+    result = wasmdeck("info", str(velocity_wasm))
+    assert result.returncode == 0
+    meta = json.loads(result.stdout)
+    assert meta["name"] == "velocity"
+    assert {a["name"] for a in meta["actions"]} == {"scale", "pick"}
+
+
+def test_run_prints_the_output_raw(behaviors_wasm: Path) -> None:
+    result = wasmdeck(
+        "run",
+        str(behaviors_wasm),
+        "context",
+        "--context",
+        '{"velocity": 100, "mode": 2, "timestamp": 1732500000123}',
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b'{"velocity":100,"mode":2,"timestamp":1732500000123}'
+
+
+def test_run_passes_params(behaviors_wasm: Path) -> None:
+    result = wasmdeck(
+        "run", str(behaviors_wasm), "params", "--params", '{"scene": "Live", "n": [1, 2]}'
+    )
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"scene": "Live", "n": [1, 2]}
+
+
+def test_plugin_output_on_stderr_and_quiet(behaviors_wasm: Path) -> None:
+    shown = wasmdeck("run", str(behaviors_wasm), "log")
+    assert shown.returncode == 0 and shown.stdout == b"ok"
+    assert b"[behaviors] first line" in shown.stderr and b"[behaviors] partial" in shown.stderr
+    quiet = wasmdeck("-q", "run", str(behaviors_wasm), "log")
+    assert quiet.returncode == 0 and quiet.stderr == b""
+
+
+def test_environment_only_when_granted(behaviors_wasm: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "WASMDECK_SECRET": "s3cret"}
+    denied = wasmdeck(
+        "run", str(behaviors_wasm), "env", "--params", '{"name": "WASMDECK_SECRET"}', env=env
+    )
+    assert denied.returncode == 1 and b"WASMDECK_SECRET is not set" in denied.stderr
+    granted = wasmdeck(
+        "run",
+        str(behaviors_wasm),
+        "env",
+        "--params",
+        '{"name": "WASMDECK_SECRET"}',
+        "--grant",
+        "env:WASMDECK_SECRET",
+        env=env,
+    )
+    assert granted.returncode == 0 and granted.stdout == b"s3cret"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["trap", "boom"], 1, b"trapped: unreachable code reached"),
+        (["spin", "loop", "--timeout", "0.2"], 3, b"0.2 s time limit"),
+        (["spin", "loop", "--fuel", "1000"], 3, b"ran out of fuel"),
+        (["bomb", "grow", "--max-memory", "4"], 3, b"4 MiB memory limit"),
+        (["no-execute", "x"], 4, b"does not export 'execute'"),
+        (["bad-meta", "x"], 4, b"metadata is not valid JSON"),
+        (["not-wasm", "x"], 4, b"not a WebAssembly module"),
+        (["ok", "ok", "--params", "{not json"], 2, b"--params is not valid JSON"),
+        (["ok", "ok", "--params", "[1]"], 2, b"--params must be a JSON object"),
+        (["ok", "ok", "--context", '{"velocity": 300}'], 2, b"velocity must be 0-127"),
+        (["ok", "ok", "--context", '{"speed": 1}'], 2, b"unknown trigger context field(s): speed"),
+        (["ok", "ok", "--grant", "telepathy"], 2, b"unknown capability 'telepathy'"),
+        (["ok", "ok", "--timeout", "-1"], 2, b"limit timeout must be"),
+    ],
+)
+def test_exit_codes(wat_files: dict[str, Path], args: list[str], code: int, message: bytes) -> None:
+    plugin, *rest = args
+    result = wasmdeck("run", str(wat_files[plugin]), *rest)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr, result.stderr
+    assert result.stderr.startswith(b"wasmdeck: ")
+
+
+def test_plugin_reported_error_exits_1(behaviors_wasm: Path) -> None:
+    result = wasmdeck("run", str(behaviors_wasm), "fail", "--params", '{"reason": "lights off"}')
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == b"wasmdeck: plugin 'behaviors', action 'fail': failed on purpose: lights off\n"
+    )
+
+
+def test_undeclared_action_is_a_usage_error(velocity_wasm: Path) -> None:
+    result = wasmdeck("run", str(velocity_wasm), "explode")
+    assert result.returncode == 2 and b"declares: pick, scale" in result.stderr
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = wasmdeck("info", str(tmp_path / "absent.wasm"))
+    assert result.returncode == 2 and b"No such file or directory" in result.stderr
+
+
+def test_argparse_errors_exit_2() -> None:
+    assert wasmdeck("run").returncode == 2
+    assert wasmdeck("frobnicate").returncode == 2
+
+
+def test_help_explains_itself() -> None:
+    result = wasmdeck("run", "--help")
+    assert result.returncode == 0
+    for option in (b"--params", b"--context", b"--timeout", b"--fuel", b"--max-memory", b"--grant"):
+        assert option in result.stdout

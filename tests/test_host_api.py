@@ -1,0 +1,182 @@
+"""Host functions behind capabilities: process, key-value, config; loading rules.
+
+Network (HTTP, WebSocket) is in test_network.py, against real servers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hostcall import host_call_module
+
+import wasmdeck
+from wasmdeck import ImportNotAllowed, Limits
+
+
+def call(function: str, request: dict[str, object], **options: object) -> dict[str, object]:
+    plugin = wasmdeck.Plugin(host_call_module(function, request), **options)  # type: ignore[arg-type]
+    try:
+        return json.loads(plugin.call("go"))
+    finally:
+        plugin.close()
+
+
+@pytest.fixture(autouse=True)
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WASMDECK_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+# -- loading: only granted host functions link ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("function", "capability"),
+    [
+        ("http_request", "network"),
+        ("ws_connect", "network"),
+        ("process_run", "process"),
+        ("kv_set", "kv"),
+    ],
+)
+def test_ungranted_host_function_fails_to_load(function: str, capability: str) -> None:
+    with pytest.raises(
+        ImportNotAllowed,
+        match=f"imports wasmdeck.{function}, which needs the '{capability}' capability",
+    ):
+        wasmdeck.Plugin(host_call_module(function, {}))
+
+
+def test_granted_host_function_loads() -> None:
+    plugin = wasmdeck.Plugin(host_call_module("kv_get", {"key": "a"}), grants=["kv"])
+    assert json.loads(plugin.call("go")) == {"value": None}
+
+
+def test_config_is_always_readable() -> None:
+    config = {"bridge": "192.168.1.20", "user": "abc"}
+    assert call("config_get", {"key": "bridge"}, config=config) == {"value": "192.168.1.20"}
+    assert call("config_get", {"key": "absent"}, config=config) == {"value": None}
+    assert call("config_get", {}, config=config) == {"value": config}
+
+
+# -- process ------------------------------------------------------------------------
+
+
+def test_process_runs_an_allowlisted_program() -> None:
+    result = call("process_run", {"argv": ["printf", "%s-%s", "a", "b"]}, grants=["process:printf"])
+    assert result == {"exit_code": 0, "stdout": "a-b", "stderr": ""}
+
+
+def test_shell_metacharacters_are_plain_arguments(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    hostile = f"$(touch {marker}); touch {marker} && echo `id` | cat > {marker}"
+    result = call("process_run", {"argv": ["printf", "%s", hostile]}, grants=["process:printf"])
+    assert result["stdout"] == hostile
+    assert not marker.exists()
+
+
+def test_program_not_granted_is_refused(caplog: pytest.LogCaptureFixture) -> None:
+    result = call("process_run", {"argv": ["cat", "/etc/passwd"]}, grants=["process:printf"])
+    assert result["error"]["kind"] == "denied"  # type: ignore[index]
+    assert "running 'cat' is not granted" in result["error"]["message"]  # type: ignore[index]
+    assert "refused process_run" in caplog.text
+
+
+def test_absolute_path_must_resolve_to_the_granted_program() -> None:
+    result = call(
+        "process_run", {"argv": ["/usr/bin/../bin/printf", "ok"]}, grants=["process:printf"]
+    )
+    assert result["stdout"] == "ok"
+    result = call("process_run", {"argv": ["./printf", "x"]}, grants=["process:printf"])
+    assert result["error"]["kind"] == "denied"  # type: ignore[index]
+
+
+def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WASMDECK_SECRET_TOKEN", "hunter2")
+    result = call("process_run", {"argv": ["env"]}, grants=["process:env"])
+    assert "hunter2" not in result["stdout"]  # type: ignore[operator]
+    assert "PATH=" in result["stdout"]  # type: ignore[operator]
+
+
+def test_process_timeout_kills_the_child() -> None:
+    result = call(
+        "process_run", {"argv": ["sleep", "5"], "timeout_ms": 200}, grants=["process:sleep"]
+    )
+    assert result["error"]["kind"] == "timeout"  # type: ignore[index]
+
+
+def test_process_output_is_capped() -> None:
+    result = call(
+        "process_run",
+        {"argv": ["seq", "1", "100000"]},
+        grants=["process:seq"],
+        limits=Limits(max_response=1000),
+    )
+    assert result["truncated"] is True and len(result["stdout"]) == 1000  # type: ignore[arg-type]
+
+
+def test_stdin_and_exit_code() -> None:
+    result = call(
+        "process_run",
+        {"argv": ["sh", "-c", "cat; exit 3"], "stdin": "piped"},
+        grants=["process:sh"],
+    )
+    assert result == {"exit_code": 3, "stdout": "piped", "stderr": ""}
+
+
+def test_grant_for_a_missing_program_fails_at_load() -> None:
+    with pytest.raises(ValueError, match="no executable program"):
+        wasmdeck.Plugin(host_call_module("process_run", {}), grants=["process:no-such-program-xyz"])
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        ({"argv": "ls -la"}, "argv must be a non-empty list"),
+        ({"argv": []}, "argv must be a non-empty list"),
+    ],
+)
+def test_bad_process_requests(request_: dict[str, object], message: str) -> None:
+    result = call("process_run", request_, grants=["process:printf"])
+    assert result["error"]["kind"] == "invalid_request" and message in result["error"]["message"]  # type: ignore[index]
+
+
+# -- key-value ------------------------------------------------------------------------
+
+
+def test_kv_round_trip_persists_across_plugins(private_home: Path) -> None:
+    assert call("kv_set", {"key": "token", "value": "abc"}, grants=["kv"]) == {}
+    assert call("kv_get", {"key": "token"}, grants=["kv"]) == {"value": "abc"}
+    assert call("kv_list", {"prefix": "to"}, grants=["kv"]) == {"keys": ["token"]}
+    assert call("kv_delete", {"key": "token"}, grants=["kv"]) == {"deleted": True}
+    assert call("kv_get", {"key": "token"}, grants=["kv"]) == {"value": None}
+    assert (private_home / "kv.sqlite3").exists()
+
+
+def test_kv_is_private_to_each_plugin() -> None:
+    set_a = wasmdeck.Plugin(
+        host_call_module("kv_set", {"key": "k", "value": "a"}, name="a"), grants=["kv"]
+    )
+    get_b = wasmdeck.Plugin(host_call_module("kv_get", {"key": "k"}, name="b"), grants=["kv"])
+    set_a.call("go")
+    assert json.loads(get_b.call("go")) == {"value": None}
+
+
+def test_kv_binary_values_and_quota() -> None:
+    assert call("kv_set", {"key": "b", "value_base64": "AP8="}, grants=["kv"]) == {}
+    assert call("kv_get", {"key": "b"}, grants=["kv"]) == {"value_base64": "AP8="}
+    result = call(
+        "kv_set",
+        {"key": "big", "value": "x" * 2000},
+        grants=["kv"],
+        limits=Limits(max_kv_bytes=1000),
+    )
+    assert result["error"]["kind"] == "quota"  # type: ignore[index]
+
+
+def test_host_call_with_a_malformed_request() -> None:
+    # The embedded request is not an object: the plugin gets an error, the host is fine.
+    plugin = wasmdeck.Plugin(host_call_module("kv_get", ["not", "an", "object"]), grants=["kv"])  # type: ignore[arg-type]
+    assert json.loads(plugin.call("go"))["error"]["kind"] == "invalid_request"
