@@ -272,6 +272,9 @@ class WebSocketSessions:
                 open_timeout=timeout,
                 max_size=self._max_message,
                 compression=None,
+                user_agent_header="wasmdeck",
+                proxy=None,  # never through a proxy: the vetted address is the peer
+                legacy=True,  # the connection outlives this call (no `with` block)
             )
         except (InvalidHandshake, InvalidURI, OSError, TimeoutError) as exc:
             sock.close()
