@@ -32,10 +32,15 @@ def test_truncated_module() -> None:
         wasmdeck.Plugin(good[: len(good) // 2])
 
 
-def test_component_is_refused_by_the_core_runtime() -> None:
-    component = b"\0asm\x0d\x00\x01\x00"
-    with pytest.raises(InvalidModule, match="component"):
-        wasmdeck.Plugin(component)
+def test_unknown_binary_version_is_refused() -> None:
+    with pytest.raises(InvalidModule, match=r"neither a core module .* nor a component"):
+        wasmdeck.Plugin(b"\0asm\x02\x00\x00\x00")
+
+
+def test_component_without_the_plugin_exports_is_refused() -> None:
+    # Components load (tests/test_component.py); an empty one lacks the world's exports.
+    with pytest.raises(MissingExport, match="does not export the function 'metadata'"):
+        wasmdeck.Plugin(b"\0asm\x0d\x00\x01\x00")
 
 
 def test_missing_file_is_an_os_error(tmp_path) -> None:

@@ -211,7 +211,8 @@ def test_alloc_that_traps_discards_the_instance() -> None:
 
 def test_c_plugin_misbehaviour(behaviors_wasm: Path) -> None:
     """The same limits, hit by a plugin compiled from C with the kit."""
-    plugin = wasmdeck.Plugin(behaviors_wasm, limits=Limits(timeout=0.5, max_memory=16 * MiB))
+    limits = Limits(timeout=0.5, max_memory=16 * MiB, fuel=10**13)
+    plugin = wasmdeck.Plugin(behaviors_wasm, limits=limits)
     cases = [
         ("spin", TimeLimitExceeded),
         ("bomb", MemoryLimitExceeded),

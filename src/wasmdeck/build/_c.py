@@ -10,7 +10,16 @@ from pathlib import Path
 
 __all__ = ["C_FLAGS", "BuildError", "compile_c", "sdk_dir"]
 
-C_FLAGS = ("-target", "wasm32-wasi", "-O2", "-s", "-mexec-model=reactor")
+# zig links a 16 MiB stack by default; plugins need far less, and it counts
+# against their memory limit from the first page.
+C_FLAGS = (
+    "-target",
+    "wasm32-wasi",
+    "-O2",
+    "-s",
+    "-mexec-model=reactor",
+    "-Wl,-z,stack-size=1048576",
+)
 
 
 class BuildError(Exception):

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from .._errors import InvalidPlugin, LimitExceeded, PluginError, RoutingError, WasmdeckError
-from . import _run
+from . import _compile, _run
 
 EXIT_OK, EXIT_PLUGIN_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INVALID = 0, 1, 2, 3, 4
 
 # Each command module offers register(subparsers) and sets a `handler` default.
-_COMMANDS = (_run,)
+_COMMANDS = (_run, _compile)
 
 
 class UsageError(Exception):
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.quiet)
+    _compile.install_progress()
     try:
         return int(args.handler(args) or EXIT_OK)
     except UsageError as exc:
@@ -103,5 +105,20 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def run() -> None:
+    """The console script: ``main()``, then leave the process at once.
+
+    wasmtime's WASI implementation keeps tokio worker threads that can panic
+    ("panic in a function that cannot unwind") while the interpreter tears
+    itself down; nothing is left to do by then, so the process exits
+    without that teardown, after flushing what it printed.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -51,7 +51,6 @@ __all__ = ["CoreModule"]
 
 WASI_MODULE = "wasi_snapshot_preview1"
 HOST_MODULE = "wasmdeck"
-WASM_PAGE = 65536
 
 _i32, _i64 = ValType.i32(), ValType.i64()
 _SIGNATURES: dict[str, tuple[list[ValType], list[ValType]]] = {
@@ -162,7 +161,7 @@ class _Instance:
         # memory_may_move = False.
         self.base = capi.memory_data(self.ctx, self.mem)
         self.refresh()
-        self.tables = [e for e in self.exports if isinstance(e, wasmtime.Table)]
+        self.tables = [e for e in self.exports.values() if isinstance(e, wasmtime.Table)]
 
         def func(name: str) -> int:
             item = self.exports.get(name)
@@ -562,11 +561,13 @@ class CoreModule:
         Past a limit ``memory.grow`` / ``table.grow`` return -1 rather than
         trap; plugins then typically trap (an allocator's ``unreachable``).
         Wasmtime does not report the failed grow, so we judge by size: within
-        one sixteenth of the limit (and at least one page) counts as hitting it.
+        a quarter of the limit (allocators often grow by doubling or by large
+        steps; at least 1 MiB of memory) counts as hitting it. The message
+        keeps the trap's own text either way.
         """
         limits = self.limits
         size = capi.memory_data_size(live.ctx, live.mem)
-        if size + max(WASM_PAGE, limits.max_memory // 16) > limits.max_memory:
+        if size + max(MiB, limits.max_memory // 4) > limits.max_memory:
             return MemoryLimitExceeded(
                 f"reached its {limits.max_memory / MiB:g} MiB memory limit (max_memory; memory "
                 f"at {size / MiB:.1f} MiB could not grow) and then trapped{where}: {text}",
@@ -575,7 +576,7 @@ class CoreModule:
             )
         for table in live.tables:
             elements = table.size(live.store)
-            if elements + max(1, limits.max_table_elements // 16) > limits.max_table_elements:
+            if elements + max(1, limits.max_table_elements // 4) > limits.max_table_elements:
                 return TableLimitExceeded(
                     f"reached its table limit of {limits.max_table_elements} elements "
                     f"(max_table_elements; table at {elements}) and then trapped{where}: {text}",

@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
+import platform
 import re
 import threading
 import weakref
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from importlib import metadata
+from pathlib import Path
 
 import wasmtime
+from wasmtime import component
 
 from .._errors import InvalidModule
+from ._cache import CompileCache, Kind, Lookup
 
-__all__ = ["Runtime", "default_runtime"]
+__all__ = ["Artifact", "Runtime", "default_runtime"]
 
 WASM_MAGIC = b"\0asm"
-# A core module's version field; components carry a different one.
+# The version field: a core module's, and a component's (version 0xd, layer 1).
 CORE_VERSION = b"\x01\x00\x00\x00"
+COMPONENT_VERSION = b"\x0d\x00\x01\x00"
+WASMTIME_VERSION = metadata.version("wasmtime")
+
+Artifact = wasmtime.Module | component.Component
+# Called with (plugin name, wasm size) around a compile that missed the cache.
+Progress = Callable[[str, int], AbstractContextManager[object]]
 
 
 class Runtime:
@@ -26,25 +42,50 @@ class Runtime:
     number of ticks, so it is enforced within about one tick of the deadline.
     ``max_stack`` bounds the wasm stack of every plugin on this runtime.
 
+    Compiled plugins are kept in ``cache`` (a ``CompileCache``; by default
+    the one under ``$WASMDECK_HOME/cache``; ``None`` turns caching off).
+    ``progress``, when set, wraps every compile that misses the cache (the
+    CLI shows a progress indicator with it).
+
     Plugins share a runtime unless given their own; a runtime is safe to use
     from many threads.
     """
 
-    def __init__(self, *, max_stack: int = 512 * 1024, tick: float = 0.005) -> None:
+    def __init__(
+        self,
+        *,
+        max_stack: int = 512 * 1024,
+        tick: float = 0.005,
+        cache: CompileCache | bool | None = True,
+    ) -> None:
         if type(max_stack) is not int or not 64 * 1024 <= max_stack <= 64 * 1024 * 1024:
             raise ValueError(f"max_stack must be 64 KiB to 64 MiB in bytes, not {max_stack!r}")
         if not 0.0005 <= tick <= 1.0:
             raise ValueError(f"tick must be 0.0005 to 1 seconds, not {tick!r}")
-        config = wasmtime.Config()
-        config.consume_fuel = True
-        config.epoch_interruption = True
-        config.max_wasm_stack = max_stack
         # Linear memory never moves (growth stays inside its reservation), so
         # an instance's memory base address can be read once and kept.
-        config.memory_may_move = False
+        settings = {
+            "consume_fuel": True,
+            "epoch_interruption": True,
+            "max_wasm_stack": max_stack,
+            "memory_may_move": False,
+        }
+        config = wasmtime.Config()
+        for name, value in settings.items():
+            setattr(config, name, value)
         self.max_stack = max_stack
         self.tick = tick
         self.engine = wasmtime.Engine(config)
+        # What compiled code depends on: artifacts are shared only between
+        # engines with the same fingerprint.
+        self.fingerprint = hashlib.sha256(
+            json.dumps(
+                {"wasmtime": WASMTIME_VERSION, "machine": platform.machine(), **settings},
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:32]
+        self.cache = CompileCache() if cache is True else (cache or None)
+        self.progress: Progress | None = None
         self._stopped = threading.Event()
         self._ticker = threading.Thread(
             target=_advance_epoch,
@@ -58,30 +99,86 @@ class Runtime:
         """Epoch ticks that cover ``timeout`` seconds (one more for the partial tick)."""
         return math.ceil(timeout / self.tick) + 1
 
-    def compile(self, wasm: bytes, *, name: str) -> wasmtime.Module:
-        """Compile a core module, or raise ``InvalidModule`` naming what is wrong."""
-        if wasm[:4] != WASM_MAGIC:
-            raise InvalidModule(
-                "not a WebAssembly module (it does not start with the \\0asm magic bytes)",
-                plugin=name,
-            )
-        if wasm[4:8] != CORE_VERSION:
-            raise InvalidModule(
-                "this is a WebAssembly component or an unknown binary version; "
-                "only core modules (wasm32-wasip1) are supported by this runtime",
-                plugin=name,
-            )
+    def compile(self, source: bytes | os.PathLike[str], *, name: str) -> Artifact:
+        """Compile a core module or a component (``source`` is its bytes or its file).
+
+        Uses the compile cache when the runtime has one; raises
+        ``InvalidModule`` naming what is wrong with the binary.
+        """
+        return self.load(source, name=name)[0]
+
+    def load(self, source: bytes | os.PathLike[str], *, name: str) -> tuple[Artifact, bool]:
+        """``compile``, also telling whether the artifact came from the cache."""
+        cache = self.cache
+        path = None if isinstance(source, bytes | bytearray) else Path(source)
+        if cache is not None and path is not None:
+            known = cache.known_path(path, self.fingerprint)
+            if known is not None:
+                hit = cache.fetch(known, self.fingerprint, WASMTIME_VERSION, _loader(self, known))
+                if hit is not None:
+                    return hit, True
+        if path is None:
+            wasm, st = bytes(source), None  # type: ignore[arg-type]
+        else:
+            st = path.stat()
+            wasm = path.read_bytes()
+        kind = _kind(wasm, name)
+        if cache is None:
+            return self._compile(wasm, kind, name), False
+        lookup = Lookup(
+            CompileCache.key(self.fingerprint, kind, digest := hashlib.sha256(wasm).hexdigest()),
+            digest,
+            len(wasm),
+            kind,
+        )
+        if path is not None and st is not None:
+            cache.remember_path(path, lookup, st)
+        hit = cache.fetch(lookup, self.fingerprint, WASMTIME_VERSION, _loader(self, lookup))
+        if hit is not None:
+            return hit, True
+        artifact = self._compile(wasm, kind, name)
+        cache.store(lookup, self.fingerprint, WASMTIME_VERSION, artifact.serialize(), name=name)
+        return artifact, False
+
+    def _compile(self, wasm: bytes, kind: Kind, name: str) -> Artifact:
+        progress = self.progress(name, len(wasm)) if self.progress else nullcontext()
         try:
-            return wasmtime.Module(self.engine, wasm)
+            with progress:
+                if kind == "component":
+                    return component.Component(self.engine, wasm)
+                return wasmtime.Module(self.engine, wasm)
         except wasmtime.WasmtimeError as exc:
             raise InvalidModule(
-                f"wasmtime rejected the module: {error_summary(exc)}", plugin=name
+                f"wasmtime rejected the {kind}: {error_summary(exc)}", plugin=name
             ) from None
 
     def close(self) -> None:
         """Stop the epoch thread. Plugins on this runtime must not be called afterwards."""
         self._stopped.set()
         self._ticker.join()
+
+
+def _kind(wasm: bytes, name: str) -> Kind:
+    if wasm[:4] != WASM_MAGIC:
+        raise InvalidModule(
+            "not a WebAssembly module (it does not start with the \\0asm magic bytes)",
+            plugin=name,
+        )
+    if wasm[4:8] == CORE_VERSION:
+        return "module"
+    if wasm[4:8] == COMPONENT_VERSION:
+        return "component"
+    raise InvalidModule(
+        f"unknown WebAssembly binary version {wasm[4:8].hex()}: neither a core module "
+        "(wasm32-wasip1) nor a component (WASI preview 2)",
+        plugin=name,
+    )
+
+
+def _loader(runtime: Runtime, lookup: Lookup) -> Callable[[str], Artifact]:
+    if lookup.kind == "component":
+        return lambda path: component.Component.deserialize_file(runtime.engine, path)
+    return lambda path: wasmtime.Module.deserialize_file(runtime.engine, path)
 
 
 def _advance_epoch(

@@ -11,10 +11,14 @@ from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-
 from pathlib import Path
 from typing import Any
 
+from wasmtime.component import Component
+
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
 from .._errors import ActionNotFound, WasmdeckError
 from .._metadata import PluginMetadata
+from ._component import ActionRequest, ComponentPlugin
+from ._component import TriggerContext as WitContext
 from ._core import CoreModule
 from ._engine import Runtime, default_runtime
 from ._hostapi import HostAPI
@@ -43,6 +47,22 @@ def _encode_json(value: object, what: str) -> str:
         ) from None
 
 
+def _params_json(params: Mapping[str, Any] | None) -> str:
+    """``params`` as a JSON object's text; raises ValueError for anything else."""
+    if type(params) is dict and params:
+        try:
+            return "".join(_encode(params, 0))
+        except (TypeError, ValueError, RecursionError):
+            return _encode_json(params, "params")  # raises with a clear message
+    if not params:
+        if params is not None and not isinstance(params, Mapping):
+            raise ValueError(f"params must be a JSON object (a mapping), not {params!r}")
+        return "{}"
+    if isinstance(params, Mapping):
+        return _encode_json(dict(params), "params")
+    raise ValueError(f"params must be a JSON object (a mapping), not {type(params).__name__}")
+
+
 class Plugin:
     """A sandboxed WebAssembly plugin.
 
@@ -69,11 +89,12 @@ class Plugin:
         config: Mapping[str, Any] | None = None,
         runtime: Runtime | None = None,
     ) -> None:
+        wasm: bytes | Path
         if isinstance(source, bytes | bytearray | memoryview):
             wasm, self.path, label = bytes(source), None, "<bytes>"
         else:
-            self.path = Path(source)
-            wasm, label = self.path.read_bytes(), self.path.name
+            self.path = wasm = Path(source)
+            label = self.path.name
         self.limits = limits or Limits()
         self.runtime = runtime or default_runtime()
         if isinstance(grants, str):
@@ -82,8 +103,17 @@ class Plugin:
         host = HostAPI(
             label, self.grants, limits=self.limits, config=config, logger=plugin_logger(label)
         )
-        module = self.runtime.compile(wasm, name=label)
-        self._impl = CoreModule(self.runtime, module, label=label, limits=self.limits, host=host)
+        compiled = self.runtime.compile(wasm, name=label)
+        self._impl: CoreModule | ComponentPlugin
+        if isinstance(compiled, Component):
+            self._impl = ComponentPlugin(
+                self.runtime, compiled, label=label, limits=self.limits, host=host
+            )
+            self._request = self._component_request  # type: ignore[method-assign]
+        else:
+            self._impl = CoreModule(
+                self.runtime, compiled, label=label, limits=self.limits, host=host
+            )
         self.metadata: PluginMetadata = self._impl.metadata
         self._actions = (
             None
@@ -100,7 +130,7 @@ class Plugin:
 
     @property
     def abi(self) -> str:
-        """Which plugin ABI this plugin speaks (``core-v1``)."""
+        """Which plugin ABI this plugin speaks: ``core-v1`` or ``component-v1``."""
         return self._impl.abi
 
     def __repr__(self) -> str:
@@ -151,21 +181,7 @@ class Plugin:
     ) -> bytes:
         """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
         action_json = self._action_json.get(action) or self._check_action(action)
-        if type(params) is dict and params:
-            try:
-                params_json = "".join(_encode(params, 0))
-            except (TypeError, ValueError, RecursionError):
-                params_json = _encode_json(params, "params")  # raises with a clear message
-        elif not params:
-            if params is not None and not isinstance(params, Mapping):
-                raise ValueError(f"params must be a JSON object (a mapping), not {params!r}")
-            params_json = "{}"
-        elif isinstance(params, Mapping):
-            params_json = _encode_json(dict(params), "params")
-        else:
-            raise ValueError(
-                f"params must be a JSON object (a mapping), not {type(params).__name__}"
-            )
+        params_json = _params_json(params)
         if context is None:
             velocity = mode = "null"
             timestamp = time.time_ns() // 1_000_000
@@ -183,6 +199,17 @@ class Plugin:
             raise ValueError(
                 f"params contain text that is not valid Unicode: {exc.reason}"
             ) from None
+
+    def _component_request(
+        self, action: str, params: Mapping[str, Any] | None, context: TriggerContext | None
+    ) -> ActionRequest:
+        """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
+        self._action_json.get(action) or self._check_action(action)
+        if context is None:
+            record = WitContext(None, None, time.time_ns() // 1_000_000)
+        else:
+            record = WitContext(context.velocity, context.mode, context.timestamp)
+        return ActionRequest(action, _params_json(params), record)
 
     def _check_action(self, action: str) -> str:
         if not isinstance(action, str) or not action:

@@ -1,0 +1,193 @@
+"""The wasmdeck plugin development kit for Python.
+
+A plugin is a module that creates a ``Plugin``, declares its actions with
+``@plugin.action`` and exposes ``WitWorld = plugin.world()`` for
+componentize-py, which ``wasmdeck build`` runs to make the component::
+
+    from wasmdeck_pdk import Context, Plugin, PluginError
+
+    plugin = Plugin("greeter", version="1.0.0", description="Says hello")
+
+    @plugin.action(description="Greet someone")
+    def greet(params: dict, context: Context) -> str:
+        if "name" not in params:
+            raise PluginError("greet needs a name")
+        return f"hello {params['name']}"
+
+    WitWorld = plugin.world()
+
+An action receives the request's ``params`` (a dict) and the trigger
+``Context``. What it returns is the action's output: ``bytes`` as they are,
+``str`` as UTF-8, ``None`` as nothing, anything else as JSON. Raising
+``PluginError`` fails the action with that message; any other exception
+fails it too (with the exception's type and message, and the traceback on
+the plugin's standard error, which the host logs).
+
+The host functions are in ``wasmdeck_pdk.host`` (log, config, http,
+websocket, process, kv); those behind a capability need the matching world
+when building (``wasmdeck build`` adds them from the metadata's
+``capabilities``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import host
+
+__all__ = ["Context", "Plugin", "PluginError", "host"]
+
+__version__ = "1.0.0"  # the version of the wasmdeck:plugin WIT package it targets
+
+
+class PluginError(Exception):
+    """Raise it from an action to fail with ``message``, shown to the user."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Context:
+    """The trigger that caused the request.
+
+    ``velocity`` is 0-127 or None, ``mode`` the host's mode or None, and
+    ``timestamp`` milliseconds since the Unix epoch.
+    """
+
+    velocity: int | None
+    mode: int | None
+    timestamp: int
+
+
+Handler = Callable[[dict[str, Any], Context], Any]
+
+
+@dataclass(frozen=True)
+class _Action:
+    name: str
+    description: str
+    params: Mapping[str, Any] | None
+    handler: Handler
+
+
+class Plugin:
+    """A plugin's metadata and its actions.
+
+    ``capabilities`` lists what the plugin asks the user for: bare kinds
+    (``"kv"``) or objects with a scope (``{"kind": "network", "hosts": [...]}``),
+    as in the metadata document.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        version: str,
+        description: str,
+        author: str | None = None,
+        license: str | None = None,
+        homepage: str | None = None,
+        capabilities: Iterable[str | Mapping[str, Any]] = (),
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.description = description
+        self.author = author
+        self.license = license
+        self.homepage = homepage
+        self.capabilities = list(capabilities)
+        self._actions: dict[str, _Action] = {}
+
+    def action(
+        self,
+        name: str | None = None,
+        *,
+        description: str = "",
+        params: Mapping[str, Any] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Declare the decorated function as an action (named after it by default).
+
+        ``params`` is a JSON Schema for the action's parameters, shown to users.
+        """
+
+        def register(handler: Handler) -> Handler:
+            action = name or handler.__name__.replace("_", "-")
+            if action in self._actions:
+                raise ValueError(f"action {action!r} is declared twice")
+            text = description or (handler.__doc__ or "").strip().split("\n")[0]
+            self._actions[action] = _Action(action, text, params, handler)
+            return handler
+
+        return register
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata document the host reads when it loads the plugin."""
+        document: dict[str, Any] = {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+        }
+        for key in ("author", "license", "homepage"):
+            value = getattr(self, key)
+            if value is not None:
+                document[key] = value
+        actions = []
+        for action in self._actions.values():
+            entry: dict[str, Any] = {"name": action.name, "description": action.description}
+            if action.params is not None:
+                entry["params"] = dict(action.params)
+            actions.append(entry)
+        document["actions"] = actions
+        if self.capabilities:
+            document["capabilities"] = self.capabilities
+        return document
+
+    def run(self, action: str, params: dict[str, Any], context: Context) -> bytes:
+        """Run one action and return its output bytes; raises what the action raises."""
+        declared = self._actions.get(action)
+        if declared is None:
+            raise PluginError(f"unknown action {action!r}")
+        return _output(declared.handler(params, context))
+
+    def world(self) -> type:
+        """The ``WitWorld`` class componentize-py needs: assign it in the plugin module."""
+        plugin = self
+
+        class WitWorld:
+            def metadata(self) -> str:
+                return json.dumps(plugin.metadata(), separators=(",", ":"))
+
+            def execute(self, request: Any) -> Any:
+                from componentize_py_types import Err, Ok
+
+                try:
+                    params = json.loads(request.params) if request.params else {}
+                    ctx = request.context
+                    context = Context(ctx.velocity, ctx.mode, ctx.timestamp)
+                    return Ok(plugin.run(request.action, params, context))
+                except PluginError as exc:
+                    return Err(exc.message)
+                except MemoryError:
+                    raise  # trap: the host reports its memory limit and starts afresh
+                except Exception as exc:
+                    traceback.print_exc(file=sys.stderr)
+                    return Err(f"{type(exc).__name__}: {exc}")
+
+        return WitWorld
+
+
+def _output(value: Any) -> bytes:
+    if value is None:
+        return b""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, separators=(",", ":")).encode()

@@ -1,0 +1,268 @@
+"""The persistent compile cache: compiled modules and components on disk.
+
+Compiling is slow (an 18 MB Python component takes seconds); loading what
+wasmtime compiled before takes milliseconds. Entries live under
+``$WASMDECK_HOME/cache`` and are keyed by the plugin's SHA-256 digest, its
+kind, and a fingerprint of the engine (its settings, the wasmtime version,
+the machine), so a new wasmtime or a different configuration never loads an
+old artifact.
+
+Wasmtime's ``deserialize`` trusts its input, so an entry is checked before
+it is handed over. Each entry is two files: ``KEY.cwasm``, the artifact,
+and ``KEY.json``, its header: the format, kind, wasmtime version, engine
+fingerprint, the source's digest and size, and the artifact's size and
+SHA-256. The header also records the artifact file's identity (inode, size,
+modification and change times, nanoseconds) as written and verified; while
+the file still has that identity, no process has written to it since it was
+verified, and the digest need not be recomputed (40 MB would take 25 ms).
+Any other file is verified in full, and re-stamped when it passes. Anything
+that does not match is a miss: the entry is deleted and the plugin
+recompiled.
+
+Writes are atomic (a temporary file, flushed to disk, renamed into place),
+so processes sharing a cache never see half an entry; two processes that
+compile the same plugin at once both succeed and one's entry wins.
+
+Plugins loaded from a file skip even reading it on a hit: ``paths/`` maps a
+file's identity (its real path, inode, size and times) to its digest, so an
+unchanged file is recognized by ``stat`` alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["CacheInfo", "CompileCache", "Kind"]
+
+FORMAT = 1
+Kind = Literal["module", "component"]
+_HEADER_MAX = 64 * 1024
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes | bytearray) -> os.stat_result:
+    """Write ``data`` to ``path`` all at once, or not at all; return the file's stat."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path.stat()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    directory: Path
+    entries: int
+    size: int  # bytes on disk, artifacts and headers
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What the cache knows about one plugin's source, for one engine."""
+
+    key: str
+    digest: str
+    size: int
+    kind: Kind
+
+
+class CompileCache:
+    """Compiled artifacts on disk, shared by processes and runtimes.
+
+    ``directory`` defaults to ``home("cache")`` (resolved on first use, so it
+    follows ``WASMDECK_HOME``).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self._directory = Path(directory) if directory is not None else None
+
+    @property
+    def directory(self) -> Path:
+        if self._directory is None:
+            from .._home import home
+
+            return home("cache")
+        self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self._directory
+
+    def __repr__(self) -> str:
+        return f"<CompileCache {str(self._directory or '$WASMDECK_HOME/cache')!r}>"
+
+    # -- keys ------------------------------------------------------------------
+
+    @staticmethod
+    def key(engine: str, kind: Kind, digest: str) -> str:
+        text = f"{FORMAT}\0{engine}\0{kind}\0{digest}"
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    def known_path(self, path: Path, engine: str) -> Lookup | None:
+        """The digest of an unchanged file seen before, found by ``stat`` alone."""
+        try:
+            real = path.resolve()
+            st = real.stat()
+            record = json.loads(self._path_record(real).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("identity") != _identity(st):
+            return None
+        digest, kind = record.get("sha256"), record.get("kind")
+        if not isinstance(digest, str) or kind not in ("module", "component"):
+            return None
+        return Lookup(self.key(engine, kind, digest), digest, st.st_size, kind)
+
+    def remember_path(self, path: Path, lookup: Lookup, st: os.stat_result) -> None:
+        """Record a file's digest under its identity (``st`` taken before it was read)."""
+        real = path.resolve()
+        with contextlib.suppress(OSError):
+            if _identity(real.stat()) != _identity(st):
+                return  # it changed while being read: do not vouch for it
+            record = {"path": str(real), "identity": _identity(st), "sha256": lookup.digest}
+            record["kind"] = lookup.kind
+            target = self._path_record(real)
+            target.parent.mkdir(exist_ok=True, mode=0o700)
+            _write_atomic(target, json.dumps(record).encode())
+
+    def _path_record(self, real: Path) -> Path:
+        name = hashlib.sha256(os.fsencode(real)).hexdigest()[:40]
+        return self.directory / "paths" / f"{name}.json"
+
+    # -- entries -------------------------------------------------------------
+
+    def fetch(
+        self, lookup: Lookup, engine: str, wasmtime_version: str, load: Callable[[str], Any]
+    ) -> Any | None:
+        """The cached artifact loaded by ``load(path)``, or None (a miss; bad entries go)."""
+        directory = self.directory
+        artifact = directory / f"{lookup.key}.cwasm"
+        header_path = directory / f"{lookup.key}.json"
+        try:
+            with header_path.open("rb") as file:
+                header = json.loads(file.read(_HEADER_MAX))
+            st = artifact.stat()
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            self._discard(lookup.key)
+            return None
+        expected = {
+            "format": FORMAT,
+            "kind": lookup.kind,
+            "wasmtime": wasmtime_version,
+            "engine": engine,
+            "source_sha256": lookup.digest,
+            "source_size": lookup.size,
+        }
+        if not isinstance(header, dict) or any(header.get(k) != v for k, v in expected.items()):
+            self._discard(lookup.key)
+            return None
+        if st.st_size != header.get("artifact_size"):
+            self._discard(lookup.key)
+            return None
+        if header.get("identity") != _identity(st):
+            # Written or replaced since it was verified: check every byte.
+            if _sha256_file(artifact) != header.get("artifact_sha256"):
+                self._discard(lookup.key)
+                return None
+            header["identity"] = _identity(artifact.stat())
+            with contextlib.suppress(OSError):
+                _write_atomic(header_path, json.dumps(header).encode())
+        try:
+            return load(str(artifact))
+        except Exception:  # wasmtime refused it (e.g. built for other CPU features)
+            self._discard(lookup.key)
+            return None
+
+    def store(
+        self,
+        lookup: Lookup,
+        engine: str,
+        wasmtime_version: str,
+        artifact: bytes | bytearray,
+        *,
+        name: str = "",
+    ) -> None:
+        """Save a compiled artifact; a failure to write leaves no entry and is not an error."""
+        directory = self.directory
+        header = {
+            "format": FORMAT,
+            "kind": lookup.kind,
+            "wasmtime": wasmtime_version,
+            "engine": engine,
+            "source_sha256": lookup.digest,
+            "source_size": lookup.size,
+            "artifact_size": len(artifact),
+            "artifact_sha256": hashlib.sha256(artifact).hexdigest(),
+            "name": name,
+            "created": time.time(),
+        }
+        try:
+            st = _write_atomic(directory / f"{lookup.key}.cwasm", artifact)
+            header["identity"] = _identity(st)
+            _write_atomic(directory / f"{lookup.key}.json", json.dumps(header).encode())
+        except OSError:
+            self._discard(lookup.key)
+
+    def _discard(self, key: str) -> None:
+        for suffix in (".json", ".cwasm"):
+            with contextlib.suppress(OSError):
+                (self.directory / f"{key}{suffix}").unlink()
+
+    # -- maintenance ---------------------------------------------------------
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The headers of the entries, each with its ``key`` and ``path``."""
+        found = []
+        for header_path in sorted(self.directory.glob("*.json")):
+            try:
+                header = json.loads(header_path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            if isinstance(header, dict):
+                header["key"] = header_path.stem
+                header["path"] = str(header_path.with_suffix(".cwasm"))
+                found.append(header)
+        return found
+
+    def info(self) -> CacheInfo:
+        directory = self.directory
+        size = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+        return CacheInfo(directory, len(list(directory.glob("*.cwasm"))), size)
+
+    def clear(self) -> int:
+        """Delete every entry; return how many there were."""
+        directory = self.directory
+        count = len(list(directory.glob("*.cwasm")))
+        for path in directory.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        return count
