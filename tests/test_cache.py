@@ -271,11 +271,11 @@ def test_compile_reports_an_invalid_plugin(tmp_path: Path) -> None:
 def test_a_slow_compile_shows_progress(capsys: pytest.CaptureFixture[str]) -> None:
     import io
 
-    from wasmdeck.cli import _compile
+    from wasmdeck.cli import _compile, _progress
 
     out = io.StringIO()
     with _compile.progress("big.wasm", 18 * 1024 * 1024, stream=out):
-        time.sleep(_compile.PROGRESS_AFTER + 0.2)
+        time.sleep(_progress.SHOW_AFTER + 0.2)
     lines = out.getvalue().splitlines()
     assert lines[0] == (
         "wasmdeck: compiling big.wasm (18.0 MiB), once: it is cached for next time..."

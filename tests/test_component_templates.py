@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from wasmdeck import (
     Runtime,
     TriggerContext,
 )
-from wasmdeck.build._python import TEMPLATES, new_python_plugin
+from wasmdeck.build import TEMPLATES, ProjectError, new_project
 
 TEMPLATE_BUILDS = ROOT / ".cache" / "test-templates"
 
@@ -34,18 +35,17 @@ def template(request: pytest.FixtureRequest) -> tuple[str, Path]:
     name = request.param
     project = TEMPLATE_BUILDS / name
     if project.exists():
-        for path in project.rglob("*.py"):
-            path.unlink()
-    new_python_plugin(project, f"py-{name}", name)
+        shutil.rmtree(project)
+    new_project(project, f"py-{name}", "python", name)
     return name, build_python(project)
 
 
 def test_new_refuses_to_overwrite(tmp_path: Path) -> None:
-    new_python_plugin(tmp_path, "x", "minimal")
-    with pytest.raises(FileExistsError, match="already exists"):
-        new_python_plugin(tmp_path, "x", "json")
-    with pytest.raises(ValueError, match="unknown template 'nope'"):
-        new_python_plugin(tmp_path / "y", "x", "nope")
+    new_project(tmp_path, "x", "python", "minimal")
+    with pytest.raises(ProjectError, match="already exists"):
+        new_project(tmp_path, "x", "python", "json")
+    with pytest.raises(ProjectError, match="unknown template 'nope'"):
+        new_project(tmp_path / "y", "x", "python", "nope")
 
 
 def test_template_loads_with_its_metadata(template: tuple[str, Path], runtime: Runtime) -> None:

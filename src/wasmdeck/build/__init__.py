@@ -1,5 +1,24 @@
-"""Building plugins from source with toolchains from the package registries."""
+"""Plugin projects: ``wasmdeck new``, ``wasmdeck build``, with toolchains from the registries."""
 
-from ._c import C_FLAGS, BuildError, compile_c, sdk_dir
+from ._c import C_FLAGS, compile_c
+from ._project import MANIFEST, TEMPLATES, Project, ProjectError, load_project, sdk_dir
+from ._registry import LANGUAGES, build_project, language, new_project
+from ._tool import BuildError, Progress, ToolchainMissing
 
-__all__ = ["C_FLAGS", "BuildError", "compile_c", "sdk_dir"]
+__all__ = [
+    "C_FLAGS",
+    "LANGUAGES",
+    "MANIFEST",
+    "TEMPLATES",
+    "BuildError",
+    "Progress",
+    "Project",
+    "ProjectError",
+    "ToolchainMissing",
+    "build_project",
+    "compile_c",
+    "language",
+    "load_project",
+    "new_project",
+    "sdk_dir",
+]

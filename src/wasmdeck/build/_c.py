@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
-__all__ = ["C_FLAGS", "BuildError", "compile_c", "sdk_dir"]
+from ._languages import Language
+from ._project import Project, sdk_dir
+from ._tool import BuildError, Progress, ToolchainMissing, no_progress, run_tool
 
+__all__ = ["C_FLAGS", "LANGUAGE", "ZIG_VERSION", "compile_c", "zig_command"]
+
+# The ziglang release wasmdeck is tested with (PyPI `ziglang`).
+ZIG_VERSION = "0.17.1"
 # zig links a 16 MiB stack by default; plugins need far less, and it counts
 # against their memory limit from the first page.
 C_FLAGS = (
@@ -22,35 +28,34 @@ C_FLAGS = (
 )
 
 
-class BuildError(Exception):
-    """A build failed; the message carries the compiler's output."""
-
-
-def sdk_dir(lang: str) -> Path:
-    """Where the plugin development kit for ``lang`` lives.
-
-    Installed wheels carry the kits inside the package (``wasmdeck/_sdk``);
-    a source checkout has them at the repository's top (``sdk/``).
-    """
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "_sdk" / lang, here.parent.parent / "sdk" / lang):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"the {lang} plugin kit is not installed (looked in {here / '_sdk'})")
-
-
 def zig_command() -> list[str]:
-    """The zig compiler from PyPI ``ziglang``, or a clear error saying how to get it."""
+    """The zig compiler from PyPI ``ziglang``, or ToolchainMissing saying how to get it."""
     try:
         import ziglang  # noqa: F401
     except ImportError:
         if shutil.which("zig"):
             return ["zig"]
-        raise BuildError(
-            "no C/Zig toolchain: install it with `pip install ziglang` "
-            "(or `pip install 'wasmdeck[toolchains]'`)"
+        raise ToolchainMissing(
+            "no C/Zig toolchain: install it with "
+            f"`pip install ziglang=={ZIG_VERSION}` (or `pip install 'wasmdeck[toolchains]'`), "
+            "or run `wasmdeck build --install-toolchain`"
         ) from None
     return [sys.executable, "-m", "ziglang"]
+
+
+def zig_version() -> str:
+    command = zig_command()
+    if command == ["zig"]:
+        return "zig (from PATH)"
+    return f"zig {metadata.version('ziglang')} (PyPI ziglang)"
+
+
+def install_zig(progress: Progress) -> None:
+    run_tool(
+        [sys.executable, "-m", "pip", "install", "--quiet", f"ziglang=={ZIG_VERSION}"],
+        what=f"pip install ziglang=={ZIG_VERSION}",
+        progress=progress,
+    )
 
 
 def compile_c(
@@ -59,8 +64,11 @@ def compile_c(
     *,
     include_dirs: Sequence[Path] = (),
     flags: Sequence[str] = C_FLAGS,
+    progress: Progress = no_progress,
 ) -> Path:
     """Compile C sources to ``output`` (a reactor module); raise BuildError on failure."""
+    if not sources:
+        raise BuildError("no C sources to compile (*.c in the project or its src/)")
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     command = [
@@ -72,11 +80,29 @@ def compile_c(
         "-o",
         str(partial),
     ]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
+    try:
+        run_tool(command, what=f"compiling {', '.join(s.name for s in sources)}", progress=progress)
+    except BuildError:
         partial.unlink(missing_ok=True)
-        raise BuildError(
-            f"compiling {', '.join(s.name for s in sources)} failed:\n{result.stderr.strip()}"
-        )
+        raise
     partial.replace(output)  # atomic: a half-written module is never left behind
     return output
+
+
+def build_c_project(project: Project, progress: Progress) -> Path:
+    sources = sorted(project.root.glob("*.c")) + sorted(project.root.glob("src/**/*.c"))
+    return compile_c(
+        sources,
+        project.output,
+        include_dirs=[sdk_dir("c"), project.root],
+        progress=progress,
+    )
+
+
+LANGUAGE = Language(
+    name="c",
+    title="C",
+    build=build_c_project,
+    toolchain=zig_version,
+    install=install_zig,
+)

@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._c import BuildError, sdk_dir
+from ._languages import Language
+from ._project import Project, sdk_dir
+from ._tool import BuildError, Progress, ToolchainMissing, no_progress, run_tool
 
 __all__ = [
     "CAPABILITY_INTERFACES",
-    "TEMPLATES",
+    "LANGUAGE",
     "componentize_py_version",
     "componentize_python",
-    "new_python_plugin",
     "wit_dir",
 ]
 
-# ``wasmdeck new --lang python --template NAME``: the plugin kit's templates.
-TEMPLATES = ("minimal", "json", "template")
-
 WIT_VERSION = "1.0.0"
+# The componentize-py release wasmdeck is tested with.
+COMPONENTIZE_PY_VERSION = "0.25.1"
 # The host interfaces behind a capability, and the capability of each.
 CAPABILITY_INTERFACES = {
     "http": "network",
@@ -50,32 +49,14 @@ def wit_dir() -> Path:
     raise FileNotFoundError(f"the wasmdeck WIT package is not installed (looked in {here})")
 
 
-def new_python_plugin(directory: Path, name: str, template: str = "minimal") -> list[Path]:
-    """Write a new Python plugin project from one of ``TEMPLATES``; return its files.
-
-    ``{{name}}`` in a template becomes ``name``. Refuses to overwrite a file.
-    """
-    if template not in TEMPLATES:
-        raise ValueError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
-    source = sdk_dir("python") / "templates" / template
-    files = sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    targets = [directory / p.relative_to(source) for p in files]
-    existing = [t for t in targets if t.exists()]
-    if existing:
-        raise FileExistsError(f"{existing[0]} already exists; not overwriting it")
-    for path, target in zip(files, targets, strict=True):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(path.read_text().replace("{{name}}", name))
-    return targets
-
-
 def _componentize_py() -> str:
     found = shutil.which("componentize-py", path=str(Path(sys.executable).parent))
     found = found or shutil.which("componentize-py")
     if found is None:
-        raise BuildError(
-            "no Python component toolchain: install it with `pip install componentize-py` "
-            "(or `pip install 'wasmdeck[toolchains]'`)"
+        raise ToolchainMissing(
+            "no Python component toolchain: install it with "
+            f"`pip install componentize-py=={COMPONENTIZE_PY_VERSION}` (or `pip install "
+            "'wasmdeck[toolchains]'`), or run `wasmdeck build --install-toolchain`"
         )
     return found
 
@@ -96,6 +77,7 @@ def componentize_python(
     module: str = "app",
     imports: Sequence[str] = (),
     python_path: Sequence[Path] = (),
+    progress: Progress = no_progress,
 ) -> Path:
     """Build the Python plugin in ``app_dir`` to a component at ``output``.
 
@@ -122,11 +104,19 @@ def componentize_python(
         # componentize-py adds the active virtualenv's site-packages to the
         # plugin; the host's packages have no business there.
         env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-        result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=scratch)
-    if result.returncode != 0:
-        partial.unlink(missing_ok=True)
-        detail = (result.stderr or result.stdout).strip()
-        raise BuildError(f"componentize-py could not build {app_dir / module}.py:\n{detail}")
+        try:
+            run_tool(
+                command,
+                what=f"componentize-py {app_dir.name}/{module}.py",
+                cwd=Path(scratch),
+                env=env,
+                progress=progress,
+            )
+        except BuildError as exc:
+            partial.unlink(missing_ok=True)
+            raise BuildError(
+                f"componentize-py could not build {app_dir / module}.py: {exc}"
+            ) from None
     partial.replace(output)  # atomic: a half-written component is never left behind
     return output
 
@@ -146,3 +136,43 @@ def _world(scratch: Path, imports: Sequence[str]) -> Path:
     ]
     (scratch / "wit" / "world.wit").write_text("\n".join(lines) + "\n")
     return scratch / "wit"
+
+
+def _toolchain() -> str:
+    _componentize_py()
+    return f"componentize-py {componentize_py_version()}"
+
+
+def _install(progress: Progress) -> None:
+    run_tool(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            f"componentize-py=={COMPONENTIZE_PY_VERSION}",
+        ],
+        what=f"pip install componentize-py=={COMPONENTIZE_PY_VERSION}",
+        progress=progress,
+    )
+
+
+def _build(project: Project, progress: Progress) -> Path:
+    """``[build] interfaces`` in wasmdeck.toml names the host interfaces it uses."""
+    interfaces = project.settings.get("build", {}).get("interfaces", [])
+    if not isinstance(interfaces, list) or not all(isinstance(i, str) for i in interfaces):
+        raise BuildError(
+            f"{project.root / 'wasmdeck.toml'}: [build] interfaces must be a list of names, "
+            f'e.g. ["kv"]; known: {", ".join(CAPABILITY_INTERFACES)}'
+        )
+    return componentize_python(project.root, project.output, imports=interfaces, progress=progress)
+
+
+LANGUAGE = Language(
+    name="python",
+    title="Python",
+    build=_build,
+    toolchain=_toolchain,
+    install=_install,
+)

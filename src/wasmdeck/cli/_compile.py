@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..runtime import default_runtime
 from ..runtime._engine import WASMTIME_VERSION
-
-# A compile that takes longer than this gets a progress indicator.
-PROGRESS_AFTER = 0.5
+from ._progress import duration, spinner
 
 
 def register(subparsers: Any) -> None:
@@ -57,7 +52,7 @@ def _compile(args: argparse.Namespace) -> int:
         elapsed = time.perf_counter() - started
         kind = "component" if type(artifact).__name__ == "Component" else "module"
         state = "already in the cache" if hit else "compiled"
-        print(f"{path}: {kind}, {state} ({_duration(elapsed)})")
+        print(f"{path}: {kind}, {state} ({duration(elapsed)})")
     return 0
 
 
@@ -99,47 +94,15 @@ def _size(size: int) -> str:
     raise AssertionError  # pragma: no cover
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.1f} s"
-
-
-@contextlib.contextmanager
-def progress(name: str, size: int, stream: TextIO | None = None) -> Iterator[None]:
-    """Show that ``name`` is compiling, once it has taken more than half a second.
-
-    On a terminal a line counts the seconds; elsewhere one line says what is
-    happening and one when it is done.
-    """
-    out = stream or sys.stderr
-    done = threading.Event()
-    tty = out.isatty()
-    started = time.monotonic()
-
-    def report() -> None:
-        if done.wait(PROGRESS_AFTER):
-            return
-        what = f"compiling {name} ({_size(size)}), once: it is cached for next time"
-        if not tty:
-            print(f"wasmdeck: {what}...", file=out, flush=True)
-            return
-        spinner = "|/-\\"
-        tick = 0
-        while not done.wait(0.1):
-            elapsed = time.monotonic() - started
-            print(f"\r{spinner[tick % 4]} {what}: {elapsed:.1f} s", end="", file=out, flush=True)
-            tick += 1
-
-    reporter = threading.Thread(target=report, name="wasmdeck-progress", daemon=True)
-    reporter.start()
-    try:
-        yield
-    finally:
-        done.set()
-        reporter.join()
-        elapsed = time.monotonic() - started
-        if elapsed >= PROGRESS_AFTER:
-            prefix = "\r\033[K" if tty else "wasmdeck: "
-            print(f"{prefix}compiled {name} in {_duration(elapsed)}", file=out, flush=True)
+def progress(
+    name: str, size: int, stream: TextIO | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """The compile-cache miss indicator: ``spinner`` with what is compiling."""
+    return spinner(
+        f"compiling {name} ({_size(size)}), once: it is cached for next time",
+        done=f"compiled {name}",
+        stream=stream,
+    )
 
 
 def install_progress() -> None:

@@ -14,12 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import InvalidPlugin, LimitExceeded, PluginError, RoutingError, WasmdeckError
-from . import _compile, _run
+from ..build import BuildError, ProjectError
+from . import _build, _compile, _manager, _packages, _run
 
 EXIT_OK, EXIT_PLUGIN_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INVALID = 0, 1, 2, 3, 4
 
 # Each command module offers register(subparsers) and sets a `handler` default.
-_COMMANDS = (_run, _compile)
+_COMMANDS = (_run, _compile, _build, _packages, _manager)
 
 
 class UsageError(Exception):
@@ -76,8 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _compile.install_progress()
     try:
         return int(args.handler(args) or EXIT_OK)
-    except UsageError as exc:
+    except (UsageError, ProjectError) as exc:
         return _fail(f"usage error: {exc}", EXIT_USAGE)
+    except BuildError as exc:  # the toolchain's own words, or how to install it
+        return _fail(str(exc), EXIT_PLUGIN_ERROR)
     except (LimitExceeded, PluginError, InvalidPlugin, RoutingError, WasmdeckError) as exc:
         return _fail(str(exc), exit_code(exc))
     except ValueError as exc:
