@@ -16,23 +16,35 @@ from __future__ import annotations
 __all__ = [
     "ABIViolation",
     "ActionNotFound",
+    "ConsentRequired",
     "FuelLimitExceeded",
     "ImportNotAllowed",
     "InvalidMetadata",
     "InvalidModule",
     "InvalidPlugin",
+    "KeyFileError",
     "LimitExceeded",
+    "MalformedPackage",
     "MemoryLimitExceeded",
     "MissingExport",
+    "ModuleFileCorrupt",
     "OutputLimitExceeded",
+    "PackageError",
     "PluginError",
     "PluginNotFound",
     "PluginReportedError",
     "PluginTrap",
+    "PolicyRefused",
+    "RegistryCorrupt",
+    "RevokedKey",
     "RoutingError",
+    "SignatureInvalid",
     "StackLimitExceeded",
+    "StateCorrupt",
     "TableLimitExceeded",
+    "TamperedPackage",
     "TimeLimitExceeded",
+    "TrustStoreCorrupt",
     "WasmdeckError",
 ]
 
@@ -161,6 +173,57 @@ class ABIViolation(InvalidPlugin):
 
 class ImportNotAllowed(InvalidPlugin):
     """The plugin imports something the host does not provide or the user did not grant."""
+
+
+# -- packages, trust and the plugin manager (DESIGN.md contract 4) -------------
+
+
+class PackageError(InvalidPlugin):
+    """A plugin package cannot be used: malformed, tampered, badly signed or refused."""
+
+
+class MalformedPackage(PackageError):
+    """The file is not a wasmdeck package, or breaks the format's strict rules."""
+
+
+class TamperedPackage(PackageError):
+    """The package parses but its bytes do not match their checksum or digest."""
+
+
+class SignatureInvalid(PackageError):
+    """The package's ed25519 signature does not verify."""
+
+
+class PolicyRefused(PackageError):
+    """The trust policy does not allow this package (e.g. unsigned under allow-signed)."""
+
+
+class RevokedKey(PolicyRefused):
+    """The package is signed by a key the user revoked; refused under every policy."""
+
+
+class StateCorrupt(InvalidPlugin):
+    """wasmdeck's own state under its home is damaged; ``wasmdeck doctor --repair`` fixes it."""
+
+
+class RegistryCorrupt(StateCorrupt):
+    """The registry of installed plugins (SQLite) cannot be read."""
+
+
+class TrustStoreCorrupt(StateCorrupt):
+    """The trust store (trusted and revoked keys, policy) cannot be read."""
+
+
+class ModuleFileCorrupt(StateCorrupt):
+    """An installed plugin's module file is missing or does not match its digest."""
+
+
+class KeyFileError(WasmdeckError):
+    """A signing or public key file cannot be read (wrong passphrase, not a key, ...)."""
+
+
+class ConsentRequired(WasmdeckError):
+    """Installing needs the user's consent to capabilities and none could be asked for."""
 
 
 # -- routing ------------------------------------------------------------------

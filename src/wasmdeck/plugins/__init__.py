@@ -1,0 +1,46 @@
+"""The plugins layer: signed packages, the trust store and the local plugin manager.
+
+Depends on the runtime and the top-level modules only; the host and the CLI
+build on it.
+"""
+
+from ._manager import InstalledPlugin, InstallPlan, PluginManager
+from ._pack import build_package
+from ._package import Manifest, Package, Signature, build_manifest
+from ._signing import (
+    PublicKey,
+    SigningKey,
+    check_signature,
+    generate_key,
+    load_public_key,
+    load_signing_key,
+    sign_package,
+)
+from ._trust import DEFAULT_POLICY, Policy, TrustLevel, TrustStore, Verdict
+from ._verify import VerifiedPackage, load_package, open_package
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "InstallPlan",
+    "InstalledPlugin",
+    "Manifest",
+    "Package",
+    "PluginManager",
+    "Policy",
+    "PublicKey",
+    "Signature",
+    "SigningKey",
+    "TrustLevel",
+    "TrustStore",
+    "Verdict",
+    "VerifiedPackage",
+    "build_manifest",
+    "build_package",
+    "check_signature",
+    "generate_key",
+    "load_package",
+    "load_public_key",
+    "load_signing_key",
+    "open_package",
+    "sign_package",
+]

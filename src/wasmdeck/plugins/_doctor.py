@@ -1,0 +1,130 @@
+"""``wasmdeck doctor``: find (and with ``repair``, fix) damaged state under the home.
+
+- a damaged trust store is restored from its backup (or started empty);
+- a damaged registry database is restored from its backup (or started empty);
+- a registry row whose manifest, signature or module file is wrong is dropped;
+- module files no row refers to, and temporaries of interrupted writes, are deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from typing import TYPE_CHECKING
+
+from .._errors import PackageError, RevokedKey, StateCorrupt
+from ._package import Package
+from ._registry import _COLUMNS, Registry, Row
+from ._signing import check_signature
+
+if TYPE_CHECKING:
+    from ._manager import PluginManager
+
+__all__ = ["run_doctor"]
+
+
+def run_doctor(manager: PluginManager, *, repair: bool) -> list[str]:
+    """The problems found, each saying what was done about it when repairing."""
+    report: list[str] = []
+
+    problem = manager.trust.check()
+    if problem is not None:
+        report.append(f"trust store: {problem}")
+        if repair:
+            report.append(f"  -> {manager.trust.repair()}")
+
+    registry = manager.registry
+    problem = registry.check() if registry.path.exists() else None
+    if problem is not None and _database_broken(registry):
+        report.append(f"registry: {problem}")
+        if not repair:
+            return report
+        report.append(f"  -> {registry.restore()}")
+
+    bad: list[str] = []
+    rows = _raw_rows(registry)
+    for name, row_or_error in rows:
+        if isinstance(row_or_error, str):
+            report.append(f"plugin {name!r}: its registry row is damaged ({row_or_error})")
+            bad.append(name)
+            continue
+        problem = _check_row(manager, row_or_error)
+        if problem is None:
+            continue
+        report.append(f"plugin {name!r}: {problem}")
+        bad.append(name)
+    if bad and repair:
+        with registry.transaction() as conn:
+            for name in bad:
+                Registry.delete(conn, name)
+        report.append(f"  -> dropped {len(bad)} plugin(s) from the registry: install them again")
+
+    for name, row_or_error in rows:
+        if isinstance(row_or_error, Row) and name not in bad and row_or_error.key_id:
+            try:
+                manager.trust.assess_key(name, row_or_error.key_id)
+            except RevokedKey as exc:
+                report.append(f"note: plugin {name!r}: {exc.message}; it will not load")
+            except StateCorrupt:
+                pass  # reported above
+
+    referenced = {r.digest for _, r in rows if isinstance(r, Row) and r.name not in bad}
+    orphans = sorted(manager.modules.stored() - referenced)
+    leftovers = manager.modules.leftovers()
+    if orphans or leftovers:
+        report.append(
+            f"modules: {len(orphans)} module file(s) no plugin uses, "
+            f"{len(leftovers)} leftover file(s) of interrupted writes"
+        )
+        if repair:
+            for digest in orphans:
+                manager.modules.remove(digest)
+            for path in leftovers:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            report.append("  -> deleted them")
+    return report
+
+
+def _database_broken(registry: Registry) -> bool:
+    """True when the database itself cannot be read (not just one row)."""
+    try:
+        registry.connect().close()
+    except StateCorrupt:
+        return True
+    return False
+
+
+def _raw_rows(registry: Registry) -> list[tuple[str, Row | str]]:
+    """Every row, parsed where it parses; a damaged row is reported by name."""
+    conn = registry.connect()
+    try:
+        values = list(conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM plugins ORDER BY name"))
+    except sqlite3.DatabaseError as exc:  # pragma: no cover - connect() checked the file
+        return [("?", str(exc))]
+    finally:
+        conn.close()
+    rows: list[tuple[str, Row | str]] = []
+    for value in values:
+        try:
+            rows.append((str(value[0]), Row.from_values(tuple(value))))
+        except StateCorrupt as exc:
+            rows.append((str(value[0]), exc.message))
+    return rows
+
+
+def _check_row(manager: PluginManager, row: Row) -> str | None:
+    try:
+        plugin = manager._installed(row)
+        check_signature(
+            Package(
+                plugin.manifest,
+                row.manifest,
+                bytes.fromhex(row.digest),
+                b"",
+                plugin.signature,
+            )
+        )
+    except (StateCorrupt, PackageError, ValueError) as exc:
+        return getattr(exc, "message", str(exc))
+    return manager.modules.check(row.digest)
