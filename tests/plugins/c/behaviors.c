@@ -1,8 +1,10 @@
 /*
  * behaviors: a C plugin with one action per behaviour the tests need, the
- * good (echo, context, params, count, log, env, big) and the bad (spin,
+ * good (echo, context, params, count, log, env, big, read, write) and the bad (spin,
  * bomb, recurse, trap, divzero, burn, fail).
  */
+#include <errno.h>
+
 #include "wasmdeck.h"
 
 WASMDECK_METADATA(
@@ -46,6 +48,27 @@ int wasmdeck_execute(const wd_request *req) {
         const char *value = getenv(name);
         if (!value) return wd_error("%s is not set", name);
         return wd_output_str(value);
+    }
+    if (wd_action_is(req, "read") || wd_action_is(req, "write")) {
+        char path[512];
+        wd_string(wd_get(req->params, "path"), path, sizeof path);
+        bool writing = wd_action_is(req, "write");
+        FILE *file = fopen(path, writing ? "w" : "r");
+        if (!file) return wd_error("cannot open %s: %s", path, strerror(errno));
+        wd_buf data = {0};
+        if (writing) {
+            char *text = wd_string_dup(wd_get(req->params, "text"));
+            fputs(text ? text : "", file);
+            free(text);
+        } else {
+            char chunk[256];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, file)) > 0) wd_buf_add(&data, chunk, n);
+        }
+        fclose(file);
+        wd_output_buf(&data);
+        wd_buf_free(&data);
+        return 0;
     }
     if (wd_action_is(req, "big")) {
         size_t n = (size_t)wd_int(wd_get(req->params, "bytes"), 0);
