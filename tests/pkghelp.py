@@ -72,8 +72,7 @@ def wasmdeck(
         env={**os.environ, **(env or {})},
     )
     assert "Traceback" not in result.stderr, result.stderr
-    if result.returncode != 0:
-        assert result.stderr.startswith("wasmdeck: ") or "wasmdeck: " in result.stderr, (
-            result.stderr
-        )
+    if result.returncode != 0:  # our message, or argparse's own usage error
+        argparse_error = result.returncode == 2 and ": error: " in result.stderr
+        assert "wasmdeck: " in result.stderr or argparse_error, result.stderr
     return result

@@ -285,7 +285,7 @@ def _trust_add(args: argparse.Namespace) -> int:
 
 def _trust_list(args: argparse.Namespace) -> int:
     store = TrustStore()
-    keys, revoked, policy = store.keys(), store.revoked(), store.policy
+    keys, revoked, policy = store.trusted_keys(), store.revoked(), store.policy
     if args.json:
         print(
             json.dumps(

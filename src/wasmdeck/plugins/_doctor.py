@@ -72,8 +72,9 @@ def run_doctor(manager: PluginManager, *, repair: bool) -> list[str]:
     orphans = sorted(manager.modules.stored() - referenced)
     leftovers = manager.modules.leftovers()
     if orphans or leftovers:
+        # Harmless (an interrupted install leaves them): cleaned up, not a problem.
         report.append(
-            f"modules: {len(orphans)} module file(s) no plugin uses, "
+            f"note: {len(orphans)} module file(s) no plugin uses, "
             f"{len(leftovers)} leftover file(s) of interrupted writes"
         )
         if repair:
@@ -82,7 +83,7 @@ def run_doctor(manager: PluginManager, *, repair: bool) -> list[str]:
             for path in leftovers:
                 with contextlib.suppress(OSError):
                     path.unlink()
-            report.append("  -> deleted them")
+            report.append("note: -> deleted them")
     return report
 
 

@@ -176,7 +176,7 @@ class TrustStore:
 
     # -- queries -------------------------------------------------------------
 
-    def keys(self) -> list[TrustedKey]:
+    def trusted_keys(self) -> list[TrustedKey]:
         return [
             TrustedKey(k["key_id"], base64.b64decode(k["public_key"]), k["name"], k["added"])
             for k in self._read()["keys"]

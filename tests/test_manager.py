@@ -1,0 +1,386 @@
+"""The local plugin manager: installs and consent, upgrades, grants, loading into a host,
+atomicity under ``kill -9``, and repair of damaged state."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pkghelp import home, key, pack, wasmdeck
+
+import wasmdeck as wd
+from wasmdeck.plugins import PluginManager, generate_key
+
+__all__ = ["home", "key"]  # fixtures used by these tests
+
+NETWORK = {"kind": "network", "hosts": ["api.example.com"]}
+
+
+def _consistent(home: Path) -> list[str]:
+    """The registry opens, every row's module file matches, and the doctor finds no damage
+    (leftovers of an interrupted write are notes, not damage)."""
+    report = PluginManager().check()
+    return [line for line in report if not line.startswith("note:")]
+
+
+# -- installing and consent ------------------------------------------------------
+
+
+def test_install_list_show_and_run(home: Path, key: Path, tmp_path: Path) -> None:
+    path = pack(tmp_path, key, capabilities=["kv", NETWORK], license="MIT")
+    result = wasmdeck("install", path, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "kv [low risk]" in result.stderr and "network [medium risk]" in result.stderr
+    assert "signed by an unknown key" in result.stderr
+    assert "granted: kv, network:api.example.com" in result.stdout
+    listed = json.loads(wasmdeck("list", "--json").stdout)
+    assert [(p["name"], p["version"], p["enabled"]) for p in listed] == [("demo", "1.0.0", True)]
+    assert listed[0]["grants"] == ["kv", "network:api.example.com"]
+    table = wasmdeck("list").stdout
+    assert "demo" in table and "enabled" in table
+    shown = wasmdeck("show", "demo")
+    assert shown.returncode == 0
+    for text in ("demo 1.0.0", "license: MIT", "[low risk]", "network:api.example.com [medium"):
+        assert text in shown.stdout, text
+    details = json.loads(wasmdeck("show", "demo", "--json").stdout)
+    assert details["metadata"]["license"] == "MIT" and details["trust"] == "signed"
+    module = home / "modules" / f"{details['digest'].removeprefix('sha256:')}.wasm"
+    assert module.is_file()
+    with PluginManager().load("demo") as plugin:
+        assert plugin.call("ok") == b"ok"
+        assert plugin.grants == wd.Grants(["kv", "network:api.example.com"])
+    assert wasmdeck("show", "nothing").returncode == 2
+
+
+def test_install_without_a_terminal_needs_yes_or_grant(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    path = pack(tmp_path, key, capabilities=["kv", NETWORK])
+    refused = wasmdeck("install", path)
+    assert refused.returncode == 2
+    assert "pass --yes" in refused.stderr and "--grant" in refused.stderr
+    assert json.loads(wasmdeck("list", "--json").stdout) == []
+    narrow = wasmdeck("install", path, "--grant", "kv")
+    assert narrow.returncode == 0, narrow.stderr
+    assert PluginManager().get("demo").grants == wd.Grants(["kv"])
+    # A plugin that asks for nothing needs no consent.
+    plain = pack(tmp_path, key, name="plain")
+    assert wasmdeck("install", plain).returncode == 0
+
+
+def _interactive(args: list[str], answer: bytes) -> tuple[int, str]:
+    """Run the CLI on a pseudo-terminal, answer its question, return (status, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(sys.executable, [sys.executable, "-m", "wasmdeck", *args])
+    output = b""
+    answered = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+        if not answered and b"[y/N]" in output:
+            os.write(fd, answer)
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_install_asks_on_a_terminal(home: Path, key: Path, tmp_path: Path) -> None:
+    path = pack(tmp_path, key, capabilities=["kv"])
+    code, output = _interactive(["install", str(path)], b"n\n")
+    assert code == 1 and "declined" in output and "kv [low risk]" in output
+    assert PluginManager().list() == []
+    code, output = _interactive(["install", str(path)], b"y\n")
+    assert code == 0, output
+    assert PluginManager().get("demo").grants == wd.Grants(["kv"])
+
+
+def test_scoped_capabilities_asked_without_scope_need_an_explicit_grant(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    path = pack(tmp_path, key, capabilities=["network", "kv"])
+    result = wasmdeck("install", path, "--yes")
+    assert result.returncode == 0
+    assert "grant it with --grant network:SCOPE" in result.stderr
+    assert PluginManager().get("demo").grants == wd.Grants(["kv"])
+
+
+def test_enable_disable_grant_revoke_uninstall(home: Path, key: Path, tmp_path: Path) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, capabilities=["kv"]), "--yes").returncode == 0
+    assert wasmdeck("disable", "demo").returncode == 0
+    assert PluginManager().load_enabled() == []
+    with pytest.raises(wd.PluginNotFound, match="disabled"):
+        PluginManager().load("demo")
+    assert wasmdeck("enable", "demo").returncode == 0
+    granted = wasmdeck("grant", "demo", "env:LANG")
+    assert granted.returncode == 0 and "[low risk]" in granted.stdout
+    assert wasmdeck("grant", "demo", "network:a.example").returncode == 0
+    assert wasmdeck("grant", "demo", "network:b.example").returncode == 0
+    assert PluginManager().get("demo").grants == wd.Grants(
+        ["kv", "env:LANG", "network:a.example", "network:b.example"]
+    )
+    assert wasmdeck("revoke", "demo", "network:a.example").returncode == 0
+    assert wasmdeck("revoke", "demo", "env").returncode == 0  # a bare kind: every scope
+    assert PluginManager().get("demo").grants == wd.Grants(["kv", "network:b.example"])
+    missing = wasmdeck("revoke", "demo", "process:git")
+    assert missing.returncode == 2 and "has no grant" in missing.stderr
+    bad = wasmdeck("grant", "demo", "teleport")
+    assert bad.returncode == 2 and "unknown capability" in bad.stderr
+    assert wasmdeck("grant", "ghost", "kv").returncode == 2
+    digest = PluginManager().get("demo").digest
+    assert wasmdeck("uninstall", "demo").returncode == 0
+    assert PluginManager().list() == []
+    assert not (home / "modules" / f"{digest}.wasm").exists()
+    again = wasmdeck("uninstall", "demo")
+    assert again.returncode == 2 and "not installed" in again.stderr
+
+
+def test_the_host_loads_enabled_plugins_with_their_grants(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    manager = PluginManager()
+    manager.install(pack(tmp_path, key, name="one", capabilities=["kv"]), yes=True)
+    manager.install(pack(tmp_path, key, name="two"), grants=["env:HOME"])
+    manager.install(pack(tmp_path, key, name="off"))
+    manager.disable("off")
+    with wd.PluginHost() as host:
+        loaded = manager.load_into(host)
+        assert sorted(p.name for p in loaded) == ["one", "two"] and "off" not in host
+        assert host.call("ok", plugin="one") == b"ok"
+        assert host.get("one").grants == wd.Grants(["kv"])
+        assert host.get("two").grants == wd.Grants(["env:HOME"])
+
+
+# -- upgrades ----------------------------------------------------------------------
+
+
+def test_upgrade_keeps_grants_until_the_plugin_asks_for_more(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    v1 = pack(tmp_path, key, capabilities=["kv"])
+    assert wasmdeck("install", v1, "--yes").returncode == 0
+    assert wasmdeck("grant", "demo", "env:LANG").returncode == 0
+    same = pack(tmp_path, key, version="1.1.0", capabilities=["kv"])
+    upgraded = wasmdeck("install", same)  # no --yes needed: nothing new is asked
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "upgraded demo 1.1.0" in upgraded.stdout and "asks for nothing new" in upgraded.stderr
+    assert PluginManager().get("demo").grants == wd.Grants(["kv", "env:LANG"])
+    more = pack(tmp_path, key, version="2.0.0", capabilities=["kv", NETWORK])
+    refused = wasmdeck("install", more)
+    assert refused.returncode == 2 and "more capabilities than before" in refused.stderr
+    assert PluginManager().get("demo").version == "1.1.0"
+    assert wasmdeck("install", more, "--yes").returncode == 0
+    plugin = PluginManager().get("demo")
+    assert plugin.version == "2.0.0"
+    assert plugin.grants == wd.Grants(["kv", "env:LANG", "network:api.example.com"])
+    # The old module file went with the old version.
+    assert len(list((home / "modules").glob("*.wasm"))) == 1
+
+
+def test_upgrade_signed_by_another_key_is_refused_unless_accepted(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key), "--yes").returncode == 0
+    other = tmp_path / "keys" / "other.key"
+    generate_key(other)
+    v2 = pack(tmp_path, other, version="2.0.0")
+    refused = wasmdeck("install", v2, "--yes")
+    assert refused.returncode == 4 and "--replace-signer" in refused.stderr
+    unsigned = pack(tmp_path, None, version="2.0.0")
+    refused = wasmdeck("install", unsigned, "--yes", "--allow-unsigned")
+    assert refused.returncode == 4 and "is unsigned" in refused.stderr
+    assert PluginManager().get("demo").version == "1.0.0"
+    assert wasmdeck("install", v2, "--yes", "--replace-signer").returncode == 0
+    # A key the user trusts may take over without the flag.
+    third = tmp_path / "keys" / "third.key"
+    generate_key(third)
+    assert wasmdeck("trust", "add", f"{third}.pub", "--name", "New Owner").returncode == 0
+    assert wasmdeck("install", pack(tmp_path, third, version="3.0.0"), "--yes").returncode == 0
+    assert PluginManager().get("demo").version == "3.0.0"
+
+
+def test_a_tampered_package_installs_nothing(home: Path, key: Path, tmp_path: Path) -> None:
+    data = pack(tmp_path, key).read_bytes()
+    for position in (0, 200, len(data) // 2, len(data) - 80, len(data) - 1):
+        bad = tmp_path / f"bad{position}.wdpk"
+        changed = bytearray(data)
+        changed[position] ^= 0x01
+        bad.write_bytes(bytes(changed))
+        result = wasmdeck("install", bad, "--yes")
+        assert result.returncode == 4, (position, result.stderr)
+    assert PluginManager().list() == []
+    assert list((home / "modules").iterdir()) == []
+
+
+# -- atomicity -------------------------------------------------------------------
+
+
+def _install_killed_at(package: Path, point: str) -> None:
+    """Start a real install that stops at ``point``, then kill -9 it there."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wasmdeck", "install", str(package), "--yes"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "WASMDECK_TEST_PAUSE": point},
+    )
+    assert process.stderr is not None
+    try:
+        for line in process.stderr:
+            if line.startswith(b"wasmdeck-test-paused"):
+                break
+        else:
+            pytest.fail(f"the install never reached {point}")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    ("point", "version"),
+    [("module-written", "1.0.0"), ("in-transaction", "1.0.0"), ("committed", "2.0.0")],
+)
+def test_kill_9_during_an_upgrade_leaves_a_usable_registry(
+    home: Path, key: Path, tmp_path: Path, point: str, version: str
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, capabilities=["kv"]), "--yes").returncode == 0
+    v2 = pack(tmp_path, key, version="2.0.0", capabilities=["kv"])
+    _install_killed_at(v2, point)
+    assert _consistent(home) == []
+    manager = PluginManager()
+    installed = manager.get("demo")
+    assert installed.version == version and installed.grants == wd.Grants(["kv"])
+    with manager.load("demo") as plugin:
+        assert plugin.metadata.version == version and plugin.call("ok") == b"ok"
+    # What the kill left behind is cleaned up, and the upgrade then goes through.
+    assert wasmdeck("doctor", "--repair").returncode == 0
+    assert len(list((home / "modules").iterdir())) == 1
+    assert wasmdeck("install", v2, "--yes").returncode == 0
+    assert PluginManager().get("demo").version == "2.0.0"
+
+
+def test_kill_9_at_random_moments_of_installs(home: Path, key: Path, tmp_path: Path) -> None:
+    rng = random.Random(5)
+    versions = [pack(tmp_path, key, version=f"1.{i}.0", capabilities=["kv"]) for i in range(4)]
+    assert wasmdeck("install", versions[0], "--yes").returncode == 0
+    seen = set()
+    for attempt in range(6):
+        target = versions[1 + attempt % 3]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wasmdeck", "install", str(target), "--yes"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.05, 0.45))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert _consistent(home) == []
+        installed = PluginManager().get("demo")
+        seen.add(installed.version)
+        with PluginManager().load("demo") as plugin:
+            assert plugin.call("ok") == b"ok" and plugin.metadata.version == installed.version
+    assert seen  # every state seen was a whole version, old or new
+
+
+# -- damaged state -----------------------------------------------------------------
+
+
+def test_a_garbage_registry_gives_a_clear_error_and_is_restored_from_backup(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, capabilities=["kv"]), "--yes").returncode == 0
+    database = home / "registry.sqlite3"
+    database.write_bytes(os.urandom(8192))
+    for args in (("list",), ("show", "demo"), ("install", str(pack(tmp_path, key, name="b")))):
+        broken = wasmdeck(*args)
+        assert broken.returncode == 4, broken.stderr
+        assert "registry" in broken.stderr and "doctor --repair" in broken.stderr
+    with pytest.raises(wd.RegistryCorrupt):
+        PluginManager().list()
+    checked = wasmdeck("doctor")
+    assert checked.returncode == 4 and "registry" in checked.stdout
+    repaired = wasmdeck("doctor", "--repair")
+    assert repaired.returncode == 0 and "restored from registry.sqlite3.bak" in repaired.stdout
+    assert list(home.glob("registry.sqlite3.corrupt-*"))
+    with PluginManager().load("demo") as plugin:
+        assert plugin.call("ok") == b"ok" and plugin.grants == wd.Grants(["kv"])
+    assert wasmdeck("doctor").stdout.strip() == "all is well"
+
+
+def test_a_registry_without_a_usable_backup_starts_empty(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key), "--yes").returncode == 0
+    database = home / "registry.sqlite3"
+    half = database.read_bytes()
+    database.write_bytes(half[:100] + b"\xff" * (len(half) - 100))  # header kept, pages gone
+    (home / "registry.sqlite3.bak").write_bytes(b"not a database either")
+    assert wasmdeck("list").returncode == 4
+    repaired = wasmdeck("doctor", "--repair")
+    assert repaired.returncode == 0 and "new, empty registry" in repaired.stdout
+    assert json.loads(wasmdeck("list", "--json").stdout) == []
+    assert wasmdeck("install", pack(tmp_path, key), "--yes").returncode == 0
+
+
+@pytest.mark.parametrize("damage", ["altered", "missing"])
+def test_a_damaged_module_file_is_refused_and_repaired(
+    home: Path, key: Path, tmp_path: Path, damage: str
+) -> None:
+    path = pack(tmp_path, key)
+    assert wasmdeck("install", path, "--yes").returncode == 0
+    assert wasmdeck("install", pack(tmp_path, key, name="other"), "--yes").returncode == 0
+    module = home / "modules" / f"{PluginManager().get('demo').digest}.wasm"
+    if damage == "altered":
+        data = bytearray(module.read_bytes())
+        data[-1] ^= 0x01
+        module.write_bytes(bytes(data))
+    else:
+        module.unlink()
+    with pytest.raises(wd.ModuleFileCorrupt, match="doctor --repair"):
+        PluginManager().load("demo")
+    with pytest.raises(wd.ModuleFileCorrupt):
+        PluginManager().load_enabled()
+    checked = wasmdeck("doctor")
+    assert checked.returncode == 4 and "plugin 'demo'" in checked.stdout
+    repaired = wasmdeck("doctor", "--repair")
+    assert repaired.returncode == 0 and "dropped 1 plugin(s)" in repaired.stdout
+    assert [p.name for p in PluginManager().list()] == ["other"]
+    PluginManager().load("other").close()
+    assert wasmdeck("install", path, "--yes").returncode == 0
+    PluginManager().load("demo").close()
+
+
+def test_a_tampered_registry_row_is_caught_at_load(home: Path, key: Path, tmp_path: Path) -> None:
+    path = pack(tmp_path, key, capabilities=["kv"])
+    assert wasmdeck("install", path, "--yes").returncode == 0
+    with sqlite3.connect(home / "registry.sqlite3") as conn:
+        (manifest,) = conn.execute("SELECT manifest FROM plugins").fetchone()
+        forged = manifest.replace(b"demo for tests", b"demo for jests")
+        conn.execute("UPDATE plugins SET manifest = ?", (forged,))
+    with pytest.raises(wd.SignatureInvalid):
+        PluginManager().load("demo")
+    with sqlite3.connect(home / "registry.sqlite3") as conn:
+        conn.execute("UPDATE plugins SET manifest = ?", (b"{not json",))
+    broken = wasmdeck("show", "demo")
+    assert broken.returncode == 4 and "registry row is damaged" in broken.stderr
+    repaired = wasmdeck("doctor", "--repair")
+    assert repaired.returncode == 0 and "dropped 1" in repaired.stdout
