@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "HostError",
     "config",
+    "http_get",
     "http_request",
     "kv_delete",
     "kv_get",
@@ -144,6 +145,11 @@ def http_request(
     if timeout_ms is not None:
         request["timeout_ms"] = timeout_ms
     return _call("http", "request", request)
+
+
+def http_get(url: str, **options: Any) -> dict[str, Any]:
+    """GET ``url`` (a granted host): ``http_get(url)["body"]``."""
+    return http_request("GET", url, **options)
 
 
 def ws_connect(url: str, **options: Any) -> int:
