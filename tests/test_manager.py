@@ -384,3 +384,20 @@ def test_a_tampered_registry_row_is_caught_at_load(home: Path, key: Path, tmp_pa
     assert broken.returncode == 4 and "registry row is damaged" in broken.stderr
     repaired = wasmdeck("doctor", "--repair")
     assert repaired.returncode == 0 and "dropped 1" in repaired.stdout
+
+
+def test_a_plugin_importing_gated_host_functions_packs_and_needs_its_grant(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    from hostcall import host_call_module
+
+    wasm = tmp_path / "caller.wasm"
+    wasm.write_bytes(host_call_module("http_request", {"url": "https://api.example.com/"}))
+    package = tmp_path / "caller.wdpk"
+    assert wasmdeck("pack", wasm, "--out", package, "--key", key).returncode == 0
+    refused = wasmdeck("install", package, "--yes")
+    assert refused.returncode == 4 and "needs the 'network' capability" in refused.stderr
+    assert PluginManager().list() == []
+    granted = wasmdeck("install", package, "--grant", "network:api.example.com")
+    assert granted.returncode == 0, granted.stderr
+    PluginManager().load("host-caller").close()

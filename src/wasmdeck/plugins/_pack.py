@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,12 @@ __all__ = ["PACKAGE_FIELDS", "build_package", "find_module", "project_fields"]
 PACKAGE_FIELDS = ("publisher", "homepage", "license", "min_wasmdeck")
 # Grants that let a module import every host function while reaching nothing,
 # so that the metadata of any plugin can be read at packing time.
-_PROBE_GRANTS = ("network:invalid.invalid", "process:/nonexistent/wasmdeck-probe", "kv")
+# (`false` is the one program it may run: it does nothing.)
+_PROBE_GRANTS = (
+    "network:invalid.invalid",
+    f"process:{shutil.which('false') or '/bin/false'}",
+    "kv",
+)
 
 
 def project_fields(directory: Path) -> tuple[str | None, dict[str, str]]:
