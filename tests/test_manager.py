@@ -165,6 +165,9 @@ def test_the_host_loads_enabled_plugins_with_their_grants(
         assert host.call("ok", plugin="one") == b"ok"
         assert host.get("one").grants == wd.Grants(["kv"])
         assert host.get("two").grants == wd.Grants(["env:HOME"])
+    with wd.PluginHost() as host:  # the same through the host, from $WASMDECK_HOME
+        assert sorted(p.name for p in host.load_installed()) == ["one", "two"]
+        assert host.call("ok", plugin="two") == b"ok"
 
 
 # -- upgrades ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._context import TriggerContext
 from .._errors import ActionNotFound, PluginNotFound
+from ..plugins import PluginManager
 from ..runtime import Plugin
 
 __all__ = ["PluginHost"]
@@ -41,6 +42,14 @@ class PluginHost:
     def load(self, source: Any, **options: Any) -> Plugin:
         """Load a plugin (``Plugin(source, **options)``) and add it."""
         return self.add(Plugin(source, **options))
+
+    def load_installed(self, manager: PluginManager | None = None, **options: Any) -> list[Plugin]:
+        """Load every enabled installed plugin, verified and with its grants.
+
+        ``manager`` defaults to the plugin manager of ``$WASMDECK_HOME``;
+        ``options`` go to each ``Plugin`` (``limits``, ``runtime``, ...).
+        """
+        return (manager or PluginManager()).load_into(self, **options)
 
     def remove(self, name: str) -> Plugin:
         """Remove a plugin by name and return it (still open)."""
