@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _c, _python
+from . import _c, _python, _zig
 from ._languages import Language
 from ._project import TEMPLATES, Project, ProjectError, load_project, render_template, sdk_dir
 from ._tool import Progress, ToolchainMissing, no_progress
 
 __all__ = ["LANGUAGES", "build_project", "language", "new_project"]
 
-LANGUAGES: dict[str, Language] = {module.LANGUAGE.name: module.LANGUAGE for module in (_c, _python)}
+LANGUAGES: dict[str, Language] = {
+    module.LANGUAGE.name: module.LANGUAGE for module in (_c, _python, _zig)
+}
 
 
 def language(name: str) -> Language:
