@@ -150,3 +150,18 @@ def test_help_explains_itself() -> None:
     assert result.returncode == 0
     for option in (b"--params", b"--context", b"--timeout", b"--fuel", b"--max-memory", b"--grant"):
         assert option in result.stdout
+
+
+def test_grants_file_and_config(behaviors_wasm: Path, tmp_path: Path) -> None:
+    grants = tmp_path / "grants.txt"
+    grants.write_text("# what the tests may read\nenv:WASMDECK_SECRET  # the only one\n\n")
+    env = {"PATH": "/usr/bin:/bin", "WASMDECK_SECRET": "from-file"}
+    args = ("run", str(behaviors_wasm), "env", "--params", '{"name": "WASMDECK_SECRET"}')
+    granted = wasmdeck(*args, "--grants-file", str(grants), env=env)
+    assert granted.returncode == 0 and granted.stdout == b"from-file"
+    grants.write_text("env:OK\nteleport\n")
+    bad = wasmdeck(*args, "--grants-file", str(grants), env=env)
+    assert bad.returncode == 2
+    assert b"grants.txt, line 2: unknown capability 'teleport'" in bad.stderr
+    config = wasmdeck("run", str(behaviors_wasm), "ok", "--config", "[1]")
+    assert config.returncode == 2 and b"--config must be a JSON object" in config.stderr

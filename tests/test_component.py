@@ -437,6 +437,25 @@ async def test_async_limits_are_typed_errors(behaviors_component: Path, runtime:
 # -- compile cache ----------------------------------------------------------------------
 
 
+def test_a_host_routes_to_components_and_core_modules_alike(
+    component: wasmdeck.Plugin, velocity_wasm: Path, runtime: Runtime
+) -> None:
+    host = wasmdeck.PluginHost()
+    host.add(component)
+    core = host.load(velocity_wasm, runtime=runtime)
+    assert {p.abi for p in host} == {"component-v1", "core-v1"}
+    # By action name alone: "scale" is the C plugin's, "fail" the component's.
+    hit = TriggerContext(velocity=127)
+    assert host.call("scale", {"max": 10}, hit) == b'{"value":10,"velocity":127}'
+    with pytest.raises(wasmdeck.PluginReportedError) as caught:
+        host.call("fail", {"message": "no"})
+    assert caught.value.plugin == "py-behaviors"
+    with pytest.raises(wasmdeck.ActionNotFound):
+        host.call("teleport")
+    host.remove(core.name)
+    core.close()
+
+
 def test_a_component_is_served_from_the_compile_cache(
     behaviors_component: Path, runtime: Runtime, component: wasmdeck.Plugin
 ) -> None:

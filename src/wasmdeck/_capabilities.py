@@ -30,6 +30,7 @@ __all__ = [
     "Grants",
     "canonical_kind",
     "parse_grant",
+    "read_grants_file",
 ]
 
 
@@ -126,6 +127,23 @@ def parse_grant(text: str) -> Grant:
         if not mode:
             scope = f"{scope}:ro"  # read-only unless rw is asked for
     return Grant(kind, scope)
+
+
+def read_grants_file(text: str, source: str = "grants file") -> list[Grant]:
+    """Parse a grants file: one ``KIND[:SCOPE]`` a line; ``#`` starts a comment.
+
+    ValueError names the line that is wrong.
+    """
+    grants = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            grants.append(parse_grant(line))
+        except ValueError as exc:
+            raise ValueError(f"{source}, line {number}: {exc}") from None
+    return grants
 
 
 class Grants:

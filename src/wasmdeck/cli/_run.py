@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from .._capabilities import Grants
+from .._capabilities import Grants, read_grants_file
 from .._context import TriggerContext
 from ..runtime import Limits, Plugin
 from ..runtime._limits import MiB
@@ -74,6 +75,18 @@ def register(subparsers: Any) -> None:
         default=[],
         help="grant the plugin a capability, e.g. env:HOME (repeatable; nothing is granted by default)",
     )
+    run.add_argument(
+        "--grants-file",
+        metavar="FILE",
+        type=Path,
+        help="grant the capabilities listed in FILE, one KIND[:SCOPE] a line (# for comments)",
+    )
+    run.add_argument(
+        "--config",
+        metavar="JSON",
+        default="{}",
+        help='the plugin\'s configuration, a JSON object, e.g. \'{"url": "ws://127.0.0.1:4455"}\'',
+    )
     run.set_defaults(handler=_run)
 
 
@@ -89,7 +102,11 @@ def _run(args: argparse.Namespace) -> int:
     params = _json_object(args.params, "--params")
     context = TriggerContext.from_dict(_json_object(args.context, "--context"))
     limits = Limits(fuel=args.fuel, timeout=args.timeout, max_memory=int(args.max_memory * MiB))
-    plugin = Plugin(args.plugin, limits=limits, grants=Grants(args.grant))
+    grants = list(args.grant)
+    if args.grants_file is not None:
+        grants += read_grants_file(args.grants_file.read_text(), str(args.grants_file))
+    config = _json_object(args.config, "--config")
+    plugin = Plugin(args.plugin, limits=limits, grants=Grants(grants), config=config)
     if not isinstance(params, dict):  # pragma: no cover - _json_object guarantees it
         raise UsageError("--params must be a JSON object")
     output = plugin.call(args.action, params, context)
