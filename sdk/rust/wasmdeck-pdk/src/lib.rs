@@ -1,0 +1,349 @@
+//! The wasmdeck plugin development kit for Rust (JSON ABI v1), std only.
+//!
+//! A plugin is a type implementing [`Plugin`], exported with [`export!`]:
+//!
+//! ```ignore
+//! use wasmdeck_pdk::{bail, export, Json, Output, Plugin, Request, Result};
+//!
+//! #[derive(Default)]
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     const METADATA: &'static str = r#"{"name": "hello", "version": "0.1.0",
+//!         "description": "Says hello", "actions": [{"name": "greet", "description": "Greet"}]}"#;
+//!
+//!     fn execute(&mut self, request: &Request) -> Result<Output> {
+//!         match request.action.as_str() {
+//!             "greet" => match request.params["who"].as_str() {
+//!                 Some(who) => Ok(format!("hello, {who}").into()),
+//!                 None => bail!("greet needs a 'who'"),
+//!             },
+//!             other => bail!("unknown action {other}"),
+//!         }
+//!     }
+//! }
+//!
+//! export!(Hello);
+//! ```
+//!
+//! The kit provides the exports the host calls (`alloc`, `dealloc`, `init`,
+//! `execute`, `_initialize`), parses each request into a [`Request`], and
+//! hands what `execute` returns to the host: `Ok(output)` as the action's
+//! output, `Err(error)` as the error message the user sees. The plugin value
+//! lives as long as the plugin instance, so its fields keep state between
+//! calls. Host functions are in [`host`] (configuration, HTTP, WebSocket,
+//! processes, key-value state) and logging in [`log`] and the `debug!`,
+//! `info!`, `warn!`, `error!` macros.
+//!
+//! Build with `wasmdeck build` (cargo, `--target wasm32-wasi`, crate type
+//! `cdylib`).
+
+pub mod base64;
+pub mod host;
+pub mod json;
+
+use std::fmt;
+
+pub use host::{ErrorKind, HostError};
+pub use json::Json;
+
+/// The JSON ABI version this kit implements.
+pub const ABI_VERSION: u32 = 1;
+
+/// The trigger that caused a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// 0-127, or `None` when the trigger has no velocity (a webhook, a shortcut).
+    pub velocity: Option<u8>,
+    /// The host's current mode, or `None`.
+    pub mode: Option<i64>,
+    /// When the trigger fired, in milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// One request from the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    /// The action's name, one the metadata declares.
+    pub action: String,
+    /// The action's parameters: always an object (`{}` when none were given).
+    /// The host does not check them against the declared schema: check what you use.
+    pub params: Json,
+    pub context: Context,
+}
+
+impl Request {
+    /// Parse the request JSON the host sends to `execute`.
+    pub fn parse(bytes: &[u8]) -> std::result::Result<Request, Error> {
+        let raw = Json::parse_bytes(bytes).map_err(|e| Error::new(format!("wasmdeck: bad request: {e}")))?;
+        let action = match raw["action"].as_str() {
+            Some(action) => action.to_owned(),
+            None => return Err(Error::new("wasmdeck: bad request: no action")),
+        };
+        let params = match raw.get("params") {
+            Some(params @ Json::Object(_)) => params.clone(),
+            None | Some(Json::Null) => Json::Object(Vec::new()),
+            Some(other) => {
+                return Err(Error::new(format!("wasmdeck: params must be an object, not {}", other.type_name())))
+            }
+        };
+        let context = &raw["context"];
+        let velocity = context["velocity"].as_i64().and_then(|v| u8::try_from(v).ok()).filter(|v| *v <= 127);
+        Ok(Request {
+            action,
+            params,
+            context: Context {
+                velocity,
+                mode: context["mode"].as_i64(),
+                timestamp: context["timestamp"].as_i64().unwrap_or(0),
+            },
+        })
+    }
+}
+
+/// What an action returns to the host.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// No output.
+    None,
+    Text(String),
+    Bytes(Vec<u8>),
+    /// Serialized as compact JSON.
+    Json(Json),
+}
+
+impl From<()> for Output {
+    fn from(_: ()) -> Output {
+        Output::None
+    }
+}
+
+impl From<String> for Output {
+    fn from(text: String) -> Output {
+        Output::Text(text)
+    }
+}
+
+impl From<&str> for Output {
+    fn from(text: &str) -> Output {
+        Output::Text(text.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Output {
+    fn from(bytes: Vec<u8>) -> Output {
+        Output::Bytes(bytes)
+    }
+}
+
+impl From<Json> for Output {
+    fn from(value: Json) -> Output {
+        Output::Json(value)
+    }
+}
+
+/// An action's failure: the message the user sees.
+///
+/// Any `std::error::Error` converts into it (so `?` works on host calls);
+/// make one from text with [`Error::new`] or [`bail!`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    message: String,
+}
+
+impl Error {
+    pub fn new(message: impl Into<String>) -> Error {
+        Error { message: message.into() }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Error {
+    fn from(error: E) -> Error {
+        Error::new(error.to_string())
+    }
+}
+
+/// `Result<T, wasmdeck_pdk::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Return early with an error: `bail!("max must be positive, not {}", max)`.
+#[macro_export]
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return ::std::result::Result::Err($crate::Error::new(::std::format!($($arg)*)))
+    };
+}
+
+/// A wasmdeck plugin: its metadata and what it does with a request.
+///
+/// `Default` makes the instance the host's first call uses; it then lives as
+/// long as the plugin instance (state in its fields survives between calls).
+pub trait Plugin: Default + 'static {
+    /// The metadata JSON: `name`, `version`, `description`, and usually
+    /// `actions` (each with `name`, `description`, a JSON Schema for `params`)
+    /// and `capabilities` (e.g. `["network"]`).
+    const METADATA: &'static str;
+
+    /// Perform one request.
+    fn execute(&mut self, request: &Request) -> Result<Output>;
+}
+
+// ---- logging -----------------------------------------------------------------------
+
+/// Log levels, as the host's `log` takes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Debug = 0,
+    Info = 1,
+    Warning = 2,
+    Error = 3,
+}
+
+/// One message to the plugin's log on the host.
+pub fn log(level: Level, message: &str) {
+    // SAFETY: the host reads len bytes at ptr, owned by `message`.
+    unsafe { host::sys::log(level as i32, message.as_ptr(), message.len()) }
+}
+
+/// `debug!("format", args...)`: log at debug level.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Debug, &::std::format!($($arg)*)) };
+}
+
+/// `info!("format", args...)`: log at info level.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Info, &::std::format!($($arg)*)) };
+}
+
+/// `warn!("format", args...)`: log at warning level.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Warning, &::std::format!($($arg)*)) };
+}
+
+/// `error!("format", args...)`: log at error level.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log($crate::Level::Error, &::std::format!($($arg)*)) };
+}
+
+// ---- the ABI -----------------------------------------------------------------------
+
+/// Export `init` and `execute` for the plugin type: `export!(MyPlugin);`
+#[macro_export]
+macro_rules! export {
+    ($plugin:ty) => {
+        #[no_mangle]
+        pub extern "C" fn init() -> i64 {
+            $crate::__abi::init(<$plugin as $crate::Plugin>::METADATA)
+        }
+
+        #[no_mangle]
+        pub extern "C" fn execute(ptr: *const u8, len: i32) -> i32 {
+            ::std::thread_local! {
+                static INSTANCE: ::std::cell::RefCell<::std::option::Option<$plugin>> =
+                    ::std::cell::RefCell::new(::std::option::Option::None);
+            }
+            INSTANCE.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let plugin = slot.get_or_insert_with(<$plugin as ::std::default::Default>::default);
+                // SAFETY: the host wrote the request at ptr..ptr+len (memory from `alloc`).
+                unsafe { $crate::__abi::execute(plugin, ptr, len) }
+            })
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __abi {
+    use super::*;
+
+    pub fn init(metadata: &'static str) -> i64 {
+        ((metadata.as_ptr() as usize as i64) << 32) | metadata.len() as i64
+    }
+
+    /// # Safety
+    /// `ptr..ptr+len` must be readable (the host wrote the request there).
+    pub unsafe fn execute<P: Plugin>(plugin: &mut P, ptr: *const u8, len: i32) -> i32 {
+        let bytes: &[u8] = match usize::try_from(len) {
+            Ok(0) => &[],
+            Ok(len) if !ptr.is_null() || len == 0 => std::slice::from_raw_parts(ptr, len),
+            _ => return fail(&Error::new(format!("wasmdeck: bad request buffer (length {len})"))),
+        };
+        let result = Request::parse(bytes).and_then(|request| plugin.execute(&request));
+        match result {
+            Ok(output) => {
+                let text;
+                let data: &[u8] = match &output {
+                    Output::None => return 0,
+                    Output::Text(s) => s.as_bytes(),
+                    Output::Bytes(b) => b,
+                    Output::Json(value) => {
+                        text = value.to_string();
+                        text.as_bytes()
+                    }
+                };
+                host::sys::set_output(data.as_ptr(), data.len());
+                0
+            }
+            Err(error) => fail(&error),
+        }
+    }
+
+    fn fail(error: &Error) -> i32 {
+        let message = error.message();
+        // SAFETY: the host copies len bytes at ptr, owned by `message`.
+        unsafe { host::sys::set_error(message.as_ptr(), message.len()) };
+        1
+    }
+}
+
+// Memory for the host to write requests into, and the WASI reactor's start.
+#[cfg(target_arch = "wasm32")]
+mod exports {
+    use std::alloc::{alloc as allocate, dealloc as deallocate, Layout};
+
+    fn layout(len: i32) -> Option<Layout> {
+        Layout::from_size_align(usize::try_from(len).ok()?.max(1), 1).ok()
+    }
+
+    #[no_mangle]
+    pub extern "C" fn alloc(len: i32) -> *mut u8 {
+        match layout(len) {
+            // SAFETY: the layout has a non-zero size.
+            Some(layout) => unsafe { allocate(layout) },
+            None => std::ptr::null_mut(),
+        }
+    }
+
+    #[no_mangle]
+    pub unsafe extern "C" fn dealloc(ptr: *mut u8, len: i32) {
+        if let (false, Some(layout)) = (ptr.is_null(), layout(len)) {
+            deallocate(ptr, layout)
+        }
+    }
+
+    extern "C" {
+        fn __wasm_call_ctors();
+    }
+
+    /// Runs the C library's constructors (WASI preopens, environment) once;
+    /// the host calls it before anything else.
+    #[no_mangle]
+    pub extern "C" fn _initialize() {
+        // SAFETY: called once by the host, before any other export.
+        unsafe { __wasm_call_ctors() }
+    }
+}
