@@ -188,6 +188,7 @@ pub const Request = struct {
     }
 
     /// An integer parameter (2.0 counts), or null when absent or not an integer.
+    /// (Numbers arrive as their JSON text, `.number_string`: see `wd.int`.)
     pub fn paramInt(self: *const Request, name: []const u8) ?i64 {
         return int(self.param(name) orelse return null);
     }
@@ -198,23 +199,51 @@ pub const Request = struct {
     }
 
     /// The params as a Zig struct `T` (fields with defaults are optional;
-    /// unknown fields are ignored). error.InvalidParams after reporting why.
-    pub fn paramsAs(self: *const Request, comptime T: type) error{ InvalidParams, Reported }!T {
+    /// unknown fields are ignored). On a mismatch it reports why, as `fail` does:
+    /// `const p = try req.paramsAs(struct { scene: []const u8, fade_ms: u32 = 0 });`
+    pub fn paramsAs(self: *const Request, comptime T: type) error{Reported}!T {
         return json.parseFromValueLeaky(T, allocator(), .{ .object = self.params }, .{
             .ignore_unknown_fields = true,
-        }) catch |err| {
-            fail("invalid params for '{s}': {s}", .{ self.action, @errorName(err) }) catch {};
-            return error.InvalidParams;
-        };
+        }) catch |err| fail("invalid params for '{s}': {s}", .{ self.action, @errorName(err) });
     }
 };
 
-/// A JSON number that is an integer (2.0 counts), or null.
+/// A JSON number that is an integer (2.0 counts), or null for anything else.
 pub fn int(value: json.Value) ?i64 {
     return switch (value) {
         .integer => |n| n,
         .float => |f| if (@floor(f) == f and @abs(f) < 9.2e18) @intFromFloat(f) else null,
+        .number_string => |text| {
+            // "12", "-3", and "2.0" (a fraction of zeros); not "1e3".
+            const dot = std.mem.indexOfScalar(u8, text, '.') orelse text.len;
+            if (dot + 1 == text.len) return null;
+            for (text[@min(dot + 1, text.len)..]) |c| if (c != '0') return null;
+            return std.fmt.parseInt(i64, text[0..dot], 10) catch null;
+        },
         else => null,
+    };
+}
+
+/// A JSON number as a float, or null for anything else.
+pub fn float(value: json.Value) ?f64 {
+    return switch (value) {
+        .integer => |n| @floatFromInt(n),
+        .float => |f| f,
+        .number_string => |text| std.fmt.parseFloat(f64, text) catch null,
+        else => null,
+    };
+}
+
+/// The JSON options the kit parses with: numbers stay as their text
+/// (`.number_string`; read them with `int` or `float`), which keeps plugins
+/// that never need floating point free of its code.
+pub const parse_options: json.ParseOptions = .{ .parse_numbers = false };
+
+/// Parse JSON text into a Value (in the call's memory).
+pub fn parseJson(text: []const u8) error{ OutOfMemory, InvalidJson }!json.Value {
+    return json.parseFromSliceLeaky(json.Value, allocator(), text, parse_options) catch |err| switch (err) {
+        error.OutOfMemory => error.OutOfMemory,
+        else => error.InvalidJson,
     };
 }
 
@@ -225,7 +254,7 @@ pub fn fmtJson(value: anytype) json.Formatter(@TypeOf(value)) {
 
 fn parseRequest(raw: []const u8) !Request {
     const arena = allocator();
-    const doc = try json.parseFromSliceLeaky(json.Value, arena, raw, .{});
+    const doc = try json.parseFromSliceLeaky(json.Value, arena, raw, parse_options);
     if (doc != .object) return error.NotAnObject;
     const action = doc.object.get("action") orelse return error.NoAction;
     if (action != .string) return error.NoAction;
@@ -268,10 +297,9 @@ pub fn print(comptime fmt: []const u8, args: anytype) Allocator.Error!void {
     output(try std.fmt.allocPrint(allocator(), fmt, args));
 }
 
-/// Output `value` as compact JSON (structs keep their field order; null
-/// optional fields are left out).
+/// Output `value` as compact JSON (a struct's fields in their order).
 pub fn outputJson(value: anytype) Allocator.Error!void {
-    output(try json.Stringify.valueAlloc(allocator(), value, .{ .emit_null_optional_fields = false }));
+    output(try json.Stringify.valueAlloc(allocator(), value, .{}));
 }
 
 /// Report an error message to the user: `return wd.fail("no scene {s}", .{name});`
@@ -402,9 +430,9 @@ pub fn callJson(comptime f: HostFunction, request: []const u8) HostError!json.Ob
     const text = try allocator().alloc(u8, @intCast(n));
     const got = host.response_read(text.ptr, text.len);
     if (got != n) return error.BadResponse;
-    const doc = json.parseFromSliceLeaky(json.Value, allocator(), text, .{}) catch |err| switch (err) {
+    const doc = parseJson(text) catch |err| switch (err) {
         error.OutOfMemory => return error.OutOfMemory,
-        else => return error.BadResponse,
+        error.InvalidJson => return error.BadResponse,
     };
     if (doc != .object) return error.BadResponse;
     if (doc.object.get("error")) |failure| {
@@ -535,11 +563,8 @@ pub const HttpResponse = struct {
     }
 
     /// The body parsed as JSON.
-    pub fn jsonBody(self: HttpResponse) HostError!json.Value {
-        return json.parseFromSliceLeaky(json.Value, allocator(), self.body, .{}) catch |err| switch (err) {
-            error.OutOfMemory => error.OutOfMemory,
-            else => error.BadResponse,
-        };
+    pub fn jsonBody(self: HttpResponse) error{ OutOfMemory, InvalidJson }!json.Value {
+        return parseJson(self.body);
     }
 };
 
@@ -653,11 +678,9 @@ pub const WebSocket = struct {
 };
 
 pub fn wsConnect(options: WsConnectOptions) HostError!WebSocket {
-    const headers = try allocator().alloc(Header, options.headers.len);
-    @memcpy(headers, options.headers);
-    // The host takes headers as an object here.
+    // ws_connect takes the headers as an object.
     var names: json.ObjectMap = .empty;
-    for (headers) |h| try names.put(allocator(), h.name, .{ .string = h.value });
+    for (options.headers) |h| try names.put(allocator(), h.name, .{ .string = h.value });
     const r = try call(.ws_connect, .{
         .url = options.url,
         .subprotocols = options.subprotocols,
