@@ -20,7 +20,7 @@ import wasmtime
 from test_network_ws import echo_server  # noqa: F401
 
 import wasmdeck
-from wasmdeck import ImportNotAllowed, PluginReportedError, TriggerContext
+from wasmdeck import ImportNotAllowed, PluginReportedError, PluginTrap, TriggerContext
 from wasmdeck.build import BuildError, ToolchainMissing, _zig, build_project
 from wasmdeck.build._c import ZIG_VERSION
 
@@ -111,6 +111,22 @@ def test_log(hostcalls_wasm: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert record.levelname == "WARNING" and record.name.startswith("wasmdeck.plugin")
 
 
+def test_std_log_goes_to_the_host(hostcalls_wasm: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG", logger="wasmdeck.plugin")
+    assert plugin(hostcalls_wasm).call("std-log") == b"ok"
+    got = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert got == [("INFO", "(pads) pad 7 pressed"), ("DEBUG", "plain")]
+
+
+def test_panic_is_logged_and_traps(hostcalls_wasm: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG", logger="wasmdeck.plugin")
+    p = plugin(hostcalls_wasm)
+    with pytest.raises(PluginTrap):
+        p.call("panic")
+    assert ("ERROR", "panic: on purpose") in [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert p.call("log", {"message": "still here"}) == b"logged"  # a fresh instance
+
+
 def test_denied_is_an_error_the_plugin_handles(hostcalls_wasm: Path) -> None:
     # Linked with a network grant for another host: 127.0.0.1:1 is not granted.
     assert plugin(hostcalls_wasm).call("denied") == b"denied"
@@ -174,7 +190,7 @@ def test_ungranted_imports_refuse_to_load(hostcalls_wasm: Path) -> None:
 
 def test_metadata_declares_capabilities(hostcalls_wasm: Path) -> None:
     meta = plugin(hostcalls_wasm).metadata
-    assert meta.name == "zig-hostcalls" and len(meta.actions or ()) == 12
+    assert meta.name == "zig-hostcalls" and len(meta.actions or ()) == 14
     assert [c.kind for c in meta.capabilities] == ["kv", "network", "process"]
 
 

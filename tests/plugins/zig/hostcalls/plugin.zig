@@ -20,6 +20,8 @@ pub const metadata: wd.Metadata = .{
         .{ .name = "typed", .description = "Params parsed into a Zig struct" },
         .{ .name = "process", .description = "Run a program; output its result" },
         .{ .name = "ws-echo", .description = "Connect, send, receive, close" },
+        .{ .name = "std-log", .description = "Log through std.log (routed to the host)" },
+        .{ .name = "panic", .description = "Panic on purpose" },
     },
     .capabilities = &.{ "kv", "network", "process" },
 };
@@ -37,7 +39,12 @@ const Action = enum {
     typed,
     process,
     @"ws-echo",
+    @"std-log",
+    panic,
 };
+
+// std.log goes to the host's log, every level.
+pub const std_options: std.Options = .{ .logFn = wd.logFn, .log_level = .debug };
 
 fn need(req: *const wd.Request, name: []const u8) ![]const u8 {
     return req.paramString(name) orelse wd.fail("'{s}' must be a string", .{name});
@@ -114,6 +121,12 @@ pub fn execute(req: *const wd.Request) !void {
             const result = try wd.processRun(.{ .argv = args.items, .stdin = stdin });
             try wd.outputJson(result);
         },
+        .@"std-log" => {
+            std.log.scoped(.pads).info("pad {d} pressed", .{7});
+            std.log.debug("plain", .{});
+            wd.output("ok");
+        },
+        .panic => @panic("on purpose"),
         .@"ws-echo" => {
             // Send text, then bytes, then "bye" (the echo server closes on it).
             const url = try need(req, "url");
