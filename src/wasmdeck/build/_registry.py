@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _assemblyscript, _c, _python, _rust, _zig
+from . import _assemblyscript, _c, _go, _python, _rust, _zig
 from ._languages import Language
 from ._project import TEMPLATES, Project, ProjectError, load_project, render_template, sdk_dir
 from ._tool import Progress, ToolchainMissing, no_progress
@@ -12,7 +12,8 @@ from ._tool import Progress, ToolchainMissing, no_progress
 __all__ = ["LANGUAGES", "build_project", "language", "new_project"]
 
 LANGUAGES: dict[str, Language] = {
-    module.LANGUAGE.name: module.LANGUAGE for module in (_c, _python, _zig, _rust, _assemblyscript)
+    module.LANGUAGE.name: module.LANGUAGE
+    for module in (_c, _python, _zig, _rust, _assemblyscript, _go)
 }
 
 

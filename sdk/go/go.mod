@@ -1,0 +1,3 @@
+module wasmdeck.dev/pdk
+
+go 1.24
