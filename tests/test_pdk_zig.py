@@ -307,14 +307,20 @@ def test_cli_build_without_zig(tmp_path: Path) -> None:
     assert not (project / "build" / "pad.wasm").exists()
 
 
-def test_build_error_names_the_line(tmp_path: Path) -> None:
-    project = tmp_path / "broken"
-    wasmdeck.build.new_project(project, "broken", "zig", "minimal")
-    (project / "plugin.zig").write_text(
+def test_rebuilds_only_on_change_and_names_the_broken_line(tmp_path: Path) -> None:
+    project = tmp_path / "pad"
+    wasmdeck.build.new_project(project, "pad", "zig", "minimal")
+    wasm = build_project(project)
+    built = wasm.stat().st_mtime_ns
+    assert build_project(project).stat().st_mtime_ns == built  # nothing changed: kept
+    main = project / "plugin.zig"
+    main.write_text(main.read_text().replace("hello from pad", "hi from pad"))
+    assert wasmdeck.Plugin(build_project(project)).call("hello") == b"hi from pad"
+    main.write_text(
         'const wd = @import("wasmdeck");\npub const metadata: wd.Metadata = .{};\n'
         "pub fn execute(_: *const wd.Request) void {}\n"
     )
     with pytest.raises(BuildError) as caught:
         build_project(project)
     assert "plugin.zig:2" in str(caught.value) and "missing struct field" in str(caught.value)
-    assert not (project / "build" / "broken.wasm").exists()
+    assert not list((project / "build").glob("*partial*"))

@@ -15,6 +15,7 @@ missing, with the command that installs the right one.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -110,14 +111,42 @@ def compile_zig(
     return output
 
 
+def _digest(project: Project, kit: Path) -> str:
+    """What the build depends on: the project's files, the kit, the flags and zig."""
+    digest = hashlib.sha256()
+    digest.update("\0".join((*ZIG_FLAGS, zig_toolchain(), project.name)).encode())
+    digest.update(kit.read_bytes())
+    for path in sorted(project.root.rglob("*")):
+        relative = path.relative_to(project.root)
+        if relative.parts[0] == "build" or any(p.startswith(".") for p in relative.parts):
+            continue
+        if path.is_file():
+            digest.update(
+                str(relative).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest()
+            )
+    return digest.hexdigest()
+
+
 def build_zig_project(project: Project, progress: Progress) -> Path:
-    for candidate in MAIN_FILES:
-        main = project.root / candidate
-        if main.is_file():
-            return compile_zig(main, project.output, progress=progress)
-    raise BuildError(
-        f"{project.root} has no Zig plugin to build: expected {' or '.join(MAIN_FILES[:2])}"
-    )
+    """Build the project, or keep its module when nothing it depends on changed.
+
+    (``zig build-exe`` compiles everything again on every run, about a second;
+    ``zig cc`` and ``zig build`` have caches, this is the one for plugins.)
+    """
+    main = next((project.root / m for m in MAIN_FILES if (project.root / m).is_file()), None)
+    if main is None:
+        raise BuildError(
+            f"{project.root} has no Zig plugin to build: expected {' or '.join(MAIN_FILES[:2])}"
+        )
+    kit = sdk_dir("zig") / "wasmdeck.zig"
+    stamp = project.output.with_name(f".{project.output.stem}.digest")
+    digest = _digest(project, kit)
+    if project.output.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return project.output
+    stamp.unlink(missing_ok=True)
+    compile_zig(main, project.output, kit=kit, progress=progress)
+    stamp.write_text(digest)
+    return project.output
 
 
 LANGUAGE = Language(
