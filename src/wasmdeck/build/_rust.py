@@ -10,6 +10,7 @@ Cargo's files go to ``build/target`` in the project.
 The toolchain is Debian's (``apt-get install rustc cargo
 libstd-rust-dev-wasm32``, in /usr/bin): a rustup toolchain earlier on PATH
 usually lacks the wasm32-wasi target, so it is bypassed on purpose.
+``WASMDECK_RUST_BIN`` names another directory with cargo and rustc.
 """
 
 from __future__ import annotations
@@ -25,13 +26,11 @@ from ._languages import Language
 from ._project import Project, sdk_dir
 from ._tool import BuildError, Progress, ToolchainMissing, run_tool
 
-__all__ = ["APT_PACKAGES", "CARGO", "LANGUAGE", "RUSTC", "TARGET", "WASM_STD", "kit_dir"]
+__all__ = ["APT_PACKAGES", "LANGUAGE", "TARGET", "kit_dir", "toolchain_bin"]
 
-TOOLCHAIN_DIR = Path("/usr/bin")
-CARGO = TOOLCHAIN_DIR / "cargo"
-RUSTC = TOOLCHAIN_DIR / "rustc"
-# Debian's standard library for the target (package libstd-rust-dev-wasm32).
-WASM_STD = Path("/usr/lib/rustlib/wasm32-wasi")
+# Where cargo and rustc are: Debian's, unless WASMDECK_RUST_BIN names another
+# directory (a toolchain whose sysroot has the wasm32-wasi standard library).
+DEFAULT_BIN = Path("/usr/bin")
 TARGET = "wasm32-wasi"
 APT_PACKAGES = ("rustc", "cargo", "libstd-rust-dev-wasm32")
 INSTALL_HINT = (
@@ -45,17 +44,30 @@ def kit_dir() -> Path:
     return sdk_dir("rust") / "wasmdeck-pdk"
 
 
+def toolchain_bin() -> Path:
+    """The directory with cargo and rustc (``WASMDECK_RUST_BIN``, default /usr/bin)."""
+    return Path(os.environ.get("WASMDECK_RUST_BIN") or DEFAULT_BIN)
+
+
 def _toolchain() -> str:
-    if not (os.access(CARGO, os.X_OK) and os.access(RUSTC, os.X_OK)):
+    bin_dir = toolchain_bin()
+    missing = [tool for tool in ("cargo", "rustc") if not os.access(bin_dir / tool, os.X_OK)]
+    if missing:
         raise ToolchainMissing(
-            f"no Rust toolchain in {TOOLCHAIN_DIR} (cargo, rustc): {INSTALL_HINT}"
+            f"no Rust toolchain in {bin_dir} ({' and '.join(missing)} missing): {INSTALL_HINT}"
         )
-    if not WASM_STD.is_dir():
+    env = _env()
+    version = run_tool([bin_dir / "rustc", "--version"], what="rustc --version", env=env)
+    sysroot = run_tool(
+        [bin_dir / "rustc", "--print", "sysroot"], what="rustc --print sysroot", env=env
+    )
+    std = Path(sysroot.strip()) / "lib" / "rustlib" / TARGET
+    if not std.is_dir():
         raise ToolchainMissing(
-            f"Rust is installed but not its {TARGET} standard library ({WASM_STD}): {INSTALL_HINT}"
+            f"{version.strip() or 'rustc'} is installed but not its {TARGET} standard library "
+            f"({std} is missing): {INSTALL_HINT}"
         )
-    version = run_tool([RUSTC, "--version"], what="rustc --version", env=_env())
-    return version.splitlines()[0] if version else "rustc"
+    return f"{version.strip()} ({bin_dir})"
 
 
 def _install(progress: Progress) -> None:
@@ -84,10 +96,11 @@ def _install(progress: Progress) -> None:
 
 def _env() -> dict[str, str]:
     """This process's environment with Debian's toolchain first, not rustup's."""
+    bin_dir = toolchain_bin()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUSTUP_")}
-    env["PATH"] = os.pathsep.join([str(TOOLCHAIN_DIR), env.get("PATH", "")])
-    env["RUSTC"] = str(RUSTC)
-    env["CARGO"] = str(CARGO)
+    env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
+    env["RUSTC"] = str(bin_dir / "rustc")
+    env["CARGO"] = str(bin_dir / "cargo")
     env.pop("RUSTFLAGS", None)  # flags meant for another toolchain would break this one
     return env
 
@@ -138,7 +151,7 @@ def _build(project: Project, progress: Progress) -> Path:
     patch = f"patch.crates-io.wasmdeck-pdk.path={json.dumps(str(kit_dir()))}"
     run_tool(
         [
-            CARGO,
+            toolchain_bin() / "cargo",
             "build",
             "--release",
             "--offline",

@@ -282,7 +282,8 @@ impl fmt::Display for Json {
             Json::Null => f.write_str("null"),
             Json::Bool(b) => f.write_str(if *b { "true" } else { "false" }),
             Json::Int(n) => write!(f, "{n}"),
-            Json::Float(x) if x.is_finite() => write!(f, "{x}"),
+            // Debug keeps a float a float ("2.0", "1e300"), and is valid JSON.
+            Json::Float(x) if x.is_finite() => write!(f, "{x:?}"),
             Json::Float(_) => f.write_str("null"),
             Json::String(s) => write_string(f, s),
             Json::Array(items) => {
@@ -617,6 +618,6 @@ mod tests {
         assert_eq!(value.to_string(), r#"{"value":1,"velocity":100}"#);
         let value = Json::object(Vec::<(String, Json)>::new()).with("x", "a\u{1f}").with("n", None::<i32>);
         assert_eq!(value.to_string(), r#"{"x":"a\u001f","n":null}"#);
-        assert_eq!(Json::array([1.5, f64::NAN]).to_string(), "[1.5,null]");
+        assert_eq!(Json::array([1.5, f64::NAN, 2.0, 1e300]).to_string(), "[1.5,null,2.0,1e300]");
     }
 }
