@@ -1,0 +1,5 @@
+module hostcalls
+
+go 1.24
+
+require wasmdeck.dev/pdk v0.0.0
