@@ -20,8 +20,7 @@ from servers.webhook import WebhookServer
 
 import wasmdeck
 from wasmdeck import Limits, Runtime, TriggerContext
-from wasmdeck.build import BuildError, ToolchainMissing, build_project, new_project
-from wasmdeck.build import _go
+from wasmdeck.build import BuildError, ToolchainMissing, _go, build_project, new_project
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "tests" / "plugins" / "go"
