@@ -757,6 +757,13 @@ export class KvKeys extends HostResponse {
   }
 }
 
+export class KvDeleted extends HostResponse {
+  // Was the key there?
+  get deleted(): bool {
+    return this.json.getBool("deleted");
+  }
+}
+
 export namespace kv {
   export function get(key: string): KvValue {
     const result = new KvValue();
@@ -773,9 +780,11 @@ export namespace kv {
     return hostCall(_kv_set, req);
   }
 
-  // `deleted` in the answer's json says whether the key was there.
-  export function remove(key: string): HostResponse {
-    return hostCall(_kv_delete, Json.obj().setString("key", key));
+  // Delete a key (`delete` is a reserved word); `.deleted` says whether it was there.
+  export function remove(key: string): KvDeleted {
+    const result = new KvDeleted();
+    result._fill(hostCall(_kv_delete, Json.obj().setString("key", key)));
+    return result;
   }
 
   export function list(prefix: string = ""): KvKeys {
