@@ -20,11 +20,15 @@
 //!         try wd.print("hello, {s}", .{who});
 //!     }
 //!
-//! Build it (`wasmdeck build` does this; Zig 0.17):
+//! Build it with `wasmdeck build`, which runs (Zig 0.17):
 //!
 //!     zig build-exe -target wasm32-wasi -O ReleaseSmall -fno-entry --stack 1048576 \
 //!         --export=alloc --export=dealloc --export=init --export=execute \
-//!         --dep wasmdeck -Mroot=plugin.zig -Mwasmdeck=sdk/zig/wasmdeck.zig
+//!         --dep plugin -Mroot=sdk/zig/wasmdeck.zig --dep wasmdeck=root -Mplugin=plugin.zig
+//!
+//! This kit is the root module and the plugin's file is the module "plugin"
+//! (each imports the other), so the exports below are always compiled in and
+//! find the plugin's `metadata` and `execute`.
 //!
 //! Memory: everything the kit hands out during a call (the request, host
 //! responses, formatted text) lives in a per-call arena, `wd.allocator()`,
@@ -36,9 +40,7 @@
 //! capability.
 
 const std = @import("std");
-// `wasmdeck build` makes this kit the root module and the plugin's file the
-// module "plugin" (which imports this one as "wasmdeck"): so the exports
-// below are always compiled in, and the plugin declares only what it is.
+// The plugin's own file (see the build command above).
 const plugin = @import("plugin");
 const json = std.json;
 const Allocator = std.mem.Allocator;
