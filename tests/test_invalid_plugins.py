@@ -204,3 +204,10 @@ def test_initial_memory_over_the_limit() -> None:
 def test_wat2wasm_is_what_builds_these() -> None:
     # A guard that the helper really produces modules wasmtime accepts.
     assert wasmtime.Module(wasmtime.Engine(), abi_module()) is not None
+
+
+def test_alloc_that_grows_memory_for_the_buffer() -> None:
+    """An allocator that grows memory by exactly what it needs returns the old end."""
+    alloc = "(i32.shl (memory.grow (i32.const 1)) (i32.const 16))"
+    plugin = wasmdeck.Plugin(abi_module(alloc=alloc))
+    assert plugin.call("ok") == b"ok"

@@ -191,6 +191,13 @@ class _Instance:
         self.mem_size = capi.memory_data_size(self.ctx, self.mem)
         self.view = capi.memory_view(self.base, self.mem_size)
 
+    def fits(self, ptr: int, length: int) -> bool:
+        """Whether ``ptr .. ptr+length`` lies inside the guest's memory (as it is now)."""
+        end = ptr + length
+        if end > self.mem_size:
+            self.refresh()
+        return end <= self.mem_size
+
     def read(self, ptr: int, length: int) -> bytes | None:
         """Guest bytes at ``ptr``, or None when the range is out of bounds."""
         end = ptr + length
@@ -461,7 +468,7 @@ class CoreModule:
             self._raw_call(live, live.f_dealloc, live.buf_ptr, live.buf_cap, "dealloc")
         live.buf_cap = 0
         ptr = self._raw_call(live, live.f_alloc, capacity, 0, "alloc") & 0xFFFF_FFFF
-        if live.read(ptr, 0) is None or ptr + capacity > live.mem_size:
+        if not live.fits(ptr, capacity):  # alloc may have grown memory: re-read its size
             self._discard()
             raise ABIViolation(
                 f"alloc({capacity}) returned {ptr:#x}, which does not leave {capacity} bytes "
