@@ -77,3 +77,26 @@ def loopback_name() -> str:
             f"host name {name!r} resolves to {addresses}, not only 127.0.0.1", pytrace=False
         )
     return name
+
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave the process with pytest's status once everything is reported.
+
+    wasmtime's WASI keeps tokio worker threads that can panic while the
+    interpreter tears itself down, after every test has passed; the CLI
+    (``cli.run``) leaves the same way, for the same reason.
+    """
+    import os
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import math
@@ -94,6 +95,7 @@ class Runtime:
             daemon=True,
         )
         self._ticker.start()
+        _running.add(self)
 
     def deadline_ticks(self, timeout: float) -> int:
         """Epoch ticks that cover ``timeout`` seconds (one more for the partial tick)."""
@@ -209,6 +211,16 @@ def error_summary(exc: BaseException) -> str:
 
 _default: Runtime | None = None
 _default_lock = threading.Lock()
+# Runtimes whose epoch thread runs. At exit the threads are stopped before the
+# interpreter tears down wasmtime's objects: a tick against a half-destroyed
+# engine would crash the process after all its work was done.
+_running: weakref.WeakSet[Runtime] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_epoch_threads() -> None:
+    for runtime in list(_running):
+        runtime.close()
 
 
 def default_runtime() -> Runtime:
