@@ -9,6 +9,7 @@ grants what it exercises.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ import wasmdeck
 from wasmdeck import ImportNotAllowed, Limits, PluginReportedError, PluginTrap, TriggerContext
 from wasmdeck.build import BuildError, ToolchainMissing, build_project, new_project
 from wasmdeck.build import _assemblyscript as asc
+from wasmdeck.build._tool import no_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "tests" / "plugins" / "assemblyscript" / "hostcalls"
@@ -207,9 +209,12 @@ def test_base64(hostcalls_wasm: Path) -> None:
     for text in ("", "a", "ab", "abc", "abcd", "héllo ✓"):
         out = json.loads(p.call("base64", {"text": text}))
         assert out == {
-            "encoded": __import__("base64").b64encode(text.encode()).decode(),
+            "encoded": base64.b64encode(text.encode()).decode(),
             "decoded": text,
         }
+    for bad in ("a", "abc", "ab=c", "a===", "ab\u00e9=", "====", "ab*d"):
+        assert p.call("base64", {"b64": bad}) == b"(invalid)", bad
+    assert p.call("base64", {"b64": "aGk="}) == b"hi"
 
 
 def test_state_lives_in_globals(hostcalls_wasm: Path) -> None:
@@ -331,7 +336,8 @@ def test_toolchain_reports_the_pinned_asc() -> None:
 def test_install_is_a_quick_no_op_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(asc.shutil, "which", lambda name: None)  # npm could not run
     started = time.perf_counter()
-    asc.LANGUAGE.install(lambda what: __import__("contextlib").nullcontext())  # type: ignore[misc]
+    assert asc.LANGUAGE.install is not None
+    asc.LANGUAGE.install(no_progress)
     assert time.perf_counter() - started < 0.5
 
 

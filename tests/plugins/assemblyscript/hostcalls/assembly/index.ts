@@ -207,6 +207,10 @@ function kindName(v: JsonValue): string {
 }
 
 function base64(req: Request): void {
+  if (req.params.has("b64")) {
+    const data = Base64.decode(req.params.getString("b64"));
+    return output(data ? String.UTF8.decode(data.buffer) : "(invalid)");
+  }
   const text = need(req, "text");
   if (text == null) return;
   const encoded = Base64.encode(Uint8Array.wrap(String.UTF8.encode(text)));
