@@ -327,6 +327,21 @@ def test_toolchain_without_the_wasm_std_is_missing(
     assert "libstd-rust-dev-wasm32" in str(caught.value)
 
 
+def test_toolchain_without_the_linker_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "lib" / "rustlib" / "wasm32-wasi").mkdir(parents=True)
+    (tmp_path / "rust-lld").symlink_to(tmp_path / "lld-14")  # dangling, as without lld
+    for tool in ("cargo", "rustc"):
+        fake = tmp_path / tool
+        fake.write_text(f'#!/bin/sh\n[ "$1" = --print ] && echo {tmp_path} || echo {tool} 9.9\n')
+        fake.chmod(0o755)
+    monkeypatch.setenv("WASMDECK_RUST_BIN", str(tmp_path))
+    with pytest.raises(ToolchainMissing, match="not its wasm linker rust-lld") as caught:
+        _rust.LANGUAGE.toolchain()
+    assert "libstd-rust-dev-wasm32 lld`" in str(caught.value)
+
+
 def test_cli_build_without_rust(tmp_path: Path) -> None:
     """`wasmdeck build` says how to get Rust: exit code 1, no traceback."""
     empty = tmp_path / "bin"

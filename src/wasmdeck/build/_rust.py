@@ -32,7 +32,8 @@ __all__ = ["APT_PACKAGES", "LANGUAGE", "TARGET", "kit_dir", "toolchain_bin"]
 # directory (a toolchain whose sysroot has the wasm32-wasi standard library).
 DEFAULT_BIN = Path("/usr/bin")
 TARGET = "wasm32-wasi"
-APT_PACKAGES = ("rustc", "cargo", "libstd-rust-dev-wasm32")
+# lld: rustc's rust-lld, the wasm linker, is Debian's lld (only recommended by the packages).
+APT_PACKAGES = ("rustc", "cargo", "libstd-rust-dev-wasm32", "lld")
 INSTALL_HINT = (
     f"install it with `sudo apt-get install {' '.join(APT_PACKAGES)}` "
     "(Debian/Ubuntu), or run `wasmdeck toolchain --install rust`"
@@ -61,16 +62,29 @@ def _toolchain() -> str:
     sysroot = run_tool(
         [bin_dir / "rustc", "--print", "sysroot"], what="rustc --print sysroot", env=env
     )
-    std = Path(sysroot.strip()) / "lib" / "rustlib" / TARGET
+    root = Path(sysroot.strip())
+    std = root / "lib" / "rustlib" / TARGET
     if not std.is_dir():
         raise ToolchainMissing(
             f"{version.strip() or 'rustc'} is installed but not its {TARGET} standard library "
             f"({std} is missing): {INSTALL_HINT}"
         )
+    linkers = [bin_dir / "rust-lld", *root.glob("lib/rustlib/*/bin/rust-lld")]
+    if not any(linker.exists() for linker in linkers):  # exists() follows the symlink
+        raise ToolchainMissing(
+            f"{version.strip() or 'rustc'} is installed but not its wasm linker rust-lld "
+            f"(Debian's lld): {INSTALL_HINT}"
+        )
     return f"{version.strip()} ({bin_dir})"
 
 
 def _install(progress: Progress) -> None:
+    """apt-get update + install of Debian's Rust and its wasm32 std; a no-op when present."""
+    try:
+        _toolchain()
+        return
+    except ToolchainMissing:
+        pass
     if shutil.which("apt-get") is None:
         raise ToolchainMissing(
             "cannot install Rust here: apt-get is missing (wasmdeck installs Debian's "
