@@ -247,12 +247,6 @@ def test_garbage_is_collected_between_calls(hostcalls_wasm: Path) -> None:
         assert p.call("garbage", {"n": 1_000_000}) == b"500000"
 
 
-@pytest.mark.xfail(
-    reason="host: CoreModule._grow_buffer checks alloc's pointer against the memory size "
-    "from before alloc ran, so a block that alloc placed across the old end (where TLSF "
-    "puts it after growing) is refused; refreshing the size first fixes it",
-    raises=wasmdeck.ABIViolation,
-)
 def test_large_requests(hostcalls_wasm: Path) -> None:
     """A request far larger than the host's first buffer: alloc grows the memory."""
     big = json.dumps(["x" * 1000] * 250)
