@@ -8,17 +8,16 @@ Built once per run with ``wasmdeck build``'s library half and the real
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from servers.webhook import WebhookServer
+from test_pdk_assemblyscript import build_cached
 
 import wasmdeck
 from wasmdeck import ImportNotAllowed, PluginReportedError, TriggerContext
-from wasmdeck.build import BuildError, build_project
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "examples" / "assemblyscript" / "webhook"
@@ -27,15 +26,8 @@ CONTEXT = TriggerContext(velocity=100, mode=2, timestamp=1732500000123)
 
 @pytest.fixture(scope="session")
 def webhook_wasm() -> Path:
-    """The example, built in a copy of its project (the build stays out of examples/)."""
-    project = ROOT / ".cache" / "test-builds" / "assemblyscript-webhook"
-    if project.exists():
-        shutil.rmtree(project)
-    shutil.copytree(SOURCE, project, ignore=shutil.ignore_patterns("build"))
-    try:
-        return build_project(project)
-    except BuildError as exc:
-        pytest.fail(f"building the webhook example failed: {exc}", pytrace=False)
+    """The example, built once (in a copy: the build stays out of examples/)."""
+    return build_cached(SOURCE, "webhook")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ grants what it exercises.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ from test_network_ws import echo_server  # noqa: F401
 
 import wasmdeck
 from wasmdeck import ImportNotAllowed, Limits, PluginReportedError, PluginTrap, TriggerContext
-from wasmdeck.build import BuildError, ToolchainMissing, build_project, new_project
+from wasmdeck.build import BuildError, ToolchainMissing, build_project, new_project, sdk_dir
 from wasmdeck.build import _assemblyscript as asc
 from wasmdeck.build._tool import no_progress
 
@@ -35,17 +36,36 @@ SOURCE = ROOT / "tests" / "plugins" / "assemblyscript" / "hostcalls"
 LINK = ["kv", "network:example.com", "process:printf"]
 
 
-@pytest.fixture(scope="session")
-def hostcalls_wasm() -> Path:
-    """The hostcalls plugin, built in a copy of its project (the build stays out of tests/)."""
-    project = ROOT / ".cache" / "test-builds" / "assemblyscript-hostcalls"
+def build_cached(source: Path, label: str) -> Path:
+    """Build the AssemblyScript project at ``source`` in a copy under .cache/test-builds.
+
+    The copy is named by a digest of the project's files, the kit, the
+    compiler version and its flags, so a re-run only rebuilds what changed.
+    """
+    digest = hashlib.sha256()
+    kit = sdk_dir("assemblyscript") / "wasmdeck"
+    for root in (source, kit):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "build" not in path.relative_to(root).parts:
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    digest.update(" ".join((asc.ASSEMBLYSCRIPT_VERSION, *asc.ASC_FLAGS)).encode())
+    project = ROOT / ".cache" / "test-builds" / f"assemblyscript-{label}-{digest.hexdigest()[:16]}"
+    built = project / "build" / f"{label}.wasm"
+    if built.is_file():
+        return built
     if project.exists():
         shutil.rmtree(project)
-    shutil.copytree(SOURCE, project, ignore=shutil.ignore_patterns("build"))
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns("build"))
     try:
         return build_project(project)
     except BuildError as exc:
-        pytest.fail(f"building the AssemblyScript hostcalls plugin failed: {exc}", pytrace=False)
+        pytest.fail(f"building {source.relative_to(ROOT)} failed: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def hostcalls_wasm() -> Path:
+    """The hostcalls plugin, built once (and again only when it or the kit changes)."""
+    return build_cached(SOURCE, "as-hostcalls")
 
 
 @pytest.fixture
