@@ -199,7 +199,7 @@ def compile_assemblyscript(
         str(partial.resolve()),
     ]
     try:
-        run_tool(command, what=f"asc {entry.name}", cwd=base, progress=progress)
+        run_tool(command, what=f"asc {command[2]}", cwd=base, progress=progress)
         _check_imports(partial)
     except BuildError:
         partial.unlink(missing_ok=True)
