@@ -106,6 +106,55 @@ def test_outputs_of_every_kind(component: wasmdeck.Plugin) -> None:
     assert component.call("nothing") == b""
 
 
+def test_text_and_numbers_round_trip_exactly(component: wasmdeck.Plugin) -> None:
+    # The request is lowered into C component values by wasmdeck itself
+    # (_component._Request): non-ASCII text, none versus 0, the type limits.
+    import json
+
+    params = {"scene": "Ünïcödé ✓ 🎛 日本語", "empty": ""}
+    for velocity, mode, timestamp in (
+        (0, 0, 0),
+        (127, -(2**63), 2**64 - 1),
+        (None, 2**63 - 1, 1),
+        (5, None, 1732500000123),
+        (None, None, 7),
+    ):
+        context = TriggerContext(velocity=velocity, mode=mode, timestamp=timestamp)
+        assert json.loads(component.call("echo", params, context)) == {
+            "params": params,
+            "context": {"velocity": velocity, "mode": mode, "timestamp": timestamp},
+        }
+    with pytest.raises(PluginReportedError, match=r"fail.: kaputt ✗ 🎛 日本語$"):
+        component.call("fail", {"message": "kaputt ✗ 🎛 日本語"})
+    assert component.call("ok") == b"ok"
+
+
+def test_what_its_wit_types_cannot_carry_is_refused_before_the_call(
+    component: wasmdeck.Plugin,
+) -> None:
+    with pytest.raises(ValueError, match="does not fit its WIT types"):
+        component.call("echo", {}, TriggerContext(mode=2**63))
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        component.call("echo", {"text": "\ud800"})
+    assert component.call("echo", {"text": "ok"}, TriggerContext(mode=2**63 - 1))
+
+
+def test_large_outputs_and_the_output_limit(behaviors_component: Path, runtime: Runtime) -> None:
+    import json
+
+    plugin = load(behaviors_component, runtime, limits=Limits(fuel=10**11))  # max_output: 1 MiB
+    blob = "é" * 100_000  # ~600 KB of JSON (as \u00e9)
+    assert json.loads(plugin.call("echo", {"blob": blob}))["params"]["blob"] == blob
+    with pytest.raises(OutputLimitExceeded, match=r"returned 1,\d{3},\d{3} bytes, more than"):
+        plugin.call("echo", {"blob": "x" * 1_100_000})
+    assert plugin.call("ok") == b"ok"
+    small = load(behaviors_component, runtime, limits=Limits(max_output=100))
+    with pytest.raises(OutputLimitExceeded, match="returned 200 bytes, more than"):
+        small.call("fail", {"message": "x" * 200})  # an error message counts too
+    with pytest.raises(PluginReportedError, match=r"fail.: short$"):
+        small.call("fail", {"message": "short"})
+
+
 def test_undeclared_actions_and_bad_params_are_refused_before_the_call(
     component: wasmdeck.Plugin,
 ) -> None:

@@ -153,3 +153,90 @@ def address_of(obj: ctypes._CData) -> int:  # type: ignore[name-defined]
 
 def context_address(store: object) -> int:
     return ctypes.cast(store._context(), c_void_p).value  # type: ignore[attr-defined,no-any-return]
+
+
+# -- components ---------------------------------------------------------------
+#
+# wasmtime-py's component ``Func.__call__`` walks the function's types and
+# converts every value on each call (~150 µs for an action request). The
+# component runtime instead lays the request out once as C
+# ``wasmtime_component_val_t`` values in memory it owns, patches the strings
+# and numbers per call, and reads the result straight out of the C value.
+#
+# Ownership (wasmtime's c-api, ``component/func.rs`` and ``val.rs``): the
+# arguments are borrowed (``const``; wasmtime copies them into its own values),
+# so they may live in Python-owned memory. The result is written into the
+# caller's slot and owned by the caller, who frees it, with everything it
+# points to, with ``wasmtime_component_val_delete``; the slot must hold a
+# droppable value (a zeroed one is ``bool false``) before each call.
+# ``wasmtime_component_func_post_return`` is a no-op after a call here (the
+# call runs post-return itself; wasmtime-py never calls it either).
+
+# wasmtime_error_t *wasmtime_component_func_call(func, context, args, nargs, results, nresults)
+component_func_call = _proto(
+    "wasmtime_component_func_call",
+    c_void_p,
+    c_void_p,
+    c_void_p,
+    c_void_p,
+    c_size_t,
+    c_void_p,
+    c_size_t,
+)
+# void wasmtime_component_val_delete(wasmtime_component_val_t *value)
+component_val_delete = _proto("wasmtime_component_val_delete", None, c_void_p)
+
+# The layout of the C component values, from the bindings' own structures.
+CV_BOOL = ffi.WASMTIME_COMPONENT_BOOL.value
+CV_U8 = ffi.WASMTIME_COMPONENT_U8.value
+CV_S64 = ffi.WASMTIME_COMPONENT_S64.value
+CV_U64 = ffi.WASMTIME_COMPONENT_U64.value
+CV_STRING = ffi.WASMTIME_COMPONENT_STRING.value
+CV_LIST = ffi.WASMTIME_COMPONENT_LIST.value
+CV_RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
+CV_OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
+CV_RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
+CV_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)  # one value
+CV_OF = ffi.wasmtime_component_val_t.of.offset  # its payload (the union)
+CV_ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry_t)  # one record field
+CV_ENTRY_NAME = ffi.wasmtime_component_valrecord_entry_t.name.offset
+CV_ENTRY_VAL = ffi.wasmtime_component_valrecord_entry_t.val.offset
+# Within the payload: a string, list or record is (size, data pointer); an
+# option is a pointer (NULL for none); a result is (is_ok, pointer to the value).
+CV_VEC_SIZE = ffi.wasm_byte_vec_t.size.offset
+CV_VEC_DATA = ffi.wasm_byte_vec_t.data.offset
+CV_RESULT_OK = ffi.wasmtime_component_valresult_t.is_ok.offset
+CV_RESULT_VAL = ffi.wasmtime_component_valresult_t.val.offset
+assert (
+    ffi.wasmtime_component_vallist_t.size.offset
+    == ffi.wasmtime_component_valrecord_t.size.offset
+    == CV_VEC_SIZE
+)
+assert (
+    ffi.wasmtime_component_vallist_t.data.offset
+    == ffi.wasmtime_component_valrecord_t.data.offset
+    == CV_VEC_DATA
+)
+
+
+def byte_buffer(size: int) -> tuple[ctypes.Array[ctypes.c_ubyte], int, memoryview]:
+    """Zeroed host memory of ``size`` bytes: the array (keep it), its address, a view."""
+    array = (ctypes.c_ubyte * size)()
+    return array, ctypes.addressof(array), memoryview(array).cast("B")
+
+
+# PyObject *PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags): a
+# fresh prototype (with the GIL held), unlike ``memory_view`` it makes no ctypes
+# array type, which ctypes caches forever for each distinct size.
+_view_from_memory = ctypes.PYFUNCTYPE(ctypes.py_object, c_void_p, ctypes.c_ssize_t, ctypes.c_int)(
+    ("PyMemoryView_FromMemory", ctypes.pythonapi)
+)
+_PYBUF_READ = 0x100
+
+
+def readonly_view(address: int, size: int) -> memoryview:
+    """A read-only byte view of ``size`` bytes of host memory at ``address``.
+
+    The caller must drop the view before the memory it covers goes away.
+    """
+    return _view_from_memory(address, size, _PYBUF_READ)  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ import gc
 import json
 import logging
 import re
+import struct
 import threading
 import time
 import weakref
@@ -26,6 +27,7 @@ from collections.abc import Callable
 
 import wasmtime
 from wasmtime import TrapCode, component
+from wasmtime.component._enter import maybe_raise_last_exn
 
 from .._errors import (
     ImportNotAllowed,
@@ -38,6 +40,7 @@ from .._errors import (
     WasmdeckError,
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
+from . import _capi as capi
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
@@ -131,7 +134,7 @@ class _TailLogger(LineLogger):
 
 
 class _Instance:
-    __slots__ = ("execute", "instance", "session", "store", "violation")
+    __slots__ = ("ctx", "execute", "f_execute", "instance", "session", "store", "violation")
 
     def __init__(
         self, store: wasmtime.Store, instance: component.Instance, session: HostSession
@@ -143,6 +146,209 @@ class _Instance:
         execute = instance.get_func(store, "execute")
         assert execute is not None  # checked on load
         self.execute = execute
+        # The raw handles of the direct call (see _Request).
+        self.ctx = capi.context_address(store)
+        self.f_execute = capi.address_of(execute._func)
+
+
+def _direct_call_fits(functype: component.FuncType) -> bool:
+    """Whether ``execute`` has exactly the WIT signature ``_Request`` lays out.
+
+    ``func(request: action-request) -> result<list<u8>, string>``, the record
+    fields in their WIT order. Any other signature is called through
+    wasmtime-py's generic conversion instead.
+    """
+    params = functype.params
+    result = functype.result
+    if len(params) != 1 or not isinstance(result, component.ResultType):
+        return False
+    ok, err = result.ok, result.err
+    if not (
+        isinstance(ok, component.ListType)
+        and isinstance(ok.element, component.U8)
+        and isinstance(err, component.String)
+    ):
+        return False
+    request = params[0][1]
+    if not isinstance(request, component.RecordType):
+        return False
+    fields = request.fields
+    if [name for name, _ in fields] != ["action", "params", "context"]:
+        return False
+    if not all(isinstance(ty, component.String) for _, ty in fields[:2]):
+        return False
+    context = fields[2][1]
+    if not isinstance(context, component.RecordType):
+        return False
+    context_fields = context.fields
+    if [name for name, _ in context_fields] != ["velocity", "mode", "timestamp"]:
+        return False
+    velocity, mode, timestamp = (ty for _, ty in context_fields)
+    return (
+        isinstance(velocity, component.OptionType)
+        and isinstance(velocity.payload, component.U8)
+        and isinstance(mode, component.OptionType)
+        and isinstance(mode.payload, component.S64)
+        and isinstance(timestamp, component.U64)
+    )
+
+
+# The request block of _Request: C component values (capi.CV_*), in one buffer.
+_VAL, _ENTRY, _OF = capi.CV_SIZE, capi.CV_ENTRY_SIZE, capi.CV_OF
+_ARG = 0  # the action-request record: the call's one argument
+_RESULT = _VAL  # the call's result slot
+_VELOCITY = 2 * _VAL  # the u8 an option<u8> points to when it is some
+_MODE = 3 * _VAL  # the s64 of option<s64>
+_FIELDS = 4 * _VAL  # action-request's entries: action, params, context
+_CONTEXT = _FIELDS + 3 * _ENTRY  # trigger-context's entries: velocity, mode, timestamp
+_NAMES = _CONTEXT + 3 * _ENTRY  # the field names the entries point to
+_FIELD_NAMES = (b"action", b"params", b"context", b"velocity", b"mode", b"timestamp")
+_BLOCK = _NAMES + sum(map(len, _FIELD_NAMES))
+
+
+def _entry_val(entries: int, index: int) -> int:
+    return entries + index * _ENTRY + capi.CV_ENTRY_VAL
+
+
+# Where each call writes: (size, data) of the two strings, the option pointers,
+# the option payloads and the timestamp.
+_ACTION_VEC = _entry_val(_FIELDS, 0) + _OF + capi.CV_VEC_SIZE
+_PARAMS_VEC = _entry_val(_FIELDS, 1) + _OF + capi.CV_VEC_SIZE
+_VELOCITY_PTR = _entry_val(_CONTEXT, 0) + _OF
+_MODE_PTR = _entry_val(_CONTEXT, 1) + _OF
+_TIMESTAMP = _entry_val(_CONTEXT, 2) + _OF
+_u8, _s64, _u64 = struct.Struct("<B"), struct.Struct("<q"), struct.Struct("<Q")
+_kind = _u8
+assert capi.CV_VEC_DATA == capi.CV_VEC_SIZE + 8
+_vec = struct.Struct("<QQ")  # (size, data)
+# A result value: its kind, then is_ok and the pointer to the payload value.
+_result_head = struct.Struct(
+    f"<B{_OF + capi.CV_RESULT_OK - 1}x?{capi.CV_RESULT_VAL - capi.CV_RESULT_OK - 1}xQ"
+)
+# A string or list value: its kind, then (size, data).
+_vec_value = struct.Struct(f"<B{_OF + capi.CV_VEC_SIZE - 1}xQQ")
+_STRINGS = 4096  # the initial size of the buffer the two strings are copied into
+
+
+class _Request:
+    """``execute`` called through the C API directly, without wasmtime-py's conversion.
+
+    The ``action-request`` argument is laid out once as C component values in
+    a buffer owned here (wasmtime only reads arguments); each call writes the
+    strings' bytes and the numbers into it, calls
+    ``wasmtime_component_func_call``, reads the ``result<list<u8>, string>``
+    out of the result slot, and frees it with ``wasmtime_component_val_delete``.
+    One per plugin: calls on a plugin are serialized.
+    """
+
+    __slots__ = ("base", "block", "strings", "strings_addr", "strings_view", "view")
+
+    def __init__(self) -> None:
+        self.block, self.base, self.view = capi.byte_buffer(_BLOCK)
+        self._strings(_STRINGS)
+        base, view = self.base, self.view
+        names = []
+        at = _NAMES
+        for name in _FIELD_NAMES:
+            view[at : at + len(name)] = name
+            names.append((len(name), base + at))
+            at += len(name)
+
+        def entry(entries: int, index: int, kind: int) -> int:
+            """Name field ``index`` of a record's entries; return where its value goes."""
+            where = entries + index * _ENTRY
+            name = names[index if entries == _FIELDS else 3 + index]
+            _vec.pack_into(view, where + capi.CV_ENTRY_NAME + capi.CV_VEC_SIZE, *name)
+            value = where + capi.CV_ENTRY_VAL
+            _kind.pack_into(view, value, kind)
+            return value
+
+        def record(value: int, entries: int) -> None:
+            _kind.pack_into(view, value, capi.CV_RECORD)
+            _vec.pack_into(view, value + _OF + capi.CV_VEC_SIZE, 3, base + entries)
+
+        record(_ARG, _FIELDS)
+        entry(_FIELDS, 0, capi.CV_STRING)
+        entry(_FIELDS, 1, capi.CV_STRING)
+        record(entry(_FIELDS, 2, capi.CV_RECORD), _CONTEXT)
+        entry(_CONTEXT, 0, capi.CV_OPTION)  # NULL: none until a call sets it
+        entry(_CONTEXT, 1, capi.CV_OPTION)
+        entry(_CONTEXT, 2, capi.CV_U64)
+        _kind.pack_into(view, _VELOCITY, capi.CV_U8)
+        _kind.pack_into(view, _MODE, capi.CV_S64)
+        # _RESULT stays zero (bool false) between calls: wasmtime drops what
+        # the slot holds before it writes the result.
+
+    def _strings(self, size: int) -> None:
+        self.strings, self.strings_addr, self.strings_view = capi.byte_buffer(size)
+
+    def lower(self, request: ActionRequest) -> None:
+        """Write ``request`` into the argument (raises ValueError for what cannot be sent)."""
+        try:
+            action = str.encode(request.action)
+            params = str.encode(request.params)
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"the action name or params contain text that is not valid Unicode: {exc.reason}"
+            ) from None
+        context = request.context
+        velocity, mode = context.velocity, context.mode
+        view = self.view
+        try:
+            if velocity is None:
+                _u64.pack_into(view, _VELOCITY_PTR, 0)
+            else:
+                _u8.pack_into(view, _VELOCITY + _OF, velocity)
+                _u64.pack_into(view, _VELOCITY_PTR, self.base + _VELOCITY)
+            if mode is None:
+                _u64.pack_into(view, _MODE_PTR, 0)
+            else:
+                _s64.pack_into(view, _MODE + _OF, mode)
+                _u64.pack_into(view, _MODE_PTR, self.base + _MODE)
+            _u64.pack_into(view, _TIMESTAMP, context.timestamp)
+        except struct.error:
+            raise ValueError(
+                f"the trigger context does not fit its WIT types (velocity: option<u8>, "
+                f"mode: option<s64>, timestamp: u64): velocity={velocity!r}, mode={mode!r}, "
+                f"timestamp={context.timestamp!r}"
+            ) from None
+        size = len(action) + len(params)
+        if size > len(self.strings_view) or (size <= _STRINGS < len(self.strings_view)):
+            self._strings(max(size, _STRINGS))  # grow, or give a big buffer back
+        strings, at = self.strings_view, len(action)
+        strings[:at] = action
+        strings[at:size] = params
+        _vec.pack_into(view, _ACTION_VEC, at, self.strings_addr)
+        _vec.pack_into(view, _PARAMS_VEC, len(params), self.strings_addr + at)
+
+    def lift(self, max_output: int) -> bytes | str | int:
+        """Take the result out of its slot and free it.
+
+        Returns the output bytes, the error message, or, when the output (in
+        bytes) or the message (in characters) is longer than ``max_output``,
+        its length (the output is then not read).
+        """
+        view = self.view
+        try:
+            kind, is_ok, payload = _result_head.unpack_from(view, _RESULT)
+            if kind != capi.CV_RESULT or not payload:
+                raise WasmdeckError(f"execute returned an unexpected value (kind {kind})")
+            kind, size, data = _vec_value.unpack_from(capi.string_at(payload, _vec_value.size))
+            if is_ok and kind == capi.CV_LIST:
+                if size > max_output:
+                    return size
+                if not size:
+                    return b""
+                # list<u8>: one component value per byte, the byte at its payload.
+                return capi.readonly_view(data, size * _VAL)[_OF::_VAL].tobytes()
+            if not is_ok and kind == capi.CV_STRING:
+                text = capi.string_at(data, size).decode() if size else ""
+                # (in characters, as the error message was always measured)
+                return len(text) if len(text) > max_output else text
+            raise WasmdeckError(f"execute returned an unexpected value (kind {kind})")
+        finally:
+            capi.component_val_delete(self.base + _RESULT)
+            view[_RESULT] = capi.CV_BOOL  # the slot holds bool false again
 
 
 class ComponentPlugin:
@@ -178,7 +384,13 @@ class ComponentPlugin:
 
         ctype = compiled.type
         interfaces = self._check_imports(ctype.imports(runtime.engine))
-        self._check_exports(ctype.exports(runtime.engine))
+        exports = ctype.exports(runtime.engine)
+        self._check_exports(exports)
+        # The types of execute are resolved here, once: with the WIT signature,
+        # calls go through _Request; anything else through wasmtime-py.
+        self._direct = (
+            _Request() if _direct_call_fits(exports["execute"].ty) else None  # type: ignore[attr-defined]
+        )
         self._linker = self._link(interfaces)
         self.metadata = self._read_metadata()
         self.label = self.metadata.name
@@ -323,6 +535,50 @@ class ComponentPlugin:
 
     def execute(self, action: str, request: ActionRequest) -> bytes:
         """Run one request; return the plugin's output."""
+        direct = self._direct
+        if direct is None:
+            return self._execute_generic(action, request)
+        direct.lower(request)
+        live = self._live or self._instantiate()
+        self._action = action
+        ctx = live.ctx
+        live.violation = None
+        self._stderr.tail.clear()
+        self._deadline = time.monotonic() + self.limits.timeout
+        error = capi.set_fuel(ctx, self._fuel)
+        if error:
+            raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
+        capi.set_epoch_deadline(ctx, self._ticks)
+        base = direct.base
+        error = capi.component_func_call(live.f_execute, ctx, base + _ARG, 1, base + _RESULT, 1)
+        if error:
+            exc = capi.take_error(error)
+            maybe_raise_last_exn()  # a Python exception in a host function, as wasmtime-py does
+            self._flush()
+            raise self._failure(live, exc) from None  # type: ignore[arg-type]
+        if self._stdout.pending or self._stderr.pending:
+            self._flush()
+        max_output = self.limits.max_output
+        outcome = direct.lift(max_output)
+        if type(outcome) is bytes:
+            return outcome
+        if type(outcome) is int:  # the length of an output or message over the limit
+            raise OutputLimitExceeded(
+                f"returned {outcome:,} bytes, more than its max_output limit of "
+                f"{max_output:,} bytes",
+                value=max_output,
+                plugin=self.label,
+                action=action,
+            )
+        raise PluginReportedError(
+            outcome or "(empty error message)",  # type: ignore[arg-type]
+            code=1,
+            plugin=self.label,
+            action=action,
+        )
+
+    def _execute_generic(self, action: str, request: ActionRequest) -> bytes:
+        """``execute`` through wasmtime-py's value conversion (an unexpected signature)."""
         live = self._live or self._instantiate()
         self._action = action
         store = live.store
