@@ -27,7 +27,7 @@ SOURCE = ROOT / "examples" / "rust" / "obs"
 
 @pytest.fixture(scope="session")
 def obs_wasm() -> Path:
-    """The example, built in a copy of its project (cargo's files stay there)."""
+    """The example, built in a copy of its project (the source tree stays clean)."""
     project = ROOT / ".cache" / "test-builds" / "rust-obs"
     for path in SOURCE.rglob("*"):
         if path.is_file() and "build" not in path.relative_to(SOURCE).parts:

@@ -33,7 +33,7 @@ LINK = ["kv", "network:example.com", "process:printf"]
 
 @pytest.fixture(scope="session")
 def hostcalls_wasm() -> Path:
-    """The hostcalls plugin, built in a copy of its project (cargo's files stay there)."""
+    """The hostcalls plugin, built in a copy of its project (the source tree stays clean)."""
     project = ROOT / ".cache" / "test-builds" / "rust-hostcalls"
     for path in SOURCE.rglob("*"):
         if path.is_file() and "build" not in path.relative_to(SOURCE).parts:
@@ -395,3 +395,14 @@ def test_kit_unit_tests() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "test result: ok" in result.stdout
+
+
+def test_same_crate_name_in_two_projects(tmp_path: Path) -> None:
+    """The shared target directory never hands one project the other's module."""
+    first, second = tmp_path / "one" / "twin", tmp_path / "two" / "twin"
+    for project in (first, second):
+        new_project(project, "twin", "rust", "minimal")
+    source = second / "src" / "lib.rs"
+    source.write_text(source.read_text().replace('"hello from twin"', '"the other twin"'))
+    for project, expected in [(first, b"hello from twin"), (second, b"the other twin")] * 2:
+        assert wasmdeck.Plugin(build_project(project)).call("hello") == expected

@@ -5,7 +5,9 @@ A project is a cargo package (``crate-type = ["cdylib"]``) that depends on
 not on crates.io: the build patches the dependency to the kit's directory
 (``--config patch.crates-io.wasmdeck-pdk.path=...``), offline, so a project
 made by ``wasmdeck new`` builds unchanged wherever wasmdeck is installed.
-Cargo's files go to ``build/target`` in the project.
+Cargo's files go to one target directory shared by every Rust plugin
+(``$CARGO_TARGET_DIR``, else ``~/.cache/wasmdeck/cargo-target``), so the kit
+is compiled once, not once per project; builds through it take turns.
 
 The toolchain is Debian's (``apt-get install rustc cargo
 libstd-rust-dev-wasm32``, in /usr/bin): a rustup toolchain earlier on PATH
@@ -15,6 +17,7 @@ usually lacks the wasm32-wasi target, so it is bypassed on purpose.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -26,7 +29,7 @@ from ._languages import Language
 from ._project import Project, sdk_dir
 from ._tool import BuildError, Progress, ToolchainMissing, run_tool
 
-__all__ = ["APT_PACKAGES", "LANGUAGE", "TARGET", "kit_dir", "toolchain_bin"]
+__all__ = ["APT_PACKAGES", "LANGUAGE", "TARGET", "cargo_target_dir", "kit_dir", "toolchain_bin"]
 
 # Where cargo and rustc are: Debian's, unless WASMDECK_RUST_BIN names another
 # directory (a toolchain whose sysroot has the wasm32-wasi standard library).
@@ -119,6 +122,15 @@ def _env() -> dict[str, str]:
     return env
 
 
+def cargo_target_dir() -> Path:
+    """Cargo's target directory: ``$CARGO_TARGET_DIR``, else wasmdeck's user cache."""
+    if os.environ.get("CARGO_TARGET_DIR"):
+        return Path(os.environ["CARGO_TARGET_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("wasmdeck", appauthor=False)) / "cargo-target"
+
+
 def _drop_newer_lock(root: Path) -> None:
     """Remove a Cargo.lock that this cargo cannot read (version 4, from a newer cargo).
 
@@ -153,41 +165,69 @@ def _library_name(manifest: Path) -> str:
     return name.replace("-", "_")
 
 
+def _claim(target_dir: Path, library: str, root: Path) -> None:
+    """Make the shared target directory build ``library`` for the project at ``root``.
+
+    Cargo names a cdylib's output after the crate alone (``deps/<lib>.wasm``),
+    and judges it fresh by its time: after another project of the same crate
+    name was built, this one's module would look up to date. So when the last
+    build of ``library`` was another project's, its outputs go first.
+    """
+    owners = target_dir / ".wasmdeck-owners"
+    owners.mkdir(exist_ok=True)
+    owner = owners / library
+    try:
+        last = owner.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        last = None
+    if last != str(root):
+        release = target_dir / TARGET / "release"
+        for output in (release / f"{library}.wasm", release / "deps" / f"{library}.wasm"):
+            output.unlink(missing_ok=True)
+        owner.write_text(str(root), encoding="utf-8")
+
+
 def _build(project: Project, progress: Progress) -> Path:
     manifest = project.root / "Cargo.toml"
     if not manifest.is_file():
         raise BuildError(f"{project.root} has no Cargo.toml (a Rust plugin is a cargo package)")
     library = _library_name(manifest)
     _drop_newer_lock(project.root)
-    target_dir = project.root / "build" / "target"
+    target_dir = cargo_target_dir()
+    target_dir.mkdir(parents=True, exist_ok=True)
     env = _env()
     env["CARGO_TARGET_DIR"] = str(target_dir)
     patch = f"patch.crates-io.wasmdeck-pdk.path={json.dumps(str(kit_dir()))}"
-    run_tool(
-        [
-            toolchain_bin() / "cargo",
-            "build",
-            "--release",
-            "--offline",
-            "--quiet",
-            "--target",
-            TARGET,
-            "--config",
-            patch,
-            "--manifest-path",
-            manifest,
-        ],
-        what=f"cargo build ({project.name})",
-        cwd=project.root,
-        env=env,
-        progress=progress,
-    )
+    command = [
+        toolchain_bin() / "cargo",
+        "build",
+        "--release",
+        "--offline",
+        "--quiet",
+        "--target",
+        TARGET,
+        "--config",
+        patch,
+        "--manifest-path",
+        manifest,
+    ]
     built = target_dir / TARGET / "release" / f"{library}.wasm"
-    if not built.is_file():
-        raise BuildError(f"cargo reported success but wrote no {built}")
     project.output.parent.mkdir(parents=True, exist_ok=True)
     partial = project.output.with_name(project.output.name + ".partial")
-    shutil.copyfile(built, partial)
+    # The target directory is shared by every project, one build at a time.
+    with open(target_dir / ".wasmdeck-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _claim(target_dir, library, project.root)
+        run_tool(
+            command,
+            what=f"cargo build ({project.name})",
+            cwd=project.root,
+            env=env,
+            progress=progress,
+        )
+        if not built.is_file():
+            raise BuildError(f"cargo reported success but wrote no {built}")
+        shutil.copyfile(built, partial)
     partial.replace(project.output)  # atomic: a half-written module is never left behind
     return project.output
 
