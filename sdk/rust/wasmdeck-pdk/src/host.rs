@@ -375,16 +375,20 @@ impl WebSocket {
     }
 
     /// Close the connection.
-    pub fn close(self) -> Result<(), HostError> {
-        let result = call(sys::ws_close, &Json::object([("id", Json::from(self.id))])).map(|_| ());
-        std::mem::forget(self); // closed already: no second close on drop
-        result
+    pub fn close(mut self) -> Result<(), HostError> {
+        let id = std::mem::replace(&mut self.id, CLOSED); // no second close on drop
+        call(sys::ws_close, &Json::object([("id", Json::from(id))])).map(|_| ())
     }
 }
 
+/// The id of a connection already closed.
+const CLOSED: i64 = -1;
+
 impl Drop for WebSocket {
     fn drop(&mut self) {
-        let _ = call(sys::ws_close, &Json::object([("id", Json::from(self.id))]));
+        if self.id != CLOSED {
+            let _ = call(sys::ws_close, &Json::object([("id", Json::from(self.id))]));
+        }
     }
 }
 

@@ -147,6 +147,7 @@ fn ws_echo(url: &str, text: &str) -> Result<Output> {
         Err(error) if error.kind == ErrorKind::Closed => "closed".to_owned(),
         Err(error) => error.kind.as_str().to_owned(),
     };
+    ws.close()?; // frees the host's slot (dropping it would too)
     Ok(Json::object([
         ("subprotocol", subprotocol.into()),
         ("text", echoed.into()),
