@@ -24,7 +24,6 @@ from aiohue.errors import AiohueException
 from servers.hue import HueBridge
 
 # The fixtures (obs_server, hue_bridge, webhook_server) live beside the servers.
-pytest_plugins = ["servers.fixtures"]
 
 TIMEOUT = 3.0
 

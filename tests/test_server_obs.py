@@ -25,7 +25,6 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 # The fixtures (obs_server, hue_bridge, webhook_server) live beside the servers.
-pytest_plugins = ["servers.fixtures"]
 
 TIMEOUT = 3.0
 

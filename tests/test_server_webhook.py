@@ -10,7 +10,6 @@ import pytest
 from servers.webhook import WebhookServer
 
 # The fixtures (obs_server, hue_bridge, webhook_server) live beside the servers.
-pytest_plugins = ["servers.fixtures"]
 
 TIMEOUT = 3.0
 

@@ -9,6 +9,7 @@ to ``wasmdeck.build.LANGUAGES`` is tested here without further ado.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -18,7 +19,13 @@ from pathlib import Path
 import pytest
 
 import wasmdeck
-from wasmdeck import ActionNotFound, PluginReportedError, TriggerContext
+from wasmdeck import (
+    ActionNotFound,
+    FuelLimitExceeded,
+    Limits,
+    PluginReportedError,
+    TriggerContext,
+)
 from wasmdeck.build import LANGUAGES, TEMPLATES, BuildError, build_project, new_project
 from wasmdeck.build._cases import load_cases, run_cases
 
@@ -106,6 +113,31 @@ def test_template_logs_and_reads_config(
     assert out == {"text": "Yo Ann", "greeted": 1}
     assert json.loads(plugin.call("stats")) == {"greeted": 1}
     assert "greeted Ann (velocity 9)" in [r.getMessage() for r in caplog.records]
+
+
+def test_template_limits_and_containment(built: tuple[str, str, Path, Path]) -> None:
+    """A starved plugin stops with a typed error; the same plugin then works again."""
+    _, template, _, wasm = built
+    action, params, context, _ = EXPECTED[template]
+    # The budget covers starting an instance too (a runtime's start-up, init).
+    with pytest.raises(FuelLimitExceeded, match="ran out of fuel"):
+        starved = wasmdeck.Plugin(wasm, limits=Limits(fuel=2_000))
+        starved.call(action, params, TriggerContext.from_dict(context))
+    plugin = wasmdeck.Plugin(wasm)
+    assert plugin.call(action, params, TriggerContext.from_dict(context))
+
+
+async def test_template_async(built: tuple[str, str, Path, Path]) -> None:
+    _, template, project, wasm = built
+    action, params, context, output = EXPECTED[template]
+    plugin = wasmdeck.Plugin(wasm)
+    hit = TriggerContext.from_dict(context)
+    results = await asyncio.gather(*(plugin.call_async(action, params, hit) for _ in range(3)))
+    if template == "template":  # the instance counts its greetings
+        assert sorted(json.loads(r)["greeted"] for r in results) == [1, 2, 3]
+    else:
+        name = project.joinpath("wasmdeck.toml").read_text().split('name = "')[1].split('"')[0]
+        assert results == [output.replace("{name}", name).encode()] * 3
 
 
 def wasmdeck_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
