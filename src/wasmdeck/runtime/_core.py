@@ -17,16 +17,14 @@ from __future__ import annotations
 import ctypes
 import json
 import logging
-import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import wasmtime
-from wasmtime import FuncType, MemoryType, TrapCode, ValType
+from wasmtime import FuncType, MemoryType, ValType
 
 from .._errors import (
     ABIViolation,
-    FuelLimitExceeded,
     ImportNotAllowed,
     InvalidMetadata,
     LimitExceeded,
@@ -35,9 +33,7 @@ from .._errors import (
     OutputLimitExceeded,
     PluginReportedError,
     PluginTrap,
-    StackLimitExceeded,
     TableLimitExceeded,
-    TimeLimitExceeded,
     WasmdeckError,
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
@@ -45,6 +41,7 @@ from . import _capi as capi
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
+from ._sandbox import allowed_env, describe_trap, instantiation_error, limit_error, new_store
 from ._stdio import LineLogger, plugin_logger
 
 __all__ = ["CoreModule"]
@@ -85,33 +82,8 @@ def _host_signature(name: str) -> tuple[list[ValType], list[ValType]] | None:
     return None
 
 
-_TRAP_TEXT = {
-    TrapCode.UNREACHABLE: "unreachable code reached",
-    TrapCode.MEMORY_OUT_OF_BOUNDS: "out-of-bounds memory access",
-    TrapCode.TABLE_OUT_OF_BOUNDS: "out-of-bounds table access",
-    TrapCode.INDIRECT_CALL_TO_NULL: "indirect call to a null table entry",
-    TrapCode.BAD_SIGNATURE: "indirect call with the wrong signature",
-    TrapCode.INTEGER_OVERFLOW: "integer overflow",
-    TrapCode.INTEGER_DIVISION_BY_ZERO: "integer divide by zero",
-    TrapCode.BAD_CONVERSION_TO_INTEGER: "invalid conversion to integer",
-}
-
-
 def _sig(params: list[ValType], results: list[ValType]) -> str:
     return f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
-
-
-def _describe_trap(trap: wasmtime.Trap) -> tuple[str, str | None]:
-    code = trap.trap_code
-    if code in _TRAP_TEXT:
-        return _TRAP_TEXT[code], code.name.lower()
-    # Wasmtime puts the cause after the backtrace ("wasm trap: ..."); the
-    # backtrace itself means nothing to the plugin's user.
-    lines = [line.strip() for line in trap.message.splitlines() if line.strip()]
-    for line in reversed(lines):
-        if line.startswith("wasm trap:"):
-            return line.removeprefix("wasm trap:").strip(), code.name.lower() if code else None
-    return (lines[-1] if lines else "trap"), code.name.lower() if code else None
 
 
 class _Instance:
@@ -341,47 +313,22 @@ class CoreModule:
         return used
 
     def _instantiate(self) -> _Instance:
-        limits = self.limits
-        store = wasmtime.Store(self.runtime.engine)
-        store.set_limits(
-            memory_size=limits.max_memory,
-            table_elements=limits.max_table_elements,
-            instances=limits.max_instances,
-            tables=limits.max_tables,
-            memories=limits.max_memories,
+        store = new_store(
+            self.runtime,
+            self.limits,
+            self.host,
+            self._env,
+            self._stdout,
+            self._stderr,
+            fuel=self._fuel,
+            ticks=self._ticks,
         )
-        wasi = wasmtime.WasiConfig()
-        wasi.env = list(self._env.items())
-        for preopen in self.host.preopens:
-            wasi.preopen_dir(str(preopen.host), preopen.guest, preopen.writable)
-        wasi.stdout_custom = self._stdout.write
-        wasi.stderr_custom = self._stderr.write
-        store.set_wasi(wasi)
-        store.set_fuel(self._fuel)
-        store.set_epoch_deadline(self._ticks)
         try:
             instance = self._pre.instantiate(store)
         except wasmtime.Trap as trap:
             raise self._trap_error(trap, None) from None
         except wasmtime.WasmtimeError as exc:
-            text = str(exc)
-            if "memory" in text and ("limit" in text or "exceeds" in text):
-                raise MemoryLimitExceeded(
-                    f"its initial memory is larger than the {limits.max_memory / MiB:g} MiB "
-                    f"memory limit ({error_summary(exc)})",
-                    value=limits.max_memory,
-                    plugin=self.label,
-                ) from None
-            if "table" in text and ("limit" in text or "exceeds" in text):
-                raise TableLimitExceeded(
-                    f"its initial table exceeds the limit of {limits.max_table_elements} "
-                    f"elements ({error_summary(exc)})",
-                    value=limits.max_table_elements,
-                    plugin=self.label,
-                ) from None
-            raise PluginTrap(
-                f"could not be instantiated: {error_summary(exc)}", plugin=self.label
-            ) from None
+            raise instantiation_error(exc, self.limits, self.label) from None
         live = _Instance(store, instance, self.host.session())
         self._live = live
         if live.f_initialize:
@@ -530,30 +477,19 @@ class CoreModule:
         where: str = "",
         live: _Instance | None = None,
     ) -> WasmdeckError:
-        limits = self.limits
         code = trap.trap_code
         kwargs = {"plugin": self.label, "action": action}
-        limit: LimitExceeded
-        if code == TrapCode.OUT_OF_FUEL:
-            return FuelLimitExceeded(
-                f"ran out of fuel{where}: used its whole budget of {limits.fuel:,} (fuel limit)",
-                value=limits.fuel,
-                **kwargs,
-            )
-        if code == TrapCode.INTERRUPT:
-            return TimeLimitExceeded(
-                f"stopped{where} after running past its {limits.timeout:g} s time limit (timeout)",
-                value=limits.timeout,
-                **kwargs,
-            )
-        if code == TrapCode.STACK_OVERFLOW:
-            return StackLimitExceeded(
-                f"overflowed its {self.runtime.max_stack // 1024} KiB wasm stack{where} "
-                "(max_stack; deep or unbounded recursion?)",
-                value=self.runtime.max_stack,
-                **kwargs,
-            )
-        text, trap_code = _describe_trap(trap)
+        limit = limit_error(
+            code,
+            limits=self.limits,
+            max_stack=self.runtime.max_stack,
+            where=where,
+            plugin=self.label,
+            action=action,
+        )
+        if limit is not None:
+            return limit
+        text, trap_code = describe_trap(code, trap.message)
         if live is not None:
             limit = self._resource_limit_hit(live, text, where, kwargs)
             if limit is not None:
@@ -739,8 +675,3 @@ class CoreModule:
                 return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
 
         return host_call
-
-
-def allowed_env(names: Iterable[str]) -> dict[str, str]:
-    """The allowlisted variables that are set in this process's environment."""
-    return {name: os.environ[name] for name in names if name in os.environ}
