@@ -7,9 +7,9 @@ For each language ``wasmdeck`` builds plugins in, in one run: the ``json``
 template is created in a fresh directory and built twice — the first build
 ("fresh") pays for the project's own first compile (the toolchain's shared
 caches are whatever this machine has), the second ("rebuild") is an
-unchanged rebuild — then its ``scale`` action is called 2,000 times through
-``wasmdeck.Plugin.call``. Calls are reported as a ratio to the C template's,
-measured in the same run.
+unchanged rebuild — then its ``scale`` action is called through
+``wasmdeck.Plugin.call``, in rounds interleaved across the languages. Calls
+are reported as a ratio to the C template's, measured in the same run.
 """
 
 from __future__ import annotations
