@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from servers.fixtures import hue_bridge, obs_server, webhook_server  # noqa: F401
+from servers.fixtures import echo_server, hue_bridge, obs_server, webhook_server  # noqa: F401
 
 import wasmdeck
 from wasmdeck.build import C_FLAGS, BuildError, compile_c, sdk_dir

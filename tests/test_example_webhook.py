@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pdkbuild import build_cached
 from servers.webhook import WebhookServer
-from test_pdk_assemblyscript import build_cached
 
 import wasmdeck
 from wasmdeck import ImportNotAllowed, PluginReportedError, TriggerContext
@@ -27,7 +27,7 @@ CONTEXT = TriggerContext(velocity=100, mode=2, timestamp=1732500000123)
 @pytest.fixture(scope="session")
 def webhook_wasm() -> Path:
     """The example, built once (in a copy: the build stays out of examples/)."""
-    return build_cached(SOURCE, "webhook")
+    return build_cached(SOURCE)
 
 
 @pytest.fixture

@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 
-import pytest
 from watgen import abi_module, data_string
-from websockets.sync.server import ServerConnection, serve
 
 import wasmdeck
 from wasmdeck import Limits
-
-
-@pytest.fixture
-def echo_server() -> Iterator[tuple[int, list[str]]]:
-    """Echoes text and binary messages; records them and closes on 'bye'."""
-    seen: list[str] = []
-
-    def handler(connection: ServerConnection) -> None:
-        for message in connection:
-            seen.append(message if isinstance(message, str) else f"bytes:{message.hex()}")
-            if message == "bye":
-                connection.close(code=4000, reason="bye")
-                return
-            connection.send(message)
-
-    with serve(handler, "127.0.0.1", 0, subprotocols=["echo.v1"]) as server:
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        yield server.socket.getsockname()[1], seen
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 def session_plugin(

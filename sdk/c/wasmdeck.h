@@ -229,7 +229,9 @@ static inline int64_t wd_int(wd_json v, int64_t fallback) {
     size_t n = v.n < sizeof text - 1 ? v.n : sizeof text - 1;
     memcpy(text, v.p, n);
     text[n] = 0;
-    return (int64_t)strtod(text, NULL);
+    if (strpbrk(text, ".eE") == NULL) return (int64_t)strtoll(text, NULL, 10); /* exact */
+    double d = strtod(text, NULL);
+    return d >= 9223372036854775807.0 ? INT64_MAX : d <= -9223372036854775808.0 ? INT64_MIN : (int64_t)d;
 }
 
 static inline double wd_number(wd_json v, double fallback) {
@@ -302,9 +304,12 @@ static inline long wd_string(wd_json v, char *out, size_t cap) {
             p += 4;
             if (cp >= 0xD800 && cp < 0xDC00 && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
                 uint32_t low = wd__hex4(p + 2);
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
-                p += 6;
+                if (low >= 0xDC00 && low < 0xE000) { /* else: a lone surrogate, like any other */
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+                    p += 6;
+                }
             }
+            if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD; /* a lone surrogate is not UTF-8 */
             wd__utf8(out, cap, &k, cp);
             continue;
         }
@@ -601,9 +606,11 @@ static inline bool wd_action_is(const wd_request *req, const char *name) {
 __attribute__((weak)) WD_EXPORT("execute") int32_t wasmdeck_execute_export(const char *ptr, int32_t len) {
     wd_request req;
     memset(&req, 0, sizeof req);
+    if (!ptr || len < 0) return wd_error("wasmdeck: bad request buffer (length %ld)", (long)len);
     req.raw.p = ptr;
     req.raw.n = (size_t)len;
     req.action = wd_get(req.raw, "action");
+    if (wd_type_of(req.action) != WD_STRING) return wd_error("wasmdeck: bad request: no action");
     req.params = wd_get(req.raw, "params");
     if (wd_type_of(req.params) != WD_OBJECT) {
         req.params.p = "{}";

@@ -1,5 +1,6 @@
-//! zig-hostcalls: every host API the Zig kit wraps, one action each
-//! (tests/test_pdk_zig.py calls them against the real host).
+//! zig-hostcalls: every host API the Zig kit wraps, one action each: the
+//! hostcalls contract of tests/test_pdk_hostcalls.py, which calls them against
+//! the real host (tests/test_pdk_zig.py tests what only Zig has).
 const std = @import("std");
 const wd = @import("wasmdeck");
 
@@ -8,11 +9,11 @@ pub const metadata: wd.Metadata = .{
     .version = "0.1.0",
     .description = "Calls the host APIs through the Zig kit",
     .actions = &.{
-        .{ .name = "kv", .description = "kv_set then kv_get; output the value read back" },
+        .{ .name = "kv", .description = "kv_set (when a value is given) then kv_get" },
         .{ .name = "kv-more", .description = "kv_set, kv_list, kv_delete, kv_get of binary data" },
         .{ .name = "config", .description = "Output a config value as text" },
         .{ .name = "http-get", .description = "GET a URL; output status and body" },
-        .{ .name = "http-post", .description = "POST JSON to a URL; output the status" },
+        .{ .name = "http-post", .description = "POST JSON to a URL; output status, reply, type" },
         .{ .name = "log", .description = "Log a message at warning level" },
         .{ .name = "denied", .description = "GET without a grant; output the error kind" },
         .{ .name = "context", .description = "Output the request's context as the kit read it" },
@@ -22,6 +23,7 @@ pub const metadata: wd.Metadata = .{
         .{ .name = "ws-echo", .description = "Connect, send, receive, close" },
         .{ .name = "std-log", .description = "Log through std.log (routed to the host)" },
         .{ .name = "panic", .description = "Panic on purpose" },
+        .{ .name = "count", .description = "Count calls: state lives in globals" },
     },
     .capabilities = &.{ "kv", "network", "process" },
 };
@@ -41,7 +43,10 @@ const Action = enum {
     @"ws-echo",
     @"std-log",
     panic,
+    count,
 };
+
+var calls: u32 = 0;
 
 // std.log goes to the host's log, every level.
 pub const std_options: std.Options = .{ .logFn = wd.logFn, .log_level = .debug };
@@ -54,8 +59,11 @@ pub fn execute(req: *const wd.Request) !void {
     const action = req.actionAs(Action) orelse return wd.fail("no action {s}", .{req.action});
     switch (action) {
         .kv => {
-            try wd.kvSet(try need(req, "key"), try need(req, "value"));
-            wd.output(try wd.kvGet(try need(req, "key")) orelse "(none)");
+            const key = try need(req, "key");
+            if (req.param("value")) |value| {
+                if (value != .null) try wd.kvSet(key, try need(req, "value"));
+            }
+            wd.output(try wd.kvGet(key) orelse "(none)");
         },
         .@"kv-more" => {
             const binary = [_]u8{ 0, 0xff, 0xfe, 'x' };
@@ -63,18 +71,27 @@ pub fn execute(req: *const wd.Request) !void {
             try wd.kvSet("other", "text");
             const back = try wd.kvGet("bin") orelse return wd.fail("bin is gone", .{});
             const keys = try wd.kvList("");
+            const prefixed = try wd.kvList("b");
             const deleted = try wd.kvDelete("other");
             const again = try wd.kvDelete("other");
             const gone = try wd.kvGet("other");
             try wd.outputJson(.{
                 .same = std.mem.eql(u8, back, &binary),
                 .keys = keys,
+                .prefixed = prefixed,
                 .deleted = deleted,
                 .again = again,
                 .gone = gone == null,
             });
         },
-        .config => wd.output(try wd.configString(try need(req, "key")) orelse "(unset)"),
+        .config => {
+            const value = try wd.config(try need(req, "key")) orelse std.json.Value.null;
+            switch (value) {
+                .null => wd.output("(unset)"),
+                .string => |text| wd.output(text),
+                else => try wd.outputJson(value),
+            }
+        },
         .@"http-get" => {
             const response = try wd.httpGet(try need(req, "url"));
             try wd.outputJson(.{ .status = response.status, .body = response.body });
@@ -84,7 +101,8 @@ pub fn execute(req: *const wd.Request) !void {
                 .{ .name = "X-Test", .value = "zig" },
             });
             const ok = try response.jsonBody();
-            try wd.outputJson(.{ .status = response.status, .reply = ok });
+            const kind = response.header("content-type") orelse "?";
+            try wd.outputJson(.{ .status = response.status, .reply = ok, .type = kind });
         },
         .log => {
             wd.log(.warn, "{s}", .{try need(req, "message")});
@@ -98,11 +116,16 @@ pub fn execute(req: *const wd.Request) !void {
             }
         },
         .context => try wd.outputJson(.{
+            .action = req.action,
             .velocity = req.context.velocity,
             .mode = req.context.mode,
             .timestamp = req.context.timestamp,
-            .params = req.params.count(),
+            .params = std.json.Value{ .object = req.params },
         }),
+        .count => {
+            calls += 1;
+            try wd.outputJson(.{ .calls = calls });
+        },
         .@"fail-host" => _ = try wd.httpGet("http://127.0.0.1:1/"),
         .typed => {
             const Params = struct { count: u8, label: []const u8 = "none", on: bool = false };
@@ -131,6 +154,7 @@ pub fn execute(req: *const wd.Request) !void {
             // Send text, then bytes, then "bye" (the echo server closes on it).
             const url = try need(req, "url");
             const ws = try wd.wsConnect(.{ .url = url, .subprotocols = &.{"echo.v1"} });
+            defer ws.close() catch {}; // frees the host's slot
             try ws.send(try need(req, "text"));
             const text = try ws.recv(2000);
             try ws.sendBinary(&.{ 1, 2, 0xff });

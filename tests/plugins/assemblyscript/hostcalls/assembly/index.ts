@@ -1,4 +1,5 @@
-// Every host API of the AssemblyScript kit, one action each (tests/test_pdk_assemblyscript.py).
+// Every host API of the AssemblyScript kit, one action each: the hostcalls contract of
+// tests/test_pdk_hostcalls.py (tests/test_pdk_assemblyscript.py tests what only AssemblyScript has).
 import {
   Base64,
   Json,
@@ -22,7 +23,7 @@ Plugin.define("as-hostcalls", "0.1.0", "Exercises the AssemblyScript kit's host 
   .capability("kv")
   .capability("network")
   .capability("process")
-  .action("kv", "kv_set then kv_get; output the value read back", kvRoundTrip,
+  .action("kv", "kv_set (when a value is given) then kv_get", kvRoundTrip,
     `{"type":"object","properties":{"key":{"type":"string"},"value":{"type":"string"}}}`)
   .action("kv-more", "kv_set, kv_list, kv_delete, kv_get of binary data", kvMore)
   .action("config", "Output a config value as text", configValue)
@@ -36,7 +37,7 @@ Plugin.define("as-hostcalls", "0.1.0", "Exercises the AssemblyScript kit's host 
   .action("context", "Output the request's context as the kit read it", context)
   .action("json", "Parse the text param and write it back (or the parse error)", jsonEcho)
   .action("base64", "Encode the text param's bytes and decode them again", base64)
-  .action("calls", "Count calls: state lives in globals", count)
+  .action("count", "Count calls: state lives in globals", count)
   .action("garbage", "Allocate about n bytes that are garbage after the call", garbage)
   .action("abort", "Fail an assertion: logged, then the call traps", failAssert);
 
@@ -51,10 +52,14 @@ function need(req: Request, name: string): string | null {
 
 function kvRoundTrip(req: Request): void {
   const key = need(req, "key");
-  const value = need(req, "value");
-  if (key == null || value == null) return;
-  const set = kv.set(key, value);
-  if (!set.ok) return error(set.error!.toString());
+  if (key == null) return;
+  const given = req.params.get("value");
+  if (given && !given.isNull()) {
+    const value = need(req, "value");
+    if (value == null) return;
+    const set = kv.set(key, value);
+    if (!set.ok) return error(set.error!.toString());
+  }
   const got = kv.get(key);
   if (!got.ok) return error(got.error!.toString());
   output(got.found ? got.value : "(none)");
@@ -72,6 +77,7 @@ function kvMore(req: Request): void {
   let same = back.length == binary.length;
   for (let i = 0; same && i < back.length; i++) same = back[i] == binary[i];
   const keys = kv.list().keys;
+  const prefixed = kv.list("b").keys;
   const deleted = kv.remove("other").deleted;
   const again = kv.remove("other").deleted;
   const gone = !kv.get("other").found;
@@ -79,6 +85,7 @@ function kvMore(req: Request): void {
     Json.obj()
       .setBool("same", same)
       .set("keys", Json.strings(keys))
+      .set("prefixed", Json.strings(prefixed))
       .setBool("deleted", deleted)
       .setBool("again", again)
       .setBool("gone", gone),
@@ -89,7 +96,8 @@ function configValue(req: Request): void {
   const key = need(req, "key");
   if (key == null) return;
   const value = config.get(key);
-  output(value && value.isString() ? value.asString() : "(unset)");
+  if (!value || value.isNull()) return output("(unset)");
+  output(value.isString() ? value.asString() : value.toString());
 }
 
 function httpGet(req: Request): void {
@@ -167,6 +175,7 @@ function wsEcho(req: Request): void {
   ws.send(id, "bye");
   const closed = ws.recv(id, 2000);
   const after = ws.send(id, "more");
+  ws.close(id);
   outputJson(
     Json.obj()
       .setString("subprotocol", connection.subprotocol)
@@ -183,7 +192,7 @@ function context(req: Request): void {
       .set("velocity", req.hasVelocity ? Json.int(req.velocity) : Json.nil())
       .set("mode", req.hasMode ? Json.int(req.mode) : Json.nil())
       .setInt("timestamp", req.timestamp)
-      .setInt("params", req.params.length)
+      .set("params", req.params)
       .setString("action", req.action),
   );
 }

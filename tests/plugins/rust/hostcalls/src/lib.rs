@@ -1,5 +1,6 @@
-//! rust-hostcalls: every host API through the Rust kit, one action each
-//! (tests/test_pdk_rust.py calls them against the real host).
+//! rust-hostcalls: every host API through the Rust kit, one action each: the
+//! hostcalls contract of tests/test_pdk_hostcalls.py, which calls them against
+//! the real host (tests/test_pdk_rust.py tests what only Rust has).
 
 use wasmdeck_pdk::host::{self, Message, WebSocket};
 use wasmdeck_pdk::{bail, export, warn, ErrorKind, Json, Output, Plugin, Request, Result};
@@ -16,7 +17,7 @@ impl Plugin for Hostcalls {
         "description": "Calls every host API through the Rust kit",
         "capabilities": ["kv", "network", "process"],
         "actions": [
-            {"name": "kv", "description": "kv_set then kv_get"},
+            {"name": "kv", "description": "kv_set (when a value is given) then kv_get"},
             {"name": "kv-more", "description": "binary values, kv_list, kv_delete"},
             {"name": "config", "description": "a configuration value as text"},
             {"name": "http-get", "description": "GET a URL"},
@@ -43,8 +44,14 @@ impl Plugin for Hostcalls {
         };
         match request.action.as_str() {
             "kv" => {
-                host::kv_set(&text("key")?, text("value")?)?;
-                Ok(host::kv_get(&text("key")?)?.unwrap_or_default().into())
+                let key = text("key")?;
+                if !params["value"].is_null() {
+                    host::kv_set(&key, text("value")?)?;
+                }
+                Ok(match host::kv_get(&key)? {
+                    Some(value) => value.into(),
+                    None => "(none)".into(),
+                })
             }
             "kv-more" => kv_more(),
             "config" => Ok(match host::config(&text("key")?)? {
@@ -61,7 +68,13 @@ impl Plugin for Hostcalls {
                 let body = Json::object([("on", true.into())]);
                 let response = host::http_send_json("POST", &text("url")?, &body)?;
                 let reply = response.json()?;
-                Ok(Json::object([("status", response.status.into()), ("reply", reply)]).into())
+                let kind = response.header("content-type").unwrap_or("?");
+                Ok(Json::object([
+                    ("status", response.status.into()),
+                    ("reply", reply),
+                    ("type", kind.into()),
+                ])
+                .into())
             }
             "log" => {
                 warn!("{}", text("message")?);
@@ -111,12 +124,14 @@ fn kv_more() -> Result<Output> {
     host::kv_set("other", "text")?;
     let same = host::kv_get("bin")?.as_deref() == Some(&binary[..]);
     let keys = host::kv_list("")?;
-    let deleted = host::kv_delete("bin")?;
-    let again = host::kv_delete("bin")?;
-    let gone = host::kv_get("bin")?.is_none();
+    let prefixed = host::kv_list("b")?;
+    let deleted = host::kv_delete("other")?;
+    let again = host::kv_delete("other")?;
+    let gone = host::kv_get("other")?.is_none();
     Ok(Json::object([
         ("same", same.into()),
         ("keys", Json::array(keys)),
+        ("prefixed", Json::array(prefixed)),
         ("deleted", deleted.into()),
         ("again", again.into()),
         ("gone", gone.into()),
