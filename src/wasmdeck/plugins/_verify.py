@@ -125,7 +125,9 @@ def instantiate(
 ) -> Plugin:
     """Load verified module bytes; the module's own metadata must be the manifest's."""
     check_compatible(manifest)
-    plugin = Plugin(module, grants=grants, limits=limits, config=config, runtime=runtime)
+    plugin = Plugin(
+        module, grants=grants, limits=limits, config=config, runtime=runtime, label=manifest.name
+    )
     if canonical_json(dict(plugin.metadata.raw)) != canonical_json(dict(manifest.metadata.raw)):
         plugin.close()
         raise TamperedPackage(

@@ -74,7 +74,8 @@ class Plugin:
     capabilities the user gives the plugin (``"env:LANG"``, ...; see
     ``Grants``); by default it gets none — not even environment variables.
     ``config`` is the plugin's configuration (a bridge address, a token...),
-    which it reads through the host API.
+    which it reads through the host API. ``label`` names the plugin in
+    messages until its metadata does (default: the file name).
 
     Calls on one plugin are serialized; different plugins run in parallel
     (wasm runs without holding the GIL).
@@ -88,13 +89,15 @@ class Plugin:
         grants: Grants | Iterable[Grant | str] = (),
         config: Mapping[str, Any] | None = None,
         runtime: Runtime | None = None,
+        label: str | None = None,
     ) -> None:
         wasm: bytes | Path
         if isinstance(source, bytes | bytearray | memoryview):
-            wasm, self.path, label = bytes(source), None, "<bytes>"
+            wasm, self.path = bytes(source), None
+            label = label or "<bytes>"
         else:
             self.path = wasm = Path(source)
-            label = self.path.name
+            label = label or self.path.name
         self.limits = limits or Limits()
         self.runtime = runtime or default_runtime()
         if isinstance(grants, str):
