@@ -37,7 +37,14 @@ from pathlib import Path
 
 from ._languages import Language
 from ._project import Project, sdk_dir
-from ._tool import BuildError, Progress, ToolchainMissing, no_progress, run_tool
+from ._tool import (
+    BuildError,
+    Progress,
+    ToolchainMissing,
+    atomic_output,
+    no_progress,
+    run_tool,
+)
 
 __all__ = [
     "ASC_FLAGS",
@@ -183,28 +190,22 @@ def compile_assemblyscript(
     if not entry.is_file():
         raise BuildError(f"no AssemblyScript entry file {entry}")
     kit = sdk_dir("assemblyscript")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
     base = (base or entry.parent).resolve()
-    command = [
-        *asc_command(),
-        os.path.relpath(entry.resolve(), base),
-        str(kit / "wasmdeck" / "abi.ts"),
-        "--path",
-        str(kit),
-        "--runtime",
-        runtime,
-        *ASC_FLAGS,
-        "--outFile",
-        str(partial.resolve()),
-    ]
-    try:
+    with atomic_output(output) as partial:
+        command = [
+            *asc_command(),
+            os.path.relpath(entry.resolve(), base),
+            str(kit / "wasmdeck" / "abi.ts"),
+            "--path",
+            str(kit),
+            "--runtime",
+            runtime,
+            *ASC_FLAGS,
+            "--outFile",
+            str(partial.resolve()),
+        ]
         run_tool(command, what=f"asc {command[2]}", cwd=base, progress=progress)
         _check_imports(partial)
-    except BuildError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(output)  # atomic: a half-written module is never left behind
     return output
 
 

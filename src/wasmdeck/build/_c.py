@@ -10,7 +10,15 @@ from pathlib import Path
 
 from ._languages import Language
 from ._project import Project, sdk_dir
-from ._tool import BuildError, Progress, ToolchainMissing, no_progress, run_tool
+from ._tool import (
+    BuildError,
+    Progress,
+    ToolchainMissing,
+    atomic_output,
+    no_progress,
+    pip_install,
+    run_tool,
+)
 
 __all__ = ["C_FLAGS", "LANGUAGE", "ZIG_VERSION", "compile_c", "zig_command"]
 
@@ -51,11 +59,7 @@ def zig_version() -> str:
 
 
 def install_zig(progress: Progress) -> None:
-    run_tool(
-        [sys.executable, "-m", "pip", "install", "--quiet", f"ziglang=={ZIG_VERSION}"],
-        what=f"pip install ziglang=={ZIG_VERSION}",
-        progress=progress,
-    )
+    pip_install(f"ziglang=={ZIG_VERSION}", progress)
 
 
 def compile_c(
@@ -69,23 +73,18 @@ def compile_c(
     """Compile C sources to ``output`` (a reactor module); raise BuildError on failure."""
     if not sources:
         raise BuildError("no C sources to compile (*.c in the project or its src/)")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    command = [
-        *zig_command(),
-        "cc",
-        *flags,
-        *(f"-I{d}" for d in include_dirs),
-        *map(str, sources),
-        "-o",
-        str(partial),
-    ]
-    try:
-        run_tool(command, what=f"compiling {', '.join(s.name for s in sources)}", progress=progress)
-    except BuildError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(output)  # atomic: a half-written module is never left behind
+    with atomic_output(output) as partial:
+        command = [
+            *zig_command(),
+            "cc",
+            *flags,
+            *(f"-I{d}" for d in include_dirs),
+            *map(str, sources),
+            "-o",
+            str(partial),
+        ]
+        what = f"compiling {', '.join(s.name for s in sources)}"
+        run_tool(command, what=what, progress=progress)
     return output
 
 

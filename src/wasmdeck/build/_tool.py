@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-__all__ = ["BuildError", "Progress", "ToolchainMissing", "run_tool"]
+__all__ = [
+    "BuildError",
+    "Progress",
+    "ToolchainMissing",
+    "atomic_output",
+    "pip_install",
+    "run_tool",
+]
 
 # Wraps a long step: called with what is happening ("cargo build"), it returns
 # a context manager for the step's duration. The CLI shows a spinner with it.
@@ -61,3 +70,29 @@ def run_tool(
     if result.returncode != 0:
         raise BuildError(f"{what} failed (exit code {result.returncode}):\n{output}")
     return output
+
+
+@contextlib.contextmanager
+def atomic_output(output: Path, *, partial_name: str | None = None) -> Iterator[Path]:
+    """A path beside ``output`` for a toolchain to write the module to.
+
+    When the block finishes it is moved onto ``output`` in one step; when the
+    block fails it is removed: a half-written module is never left behind.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(partial_name or output.name + ".partial")
+    try:
+        yield partial
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(output)
+
+
+def pip_install(requirement: str, progress: Progress) -> None:
+    """Install a toolchain that PyPI carries into this Python (``ziglang==0.17.1``)."""
+    run_tool(
+        [sys.executable, "-m", "pip", "install", "--quiet", requirement],
+        what=f"pip install {requirement}",
+        progress=progress,
+    )

@@ -23,7 +23,14 @@ from pathlib import Path
 from ._c import ZIG_VERSION, install_zig, zig_command
 from ._languages import Language
 from ._project import Project, sdk_dir
-from ._tool import BuildError, Progress, ToolchainMissing, no_progress, run_tool
+from ._tool import (
+    BuildError,
+    Progress,
+    ToolchainMissing,
+    atomic_output,
+    no_progress,
+    run_tool,
+)
 
 __all__ = ["LANGUAGE", "ZIG_FLAGS", "compile_zig", "zig_toolchain"]
 
@@ -82,32 +89,26 @@ def compile_zig(
 ) -> Path:
     """Compile the plugin ``main`` with the Zig kit to ``output``; BuildError on failure."""
     kit = kit or sdk_dir("zig") / "wasmdeck.zig"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.stem}.partial.wasm")
     cache = cache_dir or output.parent / ".zig-cache"
-    command = [
-        *zig_command(),
-        "build-exe",
-        *flags,
-        "--cache-dir",
-        str(cache),
-        "--name",
-        output.stem,
-        # The kit is the root module; the plugin and the kit import each other.
-        "--dep",
-        "plugin",
-        f"-Mroot={kit}",
-        "--dep",
-        "wasmdeck=root",
-        f"-Mplugin={main}",
-        f"-femit-bin={partial}",
-    ]
-    try:
+    with atomic_output(output, partial_name=f".{output.stem}.partial.wasm") as partial:
+        command = [
+            *zig_command(),
+            "build-exe",
+            *flags,
+            "--cache-dir",
+            str(cache),
+            "--name",
+            output.stem,
+            # The kit is the root module; the plugin and the kit import each other.
+            "--dep",
+            "plugin",
+            f"-Mroot={kit}",
+            "--dep",
+            "wasmdeck=root",
+            f"-Mplugin={main}",
+            f"-femit-bin={partial}",
+        ]
         run_tool(command, what=f"zig build-exe {main.name}", cwd=main.parent, progress=progress)
-    except BuildError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(output)  # atomic: a half-written module is never left behind
     return output
 
 
