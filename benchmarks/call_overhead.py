@@ -35,8 +35,8 @@ from pathlib import Path
 import wasmtime
 
 import wasmdeck
-from wasmdeck.build import compile_c
 from wasmdeck.runtime import _capi as capi
+from wasmdeck.toolchains import compile_c
 
 HERE = Path(__file__).resolve().parent
 PARAMS = {"scene": "Live", "transition": "fade"}

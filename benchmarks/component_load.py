@@ -29,9 +29,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import wasmdeck
-from wasmdeck.build import build_project, new_project
 from wasmdeck.runtime import Runtime
 from wasmdeck.runtime._cache import CompileCache
+from wasmdeck.toolchains import build_project, new_project
 
 CONTEXT = wasmdeck.TriggerContext(velocity=100)
 

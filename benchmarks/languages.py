@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import wasmdeck
-from wasmdeck.build import LANGUAGES, BuildError, build_project, new_project
+from wasmdeck.toolchains import LANGUAGES, BuildError, build_project, new_project
 
 CONTEXT = wasmdeck.TriggerContext(velocity=100)
 

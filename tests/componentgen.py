@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from wasmdeck.build import BuildError, sdk_dir
-from wasmdeck.build._python import componentize_py_version, componentize_python, wit_dir
 from wasmdeck.runtime._cache import CompileCache
+from wasmdeck.toolchains import BuildError, sdk_dir
+from wasmdeck.toolchains._python import componentize_py_version, componentize_python, wit_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILDS = ROOT / ".cache" / "test-builds"

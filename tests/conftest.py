@@ -16,7 +16,7 @@ import pytest
 from servers.fixtures import echo_server, hue_bridge, obs_server, webhook_server  # noqa: F401
 
 import wasmdeck
-from wasmdeck.build import C_FLAGS, BuildError, compile_c, sdk_dir
+from wasmdeck.toolchains import C_FLAGS, BuildError, compile_c, sdk_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "test-builds"

@@ -1,7 +1,7 @@
 """The hostcalls test plugins of every kit, built once per run, and what drives them.
 
 ``build_cached(project)`` builds a wasmdeck project with
-``wasmdeck.build.build_project`` in a copy under ``.cache/test-builds``, named
+``wasmdeck.toolchains.build_project`` in a copy under ``.cache/test-builds``, named
 by a digest of the project, the kit, the language's build module and the
 toolchain's version: a re-run with nothing changed builds nothing, and the
 source tree stays clean. ``hostcalls_wasm(lang)`` is the hostcalls plugin of
@@ -24,8 +24,8 @@ from componentgen import COMPILED
 
 import wasmdeck
 from wasmdeck import Runtime
-from wasmdeck.build import BuildError, build_project, language, load_project, sdk_dir
-from wasmdeck.build._python import wit_dir
+from wasmdeck.toolchains import BuildError, build_project, language, load_project, sdk_dir
+from wasmdeck.toolchains._python import wit_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "tests" / "plugins"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from watgen import abi_module
 
-from wasmdeck.plugins import Package, build_package, generate_key, load_signing_key
+from wasmdeck.packages import Package, build_package, generate_key, load_signing_key
 
 
 def metadata(name: str = "demo", version: str = "1.0.0", **extra: object) -> dict[str, object]:

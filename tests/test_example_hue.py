@@ -17,7 +17,7 @@ from servers.hue import HueBridge
 
 import wasmdeck
 from wasmdeck import PluginReportedError, Runtime, TriggerContext
-from wasmdeck.build import BuildError, build_project
+from wasmdeck.toolchains import BuildError, build_project
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,7 +19,7 @@ import pytest
 
 import wasmdeck
 from wasmdeck import ImportNotAllowed, PluginReportedError, TriggerContext
-from wasmdeck.build import BuildError, _rust, build_project
+from wasmdeck.toolchains import BuildError, _rust, build_project
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "examples" / "rust" / "obs"

@@ -18,7 +18,7 @@ import pytest
 from pkghelp import home, key, pack, wasmdeck
 
 import wasmdeck as wd
-from wasmdeck.plugins import PluginManager, generate_key
+from wasmdeck.packages import PluginManager, generate_key
 
 __all__ = ["home", "key"]  # fixtures used by these tests
 

@@ -16,7 +16,7 @@ from pkghelp import home, key, metadata, pack, plugin_wasm, wasmdeck
 from watgen import abi_module
 
 import wasmdeck as wd
-from wasmdeck.plugins import (
+from wasmdeck.packages import (
     Package,
     PluginManager,
     build_package,
@@ -26,7 +26,7 @@ from wasmdeck.plugins import (
     open_package,
     sign_package,
 )
-from wasmdeck.plugins._package import MAGIC, Manifest, canonical_json
+from wasmdeck.packages._package import MAGIC, Manifest, canonical_json
 from wasmdeck.runtime import Runtime
 
 __all__ = ["home", "key"]  # fixtures used by these tests

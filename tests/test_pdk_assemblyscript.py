@@ -17,9 +17,9 @@ import wasmtime
 from pdkbuild import Guest, hostcalls_wasm, plugin
 
 from wasmdeck import Limits, PluginReportedError, PluginTrap
-from wasmdeck.build import BuildError, ToolchainMissing, build_project, new_project
-from wasmdeck.build import _assemblyscript as asc
-from wasmdeck.build._tool import no_progress
+from wasmdeck.toolchains import BuildError, ToolchainMissing, build_project, new_project
+from wasmdeck.toolchains import _assemblyscript as asc
+from wasmdeck.toolchains._tool import no_progress
 
 
 @pytest.fixture(scope="session")

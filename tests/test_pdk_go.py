@@ -17,7 +17,7 @@ from pdkbuild import ACTIONS, hostcalls_wasm, plugin
 
 import wasmdeck
 from wasmdeck import Limits, TriggerContext
-from wasmdeck.build import BuildError, _go, build_project, new_project
+from wasmdeck.toolchains import BuildError, _go, build_project, new_project
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024

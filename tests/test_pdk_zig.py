@@ -16,8 +16,8 @@ from pdkbuild import hostcalls_wasm, plugin
 
 import wasmdeck
 from wasmdeck import PluginReportedError, PluginTrap
-from wasmdeck.build import BuildError, ToolchainMissing, _zig, build_project
-from wasmdeck.build._c import ZIG_VERSION
+from wasmdeck.toolchains import BuildError, ToolchainMissing, _zig, build_project
+from wasmdeck.toolchains._c import ZIG_VERSION
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +81,7 @@ def test_toolchain_of_another_version_is_missing(
 
 def test_rebuilds_only_on_change_and_names_the_broken_line(tmp_path: Path) -> None:
     project = tmp_path / "pad"
-    wasmdeck.build.new_project(project, "pad", "zig", "minimal")
+    wasmdeck.toolchains.new_project(project, "pad", "zig", "minimal")
     wasm = build_project(project)
     built = wasm.stat().st_mtime_ns
     assert build_project(project).stat().st_mtime_ns == built  # nothing changed: kept

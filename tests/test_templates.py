@@ -4,7 +4,7 @@
 builds it with the language's real toolchain, and the plugin must answer
 the same way in every language: the templates share their behaviour and
 their test cases (``sdk/common/templates/*/tests.json``). A language added
-to ``wasmdeck.build.LANGUAGES`` is tested here without further ado.
+to ``wasmdeck.toolchains.LANGUAGES`` is tested here without further ado.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from wasmdeck import (
     PluginReportedError,
     TriggerContext,
 )
-from wasmdeck.build import LANGUAGES, TEMPLATES, BuildError, build_project, new_project
-from wasmdeck.build._cases import load_cases, run_cases
+from wasmdeck.toolchains import LANGUAGES, TEMPLATES, BuildError, build_project, new_project
+from wasmdeck.toolchains._cases import load_cases, run_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / ".cache" / "test-projects"

@@ -9,7 +9,7 @@ import pytest
 from pkghelp import home, key, pack, wasmdeck
 
 import wasmdeck as wd
-from wasmdeck.plugins import PluginManager, TrustStore, generate_key, load_package
+from wasmdeck.packages import PluginManager, TrustStore, generate_key, load_package
 
 __all__ = ["home", "key"]  # fixtures used by these tests
 

@@ -44,7 +44,7 @@ from ._errors import (
 )
 from ._metadata import ActionSpec, CapabilityRequest, PluginMetadata
 from .host import PluginHost
-from .plugins import (
+from .packages import (
     InstalledPlugin,
     InstallPlan,
     Package,

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..build import (
+from ..toolchains import (
     LANGUAGES,
     TEMPLATES,
     ToolchainMissing,
@@ -17,7 +17,7 @@ from ..build import (
     load_project,
     new_project,
 )
-from ..build._cases import load_cases, run_cases
+from ..toolchains._cases import load_cases, run_cases
 from ._progress import duration, spinner
 
 __all__ = ["register"]

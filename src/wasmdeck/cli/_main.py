@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import InvalidPlugin, LimitExceeded, PluginError, RoutingError, WasmdeckError
-from ..build import BuildError, ProjectError
+from ..toolchains import BuildError, ProjectError
 from . import _build, _compile, _manager, _packages, _run
 
 EXIT_OK, EXIT_PLUGIN_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INVALID = 0, 1, 2, 3, 4

@@ -11,7 +11,7 @@ from typing import Any
 
 from .._capabilities import describe_request, parse_grant
 from .._errors import ConsentRequired, RevokedKey
-from ..plugins import InstalledPlugin, InstallPlan, PluginManager, Policy
+from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
 from ._packages import POLICIES, usage_errors
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import KeyFileError, PackageError
-from ..plugins import (
+from ..packages import (
     DEFAULT_POLICY,
     Package,
     Policy,
@@ -26,9 +26,9 @@ from ..plugins import (
     open_package,
     sign_package,
 )
-from ..plugins._files import atomic_write
-from ..plugins._signing import key_is_encrypted
-from ..plugins._verify import check_compatible, read_bytes
+from ..packages._files import atomic_write
+from ..packages._signing import key_is_encrypted
+from ..packages._verify import check_compatible, read_bytes
 
 PASSPHRASE_ENV = "WASMDECK_KEY_PASSPHRASE"
 POLICIES = [p.value for p in Policy]

@@ -9,7 +9,7 @@ from typing import Any
 
 from .._context import TriggerContext
 from .._errors import ActionNotFound, PluginNotFound
-from ..plugins import PluginManager
+from ..packages import PluginManager
 from ..runtime import Plugin
 
 __all__ = ["PluginHost"]
