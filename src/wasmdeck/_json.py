@@ -1,0 +1,110 @@
+"""JSON in and out, bounded: the one place wasmdeck parses and encodes JSON.
+
+Everything a plugin, a package or a user hands wasmdeck as JSON (metadata,
+host-call requests, manifests, configuration, command-line options) is
+untrusted. ``loads`` parses it in linear time with limits on size, nesting
+depth and element count, refuses NaN and Infinity (not JSON) and, where asked,
+duplicate object keys, and raises ``JSONInputError`` naming what was wrong —
+never ``RecursionError`` or a bare ``ValueError``. See docs/architecture.md
+("Untrusted input").
+
+orjson does the parsing (fast, strict, nesting bounded at 1024); the depth,
+count and duplicate-key checks run on cold paths only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+__all__ = ["JSONInputError", "dumps", "loads"]
+
+MAX_DEPTH = 64
+MAX_ITEMS = 100_000
+
+
+class JSONInputError(ValueError):
+    """Untrusted JSON that is malformed or over a limit; the message says which."""
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON; ``TypeError`` for values JSON cannot hold."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc)) from None
+
+
+def loads(
+    data: bytes | str,
+    *,
+    what: str,
+    max_bytes: int | None = None,
+    max_depth: int = MAX_DEPTH,
+    max_items: int = MAX_ITEMS,
+    unique_keys: bool = True,
+) -> Any:
+    """Parse ``data``; ``what`` names it in messages ("metadata", "--params").
+
+    ``max_items`` bounds the number of values (objects, arrays and scalars
+    alike) in the document; ``unique_keys`` refuses an object that names a
+    key twice, which JSON leaves undefined.
+    """
+    size = len(data.encode() if isinstance(data, str) else data)
+    if max_bytes is not None and size > max_bytes:
+        raise JSONInputError(f"{what} is {size:,} bytes, more than the {max_bytes:,} allowed")
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+        if "depth limit" in reason:
+            raise JSONInputError(
+                f"{what} is nested more than {max_depth} levels deep"
+            ) from None
+        raise JSONInputError(f"{what} is not valid JSON: {reason}") from None
+    _check_shape(value, what, max_depth, max_items)
+    if unique_keys and size > 1 and _may_repeat_keys(value):
+        json.loads(data, object_pairs_hook=lambda pairs: _unique(pairs, what))
+    return value
+
+
+def _check_shape(value: Any, what: str, max_depth: int, max_items: int) -> None:
+    """Depth and element count, without recursion (the value may be 1024 deep)."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if count > max_items:
+            raise JSONInputError(f"{what} holds more than {max_items:,} values")
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                raise JSONInputError(f"{what} is nested more than {max_depth} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _may_repeat_keys(value: Any) -> bool:
+    # orjson keeps the last of repeated keys; only documents with an object
+    # need the second, duplicate-detecting parse.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            return True
+        if isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _unique(pairs: list[tuple[str, Any]], what: str) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONInputError(f"{what} names the key {key!r} more than once")
+            seen.add(key)
+    return result
