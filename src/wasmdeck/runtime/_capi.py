@@ -240,3 +240,90 @@ def readonly_view(address: int, size: int) -> memoryview:
     The caller must drop the view before the memory it covers goes away.
     """
     return _view_from_memory(address, size, _PYBUF_READ)  # type: ignore[no-any-return]
+
+
+# -- host linear memory (see _memory) -------------------------------------------
+#
+# ``wasmtime_config_host_memory_creator_set`` lets the host allocate every
+# linear memory the engine creates (wasmtime's c-api, ``config.rs``,
+# ``CHostLinearMemory``). Wasmtime calls ``new_memory`` once per memory, on
+# the thread that instantiates; ``get_memory`` (base, byte size, capacity)
+# when it creates the memory and while it grows it, never on a plain call
+# or a host read of memory; ``grow_memory`` with the new byte size, where an
+# error makes ``memory.grow`` return -1 (no trap); the finalizer when the
+# store drops the memory.
+
+# uint8_t *get_memory(void *env, size_t *byte_size, size_t *maximum_byte_size)
+MEMORY_GET = CFUNCTYPE(c_void_p, c_void_p, ctypes.POINTER(c_size_t), ctypes.POINTER(c_size_t))
+# wasmtime_error_t *grow_memory(void *env, size_t new_size)
+MEMORY_GROW = CFUNCTYPE(c_size_t, c_void_p, c_size_t)
+# void finalizer(void *env)
+MEMORY_FINALIZER = CFUNCTYPE(None, c_void_p)
+# wasmtime_error_t *new_memory(void *env, const wasm_memorytype_t *ty, size_t minimum,
+#     size_t maximum, size_t reserved_size_in_bytes, size_t guard_size_in_bytes,
+#     wasmtime_linear_memory_t *memory_ret)
+MEMORY_NEW = CFUNCTYPE(
+    c_size_t, c_void_p, c_void_p, c_size_t, c_size_t, c_size_t, c_size_t, c_void_p
+)
+# wasmtime_error_t *wasmtime_error_new(const char *message)
+_error_new = _proto("wasmtime_error_new", c_size_t, ctypes.c_char_p)
+
+
+class _LinearMemory(ctypes.Structure):
+    # wasmtime_linear_memory_t with plain addresses for its function pointers.
+    _fields_ = (
+        ("env", c_void_p),
+        ("get_memory", c_void_p),
+        ("grow_memory", c_void_p),
+        ("finalizer", c_void_p),
+    )
+
+
+class _MemoryCreator(ctypes.Structure):
+    # wasmtime_memory_creator_t, likewise.
+    _fields_ = (("env", c_void_p), ("new_memory", c_void_p), ("finalizer", c_void_p))
+
+
+def function_address(callback: object) -> int:
+    """The C function pointer of a ctypes callback (the callback must stay alive)."""
+    return ctypes.cast(callback, c_void_p).value or 0  # type: ignore[call-overload]
+
+
+def error_new(message: str) -> int:
+    """A new owned ``wasmtime_error_t*`` carrying ``message`` (for wasmtime to free)."""
+    return int(_error_new(message.encode("utf-8", "replace")))
+
+
+def fill_linear_memory(
+    address: int, env: int, get_memory: int, grow_memory: int, finalizer: int
+) -> None:
+    """Write a ``wasmtime_linear_memory_t`` at ``address`` (new_memory's ``memory_ret``)."""
+    memory = _LinearMemory.from_address(address)
+    memory.env, memory.get_memory = env, get_memory
+    memory.grow_memory, memory.finalizer = grow_memory, finalizer
+
+
+def set_host_memory_creator(config: object, new_memory: int) -> None:
+    """Make every linear memory of engines built from ``config`` come from ``new_memory``.
+
+    Wasmtime copies the creator (a function pointer, no environment and no
+    finalizer); ``new_memory`` must stay callable for as long as the engine lives.
+    """
+    creator = _MemoryCreator(None, new_memory, None)
+    ffi.wasmtime_config_host_memory_creator_set(
+        config.ptr(),  # type: ignore[attr-defined]
+        ctypes.cast(ctypes.pointer(creator), ctypes.POINTER(ffi.wasmtime_memory_creator_t)),
+    )
+
+
+_incref = ctypes.pythonapi.Py_IncRef
+_incref.restype, _incref.argtypes = None, (ctypes.py_object,)
+
+
+def keep_forever(obj: object) -> None:
+    """Leak one reference to ``obj``, so it outlives the interpreter's teardown.
+
+    For C callbacks wasmtime may call while (or after) module globals are
+    cleared at exit, e.g. the finalizer of a memory whose store is freed then.
+    """
+    _incref(obj)

@@ -22,7 +22,6 @@ import struct
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 
 import wasmtime
@@ -44,6 +43,7 @@ from . import _capi as capi
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
+from ._memory import MemoryLimit
 from ._sandbox import (
     allowed_env,
     describe_trap,
@@ -85,9 +85,6 @@ _IMPORT_NAME = re.compile(r"^wasmdeck:plugin/([a-z][a-z0-9-]*)@(\d+)\.(\d+)\.(\d
 COMPONENT_INSTANCES = 64
 # A request bigger than this is refused before it is parsed (as for core modules).
 MAX_HOST_REQUEST = 16 * MiB
-# What a guest prints just before it traps for want of memory: CPython's
-# MemoryError (the Python kit lets it through), Rust's allocation failure.
-_OUT_OF_MEMORY = re.compile(r"^(MemoryError\b|memory allocation of \d+ bytes failed)")
 
 
 def _capability(interface: str) -> str | None:
@@ -119,29 +116,29 @@ class ActionRequest:
         self.context = context
 
 
-class _TailLogger(LineLogger):
-    """A LineLogger that remembers the last few lines of the current call."""
-
-    __slots__ = ("tail",)
-
-    def __init__(self, logger: logging.Logger, level: int, stream: str) -> None:
-        super().__init__(logger, level, stream)
-        self.tail: deque[str] = deque(maxlen=16)
-
-    def _emit(self, line: bytes) -> None:
-        super()._emit(line)
-        self.tail.append(line.decode("utf-8", "replace").strip())
-
-
 class _Instance:
-    __slots__ = ("ctx", "execute", "f_execute", "instance", "session", "store", "violation")
+    __slots__ = (
+        "ctx",
+        "execute",
+        "f_execute",
+        "instance",
+        "memory_limit",
+        "session",
+        "store",
+        "violation",
+    )
 
     def __init__(
-        self, store: wasmtime.Store, instance: component.Instance, session: HostSession
+        self,
+        store: wasmtime.Store,
+        instance: component.Instance,
+        session: HostSession,
+        memory_limit: MemoryLimit,
     ) -> None:
         self.store = store
         self.instance = instance
         self.session = session
+        self.memory_limit = memory_limit
         self.violation: WasmdeckError | None = None
         execute = instance.get_func(store, "execute")
         assert execute is not None  # checked on load
@@ -379,8 +376,8 @@ class ComponentPlugin:
         self._ticks = runtime.deadline_ticks(limits.timeout)
         self._live: _Instance | None = None
         self._action: str | None = None
-        self._stdout = _TailLogger(plugin_logger(label), logging.INFO, "stdout")
-        self._stderr = _TailLogger(plugin_logger(label), logging.WARNING, "stderr")
+        self._stdout = LineLogger(plugin_logger(label), logging.INFO, "stdout")
+        self._stderr = LineLogger(plugin_logger(label), logging.WARNING, "stderr")
 
         ctype = compiled.type
         interfaces = self._check_imports(ctype.imports(runtime.engine))
@@ -488,8 +485,10 @@ class ComponentPlugin:
             min_instances=COMPONENT_INSTANCES,
         )
         self._deadline = time.monotonic() + self.limits.timeout
+        memory_limit = MemoryLimit(self.limits.max_memory)
         try:
-            instance = self._linker.instantiate(store, self._component)
+            with memory_limit.creating():
+                instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
             self._flush()
             text = str(exc)
@@ -499,9 +498,9 @@ class ComponentPlugin:
                 ) from None
             code, _ = trap_code_of(text)
             if code is not None:
-                raise self._trap_error(exc, code, None, " while starting") from None
+                raise self._trap_error(exc, code, None, " while starting", memory_limit) from None
             raise instantiation_error(exc, self.limits, self.label) from None
-        live = _Instance(store, instance, self.host.session())
+        live = _Instance(store, instance, self.host.session(), memory_limit)
         self._live = live
         return live
 
@@ -543,7 +542,6 @@ class ComponentPlugin:
         self._action = action
         ctx = live.ctx
         live.violation = None
-        self._stderr.tail.clear()
         self._deadline = time.monotonic() + self.limits.timeout
         error = capi.set_fuel(ctx, self._fuel)
         if error:
@@ -583,7 +581,6 @@ class ComponentPlugin:
         self._action = action
         store = live.store
         live.violation = None
-        self._stderr.tail.clear()
         self._deadline = time.monotonic() + self.limits.timeout
         store.set_fuel(self._fuel)
         store.set_epoch_deadline(self._ticks)
@@ -642,10 +639,15 @@ class ComponentPlugin:
             return PluginTrap(
                 f"call{where} failed: {error_summary(exc)}", plugin=self.label, action=action
             )
-        return self._trap_error(exc, code, action, where)
+        return self._trap_error(exc, code, action, where, live.memory_limit)
 
     def _trap_error(
-        self, exc: wasmtime.WasmtimeError, code: TrapCode | None, action: str | None, where: str
+        self,
+        exc: wasmtime.WasmtimeError,
+        code: TrapCode | None,
+        action: str | None,
+        where: str,
+        memory: MemoryLimit,
     ) -> WasmdeckError:
         limits = self.limits
         limit = limit_error(
@@ -659,12 +661,13 @@ class ComponentPlugin:
         if limit is not None:
             return limit
         text, trap_code = describe_trap(code, str(exc))
-        # A component's memory is not visible from the host, so a trap at the
-        # memory limit is recognized by what the guest said before it trapped.
-        if any(_OUT_OF_MEMORY.match(line) for line in self._stderr.tail):
+        # A trap after the host's memory refused to grow during this call
+        # (see _memory; as for core modules).
+        if memory.refused_since(self._deadline - limits.timeout):
             return MemoryLimitExceeded(
-                f"reached its {limits.max_memory / MiB:g} MiB memory limit (max_memory; its "
-                f"allocator could not grow memory) and then trapped{where}: {text}",
+                f"reached its {limits.max_memory / MiB:g} MiB memory limit (max_memory; memory "
+                f"at {memory.size / MiB:.1f} MiB could not grow to "
+                f"{memory.refused / MiB:.1f} MiB) and then trapped{where}: {text}",
                 value=limits.max_memory,
                 plugin=self.label,
                 action=action,

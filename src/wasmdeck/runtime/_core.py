@@ -41,6 +41,7 @@ from . import _capi as capi
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
+from ._memory import MemoryLimit
 from ._sandbox import allowed_env, describe_trap, instantiation_error, limit_error, new_store
 from ._stdio import LineLogger, plugin_logger
 
@@ -106,6 +107,7 @@ class _Instance:
         "mem",
         "mem_size",
         "memory",
+        "memory_limit",
         "output",
         "pending",
         "session",
@@ -118,10 +120,15 @@ class _Instance:
     )
 
     def __init__(
-        self, store: wasmtime.Store, instance: wasmtime.Instance, session: HostSession
+        self,
+        store: wasmtime.Store,
+        instance: wasmtime.Instance,
+        session: HostSession,
+        memory_limit: MemoryLimit,
     ) -> None:
         self.store = store
         self.session = session
+        self.memory_limit = memory_limit
         self.pending: bytes | None = None  # a host call's response, until response_read
         self.exports = instance.exports(store)
         self.ctx = capi.context_address(store)
@@ -323,13 +330,15 @@ class CoreModule:
             fuel=self._fuel,
             ticks=self._ticks,
         )
+        memory_limit = MemoryLimit(self.limits.max_memory)
         try:
-            instance = self._pre.instantiate(store)
+            with memory_limit.creating():
+                instance = self._pre.instantiate(store)
         except wasmtime.Trap as trap:
             raise self._trap_error(trap, None) from None
         except wasmtime.WasmtimeError as exc:
             raise instantiation_error(exc, self.limits, self.label) from None
-        live = _Instance(store, instance, self.host.session())
+        live = _Instance(store, instance, self.host.session(), memory_limit)
         self._live = live
         if live.f_initialize:
             self._raw_call(live, live.f_initialize, 0, 0, "_initialize")
@@ -499,21 +508,25 @@ class CoreModule:
     def _resource_limit_hit(
         self, live: _Instance, text: str, where: str, kwargs: dict[str, str | None]
     ) -> LimitExceeded | None:
-        """A trap right at the memory or table limit is that limit's doing.
+        """A trap after a refused ``memory.grow`` / ``table.grow`` is that limit's doing.
 
-        Past a limit ``memory.grow`` / ``table.grow`` return -1 rather than
-        trap; plugins then typically trap (an allocator's ``unreachable``).
-        Wasmtime does not report the failed grow, so we judge by size: within
-        a quarter of the limit (allocators often grow by doubling or by large
-        steps; at least 1 MiB of memory) counts as hitting it. The message
+        Past a limit the grow returns -1 rather than trap; plugins then
+        typically trap (an allocator's ``unreachable``). The host's memory
+        records each grow it refuses (``_memory.MemoryLimit``), so a refusal
+        during this call decides, whatever the size asked for. Tables have
+        no such hook in wasmtime's C API (no table creator, and the store
+        limiter takes fixed numbers and reports nothing), so for a table the
+        host can see (an exported one) the size is all the evidence there
+        is: within a quarter of the limit counts as hitting it. The message
         keeps the trap's own text either way.
         """
         limits = self.limits
-        size = capi.memory_data_size(live.ctx, live.mem)
-        if size + max(MiB, limits.max_memory // 4) > limits.max_memory:
+        memory = live.memory_limit
+        if memory.refused_since(self._deadline - limits.timeout):
             return MemoryLimitExceeded(
                 f"reached its {limits.max_memory / MiB:g} MiB memory limit (max_memory; memory "
-                f"at {size / MiB:.1f} MiB could not grow) and then trapped{where}: {text}",
+                f"at {memory.size / MiB:.1f} MiB could not grow to "
+                f"{memory.refused / MiB:.1f} MiB) and then trapped{where}: {text}",
                 value=limits.max_memory,
                 **kwargs,
             )

@@ -21,6 +21,7 @@ from wasmtime import component
 
 from .._errors import InvalidModule
 from ._cache import CompileCache, Kind, Lookup
+from ._memory import install as install_host_memory
 
 __all__ = ["Artifact", "Runtime", "default_runtime"]
 
@@ -64,16 +65,21 @@ class Runtime:
         if not 0.0005 <= tick <= 1.0:
             raise ValueError(f"tick must be 0.0005 to 1 seconds, not {tick!r}")
         # Linear memory never moves (growth stays inside its reservation), so
-        # an instance's memory base address can be read once and kept.
-        settings = {
+        # an instance's memory base address can be read once and kept. The
+        # host allocates it (see _memory: the memory limit is enforced there),
+        # which rules out wasmtime's copy-on-write memory images.
+        settings: dict[str, object] = {
             "consume_fuel": True,
             "epoch_interruption": True,
             "max_wasm_stack": max_stack,
             "memory_may_move": False,
+            "memory_init_cow": False,
         }
         config = wasmtime.Config()
         for name, value in settings.items():
             setattr(config, name, value)
+        install_host_memory(config)
+        settings["host_memory"] = "wasmdeck"
         self.max_stack = max_stack
         self.tick = tick
         self.engine = wasmtime.Engine(config)

@@ -91,8 +91,10 @@ def new_store(
     core instances (a component: their number is fixed when it is built).
     """
     store = wasmtime.Store(runtime.engine)
+    # No memory_size: the host's memory enforces max_memory, and records the
+    # grows it refuses (see _memory.MemoryLimit); the caller instantiates
+    # inside its MemoryLimit's ``creating()``.
     store.set_limits(
-        memory_size=limits.max_memory,
         table_elements=limits.max_table_elements,
         instances=max(limits.max_instances, min_instances),
         tables=limits.max_tables,

@@ -1,0 +1,218 @@
+"""Linear memory allocated by the host: the memory limit, and the grows it refused.
+
+Wasmtime's store limiter takes fixed numbers and does not report a grow it
+refused: ``memory.grow`` just returns -1 and the plugin's allocator usually
+traps a moment later, which would look like any other trap. So the runtime
+gives the engine a memory creator (``_capi.set_host_memory_creator``) and
+allocates every linear memory here, the way wasmtime itself does: one
+``PROT_NONE`` reservation of the size wasmtime asks for plus its guard
+region, made readable and writable as the memory grows. The memory never
+moves (``memory_may_move = False``, which the adapters rely on). Growth past
+the plugin's ``max_memory`` is refused *here*, and recorded on the store's
+``MemoryLimit``, so a trap after it is reported as ``MemoryLimitExceeded``
+however small or large the request was (``limit_hit``).
+
+The per-memory callbacks run in Python only when a memory is created (once
+per instance), grows, or is freed; wasmtime does not call them on a plain
+call or when the host reads memory (see ``_capi``). The limit of a memory is
+the one in effect on the thread that creates it (``MemoryLimit.creating``);
+a memory created outside that is refused, so no memory exists without a limit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import math
+import mmap
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from ctypes import c_int, c_long, c_size_t, c_void_p
+
+from . import _capi as capi
+
+__all__ = ["MemoryLimit", "install"]
+
+_PAGE = mmap.PAGESIZE
+_PROT_NONE = 0
+_PROT_READ_WRITE = mmap.PROT_READ | mmap.PROT_WRITE
+_MAP_FAILED = ctypes.c_void_p(-1).value
+# Reserved address space is not committed memory: the kernel must not count it.
+_MAP_FLAGS = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype, _mmap.argtypes = c_void_p, (c_void_p, c_size_t, c_int, c_int, c_int, c_long)
+_mprotect = _libc.mprotect
+_mprotect.restype, _mprotect.argtypes = c_int, (c_void_p, c_size_t, c_int)
+_munmap = _libc.munmap
+_munmap.restype, _munmap.argtypes = c_int, (c_void_p, c_size_t)
+
+
+def _round_up(size: int) -> int:
+    return -(-size // _PAGE) * _PAGE
+
+
+class MemoryLimit:
+    """The memory limit of one store, and the last grow it refused.
+
+    ``refused`` is the byte size the plugin last asked to grow a memory to
+    and was refused (0: none yet), ``refused_at`` when (``time.monotonic``).
+    ``size`` is the largest memory's byte size, as the host allocated it.
+    """
+
+    __slots__ = ("limit", "memories", "refused", "refused_at")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.refused = 0
+        self.refused_at = -math.inf
+        self.memories: list[_Memory] = []
+
+    def refused_since(self, start: float) -> bool:
+        """Whether a grow was refused at or after ``start`` (a call's start, monotonic)."""
+        return self.refused_at >= start
+
+    @property
+    def size(self) -> int:
+        return max((memory.size for memory in self.memories), default=0)
+
+    @contextmanager
+    def creating(self) -> Iterator[MemoryLimit]:
+        """Memories created on this thread inside the block get this limit."""
+        previous = getattr(_current, "limit", None)
+        _current.limit = self
+        try:
+            yield self
+        finally:
+            _current.limit = previous
+
+
+class _Memory:
+    __slots__ = ("base", "capacity", "limit", "mapped", "size")
+
+    def __init__(self, base: int, size: int, capacity: int, mapped: int, limit: MemoryLimit):
+        self.base = base
+        self.size = size
+        self.capacity = capacity
+        self.mapped = mapped
+        self.limit = limit
+
+
+_current = threading.local()
+
+
+def _callbacks() -> tuple[object, ...]:
+    """The four C callbacks, as closures over locals.
+
+    They must keep working while the interpreter tears itself down (a store
+    can be freed then), so they reach nothing through module globals, and
+    they are never freed (``capi.keep_forever``).
+    """
+    memories: dict[int, _Memory] = {}
+    keys = itertools.count(1)
+    mmap_, mprotect, munmap = _mmap, _mprotect, _munmap
+    error_new, fill, address = capi.error_new, capi.fill_linear_memory, capi.function_address
+    local = _current
+    monotonic = time.monotonic
+    round_up, page = _round_up, _PAGE
+
+    def get_memory(
+        env: int, byte_size: ctypes._Pointer[c_size_t], capacity: ctypes._Pointer[c_size_t]
+    ) -> int:
+        memory = memories[env]
+        byte_size[0] = memory.size
+        capacity[0] = memory.capacity
+        return memory.base
+
+    def grow_memory(env: int, new_size: int) -> int:
+        try:
+            memory = memories[env]
+            limit = memory.limit
+            if new_size > limit.limit:
+                limit.refused, limit.refused_at = new_size, monotonic()
+                return error_new(
+                    f"growing memory to {new_size} bytes exceeds the memory limit of "
+                    f"{limit.limit} bytes"
+                )
+            if new_size > memory.capacity:
+                return error_new("memory cannot grow past its reservation")
+            if mprotect(memory.base, round_up(new_size), _PROT_READ_WRITE) != 0:
+                return error_new(f"mprotect failed: {os.strerror(ctypes.get_errno())}")
+            memory.size = new_size
+            return 0
+        except BaseException as exc:  # never unwind into wasmtime
+            return error_new(f"memory growth failed: {exc!r}")
+
+    def finalizer(env: int) -> None:
+        memory = memories.pop(env, None)
+        if memory is not None:
+            munmap(memory.base, memory.mapped)
+            with suppress(ValueError):
+                memory.limit.memories.remove(memory)
+
+    get_cb = capi.MEMORY_GET(get_memory)
+    grow_cb = capi.MEMORY_GROW(grow_memory)
+    finalizer_cb = capi.MEMORY_FINALIZER(finalizer)
+    get_at, grow_at, finalizer_at = address(get_cb), address(grow_cb), address(finalizer_cb)
+
+    def new_memory(
+        _env: int,
+        _ty: int,
+        minimum: int,
+        _maximum: int,
+        reserved: int,
+        guard: int,
+        memory_ret: int,
+    ) -> int:
+        try:
+            limit = getattr(local, "limit", None)
+            if limit is None:
+                return error_new(
+                    "wasmdeck refuses a linear memory created outside a plugin's "
+                    "instantiation (no memory limit would apply to it)"
+                )
+            if minimum > limit.limit:
+                return error_new(
+                    f"memory minimum size of {minimum} bytes exceeds the memory limit of "
+                    f"{limit.limit} bytes"
+                )
+            # Wasmtime compiles bounds checks away against this reservation
+            # and guard: all of it must be mapped, inaccessible past the size.
+            capacity = round_up(max(reserved, minimum, page))
+            mapped = capacity + round_up(guard)
+            base = mmap_(None, mapped, _PROT_NONE, _MAP_FLAGS, -1, 0)
+            if base is None or base == _MAP_FAILED:
+                return error_new(f"cannot reserve memory: {os.strerror(ctypes.get_errno())}")
+            if minimum and mprotect(base, round_up(minimum), _PROT_READ_WRITE) != 0:
+                munmap(base, mapped)
+                return error_new(f"cannot commit memory: {os.strerror(ctypes.get_errno())}")
+            memory = _Memory(base, minimum, capacity, mapped, limit)
+            key = next(keys)
+            memories[key] = memory
+            limit.memories.append(memory)
+            fill(memory_ret, key, get_at, grow_at, finalizer_at)
+            return 0
+        except BaseException as exc:
+            return error_new(f"cannot create memory: {exc!r}")
+
+    callbacks = (capi.MEMORY_NEW(new_memory), get_cb, grow_cb, finalizer_cb)
+    for callback in callbacks:
+        capi.keep_forever(callback)
+    return callbacks
+
+
+_new_memory: object | None = None
+_install_lock = threading.Lock()
+
+
+def install(config: object) -> None:
+    """Make ``config``'s engine allocate its linear memories here (call before Engine())."""
+    global _new_memory
+    with _install_lock:
+        if _new_memory is None:
+            _new_memory = _callbacks()[0]
+    capi.set_host_memory_creator(config, capi.function_address(_new_memory))
