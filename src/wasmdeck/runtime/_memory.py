@@ -52,6 +52,15 @@ _munmap = _libc.munmap
 _munmap.restype, _munmap.argtypes = c_int, (c_void_p, c_size_t)
 
 
+# Wasmtime copies a module's data into every new memory (its copy-on-write
+# images need its own memories). For data-heavy memories (a Python
+# component's starts at ~13 MiB) faulting fresh pages in costs more than the
+# copy, so their reservations are kept, zeroed, for the next instance.
+_REUSE_MIN = 4 * 1024 * 1024
+_REUSE_MAX = 32 * 1024 * 1024
+_SPARE_BYTES = 64 * 1024 * 1024
+
+
 def _round_up(size: int) -> int:
     return -(-size // _PAGE) * _PAGE
 
@@ -113,6 +122,9 @@ def _callbacks() -> tuple[object, ...]:
     they are never freed (``capi.keep_forever``).
     """
     memories: dict[int, _Memory] = {}
+    # Reservations kept for reuse: (base, capacity, mapped, bytes resident and zeroed).
+    spares: list[tuple[int, int, int, int]] = []
+    memset = ctypes.memset
     keys = itertools.count(1)
     mmap_, mprotect, munmap = _mmap, _mprotect, _munmap
     error_new, fill, address = capi.error_new, capi.fill_linear_memory, capi.function_address
@@ -149,10 +161,19 @@ def _callbacks() -> tuple[object, ...]:
 
     def finalizer(env: int) -> None:
         memory = memories.pop(env, None)
-        if memory is not None:
+        if memory is None:
+            return
+        with suppress(ValueError):
+            memory.limit.memories.remove(memory)
+        used = round_up(memory.size)
+        if (
+            _REUSE_MIN <= used <= _REUSE_MAX
+            and sum(spare[3] for spare in spares) + used <= _SPARE_BYTES
+        ):
+            memset(memory.base, 0, used)  # a reused memory starts zeroed, like a new one
+            spares.append((memory.base, memory.capacity, memory.mapped, used))
+        else:
             munmap(memory.base, memory.mapped)
-            with suppress(ValueError):
-                memory.limit.memories.remove(memory)
 
     get_cb = capi.MEMORY_GET(get_memory)
     grow_cb = capi.MEMORY_GROW(grow_memory)
@@ -184,12 +205,22 @@ def _callbacks() -> tuple[object, ...]:
             # and guard: all of it must be mapped, inaccessible past the size.
             capacity = round_up(max(reserved, minimum, page))
             mapped = capacity + round_up(guard)
-            base = mmap_(None, mapped, _PROT_NONE, _MAP_FLAGS, -1, 0)
-            if base is None or base == _MAP_FAILED:
-                return error_new(f"cannot reserve memory: {os.strerror(ctypes.get_errno())}")
-            if minimum and mprotect(base, round_up(minimum), _PROT_READ_WRITE) != 0:
-                munmap(base, mapped)
-                return error_new(f"cannot commit memory: {os.strerror(ctypes.get_errno())}")
+            spare = next(
+                (s for s in spares if s[1] == capacity and s[2] == mapped and s[3] >= minimum),
+                None,
+            )
+            if spare is not None:
+                spares.remove(spare)
+                base, resident = spare[0], spare[3]
+                if resident > round_up(minimum):  # zeroed, but not to be accessible
+                    mprotect(base + round_up(minimum), resident - round_up(minimum), _PROT_NONE)
+            else:
+                base = mmap_(None, mapped, _PROT_NONE, _MAP_FLAGS, -1, 0)
+                if base is None or base == _MAP_FAILED:
+                    return error_new(f"cannot reserve memory: {os.strerror(ctypes.get_errno())}")
+                if minimum and mprotect(base, round_up(minimum), _PROT_READ_WRITE) != 0:
+                    munmap(base, mapped)
+                    return error_new(f"cannot commit memory: {os.strerror(ctypes.get_errno())}")
             memory = _Memory(base, minimum, capacity, mapped, limit)
             key = next(keys)
             memories[key] = memory
