@@ -13,15 +13,11 @@ as a string and returns the JSON response as a string (wit/plugin.wit).
 
 from __future__ import annotations
 
-import atexit
-import gc
 import json
 import logging
 import re
 import struct
-import threading
 import time
-import weakref
 from collections.abc import Callable
 
 import wasmtime
@@ -394,7 +390,6 @@ class ComponentPlugin:
         for stream in (self._stdout, self._stderr):
             stream.logger = plugin_logger(self.metadata.name)
         host.plugin, host.logger = self.metadata.name, plugin_logger(self.metadata.name)
-        _LOADED.add(self)
 
     # -- loading -----------------------------------------------------------
 
@@ -736,20 +731,3 @@ class ComponentPlugin:
                 ) from None
 
         return host_call
-
-
-# A Store whose WASI streams have Python callbacks must be gone before the
-# interpreter shuts down (wasmtime's I/O threads would call into a dead
-# interpreter and abort the process), so live instances are dropped at exit.
-_LOADED: weakref.WeakSet[ComponentPlugin] = weakref.WeakSet()
-_exit_lock = threading.Lock()
-
-
-@atexit.register
-def _drop_instances() -> None:
-    with _exit_lock:
-        plugins = list(_LOADED)
-        for plugin in plugins:
-            plugin._discard()
-        if plugins:
-            gc.collect()

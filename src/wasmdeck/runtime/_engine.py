@@ -23,7 +23,7 @@ from .._errors import InvalidModule
 from ._cache import CompileCache, Kind, Lookup
 from ._memory import install as install_host_memory
 
-__all__ = ["Artifact", "Runtime", "default_runtime"]
+__all__ = ["Artifact", "Runtime", "default_runtime", "expire_all_deadlines"]
 
 WASM_MAGIC = b"\0asm"
 # The version field: a core module's, and a component's (version 0xd, layer 1).
@@ -93,6 +93,7 @@ class Runtime:
         ).hexdigest()[:32]
         self.cache = CompileCache() if cache is True else (cache or None)
         self.progress: Progress | None = None
+        self._max_ticks = 0  # the longest deadline handed out (expire_deadlines)
         self._stopped = threading.Event()
         self._ticker = threading.Thread(
             target=_advance_epoch,
@@ -105,7 +106,19 @@ class Runtime:
 
     def deadline_ticks(self, timeout: float) -> int:
         """Epoch ticks that cover ``timeout`` seconds (one more for the partial tick)."""
-        return math.ceil(timeout / self.tick) + 1
+        ticks = math.ceil(timeout / self.tick) + 1
+        self._max_ticks = max(self._max_ticks, ticks)
+        return ticks
+
+    def expire_deadlines(self) -> None:
+        """Pass every epoch deadline set so far: wasm running now traps at once.
+
+        For interpreter exit (see _shutdown); up to a million ticks (~1 s),
+        beyond that a call's own deadline ends it.
+        """
+        increment = self.engine.increment_epoch
+        for _ in range(min(self._max_ticks + 1, 1_000_000)):
+            increment()
 
     def compile(self, source: bytes | os.PathLike[str], *, name: str) -> Artifact:
         """Compile a core module or a component (``source`` is its bytes or its file).
@@ -227,6 +240,12 @@ _running: weakref.WeakSet[Runtime] = weakref.WeakSet()
 def _stop_epoch_threads() -> None:
     for runtime in list(_running):
         runtime.close()
+
+
+def expire_all_deadlines() -> None:
+    """``expire_deadlines`` on every runtime whose epoch thread runs."""
+    for runtime in list(_running):
+        runtime.expire_deadlines()
 
 
 def default_runtime() -> Runtime:

@@ -23,6 +23,7 @@ from ._core import CoreModule
 from ._engine import Runtime, default_runtime
 from ._hostapi import HostAPI
 from ._limits import Limits
+from ._shutdown import EXITED, closes_at_exit
 from ._stdio import plugin_logger
 
 __all__ = ["Plugin"]
@@ -126,6 +127,7 @@ class Plugin:
         self._action_json: dict[str, str] = {}
         self._lock = threading.Lock()
         self._closed = False
+        closes_at_exit(self)
 
     @property
     def name(self) -> str:
@@ -242,6 +244,20 @@ class Plugin:
             self._closed = True
             self._impl.reset()
             self._impl.host.close()
+
+    @property
+    def _exit_wait(self) -> float:
+        return self.limits.timeout + 1.0
+
+    def _close_at_exit(self, wait: float) -> bool:
+        """``close`` at interpreter exit (runtime/_shutdown.py); False if a call outlasts ``wait``."""
+        if not self._lock.acquire(timeout=wait):
+            return False
+        self._lock = EXITED  # type: ignore[assignment]  # the real lock stays held
+        self._closed = True
+        self._impl.reset()
+        self._impl.host.close()
+        return True
 
     def __enter__(self) -> Plugin:
         return self

@@ -28,6 +28,7 @@ from .._errors import (
 from ._engine import Runtime, error_summary
 from ._hostapi import HostAPI
 from ._limits import Limits, MiB
+from ._shutdown import track_output
 from ._stdio import LineLogger
 
 __all__ = [
@@ -104,8 +105,9 @@ def new_store(
     wasi.env = list(env.items())
     for preopen in host.preopens:
         wasi.preopen_dir(str(preopen.host), preopen.guest, preopen.writable)
-    wasi.stdout_custom = stdout.write
-    wasi.stderr_custom = stderr.write
+    # (released by wasmtime's I/O threads, which the exit waits for: _shutdown)
+    wasi.stdout_custom = track_output(stdout.write)
+    wasi.stderr_custom = track_output(stderr.write)
     store.set_wasi(wasi)
     store.set_fuel(fuel)
     store.set_epoch_deadline(ticks)
