@@ -18,6 +18,7 @@ import struct
 from ctypes import CFUNCTYPE, c_size_t, c_uint64, c_void_p
 
 from wasmtime import _ffi as ffi
+from wasmtime.component._enter import maybe_raise_last_exn
 
 __all__ = [
     "ARGS_BYTES",
@@ -37,7 +38,13 @@ __all__ = [
 ]
 
 
+# Every C function bound here, by name (tests/test_capi.py checks them against
+# the pinned wasmtime).
+C_FUNCTIONS: list[str] = []
+
+
 def _proto(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    C_FUNCTIONS.append(name)
     return CFUNCTYPE(restype, *argtypes)((name, ffi.dll))  # type: ignore[arg-type]
 
 
@@ -152,7 +159,42 @@ def address_of(obj: ctypes._CData) -> int:  # type: ignore[name-defined]
 
 
 def context_address(store: object) -> int:
+    """The ``wasmtime_context_t*`` of a ``wasmtime.Store``."""
     return ctypes.cast(store._context(), c_void_p).value  # type: ignore[attr-defined,no-any-return]
+
+
+def memory_address(memory: object) -> int:
+    """The address of a ``wasmtime.Memory``'s ``wasmtime_memory_t`` (alive as long as it)."""
+    return ctypes.addressof(memory._memory)  # type: ignore[attr-defined]
+
+
+def func_address(func: object) -> int:
+    """The address of the C function handle of a ``wasmtime.Func`` or a component ``Func``.
+
+    (``wasmtime_func_t`` / ``wasmtime_component_func_t``; alive as long as the object.)
+    """
+    return ctypes.addressof(func._func)  # type: ignore[attr-defined]
+
+
+def args_buffer() -> tuple[ctypes.Array[ctypes.c_ubyte], int]:
+    """Zeroed room for two raw values (a call's arguments and results), and its address."""
+    array = (ctypes.c_ubyte * ARGS_BYTES)()
+    return array, ctypes.addressof(array)
+
+
+def pointer_slot() -> tuple[ctypes.c_void_p, int]:
+    """A pointer-sized out-parameter (``slot.value``, None when NULL) and its address."""
+    slot = c_void_p()
+    return slot, ctypes.addressof(slot)
+
+
+def raise_pending_host_exception() -> None:
+    """Re-raise a Python exception a component host function raised, as wasmtime-py does.
+
+    wasmtime-py parks it in a module global while the call unwinds
+    (``wasmtime.component._enter``); a direct call must collect it the same way.
+    """
+    maybe_raise_last_exn()
 
 
 # -- components ---------------------------------------------------------------

@@ -22,7 +22,6 @@ from collections.abc import Callable
 
 import wasmtime
 from wasmtime import TrapCode, component
-from wasmtime.component._enter import maybe_raise_last_exn
 
 from .._errors import (
     ImportNotAllowed,
@@ -141,7 +140,7 @@ class _Instance:
         self.execute = execute
         # The raw handles of the direct call (see _Request).
         self.ctx = capi.context_address(store)
-        self.f_execute = capi.address_of(execute._func)
+        self.f_execute = capi.func_address(execute)
 
 
 def _direct_call_fits(functype: component.FuncType) -> bool:
@@ -546,7 +545,7 @@ class ComponentPlugin:
         error = capi.component_func_call(live.f_execute, ctx, base + _ARG, 1, base + _RESULT, 1)
         if error:
             exc = capi.take_error(error)
-            maybe_raise_last_exn()  # a Python exception in a host function, as wasmtime-py does
+            capi.raise_pending_host_exception()  # a Python exception in a host function
             self._flush()
             raise self._failure(live, exc) from None  # type: ignore[arg-type]
         if self._stdout.pending or self._stderr.pending:

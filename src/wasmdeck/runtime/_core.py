@@ -14,7 +14,6 @@ buffer and frees it with ``dealloc`` only when it needs a larger one.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import time
@@ -135,7 +134,7 @@ class _Instance:
         memory = self.exports["memory"]
         assert isinstance(memory, wasmtime.Memory)
         self.memory = memory
-        self.mem = capi.address_of(memory._memory)
+        self.mem = capi.memory_address(memory)
         # Fixed for the instance's life: the engine is configured with
         # memory_may_move = False.
         self.base = capi.memory_data(self.ctx, self.mem)
@@ -144,17 +143,15 @@ class _Instance:
 
         def func(name: str) -> int:
             item = self.exports.get(name)
-            return capi.address_of(item._func) if isinstance(item, wasmtime.Func) else 0
+            return capi.func_address(item) if isinstance(item, wasmtime.Func) else 0
 
         self.f_alloc = func("alloc")
         self.f_dealloc = func("dealloc")
         self.f_init = func("init")
         self.f_execute = func("execute")
         self.f_initialize = func("_initialize")
-        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES)()
-        self.args_addr = capi.address_of(self.args)
-        self.trap = ctypes.c_void_p()
-        self.trap_addr = capi.address_of(self.trap)
+        self.args, self.args_addr = capi.args_buffer()
+        self.trap, self.trap_addr = capi.pointer_slot()
         self.buf_ptr = 0
         self.buf_cap = 0
         self.output: bytes | None = None
