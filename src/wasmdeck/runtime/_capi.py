@@ -328,7 +328,7 @@ class _MemoryCreator(ctypes.Structure):
 
 def function_address(callback: object) -> int:
     """The C function pointer of a ctypes callback (the callback must stay alive)."""
-    return ctypes.cast(callback, c_void_p).value or 0  # type: ignore[call-overload]
+    return ctypes.cast(callback, c_void_p).value or 0  # type: ignore[arg-type]
 
 
 def error_new(message: str) -> int:
