@@ -97,7 +97,7 @@ def _capability(interface: str) -> str | None:
     return HOST_FUNCTIONS[next(iter(functions.values()))].capability
 
 
-class TriggerContext:
+class WitTriggerContext:
     """The ``trigger-context`` record, as wasmtime lowers it (by attribute)."""
 
     __slots__ = ("mode", "timestamp", "velocity")
@@ -113,7 +113,7 @@ class ActionRequest:
 
     __slots__ = ("action", "context", "params")
 
-    def __init__(self, action: str, params: str, context: TriggerContext) -> None:
+    def __init__(self, action: str, params: str, context: WitTriggerContext) -> None:
         self.action = action
         self.params = params
         self.context = context

@@ -17,8 +17,7 @@ from .._capabilities import Grant, Grants
 from .._context import TriggerContext
 from .._errors import ActionNotFound, WasmdeckError
 from .._metadata import PluginMetadata
-from ._component import ActionRequest, ComponentPlugin
-from ._component import TriggerContext as WitContext
+from ._component import ActionRequest, ComponentPlugin, WitTriggerContext
 from ._core import CoreModule
 from ._engine import Runtime, default_runtime
 from ._hostapi import HostAPI
@@ -209,9 +208,9 @@ class Plugin:
         """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
         self._action_json.get(action) or self._check_action(action)
         if context is None:
-            record = WitContext(None, None, time.time_ns() // 1_000_000)
+            record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)
         else:
-            record = WitContext(context.velocity, context.mode, context.timestamp)
+            record = WitTriggerContext(context.velocity, context.mode, context.timestamp)
         return ActionRequest(action, _params_json(params), record)
 
     def _check_action(self, action: str) -> str:

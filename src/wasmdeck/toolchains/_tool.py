@@ -12,7 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "BuildError",
-    "Progress",
+    "BuildProgress",
     "ToolchainMissing",
     "atomic_output",
     "pip_install",
@@ -21,7 +21,7 @@ __all__ = [
 
 # Wraps a long step: called with what is happening ("cargo build"), it returns
 # a context manager for the step's duration. The CLI shows a spinner with it.
-Progress = Callable[[str], AbstractContextManager[object]]
+BuildProgress = Callable[[str], AbstractContextManager[object]]
 
 
 class BuildError(Exception):
@@ -42,7 +42,7 @@ def run_tool(
     what: str,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    progress: Progress = no_progress,
+    progress: BuildProgress = no_progress,
     timeout: float = 1800,
 ) -> str:
     """Run one toolchain command; return its output, or raise BuildError with it.
@@ -89,7 +89,7 @@ def atomic_output(output: Path, *, partial_name: str | None = None) -> Iterator[
     partial.replace(output)
 
 
-def pip_install(requirement: str, progress: Progress) -> None:
+def pip_install(requirement: str, progress: BuildProgress) -> None:
     """Install a toolchain that PyPI carries into this Python (``ziglang==0.17.1``)."""
     run_tool(
         [sys.executable, "-m", "pip", "install", "--quiet", requirement],
