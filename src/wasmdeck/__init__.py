@@ -43,6 +43,7 @@ from ._errors import (
     WasmdeckError,
 )
 from ._metadata import ActionSpec, CapabilityRequest, PluginMetadata
+from ._version import __version__
 from .host import PluginHost
 from .packages import (
     InstalledPlugin,
@@ -65,8 +66,6 @@ from .packages import (
     sign_package,
 )
 from .runtime import Limits, Plugin, Runtime
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ABIViolation",

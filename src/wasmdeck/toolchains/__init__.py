@@ -1,6 +1,7 @@
 """Plugin projects: ``wasmdeck new``, ``wasmdeck build``, with toolchains from the registries."""
 
 from ._c import C_FLAGS, compile_c
+from ._cases import load_cases, run_cases
 from ._catalog import LANGUAGES, build_project, language, new_project
 from ._project import MANIFEST, TEMPLATES, Project, ProjectError, load_project, sdk_dir
 from ._tool import BuildError, BuildProgress, ToolchainMissing
@@ -18,7 +19,9 @@ __all__ = [
     "build_project",
     "compile_c",
     "language",
+    "load_cases",
     "load_project",
     "new_project",
+    "run_cases",
     "sdk_dir",
 ]

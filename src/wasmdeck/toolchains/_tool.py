@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+from .._errors import BuildError, ToolchainMissing
+
 __all__ = [
     "BuildError",
     "BuildProgress",
@@ -22,14 +24,6 @@ __all__ = [
 # Wraps a long step: called with what is happening ("cargo build"), it returns
 # a context manager for the step's duration. The CLI shows a spinner with it.
 BuildProgress = Callable[[str], AbstractContextManager[object]]
-
-
-class BuildError(Exception):
-    """A build failed; the message carries the toolchain's output."""
-
-
-class ToolchainMissing(BuildError):
-    """The language's toolchain is not installed; the message says how to get it."""
 
 
 def no_progress(_what: str) -> AbstractContextManager[object]:
