@@ -159,26 +159,38 @@ class LimitExceeded(WasmdeckError):
 
 
 class TimeLimitExceeded(LimitExceeded):
+    """The call ran past its wall-clock ``timeout`` (``value``: seconds)."""
+
     limit = "timeout"
 
 
 class FuelLimitExceeded(LimitExceeded):
+    """The call used up its ``fuel`` (wasm instructions, roughly)."""
+
     limit = "fuel"
 
 
 class MemoryLimitExceeded(LimitExceeded):
+    """The plugin needed more linear memory than ``max_memory`` bytes."""
+
     limit = "max_memory"
 
 
 class TableLimitExceeded(LimitExceeded):
+    """The plugin needed more table elements than ``max_table_elements``."""
+
     limit = "max_table_elements"
 
 
 class StackLimitExceeded(LimitExceeded):
+    """The plugin overflowed the wasm stack (``value``: its size in bytes; deep recursion)."""
+
     limit = "max_stack"
 
 
 class OutputLimitExceeded(LimitExceeded):
+    """The plugin handed back more than ``max_output`` bytes (output, error or a host request)."""
+
     limit = "max_output"
 
 

@@ -36,6 +36,7 @@ import tempfile
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import ASSEMBLYSCRIPT_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
@@ -57,7 +58,6 @@ __all__ = [
 ]
 
 # The npm `assemblyscript` release wasmdeck is tested with.
-ASSEMBLYSCRIPT_VERSION = "0.28.20"
 RUNTIMES = ("minimal", "incremental", "stub")
 ASC_FLAGS = (
     "--exportStart",

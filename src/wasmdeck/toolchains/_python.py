@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import COMPONENTIZE_PY_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
@@ -38,7 +39,6 @@ __all__ = [
 
 WIT_VERSION = "1.0.0"
 # The componentize-py release wasmdeck is tested with.
-COMPONENTIZE_PY_VERSION = "0.25.1"
 # The host interfaces behind a capability, and the capability of each.
 CAPABILITY_INTERFACES = {
     "http": "network",

@@ -84,7 +84,7 @@ def atomic_output(output: Path, *, partial_name: str | None = None) -> Iterator[
 
 
 def pip_install(requirement: str, progress: BuildProgress) -> None:
-    """Install a toolchain that PyPI carries into this Python (``ziglang==0.17.1``)."""
+    """Install a toolchain that PyPI carries into this Python (``ziglang==0.17.1``, see _pins.py)."""
     run_tool(
         [sys.executable, "-m", "pip", "install", "--quiet", requirement],
         what=f"pip install {requirement}",
