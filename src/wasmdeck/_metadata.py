@@ -45,6 +45,8 @@ class CapabilityRequest:
 
 @dataclass(frozen=True, slots=True)
 class PluginMetadata:
+    """What a plugin says about itself (``init``/``metadata``), parsed and checked."""
+
     name: str
     version: str
     description: str
