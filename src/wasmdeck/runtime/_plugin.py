@@ -181,7 +181,7 @@ class Plugin:
     def _request(
         self, action: str, params: Mapping[str, Any] | None, context: TriggerContext | None
     ) -> bytes:
-        """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
+        """The request JSON of the core ABI (docs/abi.md), encoded as UTF-8."""
         action_json = self._action_json.get(action) or self._check_action(action)
         params_json = _params_json(params)
         if context is None:
@@ -205,7 +205,7 @@ class Plugin:
     def _component_request(
         self, action: str, params: Mapping[str, Any] | None, context: TriggerContext | None
     ) -> ActionRequest:
-        """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
+        """The ``action-request`` record of the WIT interface (wit/plugin.wit)."""
         self._action_json.get(action) or self._check_action(action)
         if context is None:
             record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)
