@@ -1,4 +1,4 @@
-"""The core-module JSON ABI v1 (DESIGN.md contract 1).
+"""The core-module JSON ABI v1 (docs/abi.md; docs/architecture.md, "The two ABIs").
 
 ``CoreModule`` owns one compiled plugin module, its linking, and at most one
 live instance. Each instance lives in its own wasmtime Store with the
