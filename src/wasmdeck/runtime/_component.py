@@ -42,6 +42,7 @@ from .._errors import (
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from ._engine import Runtime, error_summary
+from ._deadline import DeadlinePassed, time_limit_error
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._sandbox import (
@@ -53,6 +54,7 @@ from ._sandbox import (
     trap_code_of,
 )
 from ._stdio import LineLogger, plugin_logger
+from ._wasiclock import ComponentClock
 
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
@@ -461,6 +463,7 @@ class ComponentPlugin:
     def _link(self, interfaces: list[tuple[str, str]]) -> component.Linker:
         linker = component.Linker(self.runtime.engine)
         linker.add_wasip2()
+        self._clock = self._define_wasi_clock(linker)
         with linker.root() as root:
             for interface, import_name in interfaces:
                 if interface == "types":
@@ -489,6 +492,8 @@ class ComponentPlugin:
         )
         self._deadline = time.monotonic() + self.limits.timeout
         try:
+            if self._clock is not None:
+                self._clock.attach(store)
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
             self._flush()
@@ -518,6 +523,7 @@ class ComponentPlugin:
             raise self._failure(live, exc, during="metadata") from None
         finally:
             self._flush()
+        self._check_overslept(None)
         if not isinstance(text, str):
             raise InvalidMetadata("metadata() did not return a string", plugin=self.label)
         data = text.encode()
@@ -558,6 +564,7 @@ class ComponentPlugin:
             raise self._failure(live, exc) from None  # type: ignore[arg-type]
         if self._stdout.pending or self._stderr.pending:
             self._flush()
+        self._check_overslept(action)
         max_output = self.limits.max_output
         outcome = direct.lift(max_output)
         if type(outcome) is bytes:
@@ -594,6 +601,7 @@ class ComponentPlugin:
             raise self._failure(live, exc) from None
         if self._stdout.pending or self._stderr.pending:
             self._flush()
+        self._check_overslept(action)
         # result<list<u8>, string> lifts untagged: bytes are the output, a str the error.
         max_output = self.limits.max_output
         if len(outcome) > max_output:
@@ -727,12 +735,44 @@ class ComponentPlugin:
                 return json.dumps(response, separators=(",", ":"), ensure_ascii=False)
             except wasmtime.WasmtimeError:
                 raise
+            except DeadlinePassed as exc:
+                raise plugin._violation(time_limit_error(plugin.limits, str(exc))) from None
             except BaseException as exc:
                 raise plugin._violation(
                     WasmdeckError(f"host function {name} failed: {exc!r}")
                 ) from None
 
         return host_call
+
+
+    # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
+
+    def _define_wasi_clock(self, linker: component.Linker) -> ComponentClock | None:
+        """Define the plugin's monotonic clock so its sleeps end at the deadline."""
+        names = self._component.type.imports(self.runtime.engine)
+        name = next((n for n in names if n.startswith("wasi:clocks/monotonic-clock@")), None)
+        if name is None:
+            return None
+        clock = ComponentClock(
+            self.runtime.engine,
+            deadline=lambda: self._deadline,
+            violation=lambda exc: self._violation(time_limit_error(self.limits, str(exc))),
+        )
+        linker.allow_shadowing = True
+        clock.define(linker, name)
+        return clock
+
+    def _check_overslept(self, action: str | None) -> None:
+        """A call whose sleep was cut short at its deadline ended past it: a timeout."""
+        clock = self._clock
+        if clock is not None and clock.overslept:
+            clock.overslept = False
+            if time.monotonic() >= self._deadline:
+                self._discard()
+                error = time_limit_error(self.limits, "sleeping (wasi:clocks/monotonic-clock)")
+                error.plugin, error.action = self.label, action
+                error.args = (error._render(),)
+                raise error
 
 
 # A Store whose WASI streams have Python callbacks must be gone before the

@@ -194,6 +194,8 @@ class _Helper:
         self.linker.add_wasip2()
         store = wasmtime.Store(engine)
         store.set_wasi(wasmtime.WasiConfig())
+        store.set_fuel(1_000_000)  # the runtime's engines meter fuel and epochs
+        store.set_epoch_deadline(1_000_000)
         instance = self.linker.instantiate(store, self.component)
         subscribe = instance.get_func(store, "subscribe-duration")
         assert subscribe is not None
