@@ -175,7 +175,10 @@ class _BoundedSocket:
         return io.BufferedReader(_BoundedReader(self))
 
     def close(self) -> None:
-        self._sock.close()
+        # http.client "closes" the socket while the response still reads from
+        # it (a socket's makefile keeps it open); the exchange closes the
+        # real socket when it is over (_PinnedConnection.close_socket).
+        pass
 
 
 class _BoundedReader(io.RawIOBase):
@@ -196,10 +199,18 @@ class _PinnedConnection(http.client.HTTPConnection):
         super().__init__(endpoint.host, endpoint.port)
         self._endpoint = endpoint
         self._budget = budget
+        self._socket: socket.socket | None = None
 
     def connect(self) -> None:
-        sock = _connect(self._endpoint, self._budget)
-        self.sock = _BoundedSocket(self._secure(sock), self._budget, self._endpoint.host)
+        sock = self._secure(_connect(self._endpoint, self._budget))
+        self._socket = sock
+        self.sock = _BoundedSocket(sock, self._budget, self._endpoint.host)
+
+    def close_socket(self) -> None:
+        self.close()
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def _secure(self, sock: socket.socket) -> socket.socket:
         return sock
@@ -333,7 +344,7 @@ def _exchange(
     except (OSError, http.client.HTTPException) as exc:
         raise HostRequestError("connection", f"request to {endpoint.host} failed: {exc}") from None
     finally:
-        conn.close()
+        conn.close_socket()
 
 
 def _within(budget: RequestBudget, doing: str, work: Callable[[], _T], abort: Callable[[], None]) -> _T:

@@ -195,6 +195,8 @@ class NetworkPolicy:
         else:
             try:
                 found = _lookup(self.resolver, host, port, timeout)
+            except TimeoutError:
+                raise
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 raise NetworkDenied(f"cannot resolve {host!r}: {reason}") from None
