@@ -46,15 +46,26 @@ def run_isolated(
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp)
         (files / "hosts").write_text(hosts)
-        (files / "resolv.conf").write_text(f"nameserver {nameserver}\noptions timeout:5 attempts:2\n")
+        (files / "resolv.conf").write_text(
+            f"nameserver {nameserver}\noptions timeout:5 attempts:2\n"
+        )
         (files / "scenario.py").write_text(script)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]))
         done = subprocess.run(
             [
-                "unshare", "--user", "--map-root-user", "--mount", "--net",
-                "sh", "-c", _SETUP, "sh",
-                str(files / "hosts"), str(files / "resolv.conf"),
-                sys.executable, str(files / "scenario.py"),
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--mount",
+                "--net",
+                "sh",
+                "-c",
+                _SETUP,
+                "sh",
+                str(files / "hosts"),
+                str(files / "resolv.conf"),
+                sys.executable,
+                str(files / "scenario.py"),
             ],
             capture_output=True,
             text=True,

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 from componentgen import COMPILED, PLUGINS, build_python
 from conftest import ROOT, build_c
-from hostcall import RESPONSE_AT, host_call_module
+from hostcall import calls_module, host_call_module
 from netns import run_isolated
 from servers.hostile import DripHTTPServer, SilentWebSocketServer
-from watgen import abi_module, data_string
 
 import wasmdeck
 from wasmdeck import Limits, PluginTrap, TimeLimitExceeded
@@ -39,41 +38,6 @@ def ends_with_time_limit(call: Callable[[], object], within: float = 2.0) -> Tim
     assert elapsed < within, f"the call ended {elapsed:.2f} s after it started"
     assert TIME_LIMIT_TEXT in str(info.value)
     return info.value
-
-
-def calls_module(calls: list[tuple[str, dict[str, object]]], *, then: str = "") -> bytes:
-    """A plugin whose execute makes host ``calls`` in order and outputs the last response.
-
-    ``then`` runs after the calls (e.g. ``(unreachable)`` to trap with
-    connections open). WebSocket ids start at 1 in each instance, so a
-    later call can name a connection an earlier one opened.
-    """
-    functions = list(dict.fromkeys(function for function, _ in calls))
-    imports = "".join(
-        [
-            '(import "wasmdeck" "set_output" (func $set_output (param i32 i32)))',
-            '(import "wasmdeck" "response_read" (func $read (param i32 i32) (result i32)))',
-            *(
-                f'(import "wasmdeck" "{f}" (func ${f} (param i32 i32) (result i32)))'
-                for f in functions
-            ),
-        ]
-    )
-    data, body, at = [], [], 8192
-    for index, (function, request) in enumerate(calls):
-        payload = json.dumps(request).encode()
-        data.append(f"(data (i32.const {at}) {data_string(payload)})")
-        read = f"(call $read (i32.const {RESPONSE_AT}) (call ${function} (i32.const {at}) (i32.const {len(payload)})))"
-        last = index == len(calls) - 1
-        body.append(f"(call $set_output (i32.const {RESPONSE_AT}) {read})" if last else f"(drop {read})")
-        at += len(payload) + 8
-    return abi_module(
-        "".join(body) + then + "(i32.const 0)",
-        imports=imports,
-        memory='(memory (export "memory") 8)',
-        metadata={"name": "caller", "version": "1.0.0", "description": "makes host calls"},
-        extra="".join(data),
-    )
 
 
 # -- WASI sleeps ------------------------------------------------------------------
@@ -187,7 +151,9 @@ from servers.dns import DNSServer
 import wasmdeck
 from wasmdeck import Limits, TimeLimitExceeded
 
-with DNSServer({}, silent=("slow.example.test",), port=53) as dns:
+with DNSServer({"known.example.test": "127.0.0.5"}, silent=("slow.example.test",), port=53) as dns:
+    import socket
+    known = sorted({info[4][0] for info in socket.getaddrinfo("known.example.test", 80)})
     plugin = wasmdeck.Plugin(
         host_call_module("http_request", {"url": "http://slow.example.test/"}),
         grants=["network:slow.example.test"],
@@ -199,10 +165,12 @@ with DNSServer({}, silent=("slow.example.test",), port=53) as dns:
     except TimeLimitExceeded as exc:
         outcome = type(exc).__name__ + ": " + str(exc)
     print(json.dumps({"outcome": outcome, "elapsed": time.monotonic() - started,
-                      "asked": sorted({name for name, _ in dns.queries})}))
+                      "known": known, "asked": sorted({name for name, _ in dns.queries})}))
 """
     )
-    assert result["asked"] == ["slow.example.test"]
+    # The server answers the system resolver (glibc) for real, and was asked.
+    assert result["known"] == ["127.0.0.5"]
+    assert result["asked"] == ["known.example.test", "slow.example.test"]
     assert result["outcome"].startswith("TimeLimitExceeded"), result
     assert "resolving" in result["outcome"]
     assert result["elapsed"] < 3.0
@@ -217,7 +185,9 @@ def silent_peer() -> Iterator[SilentWebSocketServer]:
         yield server
 
 
-def ws_plugin(server: SilentWebSocketServer, calls: list[tuple[str, dict[str, object]]], **options: object) -> wasmdeck.Plugin:
+def ws_plugin(
+    server: SilentWebSocketServer, calls: list[tuple[str, dict[str, object]]], **options: object
+) -> wasmdeck.Plugin:
     return wasmdeck.Plugin(
         calls_module([("ws_connect", {"url": server.url()}), *calls], **options),  # type: ignore[arg-type]
         grants=[f"network:127.0.0.1:{server.port}"],
@@ -315,3 +285,31 @@ def test_processes_left_behind_are_killed_at_the_deadline(tmp_path: Path) -> Non
     plugin = run_process({"argv": ["sh", "-c", script, "sh", str(pidfile)]}, "sh", timeout=0.5)
     ends_with_time_limit(lambda: plugin.call("go"))
     assert _gone_soon(int(pidfile.read_text()))
+
+
+# -- the hostile peers are what they say (checked with third-party clients) -----------
+
+
+def test_the_drip_server_speaks_http_and_outlasts_a_per_read_timeout() -> None:
+    import httpx
+
+    with DripHTTPServer(phase="status", interval=0.02, body=b"hello") as server:
+        started = time.monotonic()
+        response = httpx.get(server.url("/x"), timeout=0.5)  # 0.5 s for each read
+        elapsed = time.monotonic() - started
+    assert (response.status_code, response.text) == (200, "hello")
+    assert elapsed > 1.0  # ~90 bytes at 0.02 s: well past the per-read timeout, yet no error
+
+
+def test_the_silent_websocket_peer_completes_the_handshake_and_ignores_the_close(
+    silent_peer: SilentWebSocketServer,
+) -> None:
+    from websockets.sync.client import connect
+
+    client = connect(silent_peer.url(), close_timeout=0.2)
+    client.send("hello")
+    client.close()
+    with silent_peer.received:
+        silent_peer.received.wait_for(lambda: len(silent_peer.opcodes) >= 2, timeout=5)
+    assert silent_peer.opcodes[:2] == [1, 8]  # a text frame, then the close
+    assert client.close_rcvd is None  # the peer never answered it

@@ -15,6 +15,7 @@ context manager exits.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import socket
 import threading
@@ -47,10 +48,8 @@ class _Server:
         self._stop.set()
         with self._lock:
             for connection in self._open:
-                try:
+                with contextlib.suppress(OSError):
                     connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         for thread in self._threads:
             thread.join(timeout=5)
         if self._listener is not None:

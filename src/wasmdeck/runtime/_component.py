@@ -41,8 +41,8 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
-from ._engine import Runtime, error_summary
 from ._deadline import DeadlinePassed, time_limit_error
+from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._sandbox import (
@@ -743,7 +743,6 @@ class ComponentPlugin:
                 ) from None
 
         return host_call
-
 
     # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
 

@@ -38,8 +38,8 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
-from ._engine import Runtime, error_summary
 from ._deadline import DeadlinePassed, time_limit_error
+from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._sandbox import allowed_env, describe_trap, instantiation_error, limit_error, new_store

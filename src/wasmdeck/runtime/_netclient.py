@@ -18,14 +18,21 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from ._deadline import DeadlinePassed
 from ._netpolicy import Endpoint, NetworkDenied, NetworkPolicy
 
-__all__ = ["HostRequestError", "RequestBudget", "WebSocketSessions", "decode_body", "encode_body", "http_request"]
+__all__ = [
+    "HostRequestError",
+    "RequestBudget",
+    "WebSocketSessions",
+    "decode_body",
+    "encode_body",
+    "http_request",
+]
 
 HTTP_SCHEMES = ("http", "https")
 WS_SCHEMES = ("ws", "wss")
@@ -71,9 +78,13 @@ def decode_body(
 
 
 def _headers(value: object) -> list[tuple[str, str]]:
-    pairs = value.items() if isinstance(value, Mapping) else value or []
+    pairs: Any = value.items() if isinstance(value, Mapping) else value or []
+    if not isinstance(pairs, Iterable) or isinstance(pairs, str | bytes):
+        raise HostRequestError(
+            "invalid_request", "headers must be an object or a list of [name, value]"
+        )
     headers = []
-    for pair in pairs:  # type: ignore[union-attr]
+    for pair in pairs:
         if not isinstance(pair, list | tuple) or len(pair) != 2:
             raise HostRequestError(
                 "invalid_request", "headers must be an object or a list of [name, value]"
@@ -244,8 +255,10 @@ def _origin(url: str) -> tuple[str, str, int | None]:
         port = parts.port
     except ValueError:
         port = None
-    return scheme, (parts.hostname or "").rstrip("."), port or {"http": 80, "https": 443}.get(
-        scheme
+    return (
+        scheme,
+        (parts.hostname or "").rstrip("."),
+        port or {"http": 80, "https": 443}.get(scheme),
     )
 
 
@@ -347,7 +360,9 @@ def _exchange(
         conn.close_socket()
 
 
-def _within(budget: RequestBudget, doing: str, work: Callable[[], _T], abort: Callable[[], None]) -> _T:
+def _within(
+    budget: RequestBudget, doing: str, work: Callable[[], _T], abort: Callable[[], None]
+) -> _T:
     """Run blocking ``work`` for at most the time left; on time-out ``abort`` it.
 
     For library calls that take no timeout of their own (a WebSocket send
@@ -414,7 +429,7 @@ class WebSocketSessions:
                 sock=sock,
                 ssl=self._tls if endpoint.scheme == "wss" else None,
                 server_hostname=endpoint.host if endpoint.scheme == "wss" else None,
-                subprotocols=subprotocols,  # type: ignore[arg-type]
+                subprotocols=subprotocols,
                 additional_headers=headers,
                 # The whole opening handshake (TLS included) under one deadline.
                 open_timeout=budget.left(f"opening a WebSocket to {endpoint.host}"),

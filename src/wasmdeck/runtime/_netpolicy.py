@@ -149,9 +149,7 @@ class NetworkPolicy:
         scheme, host, port, path, _ = self._match(url, schemes)
         return scheme, host, port, path
 
-    def _match(
-        self, url: str, schemes: tuple[str, ...]
-    ) -> tuple[str, str, int, str, list[_Rule]]:
+    def _match(self, url: str, schemes: tuple[str, ...]) -> tuple[str, str, int, str, list[_Rule]]:
         try:
             parts = urlsplit(url)
             port = parts.port

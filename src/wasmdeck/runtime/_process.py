@@ -89,9 +89,7 @@ class ProcessPolicy:
             error = budget.expired(f"running {argv[0]!r}")
             if isinstance(error, DeadlinePassed):
                 raise error
-            raise HostRequestError(
-                "timeout", f"{argv[0]!r} did not finish in time and was killed"
-            )
+            raise HostRequestError("timeout", f"{argv[0]!r} did not finish in time and was killed")
         result: dict[str, Any] = {"exit_code": child.returncode}
         result.update(encode_body(stdout, "stdout"))
         result.update(encode_body(stderr, "stderr"))
