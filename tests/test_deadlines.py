@@ -312,4 +312,4 @@ def test_the_silent_websocket_peer_completes_the_handshake_and_ignores_the_close
     with silent_peer.received:
         silent_peer.received.wait_for(lambda: len(silent_peer.opcodes) >= 2, timeout=5)
     assert silent_peer.opcodes[:2] == [1, 8]  # a text frame, then the close
-    assert client.close_rcvd is None  # the peer never answered it
+    assert client.protocol.close_rcvd is None  # the peer never answered it
