@@ -12,6 +12,7 @@ bounds are generous (a 0.5-1 s limit must end within 2-3 s, not 10 s).
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,9 @@ from servers.hostile import DripHTTPServer, SilentWebSocketServer
 import wasmdeck
 from wasmdeck import Limits, PluginTrap, TimeLimitExceeded
 from wasmdeck.runtime import Runtime
+from wasmdeck.runtime._deadline import DeadlinePassed
+from wasmdeck.runtime._netclient import HostRequestError, WebSocketSessions
+from wasmdeck.runtime._netpolicy import NetworkPolicy
 
 TIME_LIMIT_TEXT = "time limit (timeout)"
 
@@ -227,6 +231,26 @@ def test_discarding_an_instance_with_an_unanswered_websocket_does_not_hang(
     with pytest.raises(PluginTrap):
         plugin.call("go")
     assert time.monotonic() - started < 1.0
+
+
+def test_a_send_to_a_peer_that_stops_reading_ends_at_the_deadline() -> None:
+    # A message larger than the socket buffers, to a peer that reads nothing:
+    # the send would block for ever. (The host API itself, without a plugin,
+    # to hand it a 32 MB message.)
+    with SilentWebSocketServer(read=False) as peer:
+        sessions = WebSocketSessions(
+            NetworkPolicy([f"127.0.0.1:{peer.port}"]),
+            max_message=1 << 20,
+            tls=ssl.create_default_context(),
+        )
+        opened = sessions.connect({"url": peer.url()}, time.monotonic() + 5)
+        started = time.monotonic()
+        with pytest.raises(DeadlinePassed):
+            sessions.send({"id": opened["id"], "text": "x" * (32 << 20)}, time.monotonic() + 0.5)
+        assert time.monotonic() - started < 2.0
+        with pytest.raises(HostRequestError, match="no open WebSocket"):  # it was dropped
+            sessions.send({"id": opened["id"], "text": "again"}, time.monotonic() + 1)
+        sessions.close_all()
 
 
 # -- processes ----------------------------------------------------------------------------

@@ -5,7 +5,8 @@
   a client whose timeout applies to each read never times out.
 - ``SilentWebSocketServer``: completes the WebSocket opening handshake
   (RFC 6455), then reads and records frames and never sends one: it never
-  answers a close, a message or a ping.
+  answers a close, a message or a ping. With ``read=False`` it does not even
+  read, so a large message fills the socket buffers and the sender blocks.
 
 Both bind an ephemeral port on ``host`` (127.0.0.1 by default), serve each
 connection on a thread, and stop (dropping every connection) when their
@@ -156,8 +157,9 @@ class DripHTTPServer(_Server):
 class SilentWebSocketServer(_Server):
     """Accepts WebSocket connections, records the opcodes of the frames it gets, answers none."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, read: bool = True) -> None:
         super().__init__(host)
+        self.read = read
         self.opcodes: list[int] = []  # 1 text, 2 binary, 8 close, 9 ping, ...
         self.received = threading.Condition()
 
@@ -177,6 +179,9 @@ class SilentWebSocketServer(_Server):
             b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
         )
         connection.settimeout(None)
+        if not self.read:
+            self._stop.wait()
+            return
         while not self._stop.is_set():
             first = _recv_exactly(connection, 2)
             length = first[1] & 0x7F

@@ -135,7 +135,10 @@ def _communicate(
     buffers = {child.stdout: bytearray(), child.stderr: bytearray()}
     pending_in = memoryview(stdin)
     truncated = timed_out = False
-    pidfd = os.pidfd_open(child.pid) if hasattr(os, "pidfd_open") else None
+    try:
+        pidfd: int | None = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: the child's exit is polled
+        pidfd = None
     try:
         with selectors.DefaultSelector() as selector:
             for stream in buffers:
