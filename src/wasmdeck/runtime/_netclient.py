@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
+from .._errors import HostRequestError
 from ._deadline import DeadlinePassed
 from ._netpolicy import Endpoint, NetworkDenied, NetworkPolicy
 
@@ -43,14 +44,6 @@ CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 CLOSE_GRACE = 0.1
 _T = TypeVar("_T")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-class HostRequestError(Exception):
-    """A host request failed; ``kind`` classifies it for the plugin."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(message)
 
 
 def encode_body(data: bytes, key: str = "body") -> dict[str, str]:
