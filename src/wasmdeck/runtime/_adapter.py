@@ -44,7 +44,7 @@ from . import _capi as capi
 from ._engine import Runtime
 from ._hostapi import HostAPI
 from ._limits import Limits, MiB
-from ._sandbox import allowed_env
+from ._sandbox import WasiSetup, allowed_env
 from ._stdio import LineLogger, plugin_logger
 
 __all__ = ["MAX_HOST_REQUEST", "Adapter", "Params", "params_json"]
@@ -159,7 +159,7 @@ class Adapter:
         self.limits = limits
         self.label = label  # the file name until metadata names the plugin
         self.host = host
-        self._env = allowed_env(host.env_names)
+        self._wasi = WasiSetup(allowed_env(host.env_names), host, stdout, stderr)
         self._deadline = 0.0  # monotonic time the current call must end by
         self._fuel = limits.fuel
         self._ticks = runtime.deadline_ticks(limits.timeout)

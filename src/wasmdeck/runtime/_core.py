@@ -83,8 +83,16 @@ def _sig(params: list[ValType], results: list[ValType]) -> str:
     return f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
 
 
+# The exports the ABI uses, looked up by name in each new instance.
+_EXPORTS = (b"memory", b"alloc", b"dealloc", b"init", b"execute", b"_initialize")
+
+
 class _Instance:
-    """One store and instance, with the raw handles the hot path needs."""
+    """One store and instance, with the raw handles the hot path needs.
+
+    Made through the C API (``_capi``): the instance, its exports and the
+    call arguments live in one buffer owned here.
+    """
 
     __slots__ = (
         "args",
@@ -94,55 +102,37 @@ class _Instance:
         "buf_ptr",
         "ctx",
         "error",
-        "exports",
         "f_alloc",
         "f_dealloc",
         "f_execute",
         "f_init",
         "f_initialize",
+        "handles",
+        "instance",
         "mem",
         "mem_size",
-        "memory",
         "output",
         "pending",
         "session",
         "store",
-        "tables",
         "trap",
         "trap_addr",
         "view",
         "violation",
     )
 
-    def __init__(
-        self, store: wasmtime.Store, instance: wasmtime.Instance, session: HostSession
-    ) -> None:
+    def __init__(self, store: wasmtime.Store, ctx: int) -> None:
         self.store = store
-        self.session = session
+        self.ctx = ctx
+        # Host-call state (its WebSockets), made at the first host call.
+        self.session: HostSession | None = None
         self.pending: bytes | None = None  # a host call's response, until response_read
-        self.exports = instance.exports(store)
-        self.ctx = capi.context_address(store)
-        memory = self.exports["memory"]
-        assert isinstance(memory, wasmtime.Memory)
-        self.memory = memory
-        self.mem = capi.address_of(memory._memory)
-        # Fixed for the instance's life: the engine is configured with
-        # memory_may_move = False.
-        self.base = capi.memory_data(self.ctx, self.mem)
-        self.refresh()
-        self.tables = [e for e in self.exports.values() if isinstance(e, wasmtime.Table)]
-
-        def func(name: str) -> int:
-            item = self.exports.get(name)
-            return capi.address_of(item._func) if isinstance(item, wasmtime.Func) else 0
-
-        self.f_alloc = func("alloc")
-        self.f_dealloc = func("dealloc")
-        self.f_init = func("init")
-        self.f_execute = func("execute")
-        self.f_initialize = func("_initialize")
-        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES)()
-        self.args_addr = capi.address_of(self.args)
+        # [instance][one extern per _EXPORTS name][call arguments]
+        size = capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS) + capi.ARGS_BYTES
+        self.handles, base, _ = capi.byte_buffer(size)
+        self.instance = base
+        self.args_addr = base + size - capi.ARGS_BYTES
+        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES).from_address(self.args_addr)
         self.trap = ctypes.c_void_p()
         self.trap_addr = capi.address_of(self.trap)
         self.buf_ptr = 0
@@ -151,6 +141,30 @@ class _Instance:
         self.error: bytes | None = None
         self.violation: WasmdeckError | None = None
 
+    def bind(self, exported: tuple[bool, ...]) -> None:
+        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has)."""
+        ctx, instance = self.ctx, self.instance
+        found = []
+        for index, name in enumerate(_EXPORTS):
+            extern = instance + capi.INSTANCE_SIZE + index * capi.EXTERN_SIZE
+            ok = exported[index] and capi.instance_export_get(
+                ctx, instance, name, len(name), extern
+            )
+            found.append(extern + capi.EXTERN_OF if ok else 0)
+        self.mem, self.f_alloc, self.f_dealloc, self.f_init, self.f_execute = found[:5]
+        self.f_initialize = found[5]
+        # Fixed for the instance's life: the engine is configured with
+        # memory_may_move = False.
+        self.base = capi.memory_data(ctx, self.mem)
+        self.refresh()
+
+    @property
+    def tables(self) -> list[wasmtime.Table]:
+        """The instance's exported tables (for failure reports only: not fast)."""
+        instance = capi.instance_from_raw(self.instance)
+        exports = instance.exports(self.store)  # type: ignore[attr-defined]
+        return [e for e in exports.values() if isinstance(e, wasmtime.Table)]
+
     def refresh(self) -> None:
         """Re-read the memory size and re-map the view (after the guest grew memory).
 
@@ -158,7 +172,7 @@ class _Instance:
         and ``view`` covers valid guest memory.
         """
         self.mem_size = capi.memory_data_size(self.ctx, self.mem)
-        self.view = capi.memory_view(self.base, self.mem_size)
+        self.view = capi.writable_view(self.base, self.mem_size)
 
     def fits(self, ptr: int, length: int) -> bool:
         """Whether ``ptr .. ptr+length`` lies inside the guest's memory (as it is now)."""
@@ -221,6 +235,9 @@ class CoreModule(Adapter):
             self._pre = linker.instantiate_pre(module)
         except wasmtime.WasmtimeError as exc:
             raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
+        self._pre_ptr = capi.pointer_of(self._pre)
+        names = {e.name for e in module.exports}
+        self._exported = tuple(name.decode() in names for name in _EXPORTS)
         self._linker = linker
         self._named(self._read_metadata())
 
@@ -296,26 +313,20 @@ class CoreModule(Adapter):
         return used
 
     def _instantiate(self) -> _Instance:
-        store = new_store(
-            self.runtime,
-            self.limits,
-            self.host,
-            self._env,
-            self._stdout,
-            self._stderr,
-            fuel=self._fuel,
-            ticks=self._ticks,
+        store, ctx = new_store(
+            self.runtime, self.limits, self._wasi, fuel=self._fuel, ticks=self._ticks
         )
-        try:
-            instance = self._pre.instantiate(store)
-        except wasmtime.Trap as trap:
-            raise self._trap_error(trap, None) from None
-        except wasmtime.WasmtimeError as exc:
-            raise instantiation_error(exc, self.limits, self.label) from None
-        live = _Instance(store, instance, self.host.session())
+        live = _Instance(store, ctx)
+        error = capi.instance_pre_instantiate(self._pre_ptr, ctx, live.instance, live.trap_addr)
+        if error or live.trap.value:
+            if live.trap.value:
+                trap = capi.take_trap(live.trap.value)
+                raise self._trap_error(trap, None) from None  # type: ignore[arg-type]
+            raise instantiation_error(capi.take_error(error), self.limits, self.label) from None  # type: ignore[arg-type]
+        live.bind(self._exported)
         self._live = live
         if live.f_initialize:
-            self._raw_call(live, live.f_initialize, 0, 0, "_initialize")
+            self._raw_call(live, live.f_initialize, 0, 0, "_initialize", arm=False)
         return live
 
     def _read_metadata(self) -> PluginMetadata:
@@ -400,7 +411,7 @@ class CoreModule(Adapter):
 
     def _discard(self) -> None:
         live, self._live = self._live, None
-        if live is not None:
+        if live is not None and live.session is not None:
             live.session.close()  # e.g. the instance's WebSockets
 
     def _grow_buffer(self, live: _Instance, size: int) -> None:
@@ -419,13 +430,31 @@ class CoreModule(Adapter):
             )
         live.buf_ptr, live.buf_cap = ptr, capacity
 
+    def _open_session(self, live: _Instance) -> HostSession:
+        live.session = self.host.session()
+        return live.session
+
     def _raw_call(
-        self, live: _Instance, func: int, a0: int, a1: int, name: str, result: str = "i32"
+        self,
+        live: _Instance,
+        func: int,
+        a0: int,
+        a1: int,
+        name: str,
+        result: str = "i32",
+        *,
+        arm: bool = True,
     ) -> int:
-        """Call an ABI export other than execute; raise a typed error on failure."""
+        """Call an ABI export other than execute; raise a typed error on failure.
+
+        ``arm=False``: the store is new and already has its fuel and deadline.
+        """
         ctx = live.ctx
         live.violation = None
-        self._arm(ctx)
+        if arm:
+            self._arm(ctx)
+        else:
+            self._deadline = time.monotonic() + self.limits.timeout
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
         error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
         self._flush()
@@ -631,7 +660,8 @@ class CoreModule(Adapter):
                             f"{name}({ptr:#x}, {length}) points outside the plugin's memory"
                         )
                     )
-                live.pending = core._host_call(name, data, live.session)
+                session = live.session or core._open_session(live)
+                live.pending = core._host_call(name, data, session)
                 capi.pack_i32_result(args, len(live.pending))
                 return 0
             except BaseException as exc:
