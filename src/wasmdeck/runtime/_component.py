@@ -93,7 +93,7 @@ def _capability(interface: str) -> str | None:
     return HOST_FUNCTIONS[next(iter(functions.values()))].capability
 
 
-class TriggerContext:
+class WitTriggerContext:
     """The ``trigger-context`` record, as wasmtime lowers it (by attribute)."""
 
     __slots__ = ("mode", "timestamp", "velocity")
@@ -109,7 +109,7 @@ class ActionRequest:
 
     __slots__ = ("action", "context", "params")
 
-    def __init__(self, action: str, params: bytes, context: TriggerContext) -> None:
+    def __init__(self, action: str, params: bytes, context: WitTriggerContext) -> None:
         self.action = action
         self.params = params
         self.context = context
@@ -517,9 +517,9 @@ class ComponentPlugin(Adapter):
         """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
         self._action_name(action)
         if context is None:
-            record = TriggerContext(None, None, time.time_ns() // 1_000_000)
+            record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)
         else:
-            record = TriggerContext(context.velocity, context.mode, context.timestamp)
+            record = WitTriggerContext(context.velocity, context.mode, context.timestamp)
         return ActionRequest(action, params_json(params), record)
 
     def execute(self, action: str, request: ActionRequest) -> bytes:
