@@ -72,6 +72,22 @@ instance_pre_instantiate = _proto(
 instance_export_get = _proto(
     "wasmtime_instance_export_get", c_bool, c_void_p, c_void_p, c_char_p, c_size_t, c_void_p
 )
+# wasmtime_error_t *wasmtime_instance_new(context, module, imports, nimports, instance_out, trap_out)
+instance_new = _proto(
+    "wasmtime_instance_new", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p
+)
+# bool wasmtime_linker_get(linker, context, module, module_len, name, name_len, extern_out)
+linker_get = _proto(
+    "wasmtime_linker_get",
+    c_bool,
+    c_void_p,
+    c_void_p,
+    c_char_p,
+    c_size_t,
+    c_char_p,
+    c_size_t,
+    c_void_p,
+)
 # wasi_config_t *wasi_config_new(void); the store takes it over in wasmtime_context_set_wasi
 wasi_config_new = _proto("wasi_config_new", c_void_p)
 # bool wasi_config_set_env(config, count, names, values)

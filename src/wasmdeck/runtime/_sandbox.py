@@ -124,20 +124,24 @@ def new_store(
     fuel: int,
     ticks: int,
     min_instances: int = 0,
+    payload_helpers: bool = False,
 ) -> tuple[wasmtime.Store, int]:
     """A Store with the plugin's limits, its WASI context, fuel and an epoch deadline.
 
     Returns the store and its context's address. ``min_instances`` raises
     the instance limit for binaries made of several core instances (a
-    component: their number is fixed when it is built).
+    component: their number is fixed when it is built). ``payload_helpers``
+    makes room for the two helper instances of ``_payload`` (one memory, one
+    table), on top of what the plugin may use.
     """
+    extra = 1 if payload_helpers else 0
     store = wasmtime.Store(runtime.engine)
     store.set_limits(
         memory_size=limits.max_memory,
         table_elements=limits.max_table_elements,
-        instances=max(limits.max_instances, min_instances),
-        tables=limits.max_tables,
-        memories=limits.max_memories,
+        instances=max(limits.max_instances, min_instances) + 2 * extra,
+        tables=limits.max_tables + extra,
+        memories=limits.max_memories + extra,
     )
     ctx = capi.context_address(store)
     wasi.apply(ctx)
