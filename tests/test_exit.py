@@ -146,7 +146,14 @@ def test_core_module_exit_is_quiet(scenario: str, writer_wasm: Path) -> None:
 
 
 def test_component_left_open_exits_quietly() -> None:
+    from componentgen import COMPILED
+
+    from wasmdeck.runtime import Runtime
+
     component = build_python(PLUGINS / "behaviors")
+    runtime = Runtime(cache=COMPILED)  # compiled once here, so each run loads it from the cache
+    runtime.compile(component, name="behaviors")
+    runtime.close()
     body = """
         from componentgen import COMPILED
         runtime = wasmdeck.Runtime(cache=COMPILED)

@@ -69,15 +69,16 @@ class MemoryLimit:
     """The memory limit of one store, and the last grow it refused.
 
     ``refused`` is the byte size the plugin last asked to grow a memory to
-    and was refused (0: none yet), ``refused_at`` when (``time.monotonic``).
-    ``size`` is the largest memory's byte size, as the host allocated it.
+    and was refused (0: none yet), ``refused_from`` that memory's size then,
+    ``refused_at`` when (``time.monotonic``). ``size`` is the largest
+    memory's byte size, as the host allocated it.
     """
 
-    __slots__ = ("limit", "memories", "refused", "refused_at")
+    __slots__ = ("limit", "memories", "refused", "refused_at", "refused_from")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.refused = 0
+        self.refused = self.refused_from = 0
         self.refused_at = -math.inf
         self.memories: list[_Memory] = []
 
@@ -145,7 +146,8 @@ def _callbacks() -> tuple[object, ...]:
             memory = memories[env]
             limit = memory.limit
             if new_size > limit.limit:
-                limit.refused, limit.refused_at = new_size, monotonic()
+                limit.refused, limit.refused_from = new_size, memory.size
+                limit.refused_at = monotonic()
                 return error_new(
                     f"growing memory to {new_size} bytes exceeds the memory limit of "
                     f"{limit.limit} bytes"

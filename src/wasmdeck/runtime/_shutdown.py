@@ -1,21 +1,21 @@
 """A quiet interpreter exit, whatever a script leaves open or running.
 
-Wasmtime writes a plugin's WASI stdout/stderr (``stdout_custom``, preview 1
-and 2) from its tokio worker threads, which call the host's Python callback,
-and it releases those callbacks there too, when the store is dropped. Once
-the interpreter has begun to finalize, CPython ends any other thread that
-takes the GIL with ``pthread_exit``, and that forced unwind through
+Once the interpreter has begun to finalize, CPython ends any other thread
+that takes the GIL with ``pthread_exit``, and that forced unwind through
 wasmtime's Rust frames aborts the process ("panic in a function that cannot
-unwind") after the script's work is done. A plugin call still running on a
-daemon thread would do the same from its host functions or its memory's
-callbacks (``_memory``).
+unwind"), after the script's work is done. Two ways led there: wasmtime-py's
+``WasiConfig.stdout_custom`` gives wasmtime a Python finalizer for the
+output callback, which wasmtime's tokio worker threads ran when a store left
+open was freed during finalization (2-7 runs in 10 of a script whose plugin
+wrote to stdout; ``_sandbox.WasiSetup`` now passes no finalizer), and a
+plugin call still running on a daemon thread, whose host functions and
+memory callbacks (``_memory``) are Python.
 
 So at exit (``atexit``, while the interpreter is whole) every open plugin is
-closed: a call in progress is waited for (up to its own timeout; then its
-epoch deadline is passed so its wasm stops), later calls from other threads
-wait forever (as a daemon thread would at exit anyway) and the plugins'
-stores are freed. The exit then waits, briefly, until wasmtime's threads
-have released every output callback the runtime gave out (``track_output``).
+closed: a call in progress is waited for (up to its own timeout; after a
+second its epoch deadline is passed, so its wasm stops), later calls from
+other threads wait forever (as a daemon thread would at exit anyway), and
+the plugins' stores are freed while Python can still run their callbacks.
 """
 
 from __future__ import annotations
@@ -23,18 +23,13 @@ from __future__ import annotations
 import atexit
 import gc
 import threading
-import time
 import weakref
-from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
 from ._engine import expire_all_deadlines
 
-__all__ = ["EXITED", "closes_at_exit", "track_output"]
-
-# How long the exit waits for wasmtime's threads to let go of the callbacks.
-RELEASE_WAIT = 2.0
+__all__ = ["EXITED", "closes_at_exit"]
 
 
 class _ClosesAtExit(Protocol):
@@ -44,20 +39,7 @@ class _ClosesAtExit(Protocol):
     def _exit_wait(self) -> float: ...
 
 
-class _Output:
-    """A WASI output callback whose release by wasmtime can be observed."""
-
-    __slots__ = ("__weakref__", "write")
-
-    def __init__(self, write: Callable[[bytes], None]) -> None:
-        self.write = write
-
-    def __call__(self, data: bytes) -> None:
-        self.write(data)
-
-
 _plugins: weakref.WeakSet[_ClosesAtExit] = weakref.WeakSet()
-_outputs: weakref.WeakSet[_Output] = weakref.WeakSet()
 _lock = threading.Lock()
 
 
@@ -65,14 +47,6 @@ def closes_at_exit(plugin: _ClosesAtExit) -> None:
     """Have ``plugin`` closed at interpreter exit if it is still open then."""
     with _lock:
         _plugins.add(plugin)
-
-
-def track_output(write: Callable[[bytes], None]) -> Callable[[bytes], None]:
-    """``write`` wrapped for ``WasiConfig.stdout_custom``, its release tracked."""
-    output = _Output(write)
-    with _lock:
-        _outputs.add(output)
-    return output
 
 
 class _Exited:
@@ -120,8 +94,4 @@ def _quiet_exit() -> None:
                 expired = True
             plugin._close_at_exit(wait)
     del plugins
-    gc.collect()  # stores in garbage cycles
-    waited = time.monotonic() + RELEASE_WAIT
-    pause = threading.Event()
-    while _outputs and time.monotonic() < waited:
-        pause.wait(0.002)  # releases the GIL for wasmtime's threads
+    gc.collect()  # stores in garbage cycles, freed while their callbacks can still run
