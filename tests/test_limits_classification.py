@@ -239,3 +239,27 @@ def test_python_component_handling_memory_error_is_its_own_error(
     plugin = wasmdeck.Plugin(hog_component, runtime=component_runtime)
     with pytest.raises(wasmdeck.PluginReportedError, match="out of memory"):
         plugin.call("attempt", {"bytes": 200 * MiB})
+
+
+def test_get_memory_reads_base_size_and_capacity() -> None:
+    """What wasmtime calls at each grow: the machine code on x86-64, else the Python callback."""
+    import ctypes
+    import platform
+
+    from wasmdeck.runtime import _memory
+
+    address = _memory._native_get_memory()
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert address
+    if not address:
+        pytest.skip("no machine-code get_memory on this machine (the Python callback is used)")
+    get = ctypes.CFUNCTYPE(
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_size_t),
+        ctypes.POINTER(ctypes.c_size_t),
+    )(address)
+    cell = (ctypes.c_uint64 * 3)(0x7F00_1234_0000, 3 * PAGE, 4 << 30)
+    size, capacity = ctypes.c_size_t(), ctypes.c_size_t()
+    base = get(ctypes.addressof(cell), ctypes.byref(size), ctypes.byref(capacity))
+    assert (base, size.value, capacity.value) == (0x7F00_1234_0000, 3 * PAGE, 4 << 30)
