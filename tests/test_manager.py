@@ -79,6 +79,12 @@ def test_install_without_a_terminal_needs_yes_or_grant(
 
 def _interactive(args: list[str], answer: bytes) -> tuple[int, str]:
     """Run the CLI on a pseudo-terminal, answer its question, return (status, output)."""
+    code, output = _on_a_terminal(args, answer)
+    return code, output.decode(errors="replace")
+
+
+def _on_a_terminal(args: list[str], answer: bytes) -> tuple[int, bytes]:
+    """Run the CLI on a pseudo-terminal, answer its question; (status, the bytes it wrote)."""
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.execv(sys.executable, [sys.executable, "-m", "wasmdeck", *args])
@@ -98,7 +104,16 @@ def _interactive(args: list[str], answer: bytes) -> tuple[int, str]:
             answered = True
     _, status = os.waitpid(pid, 0)
     os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+    return os.waitstatus_to_exitcode(status), output
+
+
+def _screen(output: bytes, columns: int = 160, lines: int = 60) -> list[str]:
+    """What a terminal shows after receiving ``output`` (pyte emulates a VT terminal)."""
+    import pyte
+
+    screen = pyte.Screen(columns, lines)
+    pyte.ByteStream(screen).feed(output)
+    return [line.rstrip() for line in screen.display]
 
 
 def test_install_asks_on_a_terminal(home: Path, key: Path, tmp_path: Path) -> None:
@@ -109,6 +124,54 @@ def test_install_asks_on_a_terminal(home: Path, key: Path, tmp_path: Path) -> No
     code, output = _interactive(["install", str(path)], b"y\n")
     assert code == 0, output
     assert PluginManager().get("demo").grants == wd.Grants(["kv"])
+
+
+# Moves the cursor up and erases lines (ESC and the 8-bit C1 CSI), then reverses the
+# rest with a bidi override: what a hostile manifest uses to hide its requests.
+_ERASE = "\x1b[1A\x1b[2K\u009b1A\u009b2K" * 12 + "\r\u202e"
+
+
+def test_the_consent_screen_shows_every_capability_whatever_the_manifest_says(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    hostile = [
+        "kv",
+        {"kind": "process", "commands": ["sh"]},
+        {"kind": "network", "hosts": ["evil.example"], "note": _ERASE + "    - kv [low risk]"},
+    ]
+    path = pack(
+        tmp_path,
+        key,
+        description="a clock\x1b[2J\x1b[H" + _ERASE,
+        author="\x1b]0;title\x07\u2066me",
+        capabilities=hostile,
+    )
+    code, output = _on_a_terminal(["install", str(path)], b"y\n")
+    assert code == 0, output
+    # Not one control character of the manifest reached the terminal.
+    for raw in (b"\x1b", "\u009b".encode(), "\u202e".encode(), "\u2066".encode()):
+        assert raw not in output
+    screen = _screen(output)
+    for request in ("kv [low risk]", "process [high risk]", "network [medium risk]"):
+        assert any(line.startswith(f"    - {request}") for line in screen), (request, screen)
+    granted = {"kv [low risk]", "process:sh [high risk]", "network:evil.example [medium risk]"}
+    assert granted <= {line.removeprefix("    - ") for line in screen}, screen
+    assert any("\\x1b[2J" in line for line in screen)  # shown, not obeyed
+    # What the user saw is exactly what was granted.
+    assert PluginManager().get("demo").grants == wd.Grants(
+        ["kv", "process:sh", "network:evil.example"]
+    )
+
+
+def test_list_show_and_plugin_messages_are_escaped(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    path = pack(tmp_path, key, description="tick\x1b[2J\u202etock", capabilities=["kv"])
+    assert wasmdeck("install", path, "--yes").returncode == 0
+    for args in (("show", "demo"), ("list",), ("list", "--json"), ("show", "demo", "--json")):
+        shown = wasmdeck(*args)
+        assert shown.returncode == 0
+        assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout, args
 
 
 def test_scoped_capabilities_asked_without_scope_need_an_explicit_grant(

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import InvalidPlugin, LimitExceeded, PluginError, RoutingError, WasmdeckError
+from .._text import terminal_safe
 from ..toolchains import BuildError, ProjectError
 from . import _build, _compile, _manager, _packages, _run
 
@@ -53,9 +54,11 @@ def _version() -> str:
 
 
 class _PluginLogFormatter(logging.Formatter):
+    """``[plugin] line``: both come from the plugin, so both are escaped."""
+
     def format(self, record: logging.LogRecord) -> str:
         plugin = record.name.removeprefix("wasmdeck.plugin.")
-        return f"[{plugin}] {record.getMessage()}"
+        return f"[{terminal_safe(plugin)}] {terminal_safe(record.getMessage())}"
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -104,7 +107,8 @@ def exit_code(exc: WasmdeckError) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"wasmdeck: {message}", file=sys.stderr)
+    # Messages carry plugins' own words (their error texts, names): escaped.
+    print(f"wasmdeck: {terminal_safe(message, multiline=True)}", file=sys.stderr)
     return code
 
 

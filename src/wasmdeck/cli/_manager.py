@@ -11,6 +11,7 @@ from typing import Any
 
 from .._capabilities import describe_request, parse_grant
 from .._errors import ConsentRequired, RevokedKey
+from .._text import terminal_safe as safe
 from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
 from ._packages import POLICIES, usage_errors
 
@@ -108,8 +109,11 @@ def register(subparsers: Any) -> None:
 
 
 def _ask(plan: InstallPlan) -> bool:
-    granted = ", ".join(plan.proposed.to_strings()) or "nothing"
-    sys.stderr.write(f"grant {granted} and install {plan.name}? [y/N] ")
+    count = len(plan.proposed)
+    granted = (
+        f"the {count} capabilit{'y' if count == 1 else 'ies'} listed above" if count else "nothing"
+    )
+    sys.stderr.write(f"grant {granted} and install {safe(plan.name)}? [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
@@ -142,11 +146,16 @@ def _install(args: argparse.Namespace) -> int:
     what = "upgraded" if plan.previous else "installed"
     state = "enabled" if installed.enabled else "disabled"
     granted = ", ".join(installed.grants.to_strings()) or "nothing"
-    print(f"{what} {installed.name} {installed.version} ({state}); granted: {granted}")
+    print(safe(f"{what} {installed.name} {installed.version} ({state}); granted: {granted}"))
     return 0
 
 
 # -- inspecting ------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    """Print a line that carries a package's own words, escaped for the terminal."""
+    print(safe(line))
 
 
 def _trust(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
@@ -192,6 +201,7 @@ def _list(args: argparse.Namespace) -> int:
     widths = [
         max(len(r[i]) for r in [("NAME", "VERSION", "STATE", "TRUST", ""), *rows]) for i in range(4)
     ]
+    rows = [tuple(safe(cell, limit=80) for cell in row) for row in rows]
     for row in [("NAME", "VERSION", "STATE", "TRUST", "GRANTS"), *rows]:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
     return 0
@@ -213,8 +223,9 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     meta = manifest.metadata
-    print(f"{plugin.name} {plugin.version}: {meta.description}")
-    print(f"  state: {'enabled' if plugin.enabled else 'disabled'}")
+
+    _say(f"{plugin.name} {plugin.version}: {meta.description}")
+    _say(f"  state: {'enabled' if plugin.enabled else 'disabled'}")
     for label, value in (
         ("publisher", manifest.publisher),
         ("homepage", manifest.homepage),
@@ -222,30 +233,30 @@ def _show(args: argparse.Namespace) -> int:
         ("needs wasmdeck", manifest.min_wasmdeck),
     ):
         if value:
-            print(f"  {label}: {value}")
+            _say(f"  {label}: {value}")
     if meta.actions is not None:
-        print(f"  actions: {', '.join(a.name for a in meta.actions) or '(none)'}")
+        _say(f"  actions: {', '.join(a.name for a in meta.actions) or '(none)'}")
     trust = summary["trust"]
     if trust == "revoked":
-        print(f"  trust: REVOKED key {plugin.key_id}: it will not load")
+        _say(f"  trust: REVOKED key {plugin.key_id}: it will not load")
     else:
-        print(f"  trust: {manager.verdict(plugin).describe()}")
-    print(f"  policy: {summary['policy']}")
-    print(f"  module: sha256:{plugin.digest}")
+        _say(f"  trust: {manager.verdict(plugin).describe()}")
+    _say(f"  policy: {summary['policy']}")
+    _say(f"  module: sha256:{plugin.digest}")
     when = datetime.datetime.fromtimestamp(plugin.updated_at).isoformat(timespec="seconds")
-    print(f"  installed: {when}")
+    _say(f"  installed: {when}")
     if meta.capabilities:
-        print("  asks for:")
+        _say("  asks for:")
         for request in meta.capabilities:
-            print(f"    - {describe_request(request)}")
+            _say(f"    - {describe_request(request)}")
     else:
-        print("  asks for: nothing")
+        _say("  asks for: nothing")
     if plugin.grants:
-        print("  granted:")
+        _say("  granted:")
         for grant in plugin.grants:
-            print(f"    - {grant} [{grant.risk} risk]")
+            _say(f"    - {grant} [{grant.risk} risk]")
     else:
-        print("  granted: nothing")
+        _say("  granted: nothing")
     return 0
 
 
@@ -256,22 +267,22 @@ def _simple(args: argparse.Namespace) -> int:
     manager = PluginManager()
     plugin = getattr(manager, args.action)(args.name)
     done = {"uninstall": "uninstalled", "enable": "enabled", "disable": "disabled"}[args.action]
-    print(f"{done} {plugin.name} {plugin.version}")
+    print(safe(f"{done} {plugin.name} {plugin.version}"))
     return 0
 
 
 def _grant(args: argparse.Namespace) -> int:
     grant = parse_grant(args.capability)
     plugin = PluginManager().grant(args.name, grant)
-    print(f"granted {grant} [{grant.risk} risk] to {plugin.name}")
-    print(f"grants now: {', '.join(plugin.grants.to_strings())}")
+    print(safe(f"granted {grant} [{grant.risk} risk] to {plugin.name}"))
+    print(safe(f"grants now: {', '.join(plugin.grants.to_strings())}"))
     return 0
 
 
 def _revoke(args: argparse.Namespace) -> int:
     plugin = PluginManager().revoke(args.name, args.capability)
-    print(f"took back {args.capability} from {plugin.name}")
-    print(f"grants now: {', '.join(plugin.grants.to_strings()) or 'nothing'}")
+    print(safe(f"took back {args.capability} from {plugin.name}"))
+    print(safe(f"grants now: {', '.join(plugin.grants.to_strings()) or 'nothing'}"))
     return 0
 
 
@@ -279,7 +290,7 @@ def _doctor(args: argparse.Namespace) -> int:
     report = PluginManager().check(repair=args.repair)
     problems = [line for line in report if not line.startswith(("note:", "  ->"))]
     for line in report:
-        print(line)
+        print(safe(line))
     if not problems:
         print("all is well" if not report else "no damage found")
         return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._capabilities import Grants, read_grants_file
 from .._context import TriggerContext
+from .._text import terminal_safe
 from ..runtime import Limits, Plugin
 from ..runtime._limits import MiB
 
@@ -92,7 +93,8 @@ def register(subparsers: Any) -> None:
 
 def _info(args: argparse.Namespace) -> int:
     plugin = Plugin(args.plugin)
-    print(json.dumps(plugin.metadata.to_dict(), indent=2, ensure_ascii=False))
+    text = json.dumps(plugin.metadata.to_dict(), indent=2, ensure_ascii=False)
+    print(terminal_safe(text, multiline=True))  # the plugin's own text: C1, bidi escaped
     return 0
 
 

@@ -6,9 +6,12 @@ from collections.abc import Iterable, Sequence
 
 from .._capabilities import KINDS, Grant, Grants, canonical_kind, describe_request, parse_grant
 from .._metadata import CapabilityRequest
+from .._text import terminal_safe
 from ._package import canonical_json
 
 __all__ = ["describe_requests", "grants_for", "request_keys"]
+
+_REQUEST_LIMIT = 300  # characters of one request shown on the consent screen
 
 # Where a request's scope is written, per kind: {"kind": "network", "hosts": [...]}.
 # "scope" (a string or a list) is accepted for every scoped kind.
@@ -63,4 +66,5 @@ def request_keys(requests: Iterable[CapabilityRequest]) -> frozenset[bytes]:
 
 
 def describe_requests(requests: Sequence[CapabilityRequest]) -> list[str]:
-    return [describe_request(r) for r in requests]
+    """One line per request, with its risk; the plugin's own words escaped for a terminal."""
+    return [terminal_safe(describe_request(r), limit=_REQUEST_LIMIT) for r in requests]

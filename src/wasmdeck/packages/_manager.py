@@ -31,6 +31,7 @@ from .._errors import (
 )
 from .._home import home
 from .._metadata import CapabilityRequest, PluginMetadata
+from .._text import terminal_safe as safe
 from ..runtime import Limits, Plugin, Runtime
 from ._consent import describe_requests, grants_for, request_keys
 from ._files import locked
@@ -45,6 +46,9 @@ __all__ = ["InstallPlan", "InstalledPlugin", "PluginManager"]
 
 # Test hook: a process with WASMDECK_TEST_PAUSE=<point> stops there (tests kill it).
 _PAUSE_ENV = "WASMDECK_TEST_PAUSE"
+# A manifest field longer than this is cut on the consent screen: it must not push
+# the capabilities it asks for off the screen.
+_FIELD_LIMIT = 300
 
 
 def _pause(point: str) -> None:
@@ -107,17 +111,23 @@ class InstallPlan:
         return self.package.manifest.metadata.capabilities
 
     def describe(self) -> list[str]:
-        """Lines for the user: the plugin, its trust level, and what it asks for."""
+        """Lines for the user: the plugin, its trust level, what it asks for and what
+        consenting grants, one capability a line with its risk. Every text the package
+        supplies is escaped (``terminal_safe``): it cannot move the cursor or hide a line."""
         manifest = self.package.manifest
         action = "install"
         if self.previous is not None:
-            action = f"upgrade {self.previous.version} ->"
+            action = f"upgrade {safe(self.previous.version)} ->"
         lines = [
-            f"{action} {manifest.name} {manifest.version}: {manifest.metadata.description}",
-            f"  trust: {self.package.verdict.describe()} (policy {self.policy.value})",
+            f"{action} {safe(manifest.name)} {safe(manifest.version)}: "
+            + safe(manifest.metadata.description, limit=_FIELD_LIMIT),
+            f"  trust: {safe(self.package.verdict.describe())} (policy {self.policy.value})",
         ]
         if manifest.publisher:
-            lines.append(f"  publisher (as the package states it): {manifest.publisher}")
+            lines.append(
+                "  publisher (as the package states it): "
+                + safe(manifest.publisher, limit=_FIELD_LIMIT)
+            )
         if self.requested:
             lines.append("  it asks for:")
             lines += [f"    - {line}" for line in describe_requests(self.requested)]
@@ -125,10 +135,13 @@ class InstallPlan:
             lines.append("  it asks for no capabilities")
         if self.previous is not None and not self.needs_consent:
             kept = ", ".join(self.previous.grants.to_strings()) or "(none)"
-            lines.append(f"  it asks for nothing new; its grants are kept: {kept}")
+            lines.append(f"  it asks for nothing new; its grants are kept: {safe(kept)}")
+        elif self.proposed:
+            lines.append("  consenting grants:")
+            lines += [f"    - {safe(grant)} [{grant.risk} risk]" for grant in self.proposed]
         if self.ungrantable:
             lines.append("  not granted by consenting (use --grant KIND:SCOPE):")
-            lines += [f"    - {line}" for line in self.ungrantable]
+            lines += [f"    - {safe(line)}" for line in self.ungrantable]
         return lines
 
 
