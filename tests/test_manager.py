@@ -163,9 +163,7 @@ def test_the_consent_screen_shows_every_capability_whatever_the_manifest_says(
     )
 
 
-def test_list_show_and_plugin_messages_are_escaped(
-    home: Path, key: Path, tmp_path: Path
-) -> None:
+def test_list_show_and_plugin_messages_are_escaped(home: Path, key: Path, tmp_path: Path) -> None:
     path = pack(tmp_path, key, description="tick\x1b[2J\u202etock", capabilities=["kv"])
     assert wasmdeck("install", path, "--yes").returncode == 0
     for args in (("show", "demo"), ("list",), ("list", "--json"), ("show", "demo", "--json")):
@@ -467,3 +465,148 @@ def test_a_plugin_importing_gated_host_functions_packs_and_needs_its_grant(
     granted = wasmdeck("install", package, "--grant", "network:api.example.com")
     assert granted.returncode == 0, granted.stderr
     PluginManager().load("host-caller").close()
+
+
+# -- races and damage ----------------------------------------------------------------
+
+
+class _Paused:
+    """A real ``wasmdeck install`` stopped at a pause point until ``resume()``."""
+
+    def __init__(self, tmp_path: Path, package: Path, point: str, *args: str) -> None:
+        self.resume_file = tmp_path / f"resume-{point}-{package.name}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wasmdeck", "install", str(package), "--yes", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={
+                **os.environ,
+                "WASMDECK_TEST_PAUSE": point,
+                "WASMDECK_TEST_RESUME": str(self.resume_file),
+            },
+        )
+        assert self.process.stderr is not None
+        self.said = b""
+        for line in self.process.stderr:
+            if line.startswith(b"wasmdeck-test-paused"):
+                break
+            self.said += line
+        else:
+            self.process.kill()
+            pytest.fail(f"the install never reached {point}: {self.said!r}")
+
+    def resume(self) -> None:
+        self.resume_file.touch()
+
+    def finish(self) -> tuple[int, str, str]:
+        try:
+            out, err = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            pytest.fail("the install did not finish")
+        return self.process.returncode, out.decode(), (self.said + err).decode()
+
+
+def test_concurrent_installs_signed_by_different_keys_cannot_both_succeed(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "keys" / "other.key"
+    generate_key(other)
+    mine = pack(tmp_path, key, out="mine.wdpk")
+    theirs = pack(tmp_path, other, out="theirs.wdpk")
+    # The first holds the registry lock; the second has made its plan (nothing was
+    # installed then) and waits for the lock.
+    first = _Paused(tmp_path, mine, "module-written")
+    second = _Paused(tmp_path, theirs, "before-lock")
+    second.resume()
+    first.resume()
+    assert first.finish()[0] == 0
+    code, _, err = second.finish()
+    assert code == 4 and "--replace-signer" in err, err
+    installed = PluginManager().get("demo")
+    assert installed.key_id == load_key_id(key)
+
+
+def load_key_id(keyfile: Path) -> str:
+    from wasmdeck.packages import load_signing_key
+
+    return load_signing_key(keyfile).public.key_id
+
+
+def test_a_downgrade_is_refused_unless_asked_for(home: Path, key: Path, tmp_path: Path) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, version="0.3.0"), "--yes").returncode == 0
+    old = pack(tmp_path, key, version="0.1.0")
+    refused = wasmdeck("install", old, "--yes")
+    assert refused.returncode == 4 and "--allow-downgrade" in refused.stderr
+    assert PluginManager().get("demo").version == "0.3.0"
+    with pytest.raises(wd.DowngradeRefused):
+        PluginManager().install(old, yes=True)
+    done = wasmdeck("install", old, "--yes", "--allow-downgrade")
+    assert done.returncode == 0, done.stderr
+    assert "downgraded demo 0.1.0" in done.stdout and "upgraded" not in done.stdout
+    assert "downgrade 0.3.0 -> demo 0.1.0" in done.stderr
+    assert PluginManager().get("demo").version == "0.1.0"
+    again = wasmdeck("install", old, "--yes")
+    assert again.returncode == 0 and "reinstalled demo 0.1.0" in again.stdout
+
+
+def test_a_registry_deleted_during_an_install_loses_no_plugin(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, name="keep"), "--yes").returncode == 0
+    kept = home / "modules" / f"{PluginManager().get('keep').digest}.wasm"
+    backup = (home / "registry.sqlite3.bak").read_bytes()
+    install = _Paused(tmp_path, pack(tmp_path, key, name="new"), "module-written")
+    (home / "registry.sqlite3").unlink()
+    install.resume()
+    code, _, err = install.finish()
+    assert code == 4 and "missing" in err and "doctor --repair" in err, err
+    assert (home / "registry.sqlite3.bak").read_bytes() == backup  # not overwritten
+    listed = wasmdeck("list")
+    assert listed.returncode == 4 and "missing" in listed.stderr
+    assert kept.is_file()
+    repaired = wasmdeck("doctor", "--repair")
+    assert repaired.returncode == 0 and "restored from registry.sqlite3.bak" in repaired.stdout
+    assert kept.is_file()
+    assert [p.name for p in PluginManager().list()] == ["keep"]
+    with PluginManager().load("keep") as plugin:
+        assert plugin.call("ok") == b"ok"
+
+
+def _make_read_only(path: Path) -> None:
+    if os.geteuid() == 0:  # root writes through permission bits: the file is made immutable
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+    else:
+        path.chmod(0o444)
+
+
+def _make_writable(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    path.chmod(0o600)
+
+
+def test_a_read_only_registry_is_reported_as_read_only(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, capabilities=["kv"]), "--yes").returncode == 0
+    database = home / "registry.sqlite3"
+    _make_read_only(database)
+    try:
+        assert json.loads(wasmdeck("list", "--json").stdout)[0]["name"] == "demo"
+        for args in (
+            ("disable", "demo"),
+            ("install", str(pack(tmp_path, key, name="other")), "--yes"),
+        ):
+            result = wasmdeck(*args)
+            assert result.returncode != 0
+            assert "read-only" in result.stderr and "damaged" not in result.stderr, result.stderr
+        with pytest.raises(wd.StateReadOnly):
+            PluginManager().disable("demo")
+    finally:
+        _make_writable(database)
+    assert PluginManager().get("demo").enabled
+    assert _consistent(home) == []

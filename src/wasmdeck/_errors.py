@@ -17,6 +17,7 @@ __all__ = [
     "ABIViolation",
     "ActionNotFound",
     "ConsentRequired",
+    "DowngradeRefused",
     "FuelLimitExceeded",
     "ImportNotAllowed",
     "InvalidMetadata",
@@ -41,6 +42,7 @@ __all__ = [
     "SignatureInvalid",
     "StackLimitExceeded",
     "StateCorrupt",
+    "StateReadOnly",
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
@@ -202,6 +204,10 @@ class RevokedKey(PolicyRefused):
     """The package is signed by a key the user revoked; refused under every policy."""
 
 
+class DowngradeRefused(PolicyRefused):
+    """The package is older than the installed version (pass ``allow_downgrade``)."""
+
+
 class StateCorrupt(InvalidPlugin):
     """wasmdeck's own state under its home is damaged; ``wasmdeck doctor --repair`` fixes it."""
 
@@ -216,6 +222,10 @@ class TrustStoreCorrupt(StateCorrupt):
 
 class ModuleFileCorrupt(StateCorrupt):
     """An installed plugin's module file is missing or does not match its digest."""
+
+
+class StateReadOnly(WasmdeckError):
+    """wasmdeck's state under its home cannot be written (a read-only file or directory)."""
 
 
 class KeyFileError(WasmdeckError):

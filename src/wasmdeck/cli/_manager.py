@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="accept an upgrade signed by a different, untrusted key than the installed version",
     )
+    install.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="install a version older than the installed one",
+    )
     install.set_defaults(handler=_install)
 
     listing = subparsers.add_parser("list", help="list installed plugins")
@@ -127,7 +132,12 @@ def _install(args: argparse.Namespace) -> int:
         raise UsageError("--allow-unsigned and --policy disagree; give one")
     grants = [parse_grant(g) for g in args.grant] if args.grant else None
     manager = PluginManager()
-    plan = manager.plan(args.package, policy=policy, replace_signer=args.replace_signer)
+    plan = manager.plan(
+        args.package,
+        policy=policy,
+        replace_signer=args.replace_signer,
+        allow_downgrade=args.allow_downgrade,
+    )
     for line in plan.describe():
         print(line, file=sys.stderr)
     interactive = sys.stdin.isatty()
@@ -143,7 +153,9 @@ def _install(args: argparse.Namespace) -> int:
         if interactive:
             raise
         raise UsageError(exc.message) from None
-    what = "upgraded" if plan.previous else "installed"
+    what = {"install": "installed", "upgrade": "upgraded", "downgrade": "downgraded"}.get(
+        plan.change, "reinstalled"
+    )
     state = "enabled" if installed.enabled else "disabled"
     granted = ", ".join(installed.grants.to_strings()) or "nothing"
     print(safe(f"{what} {installed.name} {installed.version} ({state}); granted: {granted}"))

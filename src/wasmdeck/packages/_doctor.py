@@ -35,7 +35,12 @@ def run_doctor(manager: PluginManager, *, repair: bool) -> list[str]:
 
     registry = manager.registry
     problem = registry.check() if registry.path.exists() else None
-    if problem is not None and _database_broken(registry):
+    if not registry.path.exists() and registry.backup_path.exists():
+        report.append("registry: the registry file is missing but its backup exists")
+        if not repair:
+            return report
+        report.append(f"  -> {registry.restore()}")
+    elif problem is not None and _database_broken(registry):
         report.append(f"registry: {problem}")
         if not repair:
             return report
@@ -68,7 +73,10 @@ def run_doctor(manager: PluginManager, *, repair: bool) -> list[str]:
             except StateCorrupt:
                 pass  # reported above
 
+    # A module file the backup still refers to is kept too: the backup is the last
+    # committed state, and a registry lost or replaced since must not cost its modules.
     referenced = {r.digest for _, r in rows if isinstance(r, Row) and r.name not in bad}
+    referenced |= registry.backup_digests()
     orphans = sorted(manager.modules.stored() - referenced)
     leftovers = manager.modules.leftovers()
     if orphans or leftovers:

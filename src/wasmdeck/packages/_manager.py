@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from .._capabilities import Grant, Grants, parse_grant
 from .._errors import (
     ConsentRequired,
+    DowngradeRefused,
     MalformedPackage,
     PluginNotFound,
     PolicyRefused,
@@ -35,7 +36,7 @@ from .._text import terminal_safe as safe
 from ..runtime import Limits, Plugin, Runtime
 from ._consent import describe_requests, grants_for, request_keys
 from ._files import locked
-from ._package import Manifest, Package, Signature
+from ._package import Manifest, Package, Signature, version_tuple
 from ._registry import Registry, Row
 from ._signing import check_signature
 from ._store import ModuleStore
@@ -51,11 +52,18 @@ _PAUSE_ENV = "WASMDECK_TEST_PAUSE"
 _FIELD_LIMIT = 300
 
 
+# With WASMDECK_TEST_RESUME=<file>, it goes on once that file exists (race tests).
+_RESUME_ENV = "WASMDECK_TEST_RESUME"
+
+
 def _pause(point: str) -> None:
     if os.environ.get(_PAUSE_ENV) == point:
         sys.stderr.write(f"wasmdeck-test-paused {point}\n")
         sys.stderr.flush()
-        time.sleep(3600)
+        resume = os.environ.get(_RESUME_ENV)
+        until = time.monotonic() + 3600
+        while time.monotonic() < until and not (resume and os.path.exists(resume)):
+            time.sleep(0.02)
 
 
 class _Host(Protocol):
@@ -101,6 +109,13 @@ class InstallPlan:
     proposed: Grants  # what consenting grants
     ungrantable: tuple[str, ...]  # requests consent cannot grant as asked
     needs_consent: bool
+    replace_signer: bool = False
+    allow_downgrade: bool = False
+
+    @property
+    def change(self) -> str:
+        """``install``, ``upgrade``, ``downgrade`` or ``reinstall``."""
+        return _change(self.previous, self.package.manifest.version)
 
     @property
     def name(self) -> str:
@@ -115,9 +130,9 @@ class InstallPlan:
         consenting grants, one capability a line with its risk. Every text the package
         supplies is escaped (``terminal_safe``): it cannot move the cursor or hide a line."""
         manifest = self.package.manifest
-        action = "install"
+        action = self.change
         if self.previous is not None:
-            action = f"upgrade {safe(self.previous.version)} ->"
+            action = f"{action} {safe(self.previous.version)} ->"
         lines = [
             f"{action} {safe(manifest.name)} {safe(manifest.version)}: "
             + safe(manifest.metadata.description, limit=_FIELD_LIMIT),
@@ -222,27 +237,18 @@ class PluginManager:
         *,
         policy: Policy | str | None = None,
         replace_signer: bool = False,
+        allow_downgrade: bool = False,
     ) -> InstallPlan:
-        """Verify a package and work out what installing it needs; changes nothing."""
+        """Verify a package and work out what installing it needs; changes nothing.
+
+        The checks against the installed version (signer, downgrade) are made here
+        and again under the registry lock when the install commits."""
         verified = open_package(source, trust=self.trust)
         row = self.registry.get(verified.name)
         previous = self._installed(row) if row is not None else None
         chosen = Policy.parse(policy) if policy is not None else self.effective_policy(previous)
         chosen.check(verified.verdict)
-        if previous is not None and previous.key_id is not None:
-            new_key = verified.verdict.key_id
-            if (
-                new_key != previous.key_id
-                and verified.verdict.level is not TrustLevel.VERIFIED
-                and not replace_signer
-            ):
-                raise PolicyRefused(
-                    f"the installed version is signed by key {previous.key_id} and this one "
-                    + (f"by key {new_key}" if new_key else "is unsigned")
-                    + "; if the publisher really changed keys, trust the new key or pass "
-                    "--replace-signer",
-                    plugin=verified.name,
-                )
+        _check_replacing(previous, verified, replace_signer, allow_downgrade)
         from ._verify import check_compatible
 
         check_compatible(verified.manifest)
@@ -259,6 +265,8 @@ class PluginManager:
             proposed=proposed,
             ungrantable=tuple(ungrantable),
             needs_consent=needs_consent,
+            replace_signer=replace_signer,
+            allow_downgrade=allow_downgrade,
         )
 
     def install(
@@ -270,6 +278,7 @@ class PluginManager:
         confirm: Callable[[InstallPlan], bool] | None = None,
         policy: Policy | str | None = None,
         replace_signer: bool = False,
+        allow_downgrade: bool = False,
     ) -> InstalledPlugin:
         """Install (or upgrade) a plugin from a package.
 
@@ -282,12 +291,18 @@ class PluginManager:
         plan = (
             source
             if isinstance(source, InstallPlan)
-            else self.plan(source, policy=policy, replace_signer=replace_signer)
+            else self.plan(
+                source,
+                policy=policy,
+                replace_signer=replace_signer,
+                allow_downgrade=allow_downgrade,
+            )
         )
         granted = self._resolve_grants(plan, grants, yes, confirm)
         package = plan.package.package
         # Prove the module loads with these grants and matches its manifest.
         instantiate(package.manifest, package.module, grants=granted).close()
+        _pause("before-lock")
         with locked(self._lock):
             return self._commit(plan, package, granted, policy)
 
@@ -324,6 +339,15 @@ class PluginManager:
         self.modules.put(package.module)
         _pause("module-written")
         row = self.registry.get(plan.name)  # again, under the lock
+        if not _same(row, plan.previous):
+            # Another install changed this plugin since the plan was made: judge the
+            # signer and the version against what is installed now.
+            _check_replacing(
+                self._installed(row) if row is not None else None,
+                plan.package,
+                plan.replace_signer,
+                plan.allow_downgrade,
+            )
         now = time.time()
         signature = package.signature
         recorded_policy = (
@@ -472,6 +496,57 @@ class PluginManager:
 
         with locked(self._lock):
             return run_doctor(self, repair=repair)
+
+
+def _same(row: Row | None, plugin: InstalledPlugin | None) -> bool:
+    if row is None or plugin is None:
+        return row is None and plugin is None
+    return (row.digest, row.key_id, row.updated_at) == (
+        plugin.digest,
+        plugin.key_id,
+        plugin.updated_at,
+    )
+
+
+def _change(previous: InstalledPlugin | None, version: str) -> str:
+    if previous is None:
+        return "install"
+    new, old = version_tuple(version), version_tuple(previous.version)
+    if new == old:
+        return "reinstall"
+    return "upgrade" if new > old else "downgrade"
+
+
+def _check_replacing(
+    previous: InstalledPlugin | None,
+    verified: VerifiedPackage,
+    replace_signer: bool,
+    allow_downgrade: bool,
+) -> None:
+    """Refuse a package that would replace the installed version against the user's
+    standing choices: signed by another, untrusted key, or older."""
+    if previous is None:
+        return
+    if previous.key_id is not None:
+        new_key = verified.verdict.key_id
+        if (
+            new_key != previous.key_id
+            and verified.verdict.level is not TrustLevel.VERIFIED
+            and not replace_signer
+        ):
+            raise PolicyRefused(
+                f"the installed version is signed by key {previous.key_id} and this one "
+                + (f"by key {new_key}" if new_key else "is unsigned")
+                + "; if the publisher really changed keys, trust the new key or pass "
+                "--replace-signer",
+                plugin=verified.name,
+            )
+    if _change(previous, verified.manifest.version) == "downgrade" and not allow_downgrade:
+        raise DowngradeRefused(
+            f"version {verified.manifest.version} is older than the installed "
+            f"{previous.version}; pass --allow-downgrade to install it anyway",
+            plugin=verified.name,
+        )
 
 
 def _kind(text: str) -> str:
