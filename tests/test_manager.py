@@ -610,3 +610,50 @@ def test_a_read_only_registry_is_reported_as_read_only(
         _make_writable(database)
     assert PluginManager().get("demo").enabled
     assert _consistent(home) == []
+
+
+# -- kv belongs to the installed identity ------------------------------------------
+
+
+def _kv_package(tmp_path: Path, keyfile: Path, function: str, request: dict[str, object],
+                version: str) -> Path:  # fmt: skip
+    from hostcall import host_call_module
+
+    from wasmdeck.packages import build_package, load_signing_key
+
+    wasm = tmp_path / f"obs-{function}-{version}-{keyfile.stem}.wasm"
+    wasm.write_bytes(host_call_module(function, request, name="obs", version=version))
+    target = wasm.with_suffix(".wdpk")
+    target.write_bytes(build_package(wasm, key=load_signing_key(keyfile)).encode())
+    return target
+
+
+def test_kv_data_belongs_to_the_installed_plugin_and_its_signer(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    from hostcall import host_call_module
+
+    manager = PluginManager()
+    secret = {"key": "password", "value": "hunter2"}
+    manager.install(_kv_package(tmp_path, key, "kv_set", secret, "1.0.0"), grants=["kv"])
+    with manager.load("obs") as plugin:
+        assert json.loads(plugin.call("go")) == {}
+    # Its next version (same signer) reads what it stored.
+    reader = _kv_package(tmp_path, key, "kv_get", {"key": "password"}, "1.1.0")
+    manager.install(reader, grants=["kv"])
+    with manager.load("obs") as plugin:
+        assert json.loads(plugin.call("go")) == {"value": "hunter2"}
+    # A module that merely declares the name "obs" reads nothing of it...
+    impostor = host_call_module("kv_get", {"key": "password"}, name="obs", version="9.0.0")
+    with wd.Plugin(impostor, grants=["kv"]) as plugin:
+        assert json.loads(plugin.call("go")) == {"value": None}
+    (tmp_path / "obs.wasm").write_bytes(impostor)
+    with wd.Plugin(tmp_path / "obs.wasm", grants=["kv"]) as plugin:
+        assert json.loads(plugin.call("go")) == {"value": None}
+    # ...and neither does a package of that name signed by another key.
+    other = tmp_path / "keys" / "other.key"
+    generate_key(other)
+    taken = _kv_package(tmp_path, other, "kv_get", {"key": "password"}, "2.0.0")
+    manager.install(taken, grants=["kv"], replace_signer=True)
+    with manager.load("obs") as plugin:
+        assert json.loads(plugin.call("go")) == {"value": None}

@@ -98,6 +98,13 @@ class InstalledPlugin:
     def key_id(self) -> str | None:
         return self.signature.key_id_hex if self.signature else None
 
+    @property
+    def identity(self) -> str:
+        """Who this plugin is, for the data kept for it (its kv namespace): its name in
+        the registry and its signer; a module that merely declares the same name, or
+        a package signed by another key, is someone else (docs/host-api.md, "kv")."""
+        return f"installed:{self.name}:{self.key_id or 'unsigned'}"
+
 
 @dataclass(frozen=True, slots=True)
 class InstallPlan:
@@ -465,7 +472,9 @@ class PluginManager:
         check_signature(package)
         self.effective_policy(plugin).check(self.verdict(plugin))
         module = self.modules.read(plugin.digest, plugin=plugin.name)
-        return instantiate(plugin.manifest, module, grants=plugin.grants, **options)
+        return instantiate(
+            plugin.manifest, module, grants=plugin.grants, kv_namespace=plugin.identity, **options
+        )
 
     def load_enabled(self, **options: Any) -> list[Plugin]:
         """Load every enabled plugin (verified, with its grants)."""

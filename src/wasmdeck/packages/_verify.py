@@ -155,11 +155,18 @@ def instantiate(
     limits: Limits | None = None,
     config: Mapping[str, Any] | None = None,
     runtime: Runtime | None = None,
+    kv_namespace: str | None = None,
 ) -> Plugin:
     """Load verified module bytes; the module's own metadata must be the manifest's."""
     check_compatible(manifest)
     plugin = Plugin(
-        module, grants=grants, limits=limits, config=config, runtime=runtime, label=manifest.name
+        module,
+        grants=grants,
+        limits=limits,
+        config=config,
+        runtime=runtime,
+        label=manifest.name,
+        kv_namespace=kv_namespace,
     )
     if canonical_json(dict(plugin.metadata.raw)) != canonical_json(dict(manifest.metadata.raw)):
         plugin.close()

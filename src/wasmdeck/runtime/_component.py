@@ -32,6 +32,7 @@ from wasmtime.component._enter import maybe_raise_last_exn
 from .._errors import (
     ImportNotAllowed,
     InvalidMetadata,
+    LimitExceeded,
     MemoryLimitExceeded,
     MissingExport,
     OutputLimitExceeded,
@@ -727,6 +728,8 @@ class ComponentPlugin:
                 return json.dumps(response, separators=(",", ":"), ensure_ascii=False)
             except wasmtime.WasmtimeError:
                 raise
+            except LimitExceeded as exc:  # a deadline passed while serving it
+                raise plugin._violation(exc) from None
             except BaseException as exc:
                 raise plugin._violation(
                     WasmdeckError(f"host function {name} failed: {exc!r}")

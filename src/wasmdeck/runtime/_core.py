@@ -671,6 +671,8 @@ class CoreModule:
                 ).encode()
                 capi.pack_i32_result(args, len(live.pending))
                 return 0
+            except LimitExceeded as exc:  # a deadline passed while serving it
+                return core._fail(exc)
             except BaseException as exc:
                 return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
 

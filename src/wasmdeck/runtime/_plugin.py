@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 import time
@@ -76,6 +77,9 @@ class Plugin:
     ``config`` is the plugin's configuration (a bridge address, a token...),
     which it reads through the host API. ``label`` names the plugin in
     messages until its metadata does (default: the file name).
+    ``kv_namespace`` is whose kv data it reaches (the plugin manager passes the
+    installed identity); by default the file's path, or the module's digest
+    for bytes, unless a ``kv:NAMESPACE`` grant names one (docs/host-api.md).
 
     Calls on one plugin are serialized; different plugins run in parallel
     (wasm runs without holding the GIL).
@@ -90,21 +94,29 @@ class Plugin:
         config: Mapping[str, Any] | None = None,
         runtime: Runtime | None = None,
         label: str | None = None,
+        kv_namespace: str | None = None,
     ) -> None:
         wasm: bytes | Path
         if isinstance(source, bytes | bytearray | memoryview):
             wasm, self.path = bytes(source), None
             label = label or "<bytes>"
+            identity = f"sha256:{hashlib.sha256(wasm).hexdigest()}"
         else:
             self.path = wasm = Path(source)
             label = label or self.path.name
+            identity = f"file:{self.path.resolve()}"
         self.limits = limits or Limits()
         self.runtime = runtime or default_runtime()
         if isinstance(grants, str):
             raise TypeError("grants must be an iterable of grants, not one string")
         self.grants = grants if isinstance(grants, Grants) else Grants(grants)
         host = HostAPI(
-            label, self.grants, limits=self.limits, config=config, logger=plugin_logger(label)
+            label,
+            self.grants,
+            limits=self.limits,
+            config=config,
+            logger=plugin_logger(label),
+            kv_namespace=kv_namespace or identity,  # docs/host-api.md, "kv"
         )
         compiled = self.runtime.compile(wasm, name=label)
         self._impl: CoreModule | ComponentPlugin
