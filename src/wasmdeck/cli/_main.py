@@ -8,8 +8,10 @@ Exit codes (a stable contract, used by scripts and checks):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -88,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), exit_code(exc))
     except ValueError as exc:
         return _fail(f"usage error: {exc}", EXIT_USAGE)
+    except BrokenPipeError:
+        return _reader_gone()
     except OSError as exc:
         target = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{target}", EXIT_USAGE)
@@ -120,11 +124,32 @@ def run() -> None:
     itself down; nothing is left to do by then, so the process exits
     without that teardown, after flushing what it printed.
     """
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # argparse writing --help into a closed pipe, say
+        code = _reader_gone()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)
+
+
+# The exit status of a process killed by SIGPIPE, as shells report it.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def _reader_gone() -> int:
+    """``wasmdeck ... | head``: the reader left. Stop quietly, as a filter does: what
+    is still buffered for stdout goes nowhere instead of failing again at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -106,7 +106,7 @@ class PluginHost:
         self,
         action: str,
         params: Mapping[str, Any] | None = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
         *,
         plugin: str | None = None,
     ) -> bytes:
@@ -117,7 +117,7 @@ class PluginHost:
         self,
         action: str,
         params: Mapping[str, Any] | None = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
         *,
         plugin: str | None = None,
     ) -> bytes:

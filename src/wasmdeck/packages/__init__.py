@@ -4,7 +4,8 @@ Depends on the runtime and the top-level modules only; the host and the CLI
 build on it.
 """
 
-from ._manager import InstalledPlugin, InstallPlan, PluginManager
+from ._config import ConfigStore
+from ._manager import InstalledPlugin, InstallPlan, LoadedPlugins, PluginManager
 from ._pack import build_package
 from ._package import Manifest, Package, Signature, build_manifest
 from ._signing import (
@@ -21,8 +22,10 @@ from ._verify import VerifiedPackage, load_package, open_package
 
 __all__ = [
     "DEFAULT_POLICY",
+    "ConfigStore",
     "InstallPlan",
     "InstalledPlugin",
+    "LoadedPlugins",
     "Manifest",
     "Package",
     "PluginManager",

@@ -9,7 +9,7 @@ from .._metadata import CapabilityRequest
 from .._text import terminal_safe
 from ._package import canonical_json
 
-__all__ = ["describe_requests", "grants_for", "request_keys"]
+__all__ = ["describe_requests", "grants_for", "request_keys", "unscoped_kinds"]
 
 _REQUEST_LIMIT = 300  # characters of one request shown on the consent screen
 
@@ -58,6 +58,20 @@ def grants_for(requests: Iterable[CapabilityRequest]) -> tuple[Grants, list[str]
             except ValueError as exc:
                 left.append(f"{kind}:{scope} ({exc})")
     return Grants(grants), left
+
+
+def unscoped_kinds(requests: Iterable[CapabilityRequest]) -> list[str]:
+    """Scoped kinds asked for without any scope (``"network"`` alone): the user must
+    say which hosts (or programs, directories...) to grant."""
+    kinds: list[str] = []
+    for request in requests:
+        try:
+            kind = canonical_kind(request.kind)
+        except ValueError:
+            continue
+        if KINDS[kind].scope_help and not _scopes(request, kind) and kind not in kinds:
+            kinds.append(kind)
+    return kinds
 
 
 def request_keys(requests: Iterable[CapabilityRequest]) -> frozenset[bytes]:

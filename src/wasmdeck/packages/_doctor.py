@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 from typing import TYPE_CHECKING
 
-from .._errors import PackageError, RevokedKey, StateCorrupt
+from .._errors import PackageError, StateCorrupt
 from ._package import Package
 from ._registry import _COLUMNS, Registry, Row
 from ._signing import check_signature
@@ -65,13 +65,13 @@ def run_doctor(manager: PluginManager, *, repair: bool) -> list[str]:
         report.append(f"  -> dropped {len(bad)} plugin(s) from the registry: install them again")
 
     for name, row_or_error in rows:
-        if isinstance(row_or_error, Row) and name not in bad and row_or_error.key_id:
+        if isinstance(row_or_error, Row) and name not in bad and row_or_error.enabled:
             try:
-                manager.trust.assess_key(name, row_or_error.key_id)
-            except RevokedKey as exc:
-                report.append(f"note: plugin {name!r}: {exc.message}; it will not load")
+                problem = manager.problem(manager._installed(row_or_error))
             except StateCorrupt:
-                pass  # reported above
+                continue  # reported above
+            if problem is not None:  # a revoked key, a capability taken back: not damage
+                report.append(f"note: plugin {name!r}: {problem}; it will not load")
 
     # A module file the backup still refers to is kept too: the backup is the last
     # committed state, and a registry lost or replaced since must not cost its modules.

@@ -13,6 +13,8 @@ against the recorded digest, before wasmtime sees a byte of it.
 
 from __future__ import annotations
 
+import builtins
+import logging
 import os
 import sys
 import time
@@ -29,12 +31,14 @@ from .._errors import (
     PluginNotFound,
     PolicyRefused,
     RegistryCorrupt,
+    WasmdeckError,
 )
 from .._home import home
 from .._metadata import CapabilityRequest, PluginMetadata
 from .._text import terminal_safe as safe
 from ..runtime import Limits, Plugin, Runtime
-from ._consent import describe_requests, grants_for, request_keys
+from ._config import ConfigStore
+from ._consent import describe_requests, grants_for, request_keys, unscoped_kinds
 from ._files import locked
 from ._package import Manifest, Package, Signature, version_tuple
 from ._registry import Registry, Row
@@ -43,7 +47,9 @@ from ._store import ModuleStore
 from ._trust import Policy, TrustLevel, TrustStore, Verdict
 from ._verify import VerifiedPackage, instantiate, open_package
 
-__all__ = ["InstallPlan", "InstalledPlugin", "PluginManager"]
+__all__ = ["InstallPlan", "InstalledPlugin", "LoadedPlugins", "PluginManager"]
+
+_log = logging.getLogger("wasmdeck.packages")
 
 # Test hook: a process with WASMDECK_TEST_PAUSE=<point> stops there (tests kill it).
 _PAUSE_ENV = "WASMDECK_TEST_PAUSE"
@@ -116,8 +122,24 @@ class InstallPlan:
     proposed: Grants  # what consenting grants
     ungrantable: tuple[str, ...]  # requests consent cannot grant as asked
     needs_consent: bool
+    unscoped: tuple[str, ...] = ()  # scoped kinds it asks for without a scope
     replace_signer: bool = False
     allow_downgrade: bool = False
+
+    def with_grants(self, extra: Iterable[Grant]) -> InstallPlan:
+        """This plan, consenting also to ``extra`` (the scopes the user gave for
+        requests that named none)."""
+        from dataclasses import replace
+
+        added = list(extra)
+        kinds = {g.kind for g in added}
+        return replace(
+            self,
+            proposed=Grants([*self.proposed, *added]),
+            ungrantable=tuple(u for u in self.ungrantable if u.split(" ")[0] not in kinds),
+            unscoped=tuple(k for k in self.unscoped if k not in kinds),
+            needs_consent=self.needs_consent or bool(added),
+        )
 
     @property
     def change(self) -> str:
@@ -167,6 +189,14 @@ class InstallPlan:
         return lines
 
 
+class LoadedPlugins(list[Plugin]):
+    """The plugins that loaded, and ``failures``: each one that did not, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: dict[str, WasmdeckError] = {}
+
+
 class PluginManager:
     """Installed plugins under ``$WASMDECK_HOME`` (or ``root``): registry, modules, trust."""
 
@@ -176,6 +206,7 @@ class PluginManager:
         self.registry = Registry(self.root / "registry.sqlite3")
         self.modules = ModuleStore(self.root / "modules")
         self.trust = TrustStore(self.root / "trust.json")
+        self.config = ConfigStore(self.root)
         self._lock = self.root / "registry.lock"
 
     # -- reading -------------------------------------------------------------
@@ -274,6 +305,7 @@ class PluginManager:
             needs_consent=needs_consent,
             replace_signer=replace_signer,
             allow_downgrade=allow_downgrade,
+            unscoped=tuple(unscoped_kinds(requested)),
         )
 
     def install(
@@ -307,6 +339,9 @@ class PluginManager:
         )
         granted = self._resolve_grants(plan, grants, yes, confirm)
         package = plan.package.package
+        missing = _missing(package.manifest, package.module, granted)
+        if missing:
+            raise ConsentRequired(_advice(plan, missing), plugin=plan.name)
         # Prove the module loads with these grants and matches its manifest.
         instantiate(package.manifest, package.module, grants=granted).close()
         _pause("before-lock")
@@ -409,6 +444,7 @@ class PluginManager:
             with self.registry.transaction() as conn:
                 Registry.delete(conn, name)
             self._collect(plugin.digest)
+            self.config.remove(name)
         return plugin
 
     def enable(self, name: str) -> InstalledPlugin:
@@ -461,7 +497,20 @@ class PluginManager:
             )
         return self._load(plugin, limits=limits, config=config, runtime=runtime)
 
-    def _load(self, plugin: InstalledPlugin, **options: Any) -> Plugin:
+    def _load(
+        self, plugin: InstalledPlugin, *, config: Mapping[str, Any] | None = None, **options: Any
+    ) -> Plugin:
+        module = self._verified_module(plugin)
+        return instantiate(
+            plugin.manifest,
+            module,
+            grants=plugin.grants,
+            kv_namespace=plugin.identity,
+            config={**self.config.values(plugin.name), **(config or {})},
+            **options,
+        )
+
+    def _verified_module(self, plugin: InstalledPlugin) -> bytes:
         package = Package(
             plugin.manifest,
             plugin.manifest_bytes,
@@ -471,26 +520,47 @@ class PluginManager:
         )
         check_signature(package)
         self.effective_policy(plugin).check(self.verdict(plugin))
-        module = self.modules.read(plugin.digest, plugin=plugin.name)
-        return instantiate(
-            plugin.manifest, module, grants=plugin.grants, kv_namespace=plugin.identity, **options
-        )
+        return self.modules.read(plugin.digest, plugin=plugin.name)
 
-    def load_enabled(self, **options: Any) -> list[Plugin]:
-        """Load every enabled plugin (verified, with its grants)."""
-        loaded: list[Plugin] = []
+    def problem(self, plugin: InstalledPlugin) -> str | None:
+        """Why an installed plugin would not load now (None: it would), without running
+        it: its signature, key and module file, and the capabilities its imports need
+        that it is not granted (say, after a ``revoke``)."""
+        try:
+            module = self._verified_module(plugin)
+            missing = _missing(plugin.manifest, module, plugin.grants)
+        except WasmdeckError as exc:
+            return exc.message
+        if missing:
+            return (
+                f"it needs {', '.join(missing)}, not granted ('wasmdeck grant {plugin.name} ...')"
+            )
+        return None
+
+    def load_enabled(self, **options: Any) -> LoadedPlugins:
+        """Load every enabled plugin that can load (verified, with its grants).
+
+        A plugin that cannot load does not keep the others from loading: it is
+        logged as a warning and listed in the result's ``failures``.
+        """
+        loaded = LoadedPlugins()
         try:
             for plugin in self.list():
-                if plugin.enabled:
+                if not plugin.enabled:
+                    continue
+                try:
                     loaded.append(self._load(plugin, **options))
+                except WasmdeckError as exc:
+                    _log.warning("plugin %s was not loaded: %s", plugin.name, exc.message)
+                    loaded.failures[plugin.name] = exc
         except BaseException:
             for done in loaded:
                 done.close()
             raise
         return loaded
 
-    def load_into(self, host: _Host, **options: Any) -> list[Plugin]:
-        """Load every enabled plugin into a ``PluginHost``."""
+    def load_into(self, host: _Host, **options: Any) -> LoadedPlugins:
+        """Load every enabled plugin that can load into a ``PluginHost``."""
         plugins = self.load_enabled(**options)
         for plugin in plugins:
             host.add(plugin)
@@ -498,13 +568,36 @@ class PluginManager:
 
     # -- checking and repair -------------------------------------------------
 
-    def check(self, *, repair: bool = False) -> list[str]:
+    def check(self, *, repair: bool = False) -> builtins.list[str]:
         """What is wrong with the state under the home (and, with ``repair``, what was
         fixed). An empty list means all is well."""
         from ._doctor import run_doctor
 
         with locked(self._lock):
             return run_doctor(self, repair=repair)
+
+
+def _missing(manifest: Manifest, module: bytes, grants: Grants) -> list[str]:
+    """The capabilities the module's imports need beyond ``grants`` (a metadata-only
+    load: nothing is granted, nothing runs but its metadata)."""
+    with instantiate(manifest, module, grants=grants, metadata_only=True) as plugin:
+        return plugin.missing_capabilities
+
+
+def _advice(plan: InstallPlan, missing: list[str]) -> str:
+    from .._capabilities import KINDS
+
+    needs = []
+    for kind in missing:
+        help = KINDS[kind].scope_help if kind in KINDS else ""
+        needs.append(f"--grant {kind}:{help.split(',')[0].strip()}" if help else f"--grant {kind}")
+    asked = [k for k in missing if k in plan.unscoped]
+    why = (
+        f"it asks for {', '.join(asked)} without saying which"
+        if asked
+        else f"its module needs {', '.join(missing)}, which would not be granted"
+    )
+    return f"{why}: grant it explicitly, e.g. {' '.join(needs)}; nothing was changed"
 
 
 def _same(row: Row | None, plugin: InstalledPlugin | None) -> bool:

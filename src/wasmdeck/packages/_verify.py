@@ -156,6 +156,7 @@ def instantiate(
     config: Mapping[str, Any] | None = None,
     runtime: Runtime | None = None,
     kv_namespace: str | None = None,
+    metadata_only: bool = False,
 ) -> Plugin:
     """Load verified module bytes; the module's own metadata must be the manifest's."""
     check_compatible(manifest)
@@ -167,6 +168,7 @@ def instantiate(
         runtime=runtime,
         label=manifest.name,
         kv_namespace=kv_namespace,
+        metadata_only=metadata_only,
     )
     if canonical_json(dict(plugin.metadata.raw)) != canonical_json(dict(manifest.metadata.raw)):
         plugin.close()

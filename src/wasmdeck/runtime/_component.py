@@ -449,6 +449,10 @@ class ComponentPlugin:
                 )
             capability = _capability(interface)  # type: ignore[arg-type]
             if capability is not None and not self.host.grants.allows(capability):
+                if self.host.metadata_only:  # linked; HostSession.call refuses it
+                    self.host.missing.add(capability)
+                    used.append((interface, name))  # type: ignore[arg-type]
+                    continue
                 raise ImportNotAllowed(
                     f"imports {name}, which needs the {capability!r} capability; it was not "
                     f"granted (grant it with --grant {capability}"

@@ -293,6 +293,11 @@ class CoreModule:
                     )
                 if imp.name in HOST_FUNCTIONS and not self.host.granted(imp.name):
                     capability = HOST_FUNCTIONS[imp.name].capability
+                    if self.host.metadata_only:  # linked; HostSession.call refuses it
+                        self.host.missing.add(str(capability))
+                        if imp.name not in used:
+                            used.append(imp.name)
+                        continue
                     raise ImportNotAllowed(
                         f"imports {where}, which needs the {capability!r} capability; it was not "
                         f"granted (grant it with --grant {capability}"

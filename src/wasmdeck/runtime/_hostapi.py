@@ -102,6 +102,7 @@ class HostAPI:
         config: Mapping[str, Any] | None = None,
         logger: logging.Logger,
         kv_namespace: str | None = None,
+        metadata_only: bool = False,
     ) -> None:
         self.plugin = plugin
         self.grants = grants
@@ -112,6 +113,11 @@ class HostAPI:
         self.process = ProcessPolicy(grants.scopes("process"))
         self.preopens = _preopens(grants.scopes("fs"))
         self.env_names = grants.scopes("env")
+        # Loaded only to read its metadata (``wasmdeck info``): imports of functions
+        # not granted link to stubs that refuse (``HostSession.call``), and the
+        # capabilities they need are collected in ``missing``.
+        self.metadata_only = metadata_only
+        self.missing: set[str] = set()
         self.kv_namespace = _kv_namespace(grants, kv_namespace or f"name:{plugin}")
         self._kv: KeyValueStore | None = None
         self._tls: ssl.SSLContext | None = None

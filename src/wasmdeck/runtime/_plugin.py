@@ -64,6 +64,15 @@ def _params_json(params: Mapping[str, Any] | None) -> str:
     raise ValueError(f"params must be a JSON object (a mapping), not {type(params).__name__}")
 
 
+def _context(context: object) -> TriggerContext:
+    """A call's context given as a dict, converted at the call boundary."""
+    if isinstance(context, TriggerContext):
+        return context
+    if isinstance(context, Mapping):
+        return TriggerContext.from_dict(context)
+    raise ValueError(f"context must be a TriggerContext or a dict, not {type(context).__name__}")
+
+
 class Plugin:
     """A sandboxed WebAssembly plugin.
 
@@ -80,6 +89,10 @@ class Plugin:
     ``kv_namespace`` is whose kv data it reaches (the plugin manager passes the
     installed identity); by default the file's path, or the module's digest
     for bytes, unless a ``kv:NAMESPACE`` grant names one (docs/host-api.md).
+    ``metadata_only`` loads it just to read its metadata, granting nothing
+    more: host functions it imports but was not granted are linked to stubs
+    that refuse, ``missing_capabilities`` names what they need, and it
+    cannot be called.
 
     Calls on one plugin are serialized; different plugins run in parallel
     (wasm runs without holding the GIL).
@@ -95,6 +108,7 @@ class Plugin:
         runtime: Runtime | None = None,
         label: str | None = None,
         kv_namespace: str | None = None,
+        metadata_only: bool = False,
     ) -> None:
         wasm: bytes | Path
         if isinstance(source, bytes | bytearray | memoryview):
@@ -117,6 +131,7 @@ class Plugin:
             config=config,
             logger=plugin_logger(label),
             kv_namespace=kv_namespace or identity,  # docs/host-api.md, "kv"
+            metadata_only=metadata_only,
         )
         compiled = self.runtime.compile(wasm, name=label)
         self._impl: CoreModule | ComponentPlugin
@@ -136,12 +151,18 @@ class Plugin:
             else frozenset(a.name for a in self.metadata.actions)
         )
         self._action_json: dict[str, str] = {}
+        self._metadata_only = metadata_only
         self._lock = threading.Lock()
         self._closed = False
 
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @property
+    def missing_capabilities(self) -> list[str]:
+        """Capabilities its imports need but it was not granted (``metadata_only``)."""
+        return sorted(self._impl.host.missing)
 
     @property
     def abi(self) -> str:
@@ -157,14 +178,19 @@ class Plugin:
         self,
         action: str,
         params: Mapping[str, Any] | None = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
     ) -> bytes:
         """Run ``action`` with ``params`` and return the plugin's output payload.
 
         Raises ``PluginError`` when the plugin fails, ``LimitExceeded`` when a
         sandbox limit stops it, ``ActionNotFound`` for an action it does not
         declare, and ``ValueError`` for params that are not a JSON object.
+        ``context`` may be a ``TriggerContext`` or a dict of its fields.
         """
+        if context is not None and type(context) is not TriggerContext:
+            context = _context(context)
+        if self._metadata_only:
+            raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         request = self._request(action, params, context)
         with self._lock:
             if self._closed:
@@ -175,13 +201,17 @@ class Plugin:
         self,
         action: str,
         params: Mapping[str, Any] | None = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
     ) -> bytes:
         """``call`` on a worker thread, so the event loop keeps running.
 
         Cancelling the awaiting task does not stop the plugin early; its
         limits (timeout, fuel) still bound the call.
         """
+        if context is not None and type(context) is not TriggerContext:
+            context = _context(context)
+        if self._metadata_only:
+            raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         request = self._request(action, params, context)
         return await asyncio.to_thread(self._execute, action, request)
 
