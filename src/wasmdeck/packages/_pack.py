@@ -24,7 +24,7 @@ def project_fields(directory: Path) -> tuple[str | None, dict[str, str]]:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    plugin = data.get("plugin") if isinstance(data.get("plugin"), dict) else {}
+    plugin: dict[str, Any] = data["plugin"] if isinstance(data.get("plugin"), dict) else {}
     package = data.get("package", {})
     if not isinstance(package, dict):
         raise ValueError(f"{path}: [package] must be a table")
