@@ -14,10 +14,11 @@ from ..toolchains import (
     ToolchainMissing,
     build_project,
     language,
+    load_cases,
     load_project,
     new_project,
+    run_cases,
 )
-from ..toolchains._cases import load_cases, run_cases
 from ._progress import duration, spinner
 
 __all__ = ["register"]
@@ -144,6 +145,8 @@ def _toolchain(args: argparse.Namespace) -> int:
         lang = language(name)
         try:
             print(f"{lang.name:<15} {lang.toolchain()}")
+            for note in lang.notes():
+                print(f"{'':<15} note: {note}")
             continue
         except ToolchainMissing as exc:
             if not args.install or lang.install is None:

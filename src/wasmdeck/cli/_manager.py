@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from .._capabilities import Grant, describe_request, parse_grant
-from .._errors import ConsentRequired, RevokedKey
+from .._errors import ConsentRequired, RevokedKey, UsageError
 from .._text import terminal_safe as safe
 from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
 from ._packages import POLICIES, usage_errors
@@ -157,8 +157,6 @@ def _ask_scopes(plan: InstallPlan) -> list[Grant]:
 
 @usage_errors
 def _install(args: argparse.Namespace) -> int:
-    from ._main import UsageError
-
     policy = Policy.ALLOW_UNSIGNED if args.allow_unsigned else args.policy
     if args.allow_unsigned and args.policy and args.policy != Policy.ALLOW_UNSIGNED.value:
         raise UsageError("--allow-unsigned and --policy disagree; give one")
@@ -358,7 +356,6 @@ def _revoke(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> int:
     from .. import _json
     from ..packages._config import SECRET
-    from ._main import UsageError
 
     manager = PluginManager()
     name = manager.get(args.name).name  # it must be installed

@@ -10,9 +10,9 @@ from typing import Any
 
 from .._capabilities import Grants, read_grants_file
 from .._context import TriggerContext
+from .._errors import UsageError
 from .._text import terminal_safe
-from ..runtime import Limits, Plugin
-from ..runtime._limits import MiB
+from ..runtime import Limits, MiB, Plugin
 
 
 def register(subparsers: Any) -> None:
@@ -111,8 +111,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._main import UsageError
-
     params = _json_object(args.params, "--params")
     context = TriggerContext.from_dict(_json_object(args.context, "--context"))
     limits = Limits(fuel=args.fuel, timeout=args.timeout, max_memory=int(args.max_memory * MiB))
@@ -134,7 +132,6 @@ def _open(target: str, *, limits: Limits, grants: list[Any], config: dict[str, A
     """The plugin ``wasmdeck run`` means by ``target`` (see its --help)."""
     from ..packages import PluginManager, load_package
     from ..packages._pack import find_module, project_fields
-    from ._main import UsageError
 
     path = Path(target)
     if path.is_dir():
@@ -159,8 +156,6 @@ def _open(target: str, *, limits: Limits, grants: list[Any], config: dict[str, A
 
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
-    from ._main import UsageError
-
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

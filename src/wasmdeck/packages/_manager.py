@@ -39,6 +39,7 @@ from .._text import terminal_safe as safe
 from ..runtime import Limits, Plugin, Runtime
 from ._config import ConfigStore
 from ._consent import describe_requests, grants_for, request_keys, unscoped_kinds
+from ._doctor import run_doctor
 from ._files import locked
 from ._package import Manifest, Package, Signature, version_tuple
 from ._registry import Registry, Row
@@ -571,8 +572,6 @@ class PluginManager:
     def check(self, *, repair: bool = False) -> builtins.list[str]:
         """What is wrong with the state under the home (and, with ``repair``, what was
         fixed). An empty list means all is well."""
-        from ._doctor import run_doctor
-
         with locked(self._lock):
             return run_doctor(self, repair=repair)
 

@@ -15,6 +15,8 @@ from ._signing import SigningKey, sign_package
 __all__ = ["PACKAGE_FIELDS", "build_package", "find_module", "project_fields"]
 
 PACKAGE_FIELDS = ("publisher", "homepage", "license", "min_wasmdeck")
+
+
 def project_fields(directory: Path) -> tuple[str | None, dict[str, str]]:
     """The plugin name (``[plugin] name``) and ``[package]`` fields of ``wasmdeck.toml``."""
     path = directory / "wasmdeck.toml"

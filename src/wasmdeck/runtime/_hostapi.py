@@ -135,9 +135,7 @@ class HostAPI:
     @property
     def kv(self) -> KeyValueStore:
         if self._kv is None:
-            self._kv = KeyValueStore(
-                self.kv_namespace, quota=self.limits.max_kv_bytes, timeout=self.limits.timeout
-            )
+            self._kv = KeyValueStore(self.kv_namespace, quota=self.limits.max_kv_bytes)
         return self._kv
 
     def session(self) -> HostSession:
@@ -158,9 +156,9 @@ class HostSession:
             "config_get": self._config_get,
             "http_request": self._http_request,
             "ws_connect": lambda r, d: self.websockets.connect(r, d),
-            "ws_send": lambda r, d: self.websockets.send(r),
+            "ws_send": lambda r, d: self.websockets.send(r, d),
             "ws_recv": lambda r, d: self.websockets.receive(r, d),
-            "ws_close": lambda r, d: self.websockets.close(r),
+            "ws_close": lambda r, d: self.websockets.close(r, d),
             "process_run": self._process_run,
             "kv_get": self._kv_get,
             "kv_set": self._kv_set,

@@ -6,7 +6,8 @@ or the identity of the file the plugin was loaded from.
 
 Every access is bounded by the call's deadline: SQLite's busy wait (another
 process holding the write lock) is set to the time the call has left, and a
-call that runs out of it waiting ends with ``TimeLimitExceeded``.
+call that runs out of it waiting ends with ``TimeLimitExceeded``
+(``DeadlinePassed``, runtime/_deadline.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .._errors import TimeLimitExceeded
 from .._home import home
+from ._deadline import DeadlinePassed, remaining
 from ._netclient import HostRequestError
 
 __all__ = ["KeyValueStore"]
@@ -33,12 +34,9 @@ class KeyValueStore:
 
     _lock = threading.Lock()  # one writer at a time within this process
 
-    def __init__(
-        self, namespace: str, *, quota: int, timeout: float, path: Path | None = None
-    ) -> None:
+    def __init__(self, namespace: str, *, quota: int, path: Path | None = None) -> None:
         self.namespace = namespace
         self.quota = quota
-        self.timeout = timeout  # the plugin's time limit, named when it runs out
         self.path = path or home() / "kv.sqlite3"
         self._db: sqlite3.Connection | None = None
 
@@ -50,17 +48,14 @@ class KeyValueStore:
     # -- deadlines -------------------------------------------------------------
 
     def _left(self, deadline: float) -> float:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise self._timed_out()
-        return left
+        return remaining(deadline, self._waiting)
 
-    def _timed_out(self) -> TimeLimitExceeded:
-        return TimeLimitExceeded(
-            f"ran past its {self.timeout:g} s time limit (timeout) waiting for the kv store "
-            f"{self.path} (another process holds its lock)",
-            value=self.timeout,
-        )
+    @property
+    def _waiting(self) -> str:
+        return f"waiting for the kv store {self.path} (another process holds its lock)"
+
+    def _timed_out(self) -> DeadlinePassed:
+        return DeadlinePassed(self._waiting)
 
     def _connect(self, deadline: float) -> sqlite3.Connection:
         """The connection, its busy wait set to what the call has left."""
