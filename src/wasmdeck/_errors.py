@@ -19,13 +19,14 @@ each branch is raised)::
     │   ├── PackageError            a package: format, digest, signature, policy
     │   │   ├── MalformedPackage, TamperedPackage, SignatureInvalid
     │   │   └── PolicyRefused
-    │   │       └── RevokedKey
+    │   │       └── RevokedKey, DowngradeRefused
     │   └── StateCorrupt            wasmdeck's own state under its home
     │       └── RegistryCorrupt, TrustStoreCorrupt, ModuleFileCorrupt
     ├── RoutingError                no single plugin/action for a call  exit 2
     │   └── PluginNotFound, ActionNotFound
     ├── KeyFileError                a key file cannot be read            exit 1
     ├── ConsentRequired             an install needs consent nobody gave exit 1
+    ├── StateReadOnly               its state under the home is read-only exit 1
     ├── BuildError                  building a plugin project failed    exit 1
     │   ├── ToolchainMissing        the message says how to install it
     │   └── ProjectError            not a project / cannot create it    exit 2

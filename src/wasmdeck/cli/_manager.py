@@ -355,11 +355,11 @@ def _revoke(args: argparse.Namespace) -> int:
 @usage_errors
 def _config(args: argparse.Namespace) -> int:
     from .. import _json
-    from ..packages._config import SECRET
 
     manager = PluginManager()
     name = manager.get(args.name).name  # it must be installed
     store = manager.config
+    hidden = store.SECRET
     if args.key is None:
         if args.secret or args.unset or args.value is not None:
             raise UsageError("--secret and --unset need a KEY")
@@ -367,7 +367,7 @@ def _config(args: argparse.Namespace) -> int:
         if not shown:
             _say(f"{name} has no configuration")
         for key, value in shown.items():
-            _say(f"{key} = {value if value == SECRET else _json.dumps(value).decode()}")
+            _say(f"{key} = {value if value == hidden else _json.dumps(value).decode()}")
         return 0
     if args.unset:
         if args.value is not None or args.secret:
@@ -381,7 +381,7 @@ def _config(args: argparse.Namespace) -> int:
         if args.key not in shown:
             raise UsageError(f"{name} has no configuration key {args.key!r}")
         value = shown[args.key]
-        _say(value if value == SECRET else _json.dumps(value).decode())
+        _say(value if value == hidden else _json.dumps(value).decode())
         return 0
     text = args.value if args.value is not None else _read_secret(args.key)
     try:
@@ -389,7 +389,7 @@ def _config(args: argparse.Namespace) -> int:
     except ValueError:
         value = text  # plain text
     store.set(name, args.key, value, secret=args.secret)
-    shown_value = SECRET if args.secret else _json.dumps(value).decode()
+    shown_value = hidden if args.secret else _json.dumps(value).decode()
     _say(f"{name}: {args.key} = {shown_value}")
     return 0
 

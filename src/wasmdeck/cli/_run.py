@@ -130,8 +130,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _open(target: str, *, limits: Limits, grants: list[Any], config: dict[str, Any]) -> Plugin:
     """The plugin ``wasmdeck run`` means by ``target`` (see its --help)."""
-    from ..packages import PluginManager, load_package
-    from ..packages._pack import find_module, project_fields
+    from ..packages import PluginManager, find_module, load_package, project_fields
 
     path = Path(target)
     if path.is_dir():

@@ -27,6 +27,8 @@ MAX_CONFIG = 1 << 20  # bytes of one plugin's configuration file
 class ConfigStore:
     """Each installed plugin's configuration: plain values and secrets."""
 
+    SECRET = SECRET
+
     def __init__(self, root: Path) -> None:
         self.plain_dir = root / "config"
         self.secret_dir = root / "secrets"
