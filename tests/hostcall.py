@@ -18,7 +18,12 @@ RESPONSE_AT = 65536
 
 
 def host_call_module(
-    function: str, request: dict[str, object], *, name: str = "host-caller"
+    function: str,
+    request: dict[str, object],
+    *,
+    name: str = "host-caller",
+    version: str = "1.0.0",
+    **metadata: object,
 ) -> bytes:
     payload = json.dumps(request).encode()
     imports = (
@@ -35,7 +40,12 @@ def host_call_module(
         body,
         imports=imports,
         memory='(memory (export "memory") 8)',
-        metadata={"name": name, "version": "1.0.0", "description": f"calls {function}"},
+        metadata={
+            "name": name,
+            "version": version,
+            "description": f"calls {function}",
+            **metadata,
+        },
         extra=f"(data (i32.const {REQUEST_AT}) {data_string(payload)})",
     )
 

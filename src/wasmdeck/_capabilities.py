@@ -65,6 +65,8 @@ KINDS: dict[str, CapabilityKind] = {
         ),
         CapabilityKind("env", "low", "read the granted environment variables", "VARIABLE_NAME"),
         CapabilityKind("kv", "low", "keep private key-value state on this machine"),
+        # kv's scope is optional: kv:NAMESPACE names the data it reaches (see
+        # docs/host-api.md); bare kv keeps it private to the plugin's identity.
         CapabilityKind("events", "low", "publish and subscribe to host events"),
         CapabilityKind("plugins", "medium", "call other plugins", "PLUGIN_NAME"),
         CapabilityKind("midi", "low", "send and receive MIDI messages"),
@@ -77,6 +79,7 @@ KINDS: dict[str, CapabilityKind] = {
 _ALIASES = {"filesystem": "fs", "subprocess": "process", "environment": "env"}
 _SCOPED = {"network", "fs", "process", "env", "plugins"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KV_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def canonical_kind(kind: str) -> str:
@@ -115,7 +118,9 @@ def parse_grant(text: str) -> Grant:
     spec = KINDS[kind]
     if kind in _SCOPED and not scope:
         raise ValueError(f"grant {text!r}: {kind} needs a scope, written {kind}:{spec.scope_help}")
-    if kind not in _SCOPED and scope:
+    if kind == "kv" and scope and not _KV_NAMESPACE.match(scope):
+        raise ValueError(f"grant {text!r}: a kv namespace is 1-64 letters, digits, '.', '_' or '-'")
+    if kind not in _SCOPED and kind != "kv" and scope:
         raise ValueError(f"grant {text!r}: {kind} takes no scope; write just {kind!r}")
     if kind == "env" and not _ENV_NAME.match(scope):
         raise ValueError(f"grant {text!r}: {scope!r} is not an environment variable name")

@@ -19,13 +19,14 @@ each branch is raised)::
     │   ├── PackageError            a package: format, digest, signature, policy
     │   │   ├── MalformedPackage, TamperedPackage, SignatureInvalid
     │   │   └── PolicyRefused
-    │   │       └── RevokedKey
+    │   │       └── RevokedKey, DowngradeRefused
     │   └── StateCorrupt            wasmdeck's own state under its home
     │       └── RegistryCorrupt, TrustStoreCorrupt, ModuleFileCorrupt
     ├── RoutingError                no single plugin/action for a call  exit 2
     │   └── PluginNotFound, ActionNotFound
     ├── KeyFileError                a key file cannot be read            exit 1
     ├── ConsentRequired             an install needs consent nobody gave exit 1
+    ├── StateReadOnly               its state under the home is read-only exit 1
     ├── BuildError                  building a plugin project failed    exit 1
     │   ├── ToolchainMissing        the message says how to install it
     │   └── ProjectError            not a project / cannot create it    exit 2
@@ -47,6 +48,7 @@ __all__ = [
     "ActionNotFound",
     "BuildError",
     "ConsentRequired",
+    "DowngradeRefused",
     "FuelLimitExceeded",
     "HostRequestError",
     "ImportNotAllowed",
@@ -73,6 +75,7 @@ __all__ = [
     "SignatureInvalid",
     "StackLimitExceeded",
     "StateCorrupt",
+    "StateReadOnly",
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
@@ -248,6 +251,10 @@ class RevokedKey(PolicyRefused):
     """The package is signed by a key the user revoked; refused under every policy."""
 
 
+class DowngradeRefused(PolicyRefused):
+    """The package is older than the installed version (pass ``allow_downgrade``)."""
+
+
 class StateCorrupt(InvalidPlugin):
     """wasmdeck's own state under its home is damaged; ``wasmdeck doctor --repair`` fixes it."""
 
@@ -262,6 +269,10 @@ class TrustStoreCorrupt(StateCorrupt):
 
 class ModuleFileCorrupt(StateCorrupt):
     """An installed plugin's module file is missing or does not match its digest."""
+
+
+class StateReadOnly(WasmdeckError):
+    """wasmdeck's state under its home cannot be written (a read-only file or directory)."""
 
 
 class KeyFileError(WasmdeckError):

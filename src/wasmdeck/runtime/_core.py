@@ -345,6 +345,11 @@ class CoreModule(Adapter):
                     )
                 if imp.name in HOST_FUNCTIONS and not self.host.granted(imp.name):
                     capability = HOST_FUNCTIONS[imp.name].capability
+                    if self.host.metadata_only:  # linked; HostSession.call refuses it
+                        self.host.missing.add(str(capability))
+                        if imp.name not in used:
+                            used.append(imp.name)
+                        continue
                     raise self._not_granted(where, capability)  # type: ignore[arg-type]
                 if imp.name not in used:
                     used.append(imp.name)
