@@ -334,9 +334,9 @@ def test_the_silent_websocket_peer_completes_the_handshake_and_ignores_the_close
 ) -> None:
     from websockets.sync.client import connect
 
-    client = connect(silent_peer.url(), close_timeout=0.2)
-    client.send("hello")
-    client.close()
+    with connect(silent_peer.url(), close_timeout=0.2) as client:
+        client.send("hello")
+    # (leaving the block sent the close and gave up on the answer after 0.2 s)
     with silent_peer.received:
         silent_peer.received.wait_for(lambda: len(silent_peer.opcodes) >= 2, timeout=5)
     assert silent_peer.opcodes[:2] == [1, 8]  # a text frame, then the close

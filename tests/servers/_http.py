@@ -211,7 +211,7 @@ class LoopbackHTTPServer:
             (self._connections.add if add else self._connections.discard)(connection)
 
     def start(self) -> Self:
-        if self._server is not None:  # `with server.start():` starts it once
+        if self._server is not None:  # already serving (``with server.start():``)
             return self
         server = _Server((self.host, self.port), _Handler)  # port 0: any free one
         server.owner = self
