@@ -254,3 +254,49 @@ def test_a_snippet_whose_output_differs_from_the_doc_fails(tmp_path: Path) -> No
         run_snippets(snippets(doc), tmp_path)
     doc.write_text('```sh\necho \'{"a": [1, 2]}\'\n# {"a": [...]}\n```\n<!-- snippet: run -->\n')
     run_snippets(snippets(doc), tmp_path)  # `...` stands for anything
+
+
+# -- commands and paths ---------------------------------------------------------------
+
+REPO_PATH = re.compile(
+    r"(?<![\w./-])((?:examples|sdk|tests|src/wasmdeck|docs|benchmarks|scripts|wit)/[\w./-]*+)"
+    r"(?![<*{])"  # a pattern such as docs/guide-<lang>.md
+)
+
+
+def _code(text: str) -> list[str]:
+    """The inline code spans and the lines of fenced blocks of a page."""
+    blocks = re.findall(r"^```\w*\n(.*?)^```", text, re.S | re.M)
+    outside = re.sub(r"^```\w*\n.*?^```", "", text, flags=re.S | re.M)
+    return re.findall(r"`([^`\n]+)`", outside) + [line for b in blocks for line in b.splitlines()]
+
+
+def test_the_docs_name_paths_that_exist() -> None:
+    missing = []
+    for doc in DOCS:
+        for path in REPO_PATH.findall(doc.read_text()):
+            path = path.rstrip(".")
+            if "/build/" in path or path.endswith("/build"):
+                continue  # build outputs exist once built
+            if not (ROOT / path).exists():
+                missing.append(f"{doc.name}: {path}")
+    assert missing == []
+
+
+def test_the_docs_name_commands_that_exist() -> None:
+    import argparse
+
+    from wasmdeck.cli._main import build_parser
+
+    (commands,) = [
+        action.choices
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    ]
+    unknown = []
+    for doc in DOCS:
+        for code in _code(doc.read_text()):
+            for command in re.findall(r"(?:^|[;&|]\s*|`)wasmdeck ([a-z][\w-]*)", code.strip()):
+                if command not in commands:
+                    unknown.append(f"{doc.name}: wasmdeck {command}")
+    assert unknown == []
