@@ -39,6 +39,14 @@ each branch is raised)::
 nothing wasmdeck raises on purpose falls outside it, and is not exported.
 ``UsageError`` is the CLI's; the Python API raises ``ValueError``/``TypeError``
 for arguments of the wrong type, as Python does.
+
+Outside the tree, on purpose (tests/test_public_api.py keeps this list whole):
+internal signals that never leave the runtime — ``NetworkDenied``
+(runtime/_netpolicy.py; becomes a ``denied`` answer to the plugin) and
+``DeadlinePassed`` (runtime/_deadline.py; becomes ``TimeLimitExceeded``) — and
+``JSONInputError`` (_json.py), a ``ValueError`` that each caller of the JSON
+parser turns into the error of what it parsed (an answer to the plugin,
+``InvalidMetadata``, a usage error).
 """
 
 from __future__ import annotations
