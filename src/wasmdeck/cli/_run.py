@@ -10,8 +10,12 @@ from typing import Any
 
 from .._capabilities import Grants, read_grants_file
 from .._context import TriggerContext
+from .._json import JSONInputError, loads
 from ..runtime import Limits, Plugin
 from ..runtime._limits import MiB
+
+# A JSON option on the command line (--params, --context, --config).
+MAX_OPTION_BYTES = 1 * MiB
 
 
 def register(subparsers: Any) -> None:
@@ -119,11 +123,9 @@ def _json_object(text: str, option: str) -> dict[str, Any]:
     from ._main import UsageError
 
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{option} is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}"
-        ) from None
+        value = loads(text, what=option, max_bytes=MAX_OPTION_BYTES)
+    except JSONInputError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(value, dict):
         raise UsageError(f"{option} must be a JSON object, not {type(value).__name__}")
     return value

@@ -39,6 +39,7 @@ from .._errors import (
     PluginTrap,
     WasmdeckError,
 )
+from .._json import JSONInputError, loads
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from ._engine import Runtime, error_summary
@@ -714,14 +715,9 @@ class ComponentPlugin:
                         )
                     )
                 try:
-                    request = json.loads(request_text)
-                except (ValueError, RecursionError):
-                    response = {
-                        "error": {
-                            "kind": "invalid_request",
-                            "message": f"{name}: the request is not JSON",
-                        }
-                    }
+                    request = loads(request_text, what=f"the {name} request")
+                except JSONInputError as exc:
+                    response = {"error": {"kind": "invalid_request", "message": str(exc)}}
                 else:
                     response = live.session.call(name, request, plugin._deadline)
                 return json.dumps(response, separators=(",", ":"), ensure_ascii=False)

@@ -36,6 +36,7 @@ from .._errors import (
     TableLimitExceeded,
     WasmdeckError,
 )
+from .._json import JSONInputError, loads
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from ._engine import Runtime, error_summary
@@ -656,14 +657,9 @@ class CoreModule:
                         )
                     )
                 try:
-                    request = json.loads(data)
-                except (ValueError, RecursionError):
-                    response = {
-                        "error": {
-                            "kind": "invalid_request",
-                            "message": f"{name}: the request is not JSON",
-                        }
-                    }
+                    request = loads(data, what=f"the {name} request")
+                except JSONInputError as exc:
+                    response = {"error": {"kind": "invalid_request", "message": str(exc)}}
                 else:
                     response = live.session.call(name, request, core._deadline)
                 live.pending = json.dumps(

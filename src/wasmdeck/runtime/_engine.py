@@ -19,8 +19,10 @@ from pathlib import Path
 import wasmtime
 from wasmtime import component
 
-from .._errors import InvalidModule
+from .._errors import InvalidModule, ModuleTooLarge
 from ._cache import CompileCache, Kind, Lookup
+from ._limits import Limits
+from ._wasmscan import scan
 
 __all__ = ["Artifact", "Runtime", "default_runtime"]
 
@@ -101,16 +103,22 @@ class Runtime:
         """Epoch ticks that cover ``timeout`` seconds (one more for the partial tick)."""
         return math.ceil(timeout / self.tick) + 1
 
-    def compile(self, source: bytes | os.PathLike[str], *, name: str) -> Artifact:
+    def compile(
+        self, source: bytes | os.PathLike[str], *, name: str, limits: Limits | None = None
+    ) -> Artifact:
         """Compile a core module or a component (``source`` is its bytes or its file).
 
         Uses the compile cache when the runtime has one; raises
-        ``InvalidModule`` naming what is wrong with the binary.
+        ``InvalidModule`` naming what is wrong with the binary, or the limit
+        of ``limits`` (module size, function count, function size) it is over.
         """
-        return self.load(source, name=name)[0]
+        return self.load(source, name=name, limits=limits)[0]
 
-    def load(self, source: bytes | os.PathLike[str], *, name: str) -> tuple[Artifact, bool]:
+    def load(
+        self, source: bytes | os.PathLike[str], *, name: str, limits: Limits | None = None
+    ) -> tuple[Artifact, bool]:
         """``compile``, also telling whether the artifact came from the cache."""
+        limits = limits or Limits()
         cache = self.cache
         path = None if isinstance(source, bytes | bytearray) else Path(source)
         if cache is not None and path is not None:
@@ -123,8 +131,11 @@ class Runtime:
             wasm, st = bytes(source), None  # type: ignore[arg-type]
         else:
             st = path.stat()
+            if st.st_size > limits.max_module_bytes:  # refused before it is read
+                _check_size(st.st_size, limits, name)
             wasm = path.read_bytes()
         kind = _kind(wasm, name)
+        _check_shape(wasm, kind, limits, name)
         if cache is None:
             return self._compile(wasm, kind, name), False
         lookup = Lookup(
@@ -175,6 +186,36 @@ def _kind(wasm: bytes, name: str) -> Kind:
         "(wasm32-wasip1) nor a component (WASI preview 2)",
         plugin=name,
     )
+
+
+def _check_size(size: int, limits: Limits, name: str) -> None:
+    if size > limits.max_module_bytes:
+        raise ModuleTooLarge(
+            f"the binary is {size:,} bytes, more than its max_module_bytes limit "
+            f"({limits.max_module_bytes:,})",
+            limit="max_module_bytes",
+            plugin=name,
+        )
+
+
+def _check_shape(wasm: bytes, kind: Kind, limits: Limits, name: str) -> None:
+    """Refuse, before compiling, a binary whose compile time would be out of bounds."""
+    _check_size(len(wasm), limits, name)
+    shape = scan(wasm)
+    if shape.functions > limits.max_functions:
+        raise ModuleTooLarge(
+            f"the {kind} defines {shape.functions:,} functions, more than its "
+            f"max_functions limit ({limits.max_functions:,})",
+            limit="max_functions",
+            plugin=name,
+        )
+    if shape.largest_function > limits.max_function_bytes:
+        raise ModuleTooLarge(
+            f"the {kind} has a {shape.largest_function:,}-byte function, more than its "
+            f"max_function_bytes limit ({limits.max_function_bytes:,})",
+            limit="max_function_bytes",
+            plugin=name,
+        )
 
 
 def _loader(runtime: Runtime, lookup: Lookup) -> Callable[[str], Artifact]:

@@ -106,7 +106,7 @@ class Plugin:
         host = HostAPI(
             label, self.grants, limits=self.limits, config=config, logger=plugin_logger(label)
         )
-        compiled = self.runtime.compile(wasm, name=label)
+        compiled = self.runtime.compile(wasm, name=label, limits=self.limits)
         self._impl: CoreModule | ComponentPlugin
         if isinstance(compiled, Component):
             self._impl = ComponentPlugin(
@@ -182,7 +182,11 @@ class Plugin:
     def _request(
         self, action: str, params: Mapping[str, Any] | None, context: TriggerContext | None
     ) -> bytes:
-        """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
+        """The request JSON of DESIGN.md contract 1, encoded as UTF-8.
+
+        The mode goes out twice: as ``mode`` and as ``current_mode``, the name
+        MIDIMon v2.5 plugins read (docs/abi.md, "MIDIMon compatibility").
+        """
         action_json = self._action_json.get(action) or self._check_action(action)
         params_json = _params_json(params)
         if context is None:
@@ -194,7 +198,7 @@ class Plugin:
             timestamp = context.timestamp
         text = (
             f'{{"action":{action_json},"params":{params_json},"context":'
-            f'{{"velocity":{velocity},"mode":{mode},"timestamp":{timestamp}}}}}'
+            f'{{"velocity":{velocity},"mode":{mode},"current_mode":{mode},"timestamp":{timestamp}}}}}'
         )
         try:
             return text.encode()
