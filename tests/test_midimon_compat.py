@@ -97,7 +97,8 @@ def test_v25_plugin_through_the_host_by_plugin_name() -> None:
 
 
 def test_request_shape_matches_the_contract() -> None:
-    # One request shape for every plugin: action, params, context{velocity, mode, timestamp}.
+    # One request shape for every plugin: action, params, context{velocity, mode,
+    # current_mode (MIDIMon v2.5's name for the mode), timestamp}.
     plugin = wasmdeck.Plugin(midimon_plugin())
     request = json.loads(
         plugin._request("hello", {"a": 1}, wasmdeck.TriggerContext(velocity=1, mode=2, timestamp=3))
@@ -105,5 +106,5 @@ def test_request_shape_matches_the_contract() -> None:
     assert request == {
         "action": "hello",
         "params": {"a": 1},
-        "context": {"velocity": 1, "mode": 2, "timestamp": 3},
+        "context": {"velocity": 1, "mode": 2, "current_mode": 2, "timestamp": 3},
     }

@@ -83,7 +83,7 @@ def _decode_error(what: str, reason: str, max_depth: int) -> str:
     if "infinity when parsed as double" in reason:
         # A 5,000-digit integer or 1e999: orjson would make it inf.
         return f"{what} holds a number too large to represent, at {where}"
-    if reason.startswith("unexpected character") or "expected a JSON value" in reason:
+    if reason.startswith(("unexpected character", "no digit after sign")):
         return (
             f"{what} is not valid JSON: {reason} "
             "(note: NaN, Infinity, comments and single quotes are not JSON)"

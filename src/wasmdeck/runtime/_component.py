@@ -53,7 +53,7 @@ from ._sandbox import (
     new_store,
     trap_code_of,
 )
-from ._stdio import LineLogger, plugin_logger
+from ._stdio import LineLogger, LogBudget, plugin_logger
 
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
@@ -125,8 +125,8 @@ class _TailLogger(LineLogger):
 
     __slots__ = ("tail",)
 
-    def __init__(self, logger: logging.Logger, level: int, stream: str) -> None:
-        super().__init__(logger, level, stream)
+    def __init__(self, logger: logging.Logger, level: int, stream: str, budget: LogBudget) -> None:
+        super().__init__(logger, level, stream, budget)
         self.tail: deque[str] = deque(maxlen=16)
 
     def _emit(self, line: bytes) -> None:
@@ -380,8 +380,11 @@ class ComponentPlugin:
         self._ticks = runtime.deadline_ticks(limits.timeout)
         self._live: _Instance | None = None
         self._action: str | None = None
-        self._stdout = _TailLogger(plugin_logger(label), logging.INFO, "stdout")
-        self._stderr = _TailLogger(plugin_logger(label), logging.WARNING, "stderr")
+        self._log_budget = LogBudget(limits.max_log_bytes, limits.max_log_lines)
+        self._stdout = _TailLogger(plugin_logger(label), logging.INFO, "stdout", self._log_budget)
+        self._stderr = _TailLogger(
+            plugin_logger(label), logging.WARNING, "stderr", self._log_budget
+        )
 
         ctype = compiled.type
         interfaces = self._check_imports(ctype.imports(runtime.engine))
@@ -540,6 +543,7 @@ class ComponentPlugin:
         if direct is None:
             return self._execute_generic(action, request)
         direct.lower(request)
+        self._log_budget.reset()
         live = self._live or self._instantiate()
         self._action = action
         ctx = live.ctx
@@ -580,6 +584,7 @@ class ComponentPlugin:
 
     def _execute_generic(self, action: str, request: ActionRequest) -> bytes:
         """``execute`` through wasmtime-py's value conversion (an unexpected signature)."""
+        self._log_budget.reset()
         live = self._live or self._instantiate()
         self._action = action
         store = live.store
@@ -693,7 +698,8 @@ class ComponentPlugin:
                         value=self.limits.max_output,
                     )
                 )
-            self.host.logger.log(_LOG_LEVELS.get(level, logging.INFO), "%s", message)
+            if self._log_budget.admit(self.host.logger, len(message)):
+                self.host.logger.log(_LOG_LEVELS.get(level, logging.INFO), "%s", message)
         except wasmtime.WasmtimeError:
             raise
         except BaseException as exc:  # never let a Python exception unwind through wasm

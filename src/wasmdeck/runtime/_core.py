@@ -43,7 +43,7 @@ from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._sandbox import allowed_env, describe_trap, instantiation_error, limit_error, new_store
-from ._stdio import LineLogger, plugin_logger
+from ._stdio import LineLogger, LogBudget, plugin_logger
 
 __all__ = ["CoreModule"]
 
@@ -208,8 +208,9 @@ class CoreModule:
         self._ticks = runtime.deadline_ticks(limits.timeout)
         self._live: _Instance | None = None
         self._action: str | None = None  # the action being run, for error messages
-        self._stdout = LineLogger(plugin_logger(label), logging.INFO, "stdout")
-        self._stderr = LineLogger(plugin_logger(label), logging.WARNING, "stderr")
+        self._log_budget = LogBudget(limits.max_log_bytes, limits.max_log_lines)
+        self._stdout = LineLogger(plugin_logger(label), logging.INFO, "stdout", self._log_budget)
+        self._stderr = LineLogger(plugin_logger(label), logging.WARNING, "stderr", self._log_budget)
 
         self._check_exports(module)
         imported = self._check_imports(module)
@@ -370,6 +371,7 @@ class CoreModule:
 
     def execute(self, action: str, request: bytes) -> bytes:
         """Run one request; return the plugin's output (empty if it set none)."""
+        self._log_budget.reset()
         live = self._live or self._start()
         self._action = action
         self._deadline = time.monotonic() + self.limits.timeout
@@ -605,7 +607,8 @@ class CoreModule:
                     ABIViolation(f"log({level}, {ptr:#x}, {length}) points outside memory")
                 )
             logger = self._stdout.logger
-            logger.log(_LOG_LEVELS[min(level, 3)], "%s", data.decode("utf-8", "replace"))
+            if self._log_budget.admit(logger, length):
+                logger.log(_LOG_LEVELS[min(level, 3)], "%s", data.decode("utf-8", "replace"))
             return 0
         except BaseException as exc:
             return self._fail(WasmdeckError(f"host function log failed: {exc!r}"))

@@ -126,6 +126,7 @@ class Plugin:
         self._action_json: dict[str, str] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._per_call = self.limits.instance == "per-call"
 
     @property
     def name(self) -> str:
@@ -157,6 +158,11 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self._per_call:
+                try:
+                    return self._impl.execute(action, request)
+                finally:
+                    self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
 
     async def call_async(
@@ -177,6 +183,11 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self._per_call:
+                try:
+                    return self._impl.execute(action, request)
+                finally:
+                    self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
 
     def _request(
