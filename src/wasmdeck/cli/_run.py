@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._capabilities import Grants, read_grants_file
+from .._capabilities import UNMAPPED, Grants, describe_request, read_grants_file
 from .._context import TriggerContext
 from .._json import JSONInputError, loads
 from ..runtime import Limits, Plugin
@@ -97,6 +97,9 @@ def register(subparsers: Any) -> None:
 def _info(args: argparse.Namespace) -> int:
     plugin = Plugin(args.plugin)
     print(json.dumps(plugin.metadata.to_dict(), indent=2, ensure_ascii=False))
+    for request in plugin.metadata.capabilities:  # e.g. MIDIMon's midi, audio, systemcontrol
+        if request.kind in UNMAPPED:
+            print(f"wasmdeck: note: {describe_request(request)}", file=sys.stderr)
     return 0
 
 
