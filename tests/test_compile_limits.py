@@ -17,6 +17,7 @@ from watgen import abi_module, filler_functions
 import wasmdeck
 from wasmdeck import Limits, ModuleTooLarge
 from wasmdeck.cli._main import EXIT_INVALID, main
+from wasmdeck.runtime._cache import CompileCache
 from wasmdeck.runtime._wasmscan import scan
 
 
@@ -90,3 +91,30 @@ def test_the_cli_exits_4(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     path.write_bytes(abi_module(extra=filler_functions(20_001)))
     assert main(["info", str(path)]) == EXIT_INVALID
     assert "max_functions limit (20,000)" in capsys.readouterr().err
+
+
+def test_a_compile_past_compile_timeout_is_stopped() -> None:
+    # 40,000 loops in one function: more than 64 KiB of code, so it compiles in a
+    # child process; in process it would run to completion (several seconds).
+    wasm = abi_module(extra=filler_functions(1, "(loop)" * 40_000))
+    assert scan(wasm).code_bytes > 64 * 1024
+    started = time.monotonic()
+    with pytest.raises(
+        ModuleTooLarge, match=r"took longer than its compile_timeout limit \(0.5 s\)"
+    ) as error:
+        wasmdeck.Plugin(wasm, runtime=runtime(), limits=Limits(compile_timeout=0.5))
+    assert error.value.limit == "compile_timeout"
+    assert time.monotonic() - started < 3
+
+
+def test_a_compile_in_a_child_process_gives_a_working_plugin(tmp_path: Path) -> None:
+    wasm = abi_module(extra=filler_functions(200, "(nop)" * 400))
+    assert scan(wasm).code_bytes > 64 * 1024
+    plugin = wasmdeck.Plugin(wasm, runtime=runtime())
+    assert plugin.call("ok") == b"ok"
+    # And through the compile cache: stored once, loaded from it afterwards.
+    cached = wasmdeck.Runtime(cache=CompileCache(tmp_path / "cache"))
+    assert cached.load(wasm, name="w")[1] is False
+    assert cached.load(wasm, name="w")[1] is True
+    with pytest.raises(wasmdeck.InvalidModule, match="wasmtime rejected the module"):
+        wasmdeck.Plugin(wasm[:-3], runtime=runtime())  # wasmtime's error, from the child

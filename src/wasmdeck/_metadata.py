@@ -216,6 +216,7 @@ def _parse_capabilities(value: object, bad: Any) -> tuple[CapabilityRequest, ...
         )
     requests: list[CapabilityRequest] = []
     for i, item in enumerate(value):
+        kind: object
         if isinstance(item, str):
             kind, scope = item, {}
         elif isinstance(item, dict):

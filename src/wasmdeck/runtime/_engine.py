@@ -21,8 +21,9 @@ from wasmtime import component
 
 from .._errors import InvalidModule, ModuleTooLarge
 from ._cache import CompileCache, Kind, Lookup
+from ._compilejob import CompileFailed, CompileTimedOut, compile_in_child
 from ._limits import Limits
-from ._wasmscan import scan
+from ._wasmscan import WasmShape, scan
 
 __all__ = ["Artifact", "Runtime", "default_runtime"]
 
@@ -33,6 +34,10 @@ COMPONENT_VERSION = b"\x0d\x00\x01\x00"
 WASMTIME_VERSION = metadata.version("wasmtime")
 
 Artifact = wasmtime.Module | component.Component
+# Binaries with more code than this compile in a child process that
+# compile_timeout can stop; below it a compile takes about a second at most
+# (64 KB of loops in one function: 1.2 s here).
+IN_PROCESS_CODE_BYTES = 64 * 1024
 # Called with (plugin name, wasm size) around a compile that missed the cache.
 Progress = Callable[[str, int], AbstractContextManager[object]]
 
@@ -77,6 +82,7 @@ class Runtime:
         for name, value in settings.items():
             setattr(config, name, value)
         self.max_stack = max_stack
+        self._settings = settings  # a compiling child process builds the same engine
         self.tick = tick
         self.engine = wasmtime.Engine(config)
         # What compiled code depends on: artifacts are shared only between
@@ -135,9 +141,9 @@ class Runtime:
                 _check_size(st.st_size, limits, name)
             wasm = path.read_bytes()
         kind = _kind(wasm, name)
-        _check_shape(wasm, kind, limits, name)
+        shape = _check_shape(wasm, kind, limits, name)
         if cache is None:
-            return self._compile(wasm, kind, name), False
+            return self._compile(wasm, kind, name, limits, shape), False
         lookup = Lookup(
             CompileCache.key(self.fingerprint, kind, digest := hashlib.sha256(wasm).hexdigest()),
             digest,
@@ -149,20 +155,35 @@ class Runtime:
         hit = cache.fetch(lookup, self.fingerprint, WASMTIME_VERSION, _loader(self, lookup))
         if hit is not None:
             return hit, True
-        artifact = self._compile(wasm, kind, name)
+        artifact = self._compile(wasm, kind, name, limits, shape)
         cache.store(lookup, self.fingerprint, WASMTIME_VERSION, artifact.serialize(), name=name)
         return artifact, False
 
-    def _compile(self, wasm: bytes, kind: Kind, name: str) -> Artifact:
+    def _compile(
+        self, wasm: bytes, kind: Kind, name: str, limits: Limits, shape: WasmShape
+    ) -> Artifact:
         progress = self.progress(name, len(wasm)) if self.progress else nullcontext()
         try:
             with progress:
+                if shape.code_bytes <= IN_PROCESS_CODE_BYTES:
+                    if kind == "component":
+                        return component.Component(self.engine, wasm)
+                    return wasmtime.Module(self.engine, wasm)
+                # Only a child process can be stopped at compile_timeout (_compilejob.py).
+                data = compile_in_child(wasm, kind, self._settings, limits.compile_timeout)
                 if kind == "component":
-                    return component.Component(self.engine, wasm)
-                return wasmtime.Module(self.engine, wasm)
-        except wasmtime.WasmtimeError as exc:
+                    return component.Component.deserialize(self.engine, data)
+                return wasmtime.Module.deserialize(self.engine, data)
+        except (wasmtime.WasmtimeError, CompileFailed) as exc:
             raise InvalidModule(
                 f"wasmtime rejected the {kind}: {error_summary(exc)}", plugin=name
+            ) from None
+        except CompileTimedOut:
+            raise ModuleTooLarge(
+                f"compiling the {kind} took longer than its compile_timeout limit "
+                f"({limits.compile_timeout:g} s); it was stopped",
+                limit="compile_timeout",
+                plugin=name,
             ) from None
 
     def close(self) -> None:
@@ -198,7 +219,7 @@ def _check_size(size: int, limits: Limits, name: str) -> None:
         )
 
 
-def _check_shape(wasm: bytes, kind: Kind, limits: Limits, name: str) -> None:
+def _check_shape(wasm: bytes, kind: Kind, limits: Limits, name: str) -> WasmShape:
     """Refuse, before compiling, a binary whose compile time would be out of bounds."""
     _check_size(len(wasm), limits, name)
     shape = scan(wasm)
@@ -216,6 +237,7 @@ def _check_shape(wasm: bytes, kind: Kind, limits: Limits, name: str) -> None:
             limit="max_function_bytes",
             plugin=name,
         )
+    return shape
 
 
 def _loader(runtime: Runtime, lookup: Lookup) -> Callable[[str], Artifact]:

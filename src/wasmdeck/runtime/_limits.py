@@ -37,6 +37,12 @@ class Limits:
       lifted/lowered functions) and its largest function body. The defaults
       admit every kit's plugins with room (componentize-py: 19 MB, 13,500
       functions, a 427 KB function).
+    - ``compile_timeout``: seconds a compile may take. Past it the compile is
+      stopped and the plugin refused. A compile cannot be interrupted in
+      process, so binaries with more than 64 KiB of code are compiled in a
+      child process that can be killed (about 0.1 s more, once: the result
+      is cached); smaller ones compile in process, within about a second
+      whatever they hold.
     - ``instance``: ``"persistent"`` (the default) keeps one instance, and
       its memory, from call to call; ``"per-call"`` starts a fresh instance
       for every call, as MIDIMon did (see the README for its cost).
@@ -57,6 +63,7 @@ class Limits:
     max_module_bytes: int = 32 * MiB
     max_functions: int = 20_000
     max_function_bytes: int = 1 * MiB
+    compile_timeout: float = 60.0
     instance: Literal["persistent", "per-call"] = "persistent"
 
     def __post_init__(self) -> None:
@@ -81,6 +88,13 @@ class Limits:
                 raise ValueError(f"limit {name} must be a positive integer, not {value!r}")
         if not isinstance(self.timeout, int | float) or not 0 < self.timeout <= 86_400:
             raise ValueError(f"limit timeout must be seconds in (0, 86400], not {self.timeout!r}")
+        if (
+            not isinstance(self.compile_timeout, int | float)
+            or not 0 < self.compile_timeout <= 86_400
+        ):
+            raise ValueError(
+                f"limit compile_timeout must be seconds in (0, 86400], not {self.compile_timeout!r}"
+            )
         if self.instance not in INSTANCE_POLICIES:
             raise ValueError(
                 f"limit instance must be one of {', '.join(map(repr, INSTANCE_POLICIES))}, "

@@ -36,6 +36,7 @@ class WasmShape:
     functions: int = 0  # defined functions (imports are not compiled)
     largest_function: int = 0  # bytes of the biggest function body
     modules: int = 0  # core modules (a component may carry several)
+    code_bytes: int = 0  # bytes of all code sections
 
 
 def _leb(data: bytes, pos: int, end: int) -> tuple[int, int]:
@@ -55,7 +56,7 @@ def _leb(data: bytes, pos: int, end: int) -> tuple[int, int]:
 
 def scan(wasm: bytes) -> WasmShape:
     """The shape of a core module or component; stops quietly at malformed bytes."""
-    functions = largest = modules = 0
+    functions = largest = modules = code = 0
     # (start, end, depth) of each binary still to read; a component's nested
     # core modules and components are pushed as they are found.
     pending = [(0, len(wasm), 0)]
@@ -75,6 +76,7 @@ def scan(wasm: bytes) -> WasmShape:
                     count, _ = _leb(wasm, body, pos)
                     functions += count
                 elif core and section == _CODE_SECTION:
+                    code += size
                     largest = max(largest, _largest_body(wasm, body, pos))
                 elif not core and section in (_CORE_MODULE_SECTION, _COMPONENT_SECTION):
                     if depth < _MAX_NESTING:
@@ -84,7 +86,7 @@ def scan(wasm: bytes) -> WasmShape:
                     functions += count
         except ValueError:
             continue  # malformed: wasmtime will say what is wrong
-    return WasmShape(functions, largest, modules)
+    return WasmShape(functions, largest, modules, code)
 
 
 def _largest_body(wasm: bytes, pos: int, end: int) -> int:
