@@ -11,6 +11,7 @@ from ._context import TriggerContext
 from ._errors import (
     ABIViolation,
     ActionNotFound,
+    BuildError,
     ConsentRequired,
     FuelLimitExceeded,
     ImportNotAllowed,
@@ -31,6 +32,7 @@ from ._errors import (
     PluginReportedError,
     PluginTrap,
     PolicyRefused,
+    ProjectError,
     RegistryCorrupt,
     RevokedKey,
     RoutingError,
@@ -40,10 +42,12 @@ from ._errors import (
     TableLimitExceeded,
     TamperedPackage,
     TimeLimitExceeded,
+    ToolchainMissing,
     TrustStoreCorrupt,
     WasmdeckError,
 )
 from ._metadata import ActionSpec, CapabilityRequest, PluginMetadata
+from ._version import __version__
 from .host import PluginHost
 from .packages import (
     InstalledPlugin,
@@ -67,12 +71,11 @@ from .packages import (
 )
 from .runtime import Limits, Plugin, Runtime
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ABIViolation",
     "ActionNotFound",
     "ActionSpec",
+    "BuildError",
     "CapabilityRequest",
     "ConsentRequired",
     "FuelLimitExceeded",
@@ -105,6 +108,7 @@ __all__ = [
     "PluginTrap",
     "Policy",
     "PolicyRefused",
+    "ProjectError",
     "PublicKey",
     "RegistryCorrupt",
     "RevokedKey",
@@ -118,6 +122,7 @@ __all__ = [
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
+    "ToolchainMissing",
     "TriggerContext",
     "TrustLevel",
     "TrustStore",

@@ -10,9 +10,9 @@ from typing import Any
 
 from .._capabilities import UNMAPPED, Grants, describe_request, read_grants_file
 from .._context import TriggerContext
+from .._errors import UsageError
 from .._json import JSONInputError, loads
-from ..runtime import Limits, Plugin
-from ..runtime._limits import MiB
+from ..runtime import Limits, MiB, Plugin
 
 # A JSON option on the command line (--params, --context, --config).
 MAX_OPTION_BYTES = 1 * MiB
@@ -104,8 +104,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._main import UsageError
-
     params = _json_object(args.params, "--params")
     context = TriggerContext.from_dict(_json_object(args.context, "--context"))
     limits = Limits(fuel=args.fuel, timeout=args.timeout, max_memory=int(args.max_memory * MiB))
@@ -123,8 +121,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
-    from ._main import UsageError
-
     try:
         value = loads(text, what=option, max_bytes=MAX_OPTION_BYTES)
     except JSONInputError as exc:

@@ -39,7 +39,7 @@ Artifact = wasmtime.Module | component.Component
 # (64 KB of loops in one function: 1.2 s here).
 IN_PROCESS_CODE_BYTES = 64 * 1024
 # Called with (plugin name, wasm size) around a compile that missed the cache.
-Progress = Callable[[str, int], AbstractContextManager[object]]
+CompileProgress = Callable[[str, int], AbstractContextManager[object]]
 
 
 class Runtime:
@@ -94,7 +94,7 @@ class Runtime:
             ).encode()
         ).hexdigest()[:32]
         self.cache = CompileCache() if cache is True else (cache or None)
-        self.progress: Progress | None = None
+        self.progress: CompileProgress | None = None
         self._stopped = threading.Event()
         self._ticker = threading.Thread(
             target=_advance_epoch,
