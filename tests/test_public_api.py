@@ -37,6 +37,7 @@ PUBLIC = [
     "MemoryLimitExceeded",
     "MissingExport",
     "ModuleFileCorrupt",
+    "ModuleTooLarge",
     "OutputLimitExceeded",
     "Package",
     "PackageError",

@@ -1,7 +1,7 @@
 """What the two ABI adapters share: requests, host calls, refusals and failures.
 
 ``Adapter`` is the base of ``CoreModule`` (the core-module JSON ABI v1) and
-``ComponentPlugin`` (the component world): DESIGN.md contracts 1 and 2, one
+``ComponentPlugin`` (the component world; docs/abi.md and docs/components.md), one
 model behind one Python API. Everything that must read the same whichever
 ABI a plugin speaks lives here, once:
 

@@ -355,7 +355,7 @@ class CoreModule(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: TriggerContext | None) -> bytes:
-        """The request JSON of DESIGN.md contract 1, encoded as UTF-8.
+        """The request JSON of docs/abi.md ("The request"), encoded as UTF-8.
 
         The mode goes out twice, as ``mode`` and as ``current_mode`` (the name
         MIDIMon v2.5 plugins read; docs/abi.md, "MIDIMon v2.5 plugins").
