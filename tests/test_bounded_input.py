@@ -179,8 +179,6 @@ def test_python_params_and_config_that_are_not_json_raise_value_error() -> None:
     with pytest.raises(ValueError, match="params cannot be sent as JSON: nested too deeply"):
         plugin.call("ok", {"a": deep})
     with pytest.raises(ValueError, match="params cannot be sent as JSON"):
-        plugin.call("ok", {"a": float("nan")})
-    with pytest.raises(ValueError, match="params cannot be sent as JSON"):
         plugin.call("ok", {"a": object()})
 
 

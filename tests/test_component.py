@@ -155,6 +155,13 @@ def test_large_outputs_and_the_output_limit(behaviors_component: Path, runtime: 
         small.call("fail", {"message": "short"})
 
 
+def test_params_as_bytes_reach_the_component_as_given(component: wasmdeck.Plugin) -> None:
+    import json
+
+    echoed = json.loads(component.call("echo", b'{"a": [1, "\xc3\xa9"]}'))
+    assert echoed["params"] == {"a": [1, "é"]}
+
+
 def test_undeclared_actions_and_bad_params_are_refused_before_the_call(
     component: wasmdeck.Plugin,
 ) -> None:

@@ -236,3 +236,19 @@ def test_limits_reject_nonsense() -> None:
     for bad in ({"fuel": 0}, {"timeout": -1}, {"max_memory": 1.5}, {"max_output": -5}):
         with pytest.raises(ValueError, match="limit"):
             Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_params_as_bytes_are_sent_as_they_are() -> None:
+    """Pre-encoded params skip the encoder; what the plugin receives is the caller's text."""
+    plugin = wasmdeck.Plugin(abi_module())
+    context = wasmdeck.TriggerContext(velocity=1, mode=2, timestamp=3)
+    assert plugin._request("x", b'{"a": [1, 2]}', context) == (
+        b'{"action":"x","params":{"a": [1, 2]},"context":{"velocity":1,"mode":2,"timestamp":3}}'
+    )
+    # The encoder: exact big integers; NaN as null, as wasmdeck._json.dumps writes it.
+    assert plugin._request("x", {"n": 2**70}, context).startswith(
+        b'{"action":"x","params":{"n":1180591620717411303424}'
+    )
+    assert plugin._request("x", {"f": float("nan")}, context).startswith(
+        b'{"action":"x","params":{"f":null}'
+    )

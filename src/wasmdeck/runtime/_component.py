@@ -464,13 +464,10 @@ class ComponentPlugin(Adapter):
         return linker
 
     def _instantiate(self) -> _Instance:
-        store = new_store(
+        store, _ = new_store(
             self.runtime,
             self.limits,
-            self.host,
-            self._env,
-            self._stdout,
-            self._stderr,
+            self._wasi,
             fuel=self._fuel,
             ticks=self._ticks,
             min_instances=COMPONENT_INSTANCES,

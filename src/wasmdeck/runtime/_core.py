@@ -37,6 +37,7 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
+from . import _payload as payload
 from ._adapter import LOG_LEVELS, Adapter, Params, params_json
 from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
@@ -73,6 +74,18 @@ _BASE_FUNCS: dict[str, tuple[list[ValType], list[ValType]]] = {
 _JSON_FUNC = ([_i32, _i32], [_i32])
 
 
+# The hot path's callees, bound once (a module global is found faster than an
+# attribute of a module).
+_monotonic = time.monotonic
+_set_fuel = capi.set_fuel
+_set_epoch_deadline = capi.set_epoch_deadline
+_pack_args = capi.pack_args
+_call_unchecked = capi.call_unchecked
+_unpack_i32 = capi.unpack_i32
+_reset_header, _read_header = payload.reset_header, payload.read_header
+_STATE, _DATA = payload.STATE, payload.DATA
+
+
 def _host_signature(name: str) -> tuple[list[ValType], list[ValType]] | None:
     if name in _BASE_FUNCS:
         return _BASE_FUNCS[name]
@@ -85,8 +98,16 @@ def _sig(params: list[ValType], results: list[ValType]) -> str:
     return f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
 
 
+# The exports the ABI uses, looked up by name in each new instance.
+_EXPORTS = (b"memory", b"alloc", b"dealloc", b"init", b"execute", b"_initialize")
+
+
 class _Instance:
-    """One store and instance, with the raw handles the hot path needs."""
+    """One store and instance, with the raw handles the hot path needs.
+
+    Made through the C API (``_capi``): the instance, its exports and the
+    call arguments live in one buffer owned here.
+    """
 
     __slots__ = (
         "args",
@@ -95,63 +116,80 @@ class _Instance:
         "buf_cap",
         "buf_ptr",
         "ctx",
-        "error",
-        "exports",
         "f_alloc",
         "f_dealloc",
         "f_execute",
         "f_init",
         "f_initialize",
+        "handles",
+        "instance",
         "mem",
         "mem_size",
-        "memory",
-        "output",
+        "out",
+        "out_base",
+        "out_mem",
         "pending",
         "session",
         "store",
-        "tables",
         "trap",
         "trap_addr",
         "view",
         "violation",
     )
 
-    def __init__(
-        self, store: wasmtime.Store, instance: wasmtime.Instance, session: HostSession
-    ) -> None:
+    def __init__(self, store: wasmtime.Store, ctx: int, imports: int | None = None) -> None:
         self.store = store
-        self.session = session
+        self.ctx = ctx
+        # Host-call state (its WebSockets), made at the first host call.
+        self.session: HostSession | None = None
         self.pending: bytes | None = None  # a host call's response, until response_read
-        self.exports = instance.exports(store)
-        self.ctx = capi.context_address(store)
-        memory = self.exports["memory"]
-        assert isinstance(memory, wasmtime.Memory)
-        self.memory = memory
-        self.mem = capi.address_of(memory._memory)
-        # Fixed for the instance's life: the engine is configured with
-        # memory_may_move = False.
-        self.base = capi.memory_data(self.ctx, self.mem)
-        self.refresh()
-        self.tables = [e for e in self.exports.values() if isinstance(e, wasmtime.Table)]
-
-        def func(name: str) -> int:
-            item = self.exports.get(name)
-            return capi.address_of(item._func) if isinstance(item, wasmtime.Func) else 0
-
-        self.f_alloc = func("alloc")
-        self.f_dealloc = func("dealloc")
-        self.f_init = func("init")
-        self.f_execute = func("execute")
-        self.f_initialize = func("_initialize")
-        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES)()
-        self.args_addr = capi.address_of(self.args)
+        # [instance][one extern per _EXPORTS name][call arguments]; with the
+        # payload helpers also [box][copier][the plugin's imports][box's
+        # exports: set_output, set_error, table, out][copier's imports].
+        size = capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS) + capi.ARGS_BYTES
+        if imports is not None:
+            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + 4 + 3)
+        self.handles, base, _ = capi.byte_buffer(size)
+        self.instance = base
+        self.args_addr = base + capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS)
+        self.out_mem = 0  # the payload box's memory (see _payload), when linked
+        self.out = memoryview(b"")
+        self.out_base = 0
+        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES).from_address(self.args_addr)
         self.trap = ctypes.c_void_p()
         self.trap_addr = capi.address_of(self.trap)
         self.buf_ptr = 0
         self.buf_cap = 0
-        self.output: bytes | None = None
-        self.error: bytes | None = None
         self.violation: WasmdeckError | None = None
+
+    def bind(self, exported: tuple[bool, ...]) -> None:
+        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has)."""
+        ctx, instance = self.ctx, self.instance
+        found = []
+        for index, name in enumerate(_EXPORTS):
+            extern = instance + capi.INSTANCE_SIZE + index * capi.EXTERN_SIZE
+            ok = exported[index] and capi.instance_export_get(
+                ctx, instance, name, len(name), extern
+            )
+            found.append(extern + capi.EXTERN_OF if ok else 0)
+        self.mem, self.f_alloc, self.f_dealloc, self.f_init, self.f_execute = found[:5]
+        self.f_initialize = found[5]
+        # Fixed for the instance's life: the engine is configured with
+        # memory_may_move = False.
+        self.base = capi.memory_data(ctx, self.mem)
+        self.refresh()
+
+    @property
+    def tables(self) -> list[wasmtime.Table]:
+        """The instance's exported tables (for failure reports only: not fast)."""
+        instance = capi.instance_from_raw(self.instance)
+        exports = instance.exports(self.store)  # type: ignore[attr-defined]
+        return [e for e in exports.values() if isinstance(e, wasmtime.Table)]
+
+    def refresh_out(self) -> None:
+        """Re-map the view of the payload box's memory (after the copier grew it)."""
+        size = capi.memory_data_size(self.ctx, self.out_mem)
+        self.out = capi.writable_view(self.out_base, size)
 
     def refresh(self) -> None:
         """Re-read the memory size and re-map the view (after the guest grew memory).
@@ -160,7 +198,7 @@ class _Instance:
         and ``view`` covers valid guest memory.
         """
         self.mem_size = capi.memory_data_size(self.ctx, self.mem)
-        self.view = capi.memory_view(self.base, self.mem_size)
+        self.view = capi.writable_view(self.base, self.mem_size)
 
     def fits(self, ptr: int, length: int) -> bool:
         """Whether ``ptr .. ptr+length`` lies inside the guest's memory (as it is now)."""
@@ -211,19 +249,41 @@ class CoreModule(Adapter):
         linker.define_wasi()
         self._callbacks = []  # keeps the ctypes callbacks alive as long as the linker
         for name in imported:
-            params, results = _host_signature(name)  # type: ignore[misc]
             if name in _PAYLOAD_FUNCS:
-                function = self._payload_callback(name)
-            else:
-                function = getattr(self, f"_host_{name}", None) or self._json_callback(name)
+                continue  # in wasm: see _payload
+            params, results = _host_signature(name)  # type: ignore[misc]
+            function = getattr(self, f"_host_{name}", None) or self._json_callback(name)
             callback = capi.HOST_CALLBACK(function)
             self._callbacks.append(callback)
             capi.define_host_func(linker, HOST_MODULE, name, FuncType(params, results), callback)
         self._define_wasi_waits(linker)
-        try:
-            self._pre = linker.instantiate_pre(module)
-        except wasmtime.WasmtimeError as exc:
-            raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
+        self._module = module
+        self._helpers = any(name in _PAYLOAD_FUNCS for name in imported)
+        if self._helpers:
+            # Each instance is linked by hand: the payload box's functions belong
+            # to its store, so they cannot be part of an InstancePre.
+            box, copier = payload.helper_modules(runtime.engine)
+            self._box_ptr, self._copier_ptr = capi.pointer_of(box), capi.pointer_of(copier)
+            self._module_ptr = capi.pointer_of(module)
+            self._linker_ptr = capi.pointer_of(linker)
+            self._import_plan = [
+                (
+                    imp.module.encode(),
+                    (imp.name or "").encode(),
+                    _PAYLOAD_FUNCS.index(imp.name)
+                    if imp.module == HOST_MODULE and imp.name in _PAYLOAD_FUNCS
+                    else None,
+                )
+                for imp in module.imports
+            ]
+        else:
+            try:
+                self._pre = linker.instantiate_pre(module)
+            except wasmtime.WasmtimeError as exc:
+                raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
+            self._pre_ptr = capi.pointer_of(self._pre)
+        names = {e.name for e in module.exports}
+        self._exported = tuple(name.decode() in names for name in _EXPORTS)
         self._linker = linker
         self._named(self._read_metadata())
 
@@ -299,28 +359,83 @@ class CoreModule(Adapter):
         return used
 
     def _instantiate(self) -> _Instance:
-        store = new_store(
+        store, ctx = new_store(
             self.runtime,
             self.limits,
-            self.host,
-            self._env,
-            self._stdout,
-            self._stderr,
+            self._wasi,
             fuel=self._fuel,
             ticks=self._ticks,
+            payload_helpers=self._helpers,
         )
         self._clock_origin = time.monotonic_ns()  # WASI's monotonic clock starts with the store
-        try:
-            instance = self._pre.instantiate(store)
-        except wasmtime.Trap as trap:
-            raise self._trap_error(trap, None) from None
-        except wasmtime.WasmtimeError as exc:
-            raise instantiation_error(exc, self.limits, self.label) from None
-        live = _Instance(store, instance, self.host.session())
+        if self._helpers:
+            live = _Instance(store, ctx, len(self._import_plan))
+            self._link_with_helpers(live)
+        else:
+            live = _Instance(store, ctx)
+            error = capi.instance_pre_instantiate(self._pre_ptr, ctx, live.instance, live.trap_addr)
+            self._check_instantiated(live, error)
+            live.bind(self._exported)
         self._live = live
         if live.f_initialize:
-            self._raw_call(live, live.f_initialize, 0, 0, "_initialize")
+            self._raw_call(live, live.f_initialize, 0, 0, "_initialize", arm=False)
         return live
+
+    def _check_instantiated(self, live: _Instance, error: int | None) -> None:
+        if live.trap.value:
+            trap = capi.take_trap(live.trap.value)
+            live.trap.value = None
+            raise self._trap_error(trap, None) from None  # type: ignore[arg-type]
+        if error:
+            exc: wasmtime.WasmtimeError = capi.take_error(error)  # type: ignore[assignment]
+            if "incompatible import type" in str(exc) or "unknown import" in str(exc):
+                raise ImportNotAllowed(
+                    f"cannot link the module: {error_summary(exc)}", plugin=self.label
+                )
+            raise instantiation_error(exc, self.limits, self.label) from None
+
+    def _link_with_helpers(self, live: _Instance) -> None:
+        """Instantiate the payload box, the plugin (importing it) and the copier."""
+        ctx, es, size = live.ctx, capi.EXTERN_SIZE, capi.INSTANCE_SIZE
+        box = live.instance + size + es * len(_EXPORTS) + capi.ARGS_BYTES
+        copier = box + size
+        imports = copier + size
+        box_exports = imports + es * len(self._import_plan)
+        copier_imports = box_exports + 4 * es
+        self._check_instantiated(
+            live, capi.instance_new(ctx, self._box_ptr, None, 0, box, live.trap_addr)
+        )
+        for index, name in enumerate((b"set_output", b"set_error", b"table", b"out")):
+            capi.instance_export_get(ctx, box, name, len(name), box_exports + index * es)
+        for index, (module, name, from_box) in enumerate(self._import_plan):
+            extern = imports + index * es
+            if from_box is not None:
+                ctypes.memmove(extern, box_exports + from_box * es, es)
+            elif not capi.linker_get(
+                self._linker_ptr, ctx, module, len(module), name, len(name), extern
+            ):
+                raise ImportNotAllowed(
+                    f"cannot link the module: {module.decode()}.{name.decode()} is not "
+                    "provided by the host",
+                    plugin=self.label,
+                )
+        error = capi.instance_new(
+            ctx, self._module_ptr, imports, len(self._import_plan), live.instance, live.trap_addr
+        )
+        self._check_instantiated(live, error)
+        live.bind(self._exported)
+        ctypes.memmove(copier_imports, live.mem - capi.EXTERN_OF, es)  # the plugin's memory
+        ctypes.memmove(copier_imports + es, box_exports + 3 * es, es)  # out
+        ctypes.memmove(copier_imports + 2 * es, box_exports + 2 * es, es)  # table
+        self._check_instantiated(
+            live,
+            capi.instance_new(ctx, self._copier_ptr, copier_imports, 3, copier, live.trap_addr),
+        )
+        live.out_mem = box_exports + 3 * es + capi.EXTERN_OF
+        live.out_base = capi.memory_data(ctx, live.out_mem)
+        live.refresh_out()
+        payload.write_limit(live.out, self.limits.max_output)
+        payload.reset_header(live.out, payload.STATE, -1, -1, 0)
 
     def _read_metadata(self) -> PluginMetadata:
         live = self._instantiate()
@@ -379,34 +494,65 @@ class CoreModule(Adapter):
         """Run one request; return the plugin's output (empty if it set none)."""
         live = self._live or self._start()
         self._action = action
-        live.output = live.error = live.violation = None
+        live.violation = None
         size = len(request)
         if size > live.buf_cap:
             self._grow_buffer(live, size)
-        ctx = live.ctx
-        live.view[live.buf_ptr : live.buf_ptr + size] = request
-        self._arm(ctx)
-        capi.pack_args(live.args, 0, live.buf_ptr, size)
-        error = capi.call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
+        ctx, buf, out = live.ctx, live.buf_ptr, live.out
+        live.view[buf : buf + size] = request
+        if live.out_mem:
+            _reset_header(out, _STATE, -1, -1, 0)
+        # _arm, inlined: this is the hot path.
+        self._deadline = _monotonic() + self.limits.timeout
+        self._log_budget.reset()
+        error = _set_fuel(ctx, self._fuel)
+        if error:
+            raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
+        _set_epoch_deadline(ctx, self._ticks)
+        _pack_args(live.args, 0, buf, size)
+        error = _call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
         if self._stdout.pending or self._stderr.pending:
             self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error)
-        code = capi.unpack_i32(live.args)[0]
-        if live.error is not None:
-            raise self._reported(live.error.decode("utf-8", "replace"), code, action)
-        if code != 0:
-            raise PluginReportedError(
-                f"failed with code {code} (the plugin set no error message)",
-                code=code,
-                plugin=self.label,
-                action=action,
+        if not live.out_mem:  # the plugin imports neither set_output nor set_error
+            code = _unpack_i32(live.args)[0]
+            if code:
+                raise self._no_message(code, action)
+            return b""
+        out_len, err_len, _ = _read_header(out, _STATE)
+        start = _DATA + out_len if out_len > 0 else _DATA
+        if err_len >= 0 or start > len(out):
+            return self._payload_outcome(live, action, start, err_len)
+        if _unpack_i32(live.args)[0]:
+            raise self._no_message(_unpack_i32(live.args)[0], action)
+        return out[_DATA:start].tobytes()
+
+    def _payload_outcome(self, live: _Instance, action: str, start: int, err_len: int) -> bytes:
+        """``execute``'s outcome past the common case: an error message, or a grown box."""
+        end = start + max(err_len, 0)
+        if end > len(live.out):
+            live.refresh_out()
+        code = _unpack_i32(live.args)[0]
+        if err_len >= 0:
+            raise self._reported(
+                live.out[start:end].tobytes().decode("utf-8", "replace"), code, action
             )
-        return live.output or b""
+        if code:
+            raise self._no_message(code, action)
+        return live.out[_DATA:start].tobytes()
+
+    def _no_message(self, code: int, action: str) -> PluginReportedError:
+        return PluginReportedError(
+            f"failed with code {code} (the plugin set no error message)",
+            code=code,
+            plugin=self.label,
+            action=action,
+        )
 
     def _discard(self) -> None:
         live, self._live = self._live, None
-        if live is not None:
+        if live is not None and live.session is not None:
             live.session.close()  # e.g. the instance's WebSockets
 
     def _grow_buffer(self, live: _Instance, size: int) -> None:
@@ -425,13 +571,32 @@ class CoreModule(Adapter):
             )
         live.buf_ptr, live.buf_cap = ptr, capacity
 
+    def _open_session(self, live: _Instance) -> HostSession:
+        live.session = self.host.session()
+        return live.session
+
     def _raw_call(
-        self, live: _Instance, func: int, a0: int, a1: int, name: str, result: str = "i32"
+        self,
+        live: _Instance,
+        func: int,
+        a0: int,
+        a1: int,
+        name: str,
+        result: str = "i32",
+        *,
+        arm: bool = True,
     ) -> int:
-        """Call an ABI export other than execute; raise a typed error on failure."""
+        """Call an ABI export other than execute; raise a typed error on failure.
+
+        ``arm=False``: the store is new and already has its fuel and deadline.
+        """
         ctx = live.ctx
         live.violation = None
-        self._arm(ctx)
+        if arm:
+            self._arm(ctx)
+        else:
+            self._deadline = time.monotonic() + self.limits.timeout
+            self._log_budget.reset()
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
         error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
         self._flush()
@@ -452,6 +617,8 @@ class CoreModule(Adapter):
         if live.trap.value:
             trap = capi.take_trap(live.trap.value)
             live.trap.value = None
+            if live.out_mem and live.violation is None:
+                live.violation = self._payload_violation(live)
         else:
             trap = None
         if live.violation is not None:
@@ -463,6 +630,26 @@ class CoreModule(Adapter):
             )
         assert isinstance(trap, wasmtime.Trap)
         return self._trap_error(trap, action, where, live)
+
+    def _payload_violation(self, live: _Instance) -> WasmdeckError | None:
+        """What the payload copier refused before it trapped, if it did (see _payload)."""
+        violation = payload.read_header(live.out, payload.STATE)[2]
+        if not violation:
+            return None
+        ptr, length, name = payload.read_violation(live.out)
+        if violation == payload.TOO_LARGE:
+            return self._oversize_output(length, None, name)
+        if violation == payload.OUT_OF_BOUNDS:
+            live.refresh()
+            return ABIViolation(
+                f"{name}({ptr:#x}, {length}) points outside the plugin's "
+                f"{live.mem_size}-byte memory"
+            )
+        return MemoryLimitExceeded(
+            f"has no room for the {length:,}-byte payload of {name} within its "
+            f"{self.limits.max_memory / MiB:g} MiB memory limit (max_memory)",
+            value=self.limits.max_memory,
+        )
 
     def _trap_error(
         self,
@@ -531,46 +718,6 @@ class CoreModule(Adapter):
         message = violation.message.encode()
         return capi.trap_new(message, len(message)) or 0
 
-    def _payload_callback(self, name: str) -> Callable[[int, int, int, int], int]:
-        """The host side of ``set_output`` / ``set_error``: copy the payload out.
-
-        Runs on every call that returns something, so it is a closure over
-        locals rather than a method, and checks bounds against the cached
-        memory size before asking wasmtime for the current one.
-        """
-        core = self
-        max_output = self.limits.max_output
-        unpack = capi.unpack_two_u32
-        is_output = name == "set_output"
-
-        def payload(_env: int, _caller: int, args: int, _nargs: int) -> int:
-            try:
-                live = core._live
-                if live is None:
-                    return 0
-                ptr, length = unpack(args)
-                if length > max_output:
-                    return core._fail(core._oversize_output(length, None, name))
-                end = ptr + length
-                if end > live.mem_size:
-                    live.refresh()
-                    if end > live.mem_size:
-                        return core._fail(
-                            ABIViolation(
-                                f"{name}({ptr:#x}, {length}) points outside the plugin's "
-                                f"{live.mem_size}-byte memory"
-                            )
-                        )
-                if is_output:
-                    live.output = live.view[ptr:end].tobytes()
-                else:
-                    live.error = live.view[ptr:end].tobytes()
-                return 0
-            except BaseException as exc:  # never let an exception unwind through wasm
-                return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
-
-        return payload
-
     def _host_log(self, _env: int, _caller: int, args: int, _nargs: int) -> int:
         """``log(level, ptr, len)``: one message to the plugin's logger."""
         try:
@@ -637,7 +784,8 @@ class CoreModule(Adapter):
                             f"{name}({ptr:#x}, {length}) points outside the plugin's memory"
                         )
                     )
-                live.pending = core._host_call(name, data, live.session)
+                session = live.session or core._open_session(live)
+                live.pending = core._host_call(name, data, session)
                 capi.pack_i32_result(args, len(live.pending))
                 return 0
             except DeadlinePassed as exc:
