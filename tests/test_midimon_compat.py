@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -185,8 +186,17 @@ def test_rust_midimon_plugin_metadata(midimon_rust: Path) -> None:
     assert [(a.name, a.parameters) for a in meta.actions or ()] == [
         ("report", ()),
         ("allocate", ("mib",)),
+        ("sleep", ("seconds",)),
     ]
     assert [c.kind for c in meta.capabilities] == ["midi", "audio", "systemcontrol"]
+
+
+def test_rust_midimon_plugin_sleeping_past_its_timeout(midimon_rust: Path) -> None:
+    plugin = wasmdeck.Plugin(midimon_rust, limits=wasmdeck.Limits(timeout=0.5))
+    started = time.monotonic()
+    with pytest.raises(wasmdeck.TimeLimitExceeded):
+        plugin.call("sleep", {"seconds": 10})
+    assert time.monotonic() - started < 3  # the deadline holds, not the 10 s asked for
 
 
 def test_rust_midimon_plugin_per_call_instances(midimon_rust: Path) -> None:

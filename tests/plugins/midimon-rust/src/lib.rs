@@ -8,6 +8,7 @@
 //!   fields from the code.
 //! - `allocate`: allocates `params.mib` MiB in one go (a single oversized
 //!   allocation), touches it and returns 0.
+//! - `sleep`: sleeps `params.seconds` seconds (a WASI clock wait) and returns 0.
 
 use std::alloc::{alloc as raw_alloc, Layout};
 
@@ -17,7 +18,8 @@ const METADATA: &str = concat!(
     "\"author\":\"Amiable\",\"license\":\"MIT\",\"type\":\"action\",",
     "\"actions\":[",
     "{\"name\":\"report\",\"description\":\"Report mode and velocity\",\"parameters\":[]},",
-    "{\"name\":\"allocate\",\"description\":\"Allocate memory\",\"parameters\":[\"mib\"]}],",
+    "{\"name\":\"allocate\",\"description\":\"Allocate memory\",\"parameters\":[\"mib\"]},",
+    "{\"name\":\"sleep\",\"description\":\"Sleep\",\"parameters\":[\"seconds\"]}],",
     "\"capabilities\":[\"midi\",\"audio\",\"systemcontrol\"]}"
 );
 
@@ -66,6 +68,11 @@ pub extern "C" fn execute(ptr: i32, len: i32) -> i32 {
         let mut block = vec![0u8; mib << 20];
         block[(mib << 20) - 1] = 1;
         return (block[0] + block[(mib << 20) - 1]) as i32 - 1;
+    }
+    if request.contains("\"action\":\"sleep\"") {
+        let seconds = number_after(request, "seconds").unwrap_or(1) as u64;
+        std::thread::sleep(std::time::Duration::from_secs(seconds));
+        return 0;
     }
     1
 }
