@@ -175,11 +175,23 @@ def test_python_params_and_config_that_are_not_json_raise_value_error() -> None:
     deep: list[object] = []
     for _ in range(30_000):
         deep = [deep]
+    deep_70: list[object] = []
+    for _ in range(70):
+        deep_70 = [deep_70]
     plugin = wasmdeck.Plugin(abi_module())
     with pytest.raises(ValueError, match="params cannot be sent as JSON: nested too deeply"):
         plugin.call("ok", {"a": deep})
     with pytest.raises(ValueError, match="params cannot be sent as JSON"):
         plugin.call("ok", {"a": object()})
+    # The configuration is checked when the plugin is made, not when it first reads it.
+    with pytest.raises(ValueError, match="config cannot be sent as JSON: nested too deeply"):
+        wasmdeck.Plugin(abi_module(), config={"a": deep})
+    with pytest.raises(ValueError, match="config is nested more than 64 levels deep"):
+        wasmdeck.Plugin(abi_module(), config={"a": deep_70})
+    with pytest.raises(ValueError, match="config cannot be sent as JSON: Type is not JSON"):
+        wasmdeck.Plugin(abi_module(), config={"a": object()})
+    with pytest.raises(ValueError, match="config cannot be sent as JSON: Dict key must be str"):
+        wasmdeck.Plugin(abi_module(), config={1: "x"})
 
 
 # -- the parser itself ------------------------------------------------------------

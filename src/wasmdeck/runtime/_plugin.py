@@ -14,6 +14,7 @@ from wasmtime.component import Component
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
 from .._errors import WasmdeckError
+from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
 from ._component import ComponentPlugin
@@ -24,6 +25,22 @@ from ._limits import Limits
 from ._stdio import plugin_logger
 
 __all__ = ["Plugin"]
+
+
+def _json_config(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``config`` as the plugin will read it (a JSON copy); ValueError if it cannot be."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config must be a JSON object (a mapping), not {type(config).__name__}")
+    try:
+        copy: dict[str, Any] = loads(dumps(dict(config)), what="config")
+    except TypeError as exc:  # a value JSON cannot hold, a non-string key, 255+ levels
+        reason = "nested too deeply" if "Recursion limit" in str(exc) else str(exc)
+        raise ValueError(f"config cannot be sent as JSON: {reason}") from None
+    except JSONInputError as exc:
+        raise ValueError(str(exc)) from None
+    return copy
 
 
 class Plugin:
@@ -67,7 +84,11 @@ class Plugin:
             raise TypeError("grants must be an iterable of grants, not one string")
         self.grants = grants if isinstance(grants, Grants) else Grants(grants)
         host = HostAPI(
-            label, self.grants, limits=self.limits, config=config, logger=plugin_logger(label)
+            label,
+            self.grants,
+            limits=self.limits,
+            config=_json_config(config),
+            logger=plugin_logger(label),
         )
         compiled = self.runtime.compile(wasm, name=label, limits=self.limits)
         adapter = ComponentPlugin if isinstance(compiled, Component) else CoreModule
