@@ -97,7 +97,7 @@ def test_the_documented_limits_are_the_defaults() -> None:
         assert f"| `{name}` | {getattr(limits, name) // (1024 * 1024)} MiB |" in text
     assert f"| `max_functions` | {limits.max_functions:,} |" in text
     assert f"| `max_function_bytes` | {limits.max_function_bytes // (1024 * 1024)} MiB |" in text
-    assert f"| `compile_timeout` | {limits.compile_timeout:g} s |" in text
+    assert f"| `max_compile_cpu` | {limits.max_compile_cpu:g} s |" in text
     assert (
         f"| `max_log_lines`, `max_log_bytes` | {limits.max_log_lines:,}, "
         f"{limits.max_log_bytes // (1024 * 1024)} MiB |" in text

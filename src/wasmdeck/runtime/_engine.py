@@ -35,7 +35,7 @@ WASMTIME_VERSION = metadata.version("wasmtime")
 
 Artifact = wasmtime.Module | component.Component
 # Binaries with more code than this compile in a child process that
-# compile_timeout can stop; below it a compile takes about a second at most
+# max_compile_cpu can stop; below it a compile takes about a second at most
 # (64 KB of loops in one function: 1.2 s here).
 IN_PROCESS_CODE_BYTES = 64 * 1024
 # Called with (plugin name, wasm size) around a compile that missed the cache.
@@ -141,9 +141,9 @@ class Runtime:
                 _check_size(st.st_size, limits, name)
             wasm = path.read_bytes()
         kind = _kind(wasm, name)
-        shape = _check_shape(wasm, kind, limits, name)
+        _check_size(len(wasm), limits, name)
         if cache is None:
-            return self._compile(wasm, kind, name, limits, shape), False
+            return self._compile(wasm, kind, name, limits), False
         lookup = Lookup(
             CompileCache.key(self.fingerprint, kind, digest := hashlib.sha256(wasm).hexdigest()),
             digest,
@@ -155,13 +155,12 @@ class Runtime:
         hit = cache.fetch(lookup, self.fingerprint, WASMTIME_VERSION, _loader(self, lookup))
         if hit is not None:
             return hit, True
-        artifact = self._compile(wasm, kind, name, limits, shape)
+        artifact = self._compile(wasm, kind, name, limits)
         cache.store(lookup, self.fingerprint, WASMTIME_VERSION, artifact.serialize(), name=name)
         return artifact, False
 
-    def _compile(
-        self, wasm: bytes, kind: Kind, name: str, limits: Limits, shape: WasmShape
-    ) -> Artifact:
+    def _compile(self, wasm: bytes, kind: Kind, name: str, limits: Limits) -> Artifact:
+        shape = _check_shape(wasm, kind, limits, name)  # only on a cache miss: it reads it all
         progress = self.progress(name, len(wasm)) if self.progress else nullcontext()
         try:
             with progress:
@@ -169,8 +168,8 @@ class Runtime:
                     if kind == "component":
                         return component.Component(self.engine, wasm)
                     return wasmtime.Module(self.engine, wasm)
-                # Only a child process can be stopped at compile_timeout (_compilejob.py).
-                data = compile_in_child(wasm, kind, self._settings, limits.compile_timeout)
+                # Only a child process can be stopped at max_compile_cpu (_compilejob.py).
+                data = compile_in_child(wasm, kind, self._settings, limits.max_compile_cpu)
                 if kind == "component":
                     return component.Component.deserialize(self.engine, data)
                 return wasmtime.Module.deserialize(self.engine, data)
@@ -180,9 +179,9 @@ class Runtime:
             ) from None
         except CompileTimedOut:
             raise ModuleTooLarge(
-                f"compiling the {kind} took longer than its compile_timeout limit "
-                f"({limits.compile_timeout:g} s); it was stopped",
-                limit="compile_timeout",
+                f"compiling the {kind} used more than its max_compile_cpu limit "
+                f"({limits.max_compile_cpu:g} CPU seconds); it was stopped",
+                limit="max_compile_cpu",
                 plugin=name,
             ) from None
 

@@ -37,12 +37,14 @@ class Limits:
       lifted/lowered functions) and its largest function body. The defaults
       admit every kit's plugins with room (componentize-py: 19 MB, 13,500
       functions, a 427 KB function).
-    - ``compile_timeout``: seconds a compile may take. Past it the compile is
-      stopped and the plugin refused. A compile cannot be interrupted in
-      process, so binaries with more than 64 KiB of code are compiled in a
-      child process that can be killed (about 0.1 s more, once: the result
-      is cached); smaller ones compile in process, within about a second
-      whatever they hold.
+    - ``max_compile_cpu``: CPU seconds a compile may use (all its threads;
+      unlike wall-clock time it does not grow when the machine is busy).
+      Past it the compile is stopped and the plugin refused. A compile cannot
+      be interrupted in process, so binaries with more than 64 KiB of code
+      compile in a child process that the kernel stops at the limit (about
+      0.1 s more, once: the result is cached), with a wall-clock backstop of
+      ten times the limit; smaller ones compile in process, within about a
+      second whatever they hold.
     - ``instance``: ``"persistent"`` (the default) keeps one instance, and
       its memory, from call to call; ``"per-call"`` starts a fresh instance
       for every call, as MIDIMon did (see the README for its cost).
@@ -63,7 +65,7 @@ class Limits:
     max_module_bytes: int = 32 * MiB
     max_functions: int = 20_000
     max_function_bytes: int = 1 * MiB
-    compile_timeout: float = 60.0
+    max_compile_cpu: float = 60.0
     instance: Literal["persistent", "per-call"] = "persistent"
 
     def __post_init__(self) -> None:
@@ -89,11 +91,12 @@ class Limits:
         if not isinstance(self.timeout, int | float) or not 0 < self.timeout <= 86_400:
             raise ValueError(f"limit timeout must be seconds in (0, 86400], not {self.timeout!r}")
         if (
-            not isinstance(self.compile_timeout, int | float)
-            or not 0 < self.compile_timeout <= 86_400
+            not isinstance(self.max_compile_cpu, int | float)
+            or not 0 < self.max_compile_cpu <= 86_400
         ):
             raise ValueError(
-                f"limit compile_timeout must be seconds in (0, 86400], not {self.compile_timeout!r}"
+                "limit max_compile_cpu must be CPU seconds in (0, 86400], "
+                f"not {self.max_compile_cpu!r}"
             )
         if self.instance not in INSTANCE_POLICIES:
             raise ValueError(
