@@ -55,8 +55,9 @@ def compile_in_child(wasm: bytes, kind: str, settings: dict[str, Any], cpu_secon
 
     ``cpu_seconds`` bounds the compile's CPU time (all its threads), which
     does not grow when the machine is busy the way wall-clock time does (a
-    componentize-py component took 4.5 s alone here, 51 s with the machine
-    loaded 9-fold); wall-clock time is bounded at ten times that, as a backstop.
+    componentize-py component: 13 CPU seconds, 4.5 s wall alone here, 52 s
+    with the machine loaded 9-fold); wall-clock time is bounded at ten times
+    that, as a backstop.
     """
     cpu = max(1, math.ceil(cpu_seconds))
     try:

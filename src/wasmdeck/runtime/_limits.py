@@ -65,7 +65,7 @@ class Limits:
     max_module_bytes: int = 32 * MiB
     max_functions: int = 20_000
     max_function_bytes: int = 1 * MiB
-    max_compile_cpu: float = 60.0
+    max_compile_cpu: float = 120.0
     instance: Literal["persistent", "per-call"] = "persistent"
 
     def __post_init__(self) -> None:
