@@ -40,6 +40,7 @@ PUBLIC = [
     "MemoryLimitExceeded",
     "MissingExport",
     "ModuleFileCorrupt",
+    "ModuleTooLarge",
     "OutputLimitExceeded",
     "Package",
     "PackageError",

@@ -12,7 +12,9 @@ A grant is written ``KIND`` or ``KIND:SCOPE``; repeating a kind adds scope:
     kv                             events     plugins:obs
 
 Kinds from MIDIMon v2.5 (``filesystem``, ``subprocess``) are aliases of
-``fs`` and ``process``.
+``fs`` and ``process``. MIDIMon's ``midi``, ``audio`` and ``systemcontrol``
+are not capabilities here (``UNMAPPED`` says why): a plugin may ask for them
+and still load, but they are never granted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ._metadata import CapabilityRequest
 
 __all__ = [
     "KINDS",
+    "UNMAPPED",
     "CapabilityKind",
     "Grant",
     "Grants",
@@ -69,12 +72,22 @@ KINDS: dict[str, CapabilityKind] = {
         # docs/host-api.md); bare kv keeps it private to the plugin's identity.
         CapabilityKind("events", "low", "publish and subscribe to host events"),
         CapabilityKind("plugins", "medium", "call other plugins", "PLUGIN_NAME"),
-        CapabilityKind("midi", "low", "send and receive MIDI messages"),
-        CapabilityKind("audio", "low", "play or capture audio"),
-        CapabilityKind(
-            "systemcontrol", "high", "control the operating system (volume, power, ...)"
-        ),
     )
+}
+# MIDIMon v2.5's kinds that name no host API here. Granting them would give
+# nothing (or, for systemcontrol, an unbounded promise), so they are refused
+# with this statement wherever they appear: --grant, install, info, show.
+UNMAPPED: dict[str, str] = {
+    "midi": (
+        "not a host API in wasmdeck: MIDI reaches a plugin only as the trigger that "
+        "calls it (velocity and mode in the request); it cannot open MIDI devices. "
+        "Not granted"
+    ),
+    "audio": ("not a host API in wasmdeck: a plugin cannot play or capture audio. Not granted"),
+    "systemcontrol": (
+        "maps to nothing in wasmdeck and is refused: grant the specific programs a "
+        "plugin needs instead (process:PROGRAM)"
+    ),
 }
 _ALIASES = {"filesystem": "fs", "subprocess": "process", "environment": "env"}
 _SCOPED = {"network", "fs", "process", "env", "plugins"}
@@ -85,6 +98,8 @@ _KV_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 def canonical_kind(kind: str) -> str:
     """The capability's canonical name (aliases resolved), or ValueError."""
     name = _ALIASES.get(kind, kind)
+    if name in UNMAPPED:
+        raise ValueError(f"capability {kind!r} (from MIDIMon) {UNMAPPED[name]}")
     if name not in KINDS:
         known = ", ".join(sorted(KINDS))
         raise ValueError(f"unknown capability {kind!r}; known capabilities: {known}")
@@ -190,6 +205,8 @@ class Grants:
 
 def describe_request(request: CapabilityRequest) -> str:
     """A one-line, human description of a requested capability with its risk."""
+    if request.kind in UNMAPPED:
+        return f"{request.kind} (MIDIMon's): {UNMAPPED[request.kind]}"
     try:
         kind = KINDS[canonical_kind(request.kind)]
     except ValueError:

@@ -69,6 +69,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "MissingExport",
     "ModuleFileCorrupt",
+    "ModuleTooLarge",
     "OutputLimitExceeded",
     "PackageError",
     "PluginError",
@@ -214,6 +215,14 @@ class InvalidPlugin(WasmdeckError):
 
 class InvalidModule(InvalidPlugin):
     """The bytes are not WebAssembly, or not a module wasmtime accepts."""
+
+
+class ModuleTooLarge(InvalidModule):
+    """The binary is over a ``Limits`` bound checked before compiling; ``limit`` names it."""
+
+    def __init__(self, message: str, *, limit: str, plugin: str | None = None):
+        self.limit = limit
+        super().__init__(message, plugin=plugin)
 
 
 class MissingExport(InvalidPlugin):

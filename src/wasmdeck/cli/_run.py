@@ -8,11 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._capabilities import Grants, read_grants_file
+from .._capabilities import UNMAPPED, Grants, describe_request, read_grants_file
 from .._context import TriggerContext
 from .._errors import UsageError
+from .._json import JSONInputError, loads
 from .._text import terminal_safe
 from ..runtime import Limits, MiB, Plugin
+
+# A JSON option on the command line (--params, --context, --config).
+MAX_OPTION_BYTES = 1 * MiB
 
 
 def register(subparsers: Any) -> None:
@@ -104,6 +108,10 @@ def _info(args: argparse.Namespace) -> int:
     with Plugin(args.plugin, metadata_only=True) as plugin:
         text = json.dumps(plugin.metadata.to_dict(), indent=2, ensure_ascii=False)
         print(terminal_safe(text, multiline=True))  # the plugin's own text: C1, bidi escaped
+        for request in plugin.metadata.capabilities:  # e.g. MIDIMon's midi, audio, systemcontrol
+            if request.kind in UNMAPPED:
+                note = terminal_safe(describe_request(request))
+                print(f"wasmdeck: note: {note}", file=sys.stderr)
         if plugin.missing_capabilities:
             needs = ", ".join(plugin.missing_capabilities)
             print(f"note: to run, it needs {needs} ('wasmdeck run ... --grant')", file=sys.stderr)
@@ -156,11 +164,9 @@ def _open(target: str, *, limits: Limits, grants: list[Any], config: dict[str, A
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{option} is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}"
-        ) from None
+        value = loads(text, what=option, max_bytes=MAX_OPTION_BYTES)
+    except JSONInputError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(value, dict):
         raise UsageError(f"{option} must be a JSON object, not {type(value).__name__}")
     return value

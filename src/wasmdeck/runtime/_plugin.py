@@ -15,6 +15,7 @@ from wasmtime.component import Component
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
 from .._errors import WasmdeckError
+from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
 from ._component import ComponentPlugin
@@ -34,6 +35,22 @@ def _context(context: object) -> TriggerContext:
     if isinstance(context, Mapping):
         return TriggerContext.from_dict(context)
     raise ValueError(f"context must be a TriggerContext or a dict, not {type(context).__name__}")
+
+
+def _json_config(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``config`` as the plugin will read it (a JSON copy); ValueError if it cannot be."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config must be a JSON object (a mapping), not {type(config).__name__}")
+    try:
+        copy: dict[str, Any] = loads(dumps(dict(config)), what="config")
+    except TypeError as exc:  # a value JSON cannot hold, a non-string key, 255+ levels
+        reason = "nested too deeply" if "Recursion limit" in str(exc) else str(exc)
+        raise ValueError(f"config cannot be sent as JSON: {reason}") from None
+    except JSONInputError as exc:
+        raise ValueError(str(exc)) from None
+    return copy
 
 
 class Plugin:
@@ -91,12 +108,12 @@ class Plugin:
             label,
             self.grants,
             limits=self.limits,
-            config=config,
+            config=_json_config(config),
             logger=plugin_logger(label),
             kv_namespace=kv_namespace or identity,  # docs/host-api.md, "kv"
             metadata_only=metadata_only,
         )
-        compiled = self.runtime.compile(wasm, name=label)
+        compiled = self.runtime.compile(wasm, name=label, limits=self.limits)
         adapter = ComponentPlugin if isinstance(compiled, Component) else CoreModule
         self._impl: Adapter = adapter(
             self.runtime,
@@ -110,6 +127,7 @@ class Plugin:
         self._metadata_only = metadata_only
         self._lock = threading.Lock()
         self._closed = False
+        self._per_call = self.limits.instance == "per-call"
 
     @property
     def name(self) -> str:
@@ -154,6 +172,11 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self._per_call:
+                try:
+                    return self._impl.execute(action, request)
+                finally:
+                    self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
 
     async def call_async(
@@ -178,6 +201,11 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self._per_call:
+                try:
+                    return self._impl.execute(action, request)
+                finally:
+                    self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
 
     # -- lifecycle -----------------------------------------------------------
