@@ -161,13 +161,18 @@ class _Instance:
         self.violation: WasmdeckError | None = None
 
     def bind(self, exported: tuple[bool, ...]) -> None:
-        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has)."""
+        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has).
+
+        ``dealloc`` (index 2) is looked up only when the host first frees a buffer.
+        """
         ctx, instance = self.ctx, self.instance
         found = []
         for index, name in enumerate(_EXPORTS):
             extern = instance + capi.INSTANCE_SIZE + index * capi.EXTERN_SIZE
-            ok = exported[index] and capi.instance_export_get(
-                ctx, instance, name, len(name), extern
+            ok = (
+                exported[index]
+                and index != 2
+                and capi.instance_export_get(ctx, instance, name, len(name), extern)
             )
             found.append(extern + capi.EXTERN_OF if ok else 0)
         self.mem, self.f_alloc, self.f_dealloc, self.f_init, self.f_execute = found[:5]
@@ -550,7 +555,11 @@ class CoreModule(Adapter):
 
     def _grow_buffer(self, live: _Instance, size: int) -> None:
         capacity = max(1024, 1 << (size - 1).bit_length())
-        if live.buf_cap and live.f_dealloc:
+        if live.buf_cap and self._exported[2]:
+            if not live.f_dealloc:  # looked up when first needed: most calls never free
+                extern = live.instance + capi.INSTANCE_SIZE + 2 * capi.EXTERN_SIZE
+                capi.instance_export_get(live.ctx, live.instance, b"dealloc", 7, extern)
+                live.f_dealloc = extern + capi.EXTERN_OF
             self._raw_call(live, live.f_dealloc, live.buf_ptr, live.buf_cap, "dealloc")
         live.buf_cap = 0
         ptr = self._raw_call(live, live.f_alloc, capacity, 0, "alloc") & 0xFFFF_FFFF
@@ -591,7 +600,8 @@ class CoreModule(Adapter):
             self._deadline = time.monotonic() + self.limits.timeout
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
         error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
-        self._flush()
+        if self._stdout.pending or self._stderr.pending:
+            self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error, during=name)
         unpack = capi.unpack_i64 if result == "i64" else capi.unpack_i32
