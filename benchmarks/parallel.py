@@ -30,6 +30,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -52,7 +53,8 @@ def spin_module(iterations: int) -> bytes:
     """A JSON-ABI plugin whose execute spins; ``spin(n)`` exported for raw Wasmtime."""
     meta = METADATA.encode()
     data = "".join(f"\\{b:02x}" for b in meta)
-    return wasmtime.wat2wasm(f"""
+    return bytes(
+        wasmtime.wat2wasm(f"""
     (module
       (memory (export "memory") 1)
       (data (i32.const 1024) "{data}")
@@ -70,6 +72,7 @@ def spin_module(iterations: int) -> bytes:
         (drop (call $spin (i32.const {iterations})))
         (i32.const 0)))
     """)
+    )
 
 
 class Raw:
@@ -224,7 +227,7 @@ def main() -> int:
             Raw(wasm, iterations, epochs=False),
         )
         raws += [raw, raw_noepoch]
-        makers[workload, "wasmdeck"] = lambda wasm=wasm: wasmdeck_job(wasm, runtime)
+        makers[workload, "wasmdeck"] = functools.partial(wasmdeck_job, wasm, runtime)
         makers[workload, "raw"] = raw.job
         makers[workload, "raw-noepoch"] = raw_noepoch.job
         makers[workload, "hashlib"] = lambda: hashlib_job(1 << 20)

@@ -208,7 +208,7 @@ class _Instance:
         end = ptr + length
         if end > self.mem_size:
             self.refresh()
-        return end <= self.mem_size
+        return bool(end <= self.mem_size)
 
     def read(self, ptr: int, length: int) -> bytes | None:
         """Guest bytes at ``ptr``, or None when the range is out of bounds."""
@@ -329,7 +329,8 @@ class CoreModule(Adapter):
             where = f"{imp.module}.{imp.name}"
             if imp.module == WASI_MODULE and isinstance(imp.type, FuncType):
                 continue  # checked by the linker: only real WASI preview 1 functions link
-            signature = _host_signature(imp.name) if imp.module == HOST_MODULE else None
+            name = imp.name or ""
+            signature = _host_signature(name) if imp.module == HOST_MODULE else None
             if signature is not None:
                 params, results = signature
                 ty = imp.type
@@ -345,11 +346,11 @@ class CoreModule(Adapter):
                         f"imports {where} as {found}, but the host provides {_sig(params, results)}",
                         plugin=self.label,
                     )
-                if imp.name in HOST_FUNCTIONS and not self.host.granted(imp.name):
-                    capability = HOST_FUNCTIONS[imp.name].capability
+                if name in HOST_FUNCTIONS and not self.host.granted(name):
+                    capability = HOST_FUNCTIONS[name].capability
                     raise self._not_granted(where, capability)  # type: ignore[arg-type]
-                if imp.name not in used:
-                    used.append(imp.name)
+                if name not in used:
+                    used.append(name)
                 continue
             kind = type(imp.type).__name__.removesuffix("Type").lower()
             raise ImportNotAllowed(
@@ -605,7 +606,8 @@ class CoreModule(Adapter):
         if error or live.trap.value or live.violation:
             raise self._failure(live, error, during=name)
         unpack = capi.unpack_i64 if result == "i64" else capi.unpack_i32
-        return unpack(live.args)[0]
+        value: int = unpack(live.args)[0]
+        return value
 
     # -- failures ----------------------------------------------------------
 
@@ -626,7 +628,7 @@ class CoreModule(Adapter):
         if live.violation is not None:
             return self._violation_error(live.violation, action)
         if error:
-            exc = capi.take_error(error)
+            exc: wasmtime.WasmtimeError = capi.take_error(error)  # type: ignore[assignment]
             return PluginTrap(
                 f"call{where} failed: {error_summary(exc)}", plugin=self.label, action=action
             )
