@@ -1,4 +1,4 @@
-"""Component plugins (DESIGN.md contract 2) behind the same Python API as core modules.
+"""Component plugins (wit/plugin.wit, docs/components.md) behind the same Python API as core modules.
 
 The plugins are Python, built from ``tests/plugins/python`` with
 componentize-py in the test run. They go through what core plugins go

@@ -1,4 +1,4 @@
-"""Plugins written to MIDIMon's v2.5 ABI load and run unchanged (DESIGN.md)."""
+"""Plugins written to MIDIMon's v2.5 ABI load and run unchanged (docs/architecture.md, "The two ABIs")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Capabilities (DESIGN.md contract 3): what a plugin may reach, and grants.
+"""Capabilities (docs/architecture.md, "Capabilities and grants"): what a plugin may reach.
 
 A plugin *requests* capabilities in its metadata; the user *grants* them,
 possibly narrower; the runtime enforces only what was granted. Nothing is

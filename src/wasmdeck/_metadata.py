@@ -1,6 +1,6 @@
 """Plugin metadata: the JSON a plugin's ``init`` returns, parsed and validated.
 
-The shape is DESIGN.md contract 1. Parsing is strict about types and lenient
+The shape is the ABIs' (docs/abi.md, docs/architecture.md "The two ABIs"). Parsing is strict about types and lenient
 about additions: unknown fields are kept in ``extra`` so newer plugins still
 load, and MIDIMon v2.5 plugins (no ``actions``, bare lowercase capability
 kinds) load unchanged.
@@ -45,6 +45,8 @@ class CapabilityRequest:
 
 @dataclass(frozen=True, slots=True)
 class PluginMetadata:
+    """What a plugin says about itself (``init``/``metadata``), parsed and checked."""
+
     name: str
     version: str
     description: str

@@ -1,4 +1,4 @@
-"""The plugin package (DESIGN.md contract 4): one file, parsed strictly.
+"""The plugin package (docs/package-format.md): one file, parsed strictly.
 
 Layout (all integers big-endian; ``docs/package-format.md`` is the reference)::
 

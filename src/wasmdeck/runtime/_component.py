@@ -40,6 +40,7 @@ from .._errors import (
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from ._adapter import Adapter, Params, params_json
+from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
@@ -51,6 +52,7 @@ from ._sandbox import (
     trap_code_of,
 )
 from ._stdio import LineLogger, plugin_logger
+from ._wasiclock import ComponentClock
 
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
@@ -450,6 +452,7 @@ class ComponentPlugin(Adapter):
     def _link(self, interfaces: list[tuple[str, str]]) -> component.Linker:
         linker = component.Linker(self.runtime.engine)
         linker.add_wasip2()
+        self._clock = self._define_wasi_clock(linker)
         with linker.root() as root:
             for interface, import_name in interfaces:
                 if interface == "types":
@@ -475,6 +478,8 @@ class ComponentPlugin(Adapter):
         )
         self._deadline = time.monotonic() + self.limits.timeout
         try:
+            if self._clock is not None:
+                self._clock.attach(store)
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
             self._flush()
@@ -502,6 +507,7 @@ class ComponentPlugin(Adapter):
             raise self._failure(live, exc, during="metadata") from None
         finally:
             self._flush()
+        self._check_overslept(None)
         if not isinstance(text, str):
             raise InvalidMetadata("metadata() did not return a string", plugin=self.label)
         data = text.encode()
@@ -547,6 +553,7 @@ class ComponentPlugin(Adapter):
             raise self._failure(live, exc) from None  # type: ignore[arg-type]
         if self._stdout.pending or self._stderr.pending:
             self._flush()
+        self._check_overslept(action)
         outcome = direct.lift(self.limits.max_output)
         if type(outcome) is bytes:
             return outcome
@@ -572,6 +579,7 @@ class ComponentPlugin(Adapter):
             raise self._failure(live, exc) from None
         if self._stdout.pending or self._stderr.pending:
             self._flush()
+        self._check_overslept(action)
         # result<list<u8>, string> lifts untagged: bytes are the output, a str the error.
         if len(outcome) > self.limits.max_output:
             raise self._oversize_output(len(outcome), action)
@@ -666,12 +674,43 @@ class ComponentPlugin(Adapter):
                 return plugin._host_call(name, data, live.session).decode()
             except wasmtime.WasmtimeError:
                 raise
+            except DeadlinePassed as exc:
+                raise plugin._violation(time_limit_error(plugin.limits, str(exc))) from None
             except BaseException as exc:
                 raise plugin._violation(
                     WasmdeckError(f"host function {name} failed: {exc!r}")
                 ) from None
 
         return host_call
+
+    # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
+
+    def _define_wasi_clock(self, linker: component.Linker) -> ComponentClock | None:
+        """Define the plugin's monotonic clock so its sleeps end at the deadline."""
+        names = self._component.type.imports(self.runtime.engine)
+        name = next((n for n in names if n.startswith("wasi:clocks/monotonic-clock@")), None)
+        if name is None:
+            return None
+        clock = ComponentClock(
+            self.runtime.engine,
+            deadline=lambda: self._deadline,
+            violation=lambda exc: self._violation(time_limit_error(self.limits, str(exc))),
+        )
+        linker.allow_shadowing = True
+        clock.define(linker, name)
+        return clock
+
+    def _check_overslept(self, action: str | None) -> None:
+        """A call whose sleep was cut short at its deadline ended past it: a timeout."""
+        clock = self._clock
+        if clock is not None and clock.overslept:
+            clock.overslept = False
+            if time.monotonic() >= self._deadline:
+                self._discard()
+                error = time_limit_error(self.limits, "sleeping (wasi:clocks/monotonic-clock)")
+                error.plugin, error.action = self.label, action
+                error.args = (error._render(),)
+                raise error
 
 
 # A Store whose WASI streams have Python callbacks must be gone before the

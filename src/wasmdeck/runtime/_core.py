@@ -1,4 +1,4 @@
-"""The core-module JSON ABI v1 (DESIGN.md contract 1).
+"""The core-module JSON ABI v1 (docs/abi.md; docs/architecture.md, "The two ABIs").
 
 ``CoreModule`` owns one compiled plugin module, its linking, and at most one
 live instance. Each instance lives in its own wasmtime Store with the
@@ -39,11 +39,13 @@ from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from . import _payload as payload
 from ._adapter import LOG_LEVELS, Adapter, Params, params_json
+from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._sandbox import describe_trap, instantiation_error, limit_error, new_store
 from ._stdio import LineLogger, plugin_logger
+from ._wasiclock import poll_oneoff
 
 __all__ = ["CoreModule"]
 
@@ -259,6 +261,7 @@ class CoreModule(Adapter):
             callback = capi.HOST_CALLBACK(function)
             self._callbacks.append(callback)
             capi.define_host_func(linker, HOST_MODULE, name, FuncType(params, results), callback)
+        self._define_wasi_waits(linker)
         self._module = module
         self._helpers = any(name in _PAYLOAD_FUNCS for name in imported)
         if self._helpers:
@@ -370,6 +373,7 @@ class CoreModule(Adapter):
             ticks=self._ticks,
             payload_helpers=self._helpers,
         )
+        self._clock_origin = time.monotonic_ns()  # WASI's monotonic clock starts with the store
         if self._helpers:
             live = _Instance(store, ctx, len(self._import_plan))
             self._link_with_helpers(live)
@@ -792,7 +796,44 @@ class CoreModule(Adapter):
                 live.pending = core._host_call(name, data, session)
                 capi.pack_i32_result(args, len(live.pending))
                 return 0
+            except DeadlinePassed as exc:
+                return core._fail(time_limit_error(core.limits, str(exc)))
             except BaseException as exc:
                 return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
 
         return host_call
+
+    # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
+
+    def _define_wasi_waits(self, linker: wasmtime.Linker) -> None:
+        """Shadow wasmtime's ``poll_oneoff``, whose sleeps epochs cannot interrupt."""
+        linker.allow_shadowing = True
+        self._clock_origin = 0
+        callback = capi.HOST_CALLBACK(self._host_poll_oneoff)
+        self._callbacks.append(callback)
+        capi.define_host_func(
+            linker, WASI_MODULE, "poll_oneoff", FuncType([_i32] * 4, [_i32]), callback
+        )
+
+    def _host_poll_oneoff(self, _env: int, _caller: int, args: int, _nargs: int) -> int:
+        try:
+            live = self._live
+            if live is None:
+                return 0
+            in_ptr, out_ptr = capi.unpack_two_u32(args)
+            count, nevents_ptr = capi.unpack_two_u32(args + capi.ARGS_BYTES)
+            errno = poll_oneoff(
+                live,
+                in_ptr,
+                out_ptr,
+                count,
+                nevents_ptr,
+                deadline=self._deadline,
+                origin_ns=self._clock_origin,
+            )
+            capi.pack_i32_result(args, errno)
+            return 0
+        except DeadlinePassed as exc:
+            return self._fail(time_limit_error(self.limits, str(exc)))
+        except BaseException as exc:
+            return self._fail(WasmdeckError(f"host function poll_oneoff failed: {exc!r}"))
