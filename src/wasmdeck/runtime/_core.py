@@ -144,11 +144,10 @@ class _Instance:
         self.session: HostSession | None = None
         self.pending: bytes | None = None  # a host call's response, until response_read
         # [instance][one extern per _EXPORTS name][call arguments]; with the
-        # payload helpers also [box][copier][the plugin's imports][box's
-        # exports: set_output, set_error, table, out][copier's imports].
+        # payload helpers also the region of CoreModule._plan_helpers.
         size = capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS) + capi.ARGS_BYTES
         if imports is not None:
-            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + 4 + 3)
+            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + 3)
         self.handles, base, _ = capi.byte_buffer(size)
         self.instance = base
         self.args_addr = base + capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS)
@@ -264,6 +263,9 @@ class CoreModule(Adapter):
         self._define_wasi_waits(linker)
         self._module = module
         self._helpers = any(name in _PAYLOAD_FUNCS for name in imported)
+        # A module that imports nothing of WASI gets no WASI context (it costs
+        # a few µs per instance, and the module could not reach it).
+        self._uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
         if self._helpers:
             # Each instance is linked by hand: the payload box's functions belong
             # to its store, so they cannot be part of an InstancePre.
@@ -281,6 +283,7 @@ class CoreModule(Adapter):
                 )
                 for imp in module.imports
             ]
+            self._plan_helpers()
         else:
             try:
                 self._pre = linker.instantiate_pre(module)
@@ -368,7 +371,7 @@ class CoreModule(Adapter):
         store, ctx = new_store(
             self.runtime,
             self.limits,
-            self._wasi,
+            self._wasi if self._uses_wasi else None,
             fuel=self._fuel,
             ticks=self._ticks,
             payload_helpers=self._helpers,
@@ -401,24 +404,22 @@ class CoreModule(Adapter):
             raise instantiation_error(exc, self.limits, self.label) from None
 
     def _link_with_helpers(self, live: _Instance) -> None:
-        """Instantiate the payload box, the plugin (importing it) and the copier."""
-        ctx, es, size = live.ctx, capi.EXTERN_SIZE, capi.INSTANCE_SIZE
-        box = live.instance + size + es * len(_EXPORTS) + capi.ARGS_BYTES
-        copier = box + size
-        imports = copier + size
-        box_exports = imports + es * len(self._import_plan)
-        copier_imports = box_exports + 4 * es
-        self._check_instantiated(
-            live, capi.instance_new(ctx, self._box_ptr, None, 0, box, live.trap_addr)
-        )
-        for index, name in enumerate((b"set_output", b"set_error", b"table", b"out")):
-            capi.instance_export_get(ctx, box, name, len(name), box_exports + index * es)
-        for index, (module, name, from_box) in enumerate(self._import_plan):
-            extern = imports + index * es
-            if from_box is not None:
-                ctypes.memmove(extern, box_exports + from_box * es, es)
-            elif not capi.linker_get(
-                self._linker_ptr, ctx, module, len(module), name, len(name), extern
+        """Instantiate the payload box, the plugin (importing it) and the copier.
+
+        The box's exports are looked up straight into the import slots that
+        take them (see ``_plan_helpers``).
+        """
+        ctx, trap = live.ctx, live.trap_addr
+        region = live.instance + self._helper_region
+        box, copier, imports, copier_imports = (region + at for at in self._helper_offsets)
+        error = capi.instance_new(ctx, self._box_ptr, None, 0, box, trap)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
+        for name, at in self._box_lookups:
+            capi.instance_export_get(ctx, box, name, len(name), region + at)
+        for module, name, at in self._host_imports:
+            if not capi.linker_get(
+                self._linker_ptr, ctx, module, len(module), name, len(name), region + at
             ):
                 raise ImportNotAllowed(
                     f"cannot link the module: {module.decode()}.{name.decode()} is not "
@@ -426,22 +427,41 @@ class CoreModule(Adapter):
                     plugin=self.label,
                 )
         error = capi.instance_new(
-            ctx, self._module_ptr, imports, len(self._import_plan), live.instance, live.trap_addr
+            ctx, self._module_ptr, imports, len(self._import_plan), live.instance, trap
         )
-        self._check_instantiated(live, error)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
         live.bind(self._exported)
-        ctypes.memmove(copier_imports, live.mem - capi.EXTERN_OF, es)  # the plugin's memory
-        ctypes.memmove(copier_imports + es, box_exports + 3 * es, es)  # out
-        ctypes.memmove(copier_imports + 2 * es, box_exports + 2 * es, es)  # table
-        self._check_instantiated(
-            live,
-            capi.instance_new(ctx, self._copier_ptr, copier_imports, 3, copier, live.trap_addr),
-        )
-        live.out_mem = box_exports + 3 * es + capi.EXTERN_OF
+        ctypes.memmove(copier_imports, live.mem - capi.EXTERN_OF, capi.EXTERN_SIZE)
+        error = capi.instance_new(ctx, self._copier_ptr, copier_imports, 3, copier, trap)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
+        live.out_mem = copier_imports + capi.EXTERN_SIZE + capi.EXTERN_OF
         live.out_base = capi.memory_data(ctx, live.out_mem)
         live.refresh_out()
         payload.write_limit(live.out, self.limits.max_output)
         payload.reset_header(live.out, payload.STATE, -1, -1, 0)
+
+    def _plan_helpers(self) -> None:
+        """Where each extern of ``_link_with_helpers`` goes, relative to its region.
+
+        The region (after the instance, its exports and the call arguments):
+        [box][copier][the plugin's imports][the copier's imports: the
+        plugin's memory, the box's ``out`` and table].
+        """
+        es, size = capi.EXTERN_SIZE, capi.INSTANCE_SIZE
+        self._helper_region = size + es * len(_EXPORTS) + capi.ARGS_BYTES
+        count = len(self._import_plan)
+        imports = 2 * size
+        copier_imports = imports + es * count
+        self._helper_offsets = (0, size, imports, copier_imports)
+        self._box_lookups = [(b"out", copier_imports + es), (b"table", copier_imports + 2 * es)]
+        self._host_imports = []
+        for index, (module, name, from_box) in enumerate(self._import_plan):
+            if from_box is None:
+                self._host_imports.append((module, name, imports + index * es))
+            else:
+                self._box_lookups.append((name, imports + index * es))
 
     def _read_metadata(self) -> PluginMetadata:
         live = self._instantiate()
