@@ -1,4 +1,4 @@
-"""WebAssembly components: the ``wasmdeck:plugin@1`` WIT world (DESIGN.md contract 2).
+"""WebAssembly components: the ``wasmdeck:plugin@1`` WIT world (docs/components.md).
 
 ``ComponentPlugin`` is the component-model counterpart of ``CoreModule``:
 one compiled component, its linker (WASI preview 2 and the granted
@@ -524,7 +524,7 @@ class ComponentPlugin(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: Context | None) -> ActionRequest:
-        """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
+        """The ``action-request`` record of docs/components.md (wit/plugin.wit)."""
         self._action_name(action)
         if context is None:
             record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)

@@ -496,7 +496,7 @@ class CoreModule(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: TriggerContext | None) -> bytes:
-        """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
+        """The request JSON of docs/abi.md, encoded as UTF-8."""
         action_json = self._action_name(action)
         params_bytes = params_json(params)
         if context is None:
