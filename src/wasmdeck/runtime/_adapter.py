@@ -1,9 +1,9 @@
 """What the two ABI adapters share: requests, host calls, refusals and failures.
 
 ``Adapter`` is the base of ``CoreModule`` (the core-module JSON ABI v1) and
-``ComponentPlugin`` (the component world): docs/architecture.md, "The two ABIs", one
-model behind one Python API. Everything that must read the same whichever
-ABI a plugin speaks lives here, once:
+``ComponentPlugin`` (the component world): one model behind one Python API
+(docs/architecture.md, "The two ABIs"). Everything that must read the same
+whichever ABI a plugin speaks lives here, once:
 
 - request encoding: the action name checked against the metadata, params
   encoded once (orjson, or bytes the caller already encoded), the context;

@@ -197,7 +197,7 @@ class Plugin:
         request = self._request(action, params, context)
         return await asyncio.to_thread(self._execute, action, request)
 
-    def _execute(self, action: str, request: bytes) -> bytes:
+    def _execute(self, action: str, request: object) -> bytes:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
