@@ -181,3 +181,21 @@ def test_a_call_after_the_exit_hook_is_refused_not_hung(writer_wasm: Path) -> No
     result = run_script(body, str(writer_wasm), first=first)
     assert (result.returncode, result.stderr) == (0, "")
     assert "refused: plugin 'wat-plugin', action 'write': the plugin is closed" in result.stdout
+
+
+def test_runtimes_dropped_while_their_epoch_thread_ticks() -> None:
+    """A runtime freed mid-tick never crashes the process (its engine outlives the tick)."""
+    script = """
+        import gc, time
+        import wasmdeck
+        for _ in range(400):
+            runtime = wasmdeck.Runtime(tick=0.0005, cache=None)
+            time.sleep(0.0007)  # a tick or so
+            del runtime
+            gc.collect()
+        print("done")
+        """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=120
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "done\n", "")

@@ -109,11 +109,12 @@ class Runtime:
         self._stopped = threading.Event()
         self._ticker = threading.Thread(
             target=_advance_epoch,
-            args=(weakref.ref(self.engine), self._stopped, tick),
+            args=(self.engine, self._stopped, tick),
             name="wasmdeck-epoch",
             daemon=True,
         )
         self._ticker.start()
+        weakref.finalize(self, self._stopped.set)
         _running.add(self)
 
     def deadline_ticks(self, timeout: float) -> int:
@@ -268,16 +269,14 @@ def _loader(runtime: Runtime, lookup: Lookup) -> Callable[[str], Artifact]:
     return lambda path: wasmtime.Module.deserialize_file(runtime.engine, path)
 
 
-def _advance_epoch(
-    engine_ref: weakref.ref[wasmtime.Engine], stopped: threading.Event, tick: float
-) -> None:
-    # Holds only a weak reference, so an abandoned runtime's engine can be freed.
+def _advance_epoch(engine: wasmtime.Engine, stopped: threading.Event, tick: float) -> None:
+    # The thread owns a reference to the engine and stops when its runtime is
+    # collected (the finalizer in Runtime.__init__), dropping the engine last.
+    # (Through a weak reference, the engine could be freed mid-tick: its
+    # __del__ releases the GIL while wasmtime deletes it, and the weak
+    # reference still answers then; a tick against it crashed the process.)
     while not stopped.wait(tick):
-        engine = engine_ref()
-        if engine is None:
-            return
         engine.increment_epoch()
-        del engine
 
 
 def error_summary(exc: BaseException) -> str:
