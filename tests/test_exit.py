@@ -188,7 +188,7 @@ def test_runtimes_dropped_while_their_epoch_thread_ticks() -> None:
     script = """
         import gc, time
         import wasmdeck
-        for _ in range(400):
+        for _ in range(300):
             runtime = wasmdeck.Runtime(tick=0.0005, cache=None)
             time.sleep(0.0007)  # a tick or so
             del runtime
