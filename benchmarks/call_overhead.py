@@ -29,14 +29,16 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import gc
 import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 
@@ -90,12 +92,16 @@ def params_of(size: str) -> dict[str, str]:
     return {**PARAMS, "blob": "x" * extra} if extra else PARAMS
 
 
+def extism_json(ext: Any, values: Mapping[str, object]) -> object:
+    return ext.call("echo", json.dumps(values, separators=(",", ":")))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     try:
-        import extism
+        import extism  # type: ignore[import-untyped]
     except ImportError:
         print("this benchmark needs Extism's SDK: pip install -e '.[bench]'", file=sys.stderr)
         return 2
@@ -119,20 +125,18 @@ def main() -> int:
         assert ext.call("echo", ext_bytes) == ext_bytes
         print(f"request {size}: {len(request):,} bytes")
         batch = BATCH[size]
-        cases[f"wasmdeck_call_{size}"] = (
-            lambda params=params: plugin.call("echo", params, CONTEXT),
-            batch,
-        )
+        call = plugin.call
+        cases[f"wasmdeck_call_{size}"] = (functools.partial(call, "echo", params, CONTEXT), batch)
         cases[f"wasmdeck_call_bytes_{size}"] = (
-            lambda params_bytes=params_bytes: plugin.call("echo", params_bytes, CONTEXT),
+            functools.partial(call, "echo", params_bytes, CONTEXT),
             batch,
         )
         cases[f"extism_call_json_{size}"] = (
-            lambda values=values: ext.call("echo", json.dumps(values, separators=(",", ":"))),
+            functools.partial(extism_json, ext, values),
             max(1, batch // 4),
         )
         cases[f"extism_call_bytes_{size}"] = (
-            lambda ext_bytes=ext_bytes: ext.call("echo", ext_bytes),
+            functools.partial(ext.call, "echo", ext_bytes),
             max(1, batch // 4),
         )
 

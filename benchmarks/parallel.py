@@ -30,6 +30,7 @@ them.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -52,7 +53,8 @@ def spin_module(iterations: int) -> bytes:
     """A JSON-ABI plugin whose execute spins; ``spin(n)`` exported for raw Wasmtime."""
     meta = METADATA.encode()
     data = "".join(f"\\{b:02x}" for b in meta)
-    return wasmtime.wat2wasm(f"""
+    return bytes(
+        wasmtime.wat2wasm(f"""
     (module
       (memory (export "memory") 1)
       (data (i32.const 1024) "{data}")
@@ -70,6 +72,7 @@ def spin_module(iterations: int) -> bytes:
         (drop (call $spin (i32.const {iterations})))
         (i32.const 0)))
     """)
+    )
 
 
 class Raw:
@@ -119,26 +122,37 @@ def hashlib_job(size: int) -> Callable[[], object]:
     return lambda: hashlib.sha256(data).digest()
 
 
-def serial(jobs: list[Callable[[], object]], calls: int) -> float:
-    start = time.perf_counter()
+def serial(jobs: list[Callable[[], object]], calls: int, cpu: list[float] | None = None) -> float:
+    """Wall time of the jobs one after the other; appends the CPU time they took to ``cpu``."""
+    start, cpu_start = time.perf_counter(), time.thread_time()
     for job in jobs:
         for _ in range(calls):
             job()
+    if cpu is not None:
+        cpu.append(time.thread_time() - cpu_start)
     return time.perf_counter() - start
 
 
-def parallel(jobs: list[Callable[[], object]], calls: int, on_cpu: list[float]) -> float:
-    """Wall time of the jobs run on one thread each; appends each thread's CPU/wall share."""
+def parallel(
+    jobs: list[Callable[[], object]], calls: int, on_cpu: list[float], cpu: list[float]
+) -> float:
+    """Wall time of the jobs run on one thread each.
+
+    Appends each thread's share of its wall time on a CPU to ``on_cpu``, and
+    the CPU time of all threads together to ``cpu``.
+    """
     barrier = threading.Barrier(len(jobs) + 1)
     ends: list[float] = []
+    used: list[float] = []
 
     def run(job: Callable[[], object]) -> None:
         barrier.wait()
-        wall, cpu = time.perf_counter(), time.thread_time()
+        wall, cpu_start = time.perf_counter(), time.thread_time()
         for _ in range(calls):
             job()
         ends.append(time.perf_counter())
-        on_cpu.append((time.thread_time() - cpu) / (ends[-1] - wall))
+        used.append(time.thread_time() - cpu_start)
+        on_cpu.append(used[-1] / (ends[-1] - wall))
 
     threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
     for thread in threads:
@@ -147,6 +161,7 @@ def parallel(jobs: list[Callable[[], object]], calls: int, on_cpu: list[float]) 
     start = time.perf_counter()
     for thread in threads:
         thread.join()
+    cpu.append(sum(used))
     return max(ends) - start
 
 
@@ -224,7 +239,7 @@ def main() -> int:
             Raw(wasm, iterations, epochs=False),
         )
         raws += [raw, raw_noepoch]
-        makers[workload, "wasmdeck"] = lambda wasm=wasm: wasmdeck_job(wasm, runtime)
+        makers[workload, "wasmdeck"] = functools.partial(wasmdeck_job, wasm, runtime)
         makers[workload, "raw"] = raw.job
         makers[workload, "raw-noepoch"] = raw_noepoch.job
         makers[workload, "hashlib"] = lambda: hashlib_job(1 << 20)
@@ -243,6 +258,10 @@ def main() -> int:
     # smaller share of wall time either thread was actually on a CPU.
     rounds_load: list[tuple[float, float, float, int, float]] = []
     on_cpu_all: dict[tuple[str, str], list[float]] = {key: [] for key in jobs}
+    # CPU time of the same work on two threads over on one: above 1 when
+    # running side by side makes each instruction slower (SMT siblings,
+    # frequency, shared caches or memory bandwidth), whatever the scheduler does.
+    cpu_cost: dict[tuple[str, str], list[float]] = {key: [] for key in jobs}
     load_before = os.getloadavg()
     started = time.perf_counter()
     for _ in range(args.rounds):
@@ -251,12 +270,15 @@ def main() -> int:
             for kind in kinds:
                 key = (workload, kind)
                 n = hash_calls[workload] if kind == "hashlib" else calls
-                t1 = serial(jobs[key], n)
+                cpu1: list[float] = []
+                cpu2: list[float] = []
+                t1 = serial(jobs[key], n, cpu1)
                 running = procs_running()
                 busy0, steal0, total0 = cpu_stat()
                 on_cpu: list[float] = []
-                t2 = parallel(jobs[key], n, on_cpu)
+                t2 = parallel(jobs[key], n, on_cpu, cpu2)
                 on_cpu_all[key] += on_cpu
+                cpu_cost[key].append(cpu2[0] / max(cpu1[0], 1e-9))
                 busy1, steal1, total1 = cpu_stat()
                 speed = t1 / t2
                 speedups[key].append(speed)
@@ -285,14 +307,18 @@ def main() -> int:
     )
     for workload, (iterations, calls) in workloads.items():
         print(f"\n{workload}: {calls} call(s) of {iterations:,} loop iterations per job")
-        print(f"  {'':<12}{'2-thread speedup':<40}{'one call, ms (spread)':<24}on CPU")
+        print(
+            f"  {'':<12}{'2-thread speedup':<40}{'one call, ms (spread)':<24}"
+            "on CPU  CPU time 2 vs 1 thread"
+        )
         for kind in kinds:
             key = (workload, kind)
             single = singles[key]
             print(
                 f"  {kind:<12}{quartiles(speedups[key]):<40}"
                 f"{statistics.median(single):.2f} ({min(single):.2f}-{max(single):.2f})"
-                f"{'':<8}{100 * statistics.median(on_cpu_all[key]):.0f}%"
+                f"{'':<8}{100 * statistics.median(on_cpu_all[key]):3.0f}%"
+                f"    {statistics.median(cpu_cost[key]):.2f}"
             )
         low = sum(s < 1.4 for s in speedups[workload, "raw"])
         print(f"  rounds where raw scaled below 1.4x: {low} of {args.rounds}")

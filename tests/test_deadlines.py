@@ -66,7 +66,11 @@ def test_a_wasi_sleep_past_the_deadline_ends_the_call(
 ) -> None:
     # Each asks for 10 s in all (a relative or an absolute clock, one sleep or many).
     error = ends_with_time_limit(lambda: sleeper.call(action, {"ms": 10_000}))
-    assert "sleeping" in str(error) and "0.5 s" in str(error)
+    assert "0.5 s" in str(error)
+    if action != "usleep-loop":
+        # One long sleep is cut at the deadline by the host; a loop of short ones
+        # may as well be stopped by the epoch between two sleeps (both are the limit).
+        assert "sleeping" in str(error)
     assert json.loads(sleeper.call("nanosleep", {"ms": 1}))["rc"] == 0  # the plugin works on
 
 

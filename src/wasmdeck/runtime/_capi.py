@@ -18,6 +18,7 @@ import ctypes
 import struct
 from collections.abc import Callable
 from ctypes import CFUNCTYPE, c_bool, c_char_p, c_size_t, c_ssize_t, c_uint64, c_void_p
+from typing import Any
 
 from wasmtime import _ffi as ffi
 
@@ -37,6 +38,11 @@ __all__ = [
     "unpack_i64",
     "unpack_two_u32",
 ]
+
+
+def _offset(struct: Any, field: str) -> int:
+    """The offset of ``field`` in a ctypes structure of the bindings."""
+    return int(getattr(struct, field).offset)
 
 
 def _proto(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
@@ -109,7 +115,7 @@ wasi_config_set_stderr_custom = _proto(
 context_set_wasi = _proto("wasmtime_context_set_wasi", c_void_p, c_void_p, c_void_p)
 
 EXTERN_SIZE = ctypes.sizeof(ffi.wasmtime_extern_t)
-EXTERN_OF = ffi.wasmtime_extern_t.of.offset  # the func/memory/... handle inside an extern
+EXTERN_OF = _offset(ffi.wasmtime_extern_t, "of")  # the func/memory/... handle inside an extern
 EXTERN_FUNC = ffi.WASMTIME_EXTERN_FUNC.value
 EXTERN_MEMORY = ffi.WASMTIME_EXTERN_MEMORY.value
 INSTANCE_SIZE = ctypes.sizeof(ffi.wasmtime_instance_t)
@@ -246,17 +252,17 @@ def take_error(address: int) -> object:
     return WasmtimeError._from_ptr(ctypes.cast(address, ctypes.POINTER(ffi.wasmtime_error_t)))
 
 
-def address_of(obj: ctypes._CData) -> int:  # type: ignore[name-defined]
+def address_of(obj: ctypes._CData) -> int:
     return ctypes.addressof(obj)
 
 
 def context_address(store: object) -> int:
-    return ctypes.cast(store._context(), c_void_p).value  # type: ignore[attr-defined,no-any-return]
+    return int(ctypes.cast(store._context(), c_void_p).value or 0)  # type: ignore[attr-defined]
 
 
 def pointer_of(managed: object) -> int:
     """The C pointer a wasmtime-py object (``InstancePre``, ``Engine``, ...) wraps."""
-    return ctypes.cast(managed.ptr(), c_void_p).value  # type: ignore[attr-defined,no-any-return]
+    return int(ctypes.cast(managed.ptr(), c_void_p).value or 0)  # type: ignore[attr-defined]
 
 
 # -- components ---------------------------------------------------------------
@@ -301,24 +307,24 @@ CV_RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
 CV_OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
 CV_RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
 CV_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)  # one value
-CV_OF = ffi.wasmtime_component_val_t.of.offset  # its payload (the union)
+CV_OF = _offset(ffi.wasmtime_component_val_t, "of")  # its payload (the union)
 CV_ENTRY_SIZE = ctypes.sizeof(ffi.wasmtime_component_valrecord_entry_t)  # one record field
-CV_ENTRY_NAME = ffi.wasmtime_component_valrecord_entry_t.name.offset
-CV_ENTRY_VAL = ffi.wasmtime_component_valrecord_entry_t.val.offset
+CV_ENTRY_NAME = _offset(ffi.wasmtime_component_valrecord_entry_t, "name")
+CV_ENTRY_VAL = _offset(ffi.wasmtime_component_valrecord_entry_t, "val")
 # Within the payload: a string, list or record is (size, data pointer); an
 # option is a pointer (NULL for none); a result is (is_ok, pointer to the value).
-CV_VEC_SIZE = ffi.wasm_byte_vec_t.size.offset
-CV_VEC_DATA = ffi.wasm_byte_vec_t.data.offset
-CV_RESULT_OK = ffi.wasmtime_component_valresult_t.is_ok.offset
-CV_RESULT_VAL = ffi.wasmtime_component_valresult_t.val.offset
+CV_VEC_SIZE = _offset(ffi.wasm_byte_vec_t, "size")
+CV_VEC_DATA = _offset(ffi.wasm_byte_vec_t, "data")
+CV_RESULT_OK = _offset(ffi.wasmtime_component_valresult_t, "is_ok")
+CV_RESULT_VAL = _offset(ffi.wasmtime_component_valresult_t, "val")
 assert (
-    ffi.wasmtime_component_vallist_t.size.offset
-    == ffi.wasmtime_component_valrecord_t.size.offset
+    _offset(ffi.wasmtime_component_vallist_t, "size")
+    == _offset(ffi.wasmtime_component_valrecord_t, "size")
     == CV_VEC_SIZE
 )
 assert (
-    ffi.wasmtime_component_vallist_t.data.offset
-    == ffi.wasmtime_component_valrecord_t.data.offset
+    _offset(ffi.wasmtime_component_vallist_t, "data")
+    == _offset(ffi.wasmtime_component_valrecord_t, "data")
     == CV_VEC_DATA
 )
 

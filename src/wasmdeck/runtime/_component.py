@@ -1,4 +1,4 @@
-"""WebAssembly components: the ``wasmdeck:plugin@1`` WIT world (DESIGN.md contract 2).
+"""WebAssembly components: the ``wasmdeck:plugin@1`` WIT world (docs/components.md).
 
 ``ComponentPlugin`` is the component-model counterpart of ``CoreModule``:
 one compiled component, its linker (WASI preview 2 and the granted
@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import wasmtime
 from wasmtime import TrapCode, component
@@ -334,7 +334,7 @@ class _Request:
             kind, size, data = _vec_value.unpack_from(capi.string_at(payload, _vec_value.size))
             if is_ok and kind == capi.CV_LIST:
                 if size > max_output:
-                    return size
+                    return int(size)
                 if not size:
                     return b""
                 # list<u8>: one component value per byte, the byte at its payload.
@@ -385,8 +385,11 @@ class ComponentPlugin(Adapter):
         self._check_exports(exports)
         # The types of execute are resolved here, once: with the WIT signature,
         # calls go through _Request; anything else through wasmtime-py.
+        execute_type = getattr(exports["execute"], "ty", None)
         self._direct = (
-            _Request() if _direct_call_fits(exports["execute"].ty) else None  # type: ignore[attr-defined]
+            _Request()
+            if isinstance(execute_type, component.FuncType) and _direct_call_fits(execute_type)
+            else None
         )
         self._linker = self._link(interfaces)
         self._named(self._read_metadata())
@@ -394,7 +397,7 @@ class ComponentPlugin(Adapter):
 
     # -- loading -----------------------------------------------------------
 
-    def _check_exports(self, exports: dict[str, object]) -> None:
+    def _check_exports(self, exports: Mapping[str, object]) -> None:
         for name, signature in (
             ("metadata", "func() -> string"),
             ("execute", "func(request: action-request) -> outcome"),
@@ -407,7 +410,7 @@ class ComponentPlugin(Adapter):
                     plugin=self.label,
                 )
 
-    def _check_imports(self, imports: dict[str, object]) -> list[tuple[str, str]]:
+    def _check_imports(self, imports: Mapping[str, object]) -> list[tuple[str, str]]:
         """Refuse imports the host does not provide or the user did not grant.
 
         Returns the ``wasmdeck:plugin`` interfaces used, with their import names.
@@ -439,10 +442,15 @@ class ComponentPlugin(Adapter):
                     f"rebuild the plugin against that version",
                     plugin=self.label,
                 )
-            capability = _capability(interface)  # type: ignore[arg-type]
+            assert interface is not None  # (matched above)
+            capability = _capability(interface)
             if capability is not None and not self.host.grants.allows(capability):
+                if self.host.metadata_only:  # linked; HostSession.call refuses it
+                    self.host.missing.add(capability)
+                    used.append((interface, name))  # type: ignore[arg-type]
+                    continue
                 raise self._not_granted(name, capability)
-            used.append((interface, name))  # type: ignore[arg-type]
+            used.append((interface, name))
         return used
 
     def _link(self, interfaces: list[tuple[str, str]]) -> component.Linker:
@@ -520,7 +528,7 @@ class ComponentPlugin(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: Context | None) -> ActionRequest:
-        """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
+        """The ``action-request`` record of docs/components.md (wit/plugin.wit)."""
         self._action_name(action)
         if context is None:
             record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)
@@ -565,7 +573,9 @@ class ComponentPlugin(Adapter):
         live.violation = None
         self._stderr.tail.clear()
         self._arm(live.ctx)
-        generic = ActionRequest(request.action, request.params.decode(), request.context)
+        # wasmtime-py lowers the record by attribute: params as str here.
+        generic = ActionRequest(request.action, request.params, request.context)
+        generic.params = request.params.decode()  # type: ignore[assignment]
         try:
             outcome = live.execute(store, generic)
         except wasmtime.WasmtimeError as exc:

@@ -144,11 +144,10 @@ class _Instance:
         self.session: HostSession | None = None
         self.pending: bytes | None = None  # a host call's response, until response_read
         # [instance][one extern per _EXPORTS name][call arguments]; with the
-        # payload helpers also [box][copier][the plugin's imports][box's
-        # exports: set_output, set_error, table, out][copier's imports].
+        # payload helpers also the region of CoreModule._plan_helpers.
         size = capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS) + capi.ARGS_BYTES
         if imports is not None:
-            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + 4 + 3)
+            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + 3)
         self.handles, base, _ = capi.byte_buffer(size)
         self.instance = base
         self.args_addr = base + capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS)
@@ -163,13 +162,18 @@ class _Instance:
         self.violation: WasmdeckError | None = None
 
     def bind(self, exported: tuple[bool, ...]) -> None:
-        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has)."""
+        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has).
+
+        ``dealloc`` (index 2) is looked up only when the host first frees a buffer.
+        """
         ctx, instance = self.ctx, self.instance
         found = []
         for index, name in enumerate(_EXPORTS):
             extern = instance + capi.INSTANCE_SIZE + index * capi.EXTERN_SIZE
-            ok = exported[index] and capi.instance_export_get(
-                ctx, instance, name, len(name), extern
+            ok = (
+                exported[index]
+                and index != 2
+                and capi.instance_export_get(ctx, instance, name, len(name), extern)
             )
             found.append(extern + capi.EXTERN_OF if ok else 0)
         self.mem, self.f_alloc, self.f_dealloc, self.f_init, self.f_execute = found[:5]
@@ -205,7 +209,7 @@ class _Instance:
         end = ptr + length
         if end > self.mem_size:
             self.refresh()
-        return end <= self.mem_size
+        return bool(end <= self.mem_size)
 
     def read(self, ptr: int, length: int) -> bytes | None:
         """Guest bytes at ``ptr``, or None when the range is out of bounds."""
@@ -259,6 +263,9 @@ class CoreModule(Adapter):
         self._define_wasi_waits(linker)
         self._module = module
         self._helpers = any(name in _PAYLOAD_FUNCS for name in imported)
+        # A module that imports nothing of WASI gets no WASI context (it costs
+        # a few µs per instance, and the module could not reach it).
+        self._uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
         if self._helpers:
             # Each instance is linked by hand: the payload box's functions belong
             # to its store, so they cannot be part of an InstancePre.
@@ -276,6 +283,7 @@ class CoreModule(Adapter):
                 )
                 for imp in module.imports
             ]
+            self._plan_helpers()
         else:
             try:
                 self._pre = linker.instantiate_pre(module)
@@ -327,7 +335,8 @@ class CoreModule(Adapter):
             where = f"{imp.module}.{imp.name}"
             if imp.module == WASI_MODULE and isinstance(imp.type, FuncType):
                 continue  # checked by the linker: only real WASI preview 1 functions link
-            signature = _host_signature(imp.name) if imp.module == HOST_MODULE else None
+            name = imp.name or ""
+            signature = _host_signature(name) if imp.module == HOST_MODULE else None
             if signature is not None:
                 params, results = signature
                 ty = imp.type
@@ -343,11 +352,16 @@ class CoreModule(Adapter):
                         f"imports {where} as {found}, but the host provides {_sig(params, results)}",
                         plugin=self.label,
                     )
-                if imp.name in HOST_FUNCTIONS and not self.host.granted(imp.name):
-                    capability = HOST_FUNCTIONS[imp.name].capability
+                if name in HOST_FUNCTIONS and not self.host.granted(name):
+                    capability = HOST_FUNCTIONS[name].capability
+                    if self.host.metadata_only:  # linked; HostSession.call refuses it
+                        self.host.missing.add(str(capability))
+                        if name not in used:
+                            used.append(name)
+                        continue
                     raise self._not_granted(where, capability)  # type: ignore[arg-type]
-                if imp.name not in used:
-                    used.append(imp.name)
+                if name not in used:
+                    used.append(name)
                 continue
             kind = type(imp.type).__name__.removesuffix("Type").lower()
             raise ImportNotAllowed(
@@ -362,7 +376,7 @@ class CoreModule(Adapter):
         store, ctx = new_store(
             self.runtime,
             self.limits,
-            self._wasi,
+            self._wasi if self._uses_wasi else None,
             fuel=self._fuel,
             ticks=self._ticks,
             payload_helpers=self._helpers,
@@ -395,24 +409,22 @@ class CoreModule(Adapter):
             raise instantiation_error(exc, self.limits, self.label) from None
 
     def _link_with_helpers(self, live: _Instance) -> None:
-        """Instantiate the payload box, the plugin (importing it) and the copier."""
-        ctx, es, size = live.ctx, capi.EXTERN_SIZE, capi.INSTANCE_SIZE
-        box = live.instance + size + es * len(_EXPORTS) + capi.ARGS_BYTES
-        copier = box + size
-        imports = copier + size
-        box_exports = imports + es * len(self._import_plan)
-        copier_imports = box_exports + 4 * es
-        self._check_instantiated(
-            live, capi.instance_new(ctx, self._box_ptr, None, 0, box, live.trap_addr)
-        )
-        for index, name in enumerate((b"set_output", b"set_error", b"table", b"out")):
-            capi.instance_export_get(ctx, box, name, len(name), box_exports + index * es)
-        for index, (module, name, from_box) in enumerate(self._import_plan):
-            extern = imports + index * es
-            if from_box is not None:
-                ctypes.memmove(extern, box_exports + from_box * es, es)
-            elif not capi.linker_get(
-                self._linker_ptr, ctx, module, len(module), name, len(name), extern
+        """Instantiate the payload box, the plugin (importing it) and the copier.
+
+        The box's exports are looked up straight into the import slots that
+        take them (see ``_plan_helpers``).
+        """
+        ctx, trap = live.ctx, live.trap_addr
+        region = live.instance + self._helper_region
+        box, copier, imports, copier_imports = (region + at for at in self._helper_offsets)
+        error = capi.instance_new(ctx, self._box_ptr, None, 0, box, trap)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
+        for name, at in self._box_lookups:
+            capi.instance_export_get(ctx, box, name, len(name), region + at)
+        for module, name, at in self._host_imports:
+            if not capi.linker_get(
+                self._linker_ptr, ctx, module, len(module), name, len(name), region + at
             ):
                 raise ImportNotAllowed(
                     f"cannot link the module: {module.decode()}.{name.decode()} is not "
@@ -420,22 +432,41 @@ class CoreModule(Adapter):
                     plugin=self.label,
                 )
         error = capi.instance_new(
-            ctx, self._module_ptr, imports, len(self._import_plan), live.instance, live.trap_addr
+            ctx, self._module_ptr, imports, len(self._import_plan), live.instance, trap
         )
-        self._check_instantiated(live, error)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
         live.bind(self._exported)
-        ctypes.memmove(copier_imports, live.mem - capi.EXTERN_OF, es)  # the plugin's memory
-        ctypes.memmove(copier_imports + es, box_exports + 3 * es, es)  # out
-        ctypes.memmove(copier_imports + 2 * es, box_exports + 2 * es, es)  # table
-        self._check_instantiated(
-            live,
-            capi.instance_new(ctx, self._copier_ptr, copier_imports, 3, copier, live.trap_addr),
-        )
-        live.out_mem = box_exports + 3 * es + capi.EXTERN_OF
+        ctypes.memmove(copier_imports, live.mem - capi.EXTERN_OF, capi.EXTERN_SIZE)
+        error = capi.instance_new(ctx, self._copier_ptr, copier_imports, 3, copier, trap)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
+        live.out_mem = copier_imports + capi.EXTERN_SIZE + capi.EXTERN_OF
         live.out_base = capi.memory_data(ctx, live.out_mem)
         live.refresh_out()
         payload.write_limit(live.out, self.limits.max_output)
         payload.reset_header(live.out, payload.STATE, -1, -1, 0)
+
+    def _plan_helpers(self) -> None:
+        """Where each extern of ``_link_with_helpers`` goes, relative to its region.
+
+        The region (after the instance, its exports and the call arguments):
+        [box][copier][the plugin's imports][the copier's imports: the
+        plugin's memory, the box's ``out`` and table].
+        """
+        es, size = capi.EXTERN_SIZE, capi.INSTANCE_SIZE
+        self._helper_region = size + es * len(_EXPORTS) + capi.ARGS_BYTES
+        count = len(self._import_plan)
+        imports = 2 * size
+        copier_imports = imports + es * count
+        self._helper_offsets = (0, size, imports, copier_imports)
+        self._box_lookups = [(b"out", copier_imports + es), (b"table", copier_imports + 2 * es)]
+        self._host_imports = []
+        for index, (module, name, from_box) in enumerate(self._import_plan):
+            if from_box is None:
+                self._host_imports.append((module, name, imports + index * es))
+            else:
+                self._box_lookups.append((name, imports + index * es))
 
     def _read_metadata(self) -> PluginMetadata:
         live = self._instantiate()
@@ -470,7 +501,11 @@ class CoreModule(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: TriggerContext | None) -> bytes:
-        """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
+        """The request JSON of docs/abi.md ("The request"), encoded as UTF-8.
+
+        The mode goes out twice, as ``mode`` and as ``current_mode`` (the name
+        MIDIMon v2.5 plugins read; docs/abi.md, "MIDIMon v2.5 plugins").
+        """
         action_json = self._action_name(action)
         params_bytes = params_json(params)
         if context is None:
@@ -480,12 +515,10 @@ class CoreModule(Adapter):
             velocity = b"null" if context.velocity is None else b"%d" % context.velocity
             mode = b"null" if context.mode is None else b"%d" % context.mode
             timestamp = context.timestamp
-        return b'{"action":%b,"params":%b,"context":{"velocity":%b,"mode":%b,"timestamp":%d}}' % (
-            action_json,
-            params_bytes,
-            velocity,
-            mode,
-            timestamp,
+        return (
+            b'{"action":%b,"params":%b,"context":'
+            b'{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":%d}}'
+            % (action_json, params_bytes, velocity, mode, mode, timestamp)
         )
 
     def execute(self, action: str, request: bytes) -> bytes:
@@ -502,6 +535,7 @@ class CoreModule(Adapter):
             _reset_header(out, _STATE, -1, -1, 0)
         # _arm, inlined: this is the hot path.
         self._deadline = _monotonic() + self.limits.timeout
+        self._log_budget.reset()
         error = _set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
@@ -554,7 +588,11 @@ class CoreModule(Adapter):
 
     def _grow_buffer(self, live: _Instance, size: int) -> None:
         capacity = max(1024, 1 << (size - 1).bit_length())
-        if live.buf_cap and live.f_dealloc:
+        if live.buf_cap and self._exported[2]:
+            if not live.f_dealloc:  # looked up when first needed: most calls never free
+                extern = live.instance + capi.INSTANCE_SIZE + 2 * capi.EXTERN_SIZE
+                capi.instance_export_get(live.ctx, live.instance, b"dealloc", 7, extern)
+                live.f_dealloc = extern + capi.EXTERN_OF
             self._raw_call(live, live.f_dealloc, live.buf_ptr, live.buf_cap, "dealloc")
         live.buf_cap = 0
         ptr = self._raw_call(live, live.f_alloc, capacity, 0, "alloc") & 0xFFFF_FFFF
@@ -593,13 +631,16 @@ class CoreModule(Adapter):
             self._arm(ctx)
         else:
             self._deadline = time.monotonic() + self.limits.timeout
+            self._log_budget.reset()
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
         error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
-        self._flush()
+        if self._stdout.pending or self._stderr.pending:
+            self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error, during=name)
         unpack = capi.unpack_i64 if result == "i64" else capi.unpack_i32
-        return unpack(live.args)[0]
+        value: int = unpack(live.args)[0]
+        return value
 
     # -- failures ----------------------------------------------------------
 
@@ -620,7 +661,7 @@ class CoreModule(Adapter):
         if live.violation is not None:
             return self._violation_error(live.violation, action)
         if error:
-            exc = capi.take_error(error)
+            exc: wasmtime.WasmtimeError = capi.take_error(error)  # type: ignore[assignment]
             return PluginTrap(
                 f"call{where} failed: {error_summary(exc)}", plugin=self.label, action=action
             )

@@ -19,8 +19,8 @@ plugin's own store instead, so the call stays inside wasm
 The host reads the header of ``out`` after the call. A violation (too
 large, out of bounds, no memory for the copy) is recorded there, with the
 pointer and length, before the copier traps, so the call fails with the
-same typed error as a host function would raise. The ABI (DESIGN.md
-contract 1) is unchanged: the plugin imports the same two functions.
+same typed error as a host function would raise. The ABI (docs/abi.md) is
+unchanged: the plugin imports the same two functions.
 
 Header of ``out`` (little-endian i32): 0 max_output, 4 output length (-1:
 none), 8 error length (-1: none), 12 violation, 16 its pointer, 20 its

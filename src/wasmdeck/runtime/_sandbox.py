@@ -119,7 +119,7 @@ class WasiSetup:
 def new_store(
     runtime: Runtime,
     limits: Limits,
-    wasi: WasiSetup,
+    wasi: WasiSetup | None,
     *,
     fuel: int,
     ticks: int,
@@ -144,7 +144,8 @@ def new_store(
         memories=limits.max_memories + extra,
     )
     ctx = capi.context_address(store)
-    wasi.apply(ctx)
+    if wasi is not None:  # None: the module imports no WASI function
+        wasi.apply(ctx)
     error = capi.set_fuel(ctx, fuel)
     if error:
         raise capi.take_error(error)  # type: ignore[misc]
