@@ -18,9 +18,15 @@ RESPONSE_AT = 65536
 
 
 def host_call_module(
-    function: str, request: dict[str, object], *, name: str = "host-caller"
+    function: str,
+    request: dict[str, object] | bytes,
+    *,
+    name: str = "host-caller",
+    version: str = "1.0.0",
+    **metadata: object,
 ) -> bytes:
-    payload = json.dumps(request).encode()
+    """``request`` is a JSON object, or the exact bytes to send (for malformed ones)."""
+    payload = request if isinstance(request, bytes) else json.dumps(request).encode()
     imports = (
         '(import "wasmdeck" "set_output" (func $set_output (param i32 i32)))'
         f'(import "wasmdeck" "{function}" (func $call (param i32 i32) (result i32)))'
@@ -35,7 +41,12 @@ def host_call_module(
         body,
         imports=imports,
         memory='(memory (export "memory") 8)',
-        metadata={"name": name, "version": "1.0.0", "description": f"calls {function}"},
+        metadata={
+            "name": name,
+            "version": version,
+            "description": f"calls {function}",
+            **metadata,
+        },
         extra=f"(data (i32.const {REQUEST_AT}) {data_string(payload)})",
     )
 

@@ -66,7 +66,11 @@ def test_a_wasi_sleep_past_the_deadline_ends_the_call(
 ) -> None:
     # Each asks for 10 s in all (a relative or an absolute clock, one sleep or many).
     error = ends_with_time_limit(lambda: sleeper.call(action, {"ms": 10_000}))
-    assert "sleeping" in str(error) and "0.5 s" in str(error)
+    assert "0.5 s" in str(error)
+    if action != "usleep-loop":
+        # One long sleep is cut at the deadline by the host; a loop of short ones
+        # may as well be stopped by the epoch between two sleeps (both are the limit).
+        assert "sleeping" in str(error)
     assert json.loads(sleeper.call("nanosleep", {"ms": 1}))["rc"] == 0  # the plugin works on
 
 
@@ -244,10 +248,12 @@ def test_a_send_to_a_peer_that_stops_reading_ends_at_the_deadline() -> None:
             tls=ssl.create_default_context(),
         )
         opened = sessions.connect({"url": peer.url()}, time.monotonic() + 5)
+        message = "x" * (32 << 20)
         started = time.monotonic()
         with pytest.raises(DeadlinePassed):
-            sessions.send({"id": opened["id"], "text": "x" * (32 << 20)}, time.monotonic() + 0.5)
-        assert time.monotonic() - started < 2.0
+            sessions.send({"id": opened["id"], "text": message}, time.monotonic() + 0.5)
+        # (framing 32 MB takes a while on a busy machine; without the bound it never ends)
+        assert time.monotonic() - started < 4.0
         with pytest.raises(HostRequestError, match="no open WebSocket"):  # it was dropped
             sessions.send({"id": opened["id"], "text": "again"}, time.monotonic() + 1)
         sessions.close_all()
@@ -330,9 +336,9 @@ def test_the_silent_websocket_peer_completes_the_handshake_and_ignores_the_close
 ) -> None:
     from websockets.sync.client import connect
 
-    client = connect(silent_peer.url(), close_timeout=0.2)
-    client.send("hello")
-    client.close()
+    with connect(silent_peer.url(), close_timeout=0.2) as client:
+        client.send("hello")
+    # (leaving the block sent the close and gave up on the answer after 0.2 s)
     with silent_peer.received:
         silent_peer.received.wait_for(lambda: len(silent_peer.opcodes) >= 2, timeout=5)
     assert silent_peer.opcodes[:2] == [1, 8]  # a text frame, then the close

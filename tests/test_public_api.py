@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
 import inspect
 import re
 from importlib import metadata
@@ -21,6 +23,7 @@ PUBLIC = [
     "BuildError",
     "CapabilityRequest",
     "ConsentRequired",
+    "DowngradeRefused",
     "FuelLimitExceeded",
     "Grant",
     "Grants",
@@ -37,6 +40,7 @@ PUBLIC = [
     "MemoryLimitExceeded",
     "MissingExport",
     "ModuleFileCorrupt",
+    "ModuleTooLarge",
     "OutputLimitExceeded",
     "Package",
     "PackageError",
@@ -61,6 +65,7 @@ PUBLIC = [
     "SigningKey",
     "StackLimitExceeded",
     "StateCorrupt",
+    "StateReadOnly",
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
@@ -126,3 +131,19 @@ def test_the_version_comes_from_the_package_metadata() -> None:
     # ... and is written nowhere else in the package.
     for path in (API_DOC.parent.parent / "src" / "wasmdeck").rglob("*.py"):
         assert not re.search(r"__version__\s*=\s*['\"]", path.read_text()), path
+
+
+def test_every_exception_class_is_in_the_tree_or_documented_as_outside_it() -> None:
+    src = API_DOC.parent.parent / "src" / "wasmdeck"
+    tree_doc = inspect.getdoc(wasmdeck._errors) or ""
+    outside = tree_doc[tree_doc.index("Outside the tree") :]
+    builtin = {n for n in dir(builtins) if n.endswith(("Error", "Exception"))}
+    undocumented = []
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
+                documented = node.name == "WasmdeckError" or f"``{node.name}``" in outside
+                if bases & builtin and not documented:
+                    undocumented.append(f"{path.relative_to(src)}: {node.name}")
+    assert undocumented == [], "subclass WasmdeckError, or say why not in _errors.py"

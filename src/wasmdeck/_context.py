@@ -42,14 +42,27 @@ class TriggerContext:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> TriggerContext:
-        """Build a context from a mapping with ``velocity``, ``mode``, ``timestamp``."""
-        unknown = set(data) - {"velocity", "mode", "timestamp"}
+        """Build a context from a mapping with ``velocity``, ``mode``, ``timestamp``.
+
+        ``current_mode`` (the name MIDIMon v2.5 plugins read) is the same field
+        as ``mode``; giving both with different values is an error.
+        """
+        unknown = set(data) - {"velocity", "mode", "current_mode", "timestamp"}
         if unknown:
             raise ValueError(
-                f"unknown trigger context field(s): {', '.join(sorted(unknown))} "
-                "(expected velocity, mode, timestamp)"
+                f"unknown trigger context field(s): {', '.join(sorted(map(str, unknown)))} "
+                "(expected velocity, mode (or current_mode), timestamp)"
             )
         kwargs = dict(data)
+        if "current_mode" in kwargs:
+            current_mode = kwargs.pop("current_mode")
+            mode = kwargs.get("mode", current_mode)
+            if type(mode) is not type(current_mode) or mode != current_mode:
+                raise ValueError(
+                    f"trigger context gives mode {kwargs['mode']!r} and current_mode "
+                    f"{current_mode!r}; they are one field (give one, or the same value)"
+                )
+            kwargs["mode"] = current_mode
         if kwargs.get("timestamp") is None:
             kwargs.pop("timestamp", None)
         return cls(**kwargs)  # type: ignore[arg-type]

@@ -211,6 +211,8 @@ class LoopbackHTTPServer:
             (self._connections.add if add else self._connections.discard)(connection)
 
     def start(self) -> Self:
+        if self._server is not None:  # already serving (``with server.start():``)
+            return self
         server = _Server((self.host, self.port), _Handler)  # port 0: any free one
         server.owner = self
         self.port = server.server_address[1]

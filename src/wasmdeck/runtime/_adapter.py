@@ -44,7 +44,7 @@ from ._engine import Runtime
 from ._hostapi import HostAPI
 from ._limits import Limits, MiB
 from ._sandbox import WasiSetup, allowed_env
-from ._stdio import LineLogger, plugin_logger
+from ._stdio import LineLogger, LogBudget, plugin_logger
 
 __all__ = ["MAX_HOST_REQUEST", "Adapter", "Params", "params_json"]
 
@@ -156,6 +156,10 @@ class Adapter:
         self._fuel = limits.fuel
         self._ticks = runtime.deadline_ticks(limits.timeout)
         self._action: str | None = None  # the action being run, for error messages
+        # One log budget per call over stdout, stderr and the log host function.
+        self._log_budget = stdout.budget = stderr.budget = LogBudget(
+            limits.max_log_bytes, limits.max_log_lines
+        )
         self._stdout = stdout
         self._stderr = stderr
         self._actions: frozenset[str] | None = None
@@ -217,6 +221,7 @@ class Adapter:
     def _arm(self, ctx: int) -> None:
         """Start a call's clock: its deadline, a full fuel tank, the epoch deadline."""
         self._deadline = time.monotonic() + self.limits.timeout
+        self._log_budget.reset()
         error = capi.set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
@@ -264,7 +269,8 @@ class Adapter:
         )
 
     def _log(self, level: int, message: str) -> None:
-        self.host.logger.log(level, "%s", message)
+        if self._log_budget.admit(self.host.logger, len(message)):
+            self.host.logger.log(level, "%s", message)
 
     # -- failures ------------------------------------------------------------
 

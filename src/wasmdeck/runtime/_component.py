@@ -445,6 +445,10 @@ class ComponentPlugin(Adapter):
             assert interface is not None  # (matched above)
             capability = _capability(interface)
             if capability is not None and not self.host.grants.allows(capability):
+                if self.host.metadata_only:  # linked; HostSession.call refuses it
+                    self.host.missing.add(capability)
+                    used.append((interface, name))  # type: ignore[arg-type]
+                    continue
                 raise self._not_granted(name, capability)
             used.append((interface, name))
         return used

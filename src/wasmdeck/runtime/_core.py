@@ -354,6 +354,11 @@ class CoreModule(Adapter):
                     )
                 if name in HOST_FUNCTIONS and not self.host.granted(name):
                     capability = HOST_FUNCTIONS[name].capability
+                    if self.host.metadata_only:  # linked; HostSession.call refuses it
+                        self.host.missing.add(str(capability))
+                        if name not in used:
+                            used.append(name)
+                        continue
                     raise self._not_granted(where, capability)  # type: ignore[arg-type]
                 if name not in used:
                     used.append(name)
@@ -496,7 +501,11 @@ class CoreModule(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: TriggerContext | None) -> bytes:
-        """The request JSON of docs/abi.md, encoded as UTF-8."""
+        """The request JSON of docs/abi.md ("The request"), encoded as UTF-8.
+
+        The mode goes out twice, as ``mode`` and as ``current_mode`` (the name
+        MIDIMon v2.5 plugins read; docs/abi.md, "MIDIMon v2.5 plugins").
+        """
         action_json = self._action_name(action)
         params_bytes = params_json(params)
         if context is None:
@@ -506,12 +515,10 @@ class CoreModule(Adapter):
             velocity = b"null" if context.velocity is None else b"%d" % context.velocity
             mode = b"null" if context.mode is None else b"%d" % context.mode
             timestamp = context.timestamp
-        return b'{"action":%b,"params":%b,"context":{"velocity":%b,"mode":%b,"timestamp":%d}}' % (
-            action_json,
-            params_bytes,
-            velocity,
-            mode,
-            timestamp,
+        return (
+            b'{"action":%b,"params":%b,"context":'
+            b'{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":%d}}'
+            % (action_json, params_bytes, velocity, mode, mode, timestamp)
         )
 
     def execute(self, action: str, request: bytes) -> bytes:
@@ -528,6 +535,7 @@ class CoreModule(Adapter):
             _reset_header(out, _STATE, -1, -1, 0)
         # _arm, inlined: this is the hot path.
         self._deadline = _monotonic() + self.limits.timeout
+        self._log_budget.reset()
         error = _set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
@@ -623,6 +631,7 @@ class CoreModule(Adapter):
             self._arm(ctx)
         else:
             self._deadline = time.monotonic() + self.limits.timeout
+            self._log_budget.reset()
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
         error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
         if self._stdout.pending or self._stderr.pending:

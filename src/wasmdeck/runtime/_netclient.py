@@ -370,9 +370,10 @@ def _within(
         except BaseException as exc:
             outcome.append((False, exc))
 
+    left = budget.left(doing)
     helper = threading.Thread(target=run, name="wasmdeck-bounded", daemon=True)
     helper.start()
-    helper.join(budget.left(doing))
+    helper.join(left)
     if helper.is_alive():
         abort()
         helper.join(1.0)

@@ -75,7 +75,7 @@ def sdk_dir(lang: str) -> Path:
     raise FileNotFoundError(f"the {lang} plugin kit is not installed (looked in {here / '_sdk'})")
 
 
-def check_name(name: str) -> str:
+def check_name(name: object) -> str:
     """A plugin name: lowercase letters, digits and single dashes, at most 64 characters."""
     if not isinstance(name, str) or len(name) > 64 or not _NAME.match(name):
         raise ProjectError(
@@ -104,7 +104,7 @@ def load_project(directory: Path) -> Project:
     if not isinstance(language, str):
         raise ProjectError(f'{manifest}: [plugin] language must be a string, e.g. "rust"')
     try:
-        check_name(name)
+        name = check_name(name)
     except ProjectError as exc:
         raise ProjectError(f"{manifest}: {exc}") from None
     settings = {k: v for k, v in document.items() if k != "plugin"}
