@@ -249,15 +249,9 @@ def test_loading_verifies_before_compiling(
     compiled: list[int] = []
     original = Runtime.compile
 
-<<<<<<< HEAD
-    def spy(self: Runtime, source: bytes, *, name: str, **options: Any) -> object:
-        compiled.append(len(source))
-        return original(self, source, name=name, **options)
-=======
     def spy(self: Runtime, source: bytes, **options: Any) -> object:
         compiled.append(len(source))
         return original(self, source, **options)
->>>>>>> main
 
     monkeypatch.setattr(Runtime, "compile", spy)
     module_at = _sections(data)["WASM"][0]
