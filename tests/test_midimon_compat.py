@@ -271,3 +271,12 @@ def test_the_install_plan_states_what_midimons_kinds_map_to() -> None:
     assert left[0].startswith("systemcontrol (maps to nothing in wasmdeck")
     assert left[1].startswith("midi (not a host API in wasmdeck")
     assert not any("unknown to this host" in line for line in left)
+
+
+def test_rust_midimon_plugin_one_oversized_allocation(midimon_rust: Path) -> None:
+    # One 200 MiB allocation under the 128 MiB default: memory.grow is refused, the
+    # allocator aborts, and the host knows the refusal caused it (runtime/_memory.py).
+    plugin = wasmdeck.Plugin(midimon_rust)
+    with pytest.raises(wasmdeck.MemoryLimitExceeded):
+        plugin.call("allocate", {"mib": 200})
+    assert plugin.call("allocate", {"mib": 8}) == b""  # a fresh instance carries on
