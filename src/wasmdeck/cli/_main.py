@@ -15,12 +15,12 @@ from collections.abc import Sequence
 
 from .._errors import InvalidPlugin, LimitExceeded, PluginError, RoutingError, WasmdeckError
 from ..toolchains import BuildError, ProjectError
-from . import _build, _compile, _manager, _packages, _run
+from . import _build, _compile, _deck, _manager, _packages, _run
 
 EXIT_OK, EXIT_PLUGIN_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INVALID = 0, 1, 2, 3, 4
 
 # Each command module offers register(subparsers) and sets a `handler` default.
-_COMMANDS = (_run, _compile, _build, _packages, _manager)
+_COMMANDS = (_run, _compile, _build, _packages, _manager, _deck)
 
 
 class UsageError(Exception):
