@@ -174,7 +174,7 @@ def test_output_over_the_cap_is_a_limit() -> None:
     plugin = wasmdeck.Plugin(abi_module(body), limits=Limits(max_output=65536))
     with pytest.raises(
         OutputLimitExceeded,
-        match="100,000 bytes to set_output, more than its max_output limit of 65,536",
+        match="returned 100,000 bytes through set_output, more than its max_output limit of 65,536",
     ):
         plugin.call("big")
     assert plugin.call("ok") == b"ok"

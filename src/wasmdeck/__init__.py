@@ -11,6 +11,7 @@ from ._context import TriggerContext
 from ._errors import (
     ABIViolation,
     ActionNotFound,
+    BuildError,
     ConsentRequired,
     FuelLimitExceeded,
     ImportNotAllowed,
@@ -30,6 +31,7 @@ from ._errors import (
     PluginReportedError,
     PluginTrap,
     PolicyRefused,
+    ProjectError,
     RegistryCorrupt,
     RevokedKey,
     RoutingError,
@@ -39,10 +41,12 @@ from ._errors import (
     TableLimitExceeded,
     TamperedPackage,
     TimeLimitExceeded,
+    ToolchainMissing,
     TrustStoreCorrupt,
     WasmdeckError,
 )
 from ._metadata import ActionSpec, CapabilityRequest, PluginMetadata
+from ._version import __version__
 from .host import PluginHost
 from .packages import (
     InstalledPlugin,
@@ -66,12 +70,11 @@ from .packages import (
 )
 from .runtime import Limits, Plugin, Runtime
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ABIViolation",
     "ActionNotFound",
     "ActionSpec",
+    "BuildError",
     "CapabilityRequest",
     "ConsentRequired",
     "FuelLimitExceeded",
@@ -103,6 +106,7 @@ __all__ = [
     "PluginTrap",
     "Policy",
     "PolicyRefused",
+    "ProjectError",
     "PublicKey",
     "RegistryCorrupt",
     "RevokedKey",
@@ -116,6 +120,7 @@ __all__ = [
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
+    "ToolchainMissing",
     "TriggerContext",
     "TrustLevel",
     "TrustStore",

@@ -1,14 +1,43 @@
-"""The exceptions wasmdeck raises.
+"""The exceptions wasmdeck raises: one tree, rooted at ``WasmdeckError``.
 
-Three families, one per way a call can go wrong, so that callers (and the
-CLI's exit codes) can tell them apart:
+Catch ``WasmdeckError`` for "anything wasmdeck refused or that went wrong
+inside a plugin"; catch a branch to tell the ways apart (the CLI's exit codes
+follow the branches, see cli/_main.py). Every message names the plugin and,
+where there is one, the action. The tree (docs/architecture.md explains when
+each branch is raised)::
 
-- ``PluginError``: the plugin ran and failed — it reported an error or trapped.
-- ``LimitExceeded``: a sandbox limit stopped it (one subclass per limit).
-- ``InvalidPlugin``: the plugin cannot be used at all — not wasm, a missing
-  export, bad metadata, an ABI violation, an import that is not allowed.
+    WasmdeckError
+    ├── PluginError                 the plugin ran and failed           exit 1
+    │   ├── PluginReportedError     non-zero return code (``code``)
+    │   └── PluginTrap              a wasm trap (``trap_code``)
+    ├── LimitExceeded               a sandbox limit stopped it          exit 3
+    │   ├── TimeLimitExceeded, FuelLimitExceeded, MemoryLimitExceeded,
+    │   └── TableLimitExceeded, StackLimitExceeded, OutputLimitExceeded
+    ├── InvalidPlugin               cannot be used at all               exit 4
+    │   ├── InvalidModule, MissingExport, InvalidMetadata,
+    │   ├── ABIViolation, ImportNotAllowed
+    │   ├── PackageError            a package: format, digest, signature, policy
+    │   │   ├── MalformedPackage, TamperedPackage, SignatureInvalid
+    │   │   └── PolicyRefused
+    │   │       └── RevokedKey
+    │   └── StateCorrupt            wasmdeck's own state under its home
+    │       └── RegistryCorrupt, TrustStoreCorrupt, ModuleFileCorrupt
+    ├── RoutingError                no single plugin/action for a call  exit 2
+    │   └── PluginNotFound, ActionNotFound
+    ├── KeyFileError                a key file cannot be read            exit 1
+    ├── ConsentRequired             an install needs consent nobody gave exit 1
+    ├── BuildError                  building a plugin project failed    exit 1
+    │   ├── ToolchainMissing        the message says how to install it
+    │   └── ProjectError            not a project / cannot create it    exit 2
+    ├── UsageError                  bad command-line input              exit 2
+    └── HostRequestError            a host function refused a request (``kind``)
 
-Every message names the plugin and, where there is one, the action.
+``HostRequestError`` never reaches the caller of a plugin: host functions
+(runtime/_hostapi.py) raise it and answer the plugin with
+``{"error": {"kind": ..., "message": ...}}``; it is in the tree so that
+nothing wasmdeck raises on purpose falls outside it, and is not exported.
+``UsageError`` is the CLI's; the Python API raises ``ValueError``/``TypeError``
+for arguments of the wrong type, as Python does.
 """
 
 from __future__ import annotations
@@ -16,8 +45,10 @@ from __future__ import annotations
 __all__ = [
     "ABIViolation",
     "ActionNotFound",
+    "BuildError",
     "ConsentRequired",
     "FuelLimitExceeded",
+    "HostRequestError",
     "ImportNotAllowed",
     "InvalidMetadata",
     "InvalidModule",
@@ -35,6 +66,7 @@ __all__ = [
     "PluginReportedError",
     "PluginTrap",
     "PolicyRefused",
+    "ProjectError",
     "RegistryCorrupt",
     "RevokedKey",
     "RoutingError",
@@ -44,7 +76,9 @@ __all__ = [
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
+    "ToolchainMissing",
     "TrustStoreCorrupt",
+    "UsageError",
     "WasmdeckError",
 ]
 
@@ -125,26 +159,38 @@ class LimitExceeded(WasmdeckError):
 
 
 class TimeLimitExceeded(LimitExceeded):
+    """The call ran past its wall-clock ``timeout`` (``value``: seconds)."""
+
     limit = "timeout"
 
 
 class FuelLimitExceeded(LimitExceeded):
+    """The call used up its ``fuel`` (wasm instructions, roughly)."""
+
     limit = "fuel"
 
 
 class MemoryLimitExceeded(LimitExceeded):
+    """The plugin needed more linear memory than ``max_memory`` bytes."""
+
     limit = "max_memory"
 
 
 class TableLimitExceeded(LimitExceeded):
+    """The plugin needed more table elements than ``max_table_elements``."""
+
     limit = "max_table_elements"
 
 
 class StackLimitExceeded(LimitExceeded):
+    """The plugin overflowed the wasm stack (``value``: its size in bytes; deep recursion)."""
+
     limit = "max_stack"
 
 
 class OutputLimitExceeded(LimitExceeded):
+    """The plugin handed back more than ``max_output`` bytes (output, error or a host request)."""
+
     limit = "max_output"
 
 
@@ -175,7 +221,7 @@ class ImportNotAllowed(InvalidPlugin):
     """The plugin imports something the host does not provide or the user did not grant."""
 
 
-# -- packages, trust and the plugin manager (DESIGN.md contract 4) -------------
+# -- packages, trust and the plugin manager (docs/package-format.md) -----------
 
 
 class PackageError(InvalidPlugin):
@@ -239,3 +285,40 @@ class PluginNotFound(RoutingError):
 
 class ActionNotFound(RoutingError):
     """No plugin (or not exactly one) declares the action."""
+
+
+# -- building plugin projects (wasmdeck.toolchains) ---------------------------
+
+
+class BuildError(WasmdeckError):
+    """A build failed; the message carries the toolchain's output."""
+
+
+class ToolchainMissing(BuildError):
+    """The language's toolchain is not installed; the message says how to get it."""
+
+
+class ProjectError(BuildError):
+    """Not a plugin project, or one that cannot be created as asked."""
+
+
+# -- the command line -----------------------------------------------------------
+
+
+class UsageError(WasmdeckError):
+    """Bad command-line input that argparse itself cannot catch (e.g. invalid JSON)."""
+
+
+# -- host functions -------------------------------------------------------------
+
+
+class HostRequestError(WasmdeckError):
+    """A host request failed; ``kind`` classifies it for the plugin.
+
+    Internal: host functions answer the plugin with it and it never reaches
+    the caller of a plugin (see the module docstring).
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)

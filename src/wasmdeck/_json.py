@@ -60,9 +60,7 @@ def loads(
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
         if "depth limit" in reason:
-            raise JSONInputError(
-                f"{what} is nested more than {max_depth} levels deep"
-            ) from None
+            raise JSONInputError(f"{what} is nested more than {max_depth} levels deep") from None
         raise JSONInputError(f"{what} is not valid JSON: {reason}") from None
     _check_shape(value, what, max_depth, max_items)
     if unique_keys and size > 1 and _may_repeat_keys(value):

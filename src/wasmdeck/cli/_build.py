@@ -14,10 +14,11 @@ from ..toolchains import (
     ToolchainMissing,
     build_project,
     language,
+    load_cases,
     load_project,
     new_project,
+    run_cases,
 )
-from ..toolchains._cases import load_cases, run_cases
 from ._progress import duration, spinner
 
 __all__ = ["register"]

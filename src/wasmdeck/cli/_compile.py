@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..runtime import default_runtime
-from ..runtime._engine import WASMTIME_VERSION
+from ..runtime import WASMTIME_VERSION, default_runtime
 from ._progress import duration, spinner
 
 

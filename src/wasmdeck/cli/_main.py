@@ -13,18 +13,23 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .._errors import InvalidPlugin, LimitExceeded, PluginError, RoutingError, WasmdeckError
-from ..toolchains import BuildError, ProjectError
+from .._errors import (
+    BuildError,
+    InvalidPlugin,
+    LimitExceeded,
+    PluginError,
+    ProjectError,
+    RoutingError,
+    UsageError,
+    WasmdeckError,
+)
+from .._version import __version__
 from . import _build, _compile, _deck, _manager, _packages, _run
 
 EXIT_OK, EXIT_PLUGIN_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INVALID = 0, 1, 2, 3, 4
 
 # Each command module offers register(subparsers) and sets a `handler` default.
 _COMMANDS = (_run, _compile, _build, _packages, _manager, _deck)
-
-
-class UsageError(Exception):
-    """Bad arguments that argparse itself cannot catch (e.g. invalid JSON)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
             "3 sandbox limit hit, 4 invalid plugin"
         ),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "-q", "--quiet", action="store_true", help="hide what plugins print (their stdout/stderr)"
     )
@@ -44,12 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     for command in _COMMANDS:
         command.register(subparsers)
     return parser
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 class _PluginLogFormatter(logging.Formatter):
@@ -98,7 +97,7 @@ def exit_code(exc: WasmdeckError) -> int:
         return EXIT_LIMIT
     if isinstance(exc, InvalidPlugin):
         return EXIT_INVALID
-    if isinstance(exc, RoutingError):
+    if isinstance(exc, (RoutingError, UsageError, ProjectError)):
         return EXIT_USAGE
     return EXIT_PLUGIN_ERROR
 

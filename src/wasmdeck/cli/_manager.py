@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from .._capabilities import describe_request, parse_grant
-from .._errors import ConsentRequired, RevokedKey
+from .._errors import ConsentRequired, RevokedKey, UsageError
 from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
 from ._packages import POLICIES, usage_errors
 
@@ -116,8 +116,6 @@ def _ask(plan: InstallPlan) -> bool:
 
 @usage_errors
 def _install(args: argparse.Namespace) -> int:
-    from ._main import UsageError
-
     policy = Policy.ALLOW_UNSIGNED if args.allow_unsigned else args.policy
     if args.allow_unsigned and args.policy and args.policy != Policy.ALLOW_UNSIGNED.value:
         raise UsageError("--allow-unsigned and --policy disagree; give one")

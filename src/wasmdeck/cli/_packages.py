@@ -12,23 +12,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._errors import KeyFileError, PackageError
+from .._errors import KeyFileError, PackageError, UsageError
 from ..packages import (
     DEFAULT_POLICY,
     Package,
     Policy,
     TrustStore,
+    atomic_write,
     build_package,
+    check_compatible,
     check_signature,
     generate_key,
+    key_is_encrypted,
     load_public_key,
     load_signing_key,
     open_package,
+    read_bytes,
     sign_package,
 )
-from ..packages._files import atomic_write
-from ..packages._signing import key_is_encrypted
-from ..packages._verify import check_compatible, read_bytes
 
 PASSPHRASE_ENV = "WASMDECK_KEY_PASSPHRASE"
 POLICIES = [p.value for p in Policy]
@@ -39,8 +40,6 @@ def usage_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[..., 
 
     @functools.wraps(handler)
     def wrapped(args: argparse.Namespace) -> int:
-        from ._main import UsageError
-
         try:
             return handler(args)
         except KeyFileError as exc:

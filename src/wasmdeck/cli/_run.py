@@ -10,8 +10,8 @@ from typing import Any
 
 from .._capabilities import Grants, read_grants_file
 from .._context import TriggerContext
-from ..runtime import Limits, Plugin
-from ..runtime._limits import MiB
+from .._errors import UsageError
+from ..runtime import Limits, MiB, Plugin
 
 
 def register(subparsers: Any) -> None:
@@ -97,8 +97,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ._main import UsageError
-
     params = _json_object(args.params, "--params")
     context = TriggerContext.from_dict(_json_object(args.context, "--context"))
     limits = Limits(fuel=args.fuel, timeout=args.timeout, max_memory=int(args.max_memory * MiB))
@@ -116,8 +114,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _json_object(text: str, option: str) -> dict[str, Any]:
-    from ._main import UsageError
-
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -4,6 +4,7 @@ Depends on the runtime and the top-level modules only; the host and the CLI
 build on it.
 """
 
+from ._files import atomic_write
 from ._manager import InstalledPlugin, InstallPlan, PluginManager
 from ._pack import build_package
 from ._package import Manifest, Package, Signature, build_manifest
@@ -12,12 +13,13 @@ from ._signing import (
     SigningKey,
     check_signature,
     generate_key,
+    key_is_encrypted,
     load_public_key,
     load_signing_key,
     sign_package,
 )
 from ._trust import DEFAULT_POLICY, Policy, TrustLevel, TrustStore, Verdict
-from ._verify import VerifiedPackage, load_package, open_package
+from ._verify import VerifiedPackage, check_compatible, load_package, open_package, read_bytes
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -34,13 +36,17 @@ __all__ = [
     "TrustStore",
     "Verdict",
     "VerifiedPackage",
+    "atomic_write",
     "build_manifest",
     "build_package",
+    "check_compatible",
     "check_signature",
     "generate_key",
+    "key_is_encrypted",
     "load_package",
     "load_public_key",
     "load_signing_key",
     "open_package",
+    "read_bytes",
     "sign_package",
 ]

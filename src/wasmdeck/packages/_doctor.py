@@ -10,20 +10,40 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .._errors import PackageError, RevokedKey, StateCorrupt
-from ._package import Package
+from ._package import Manifest, Package, Signature
 from ._registry import _COLUMNS, Registry, Row
 from ._signing import check_signature
+from ._store import ModuleStore
+from ._trust import TrustStore
 
-if TYPE_CHECKING:
-    from ._manager import PluginManager
-
-__all__ = ["run_doctor"]
+__all__ = ["DoctorSubject", "run_doctor"]
 
 
-def run_doctor(manager: PluginManager, *, repair: bool) -> list[str]:
+class _Installed(Protocol):
+    @property
+    def manifest(self) -> Manifest: ...
+    @property
+    def signature(self) -> Signature | None: ...
+
+
+class DoctorSubject(Protocol):
+    """What the doctor examines: the manager's state (PluginManager is one).
+
+    A protocol rather than an import of ``_manager``, which calls the doctor:
+    the two modules would otherwise import each other.
+    """
+
+    trust: TrustStore
+    registry: Registry
+    modules: ModuleStore
+
+    def _installed(self, row: Row) -> _Installed: ...
+
+
+def run_doctor(manager: DoctorSubject, *, repair: bool) -> list[str]:
     """The problems found, each saying what was done about it when repairing."""
     report: list[str] = []
 
@@ -114,7 +134,7 @@ def _raw_rows(registry: Registry) -> list[tuple[str, Row | str]]:
     return rows
 
 
-def _check_row(manager: PluginManager, row: Row) -> str | None:
+def _check_row(manager: DoctorSubject, row: Row) -> str | None:
     try:
         plugin = manager._installed(row)
         check_signature(

@@ -33,6 +33,7 @@ from .._home import home
 from .._metadata import CapabilityRequest, PluginMetadata
 from ..runtime import Limits, Plugin, Runtime
 from ._consent import describe_requests, grants_for, request_keys
+from ._doctor import run_doctor
 from ._files import locked
 from ._package import Manifest, Package, Signature
 from ._registry import Registry, Row
@@ -455,8 +456,6 @@ class PluginManager:
     def check(self, *, repair: bool = False) -> list[str]:
         """What is wrong with the state under the home (and, with ``repair``, what was
         fixed). An empty list means all is well."""
-        from ._doctor import run_doctor
-
         with locked(self._lock):
             return run_doctor(self, repair=repair)
 

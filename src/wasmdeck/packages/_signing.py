@@ -131,6 +131,7 @@ def key_is_encrypted(path: str | os.PathLike[str]) -> bool:
 
 
 def load_signing_key(path: str | os.PathLike[str], passphrase: bytes | None = None) -> SigningKey:
+    """Read a signing key file (``wasmdeck keygen``); KeyFileError if it cannot be used."""
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -154,6 +155,7 @@ def load_signing_key(path: str | os.PathLike[str], passphrase: bytes | None = No
 
 
 def load_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    """Read a public key file (``<name>.pub``); KeyFileError if it is not one."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:

@@ -35,6 +35,8 @@ _NAME = re.compile(r"^[^\x00-\x1f]{1,128}$")
 
 
 class TrustLevel(enum.IntEnum):
+    """How far a package is trusted: unsigned < signed by an unknown key < verified publisher."""
+
     UNSIGNED = 0
     SIGNED = 1
     VERIFIED = 2

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._capabilities import Grant, Grants
 from .._errors import MalformedPackage, PackageError, TamperedPackage
+from .._version import __version__
 from ..runtime import Limits, Plugin, Runtime
 from ._package import MAX_PACKAGE, Manifest, Package, canonical_json, version_tuple
 from ._signing import check_signature
@@ -82,8 +83,6 @@ def check_compatible(manifest: Manifest) -> None:
     """Refuse a package that needs a newer wasmdeck than this one."""
     if manifest.min_wasmdeck is None:
         return
-    from .. import __version__
-
     if version_tuple(__version__) < version_tuple(manifest.min_wasmdeck):
         raise PackageError(
             f"it needs wasmdeck {manifest.min_wasmdeck} or newer; this is {__version__}",

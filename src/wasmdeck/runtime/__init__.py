@@ -1,7 +1,7 @@
 """The runtime layer: engine, sandbox limits, WASI and the plugin ABIs."""
 
-from ._engine import Runtime, default_runtime
-from ._limits import Limits
+from ._engine import WASMTIME_VERSION, Runtime, default_runtime
+from ._limits import Limits, MiB
 from ._plugin import Plugin
 
-__all__ = ["Limits", "Plugin", "Runtime", "default_runtime"]
+__all__ = ["WASMTIME_VERSION", "Limits", "MiB", "Plugin", "Runtime", "default_runtime"]

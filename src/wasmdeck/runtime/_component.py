@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import json
 import logging
 import re
 import struct
@@ -29,23 +28,22 @@ import wasmtime
 from wasmtime import TrapCode, component
 from wasmtime.component._enter import maybe_raise_last_exn
 
+from .._context import TriggerContext as Context
 from .._errors import (
     ImportNotAllowed,
     InvalidMetadata,
     MemoryLimitExceeded,
     MissingExport,
-    OutputLimitExceeded,
-    PluginReportedError,
     PluginTrap,
     WasmdeckError,
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
+from ._adapter import Adapter, Params, params_json
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._sandbox import (
-    allowed_env,
     describe_trap,
     instantiation_error,
     limit_error,
@@ -83,8 +81,6 @@ _IMPORT_NAME = re.compile(r"^wasmdeck:plugin/([a-z][a-z0-9-]*)@(\d+)\.(\d+)\.(\d
 # A component is made of core instances, their number fixed when it is built
 # (componentize-py's have 13); the instance limit lets that many in.
 COMPONENT_INSTANCES = 64
-# A request bigger than this is refused before it is parsed (as for core modules).
-MAX_HOST_REQUEST = 16 * MiB
 # What a guest prints just before it traps for want of memory: CPython's
 # MemoryError (the Python kit lets it through), Rust's allocation failure.
 _OUT_OF_MEMORY = re.compile(r"^(MemoryError\b|memory allocation of \d+ bytes failed)")
@@ -97,7 +93,7 @@ def _capability(interface: str) -> str | None:
     return HOST_FUNCTIONS[next(iter(functions.values()))].capability
 
 
-class TriggerContext:
+class WitTriggerContext:
     """The ``trigger-context`` record, as wasmtime lowers it (by attribute)."""
 
     __slots__ = ("mode", "timestamp", "velocity")
@@ -109,11 +105,11 @@ class TriggerContext:
 
 
 class ActionRequest:
-    """The ``action-request`` record."""
+    """The ``action-request`` record (``params``: the JSON object's text, as UTF-8)."""
 
     __slots__ = ("action", "context", "params")
 
-    def __init__(self, action: str, params: str, context: TriggerContext) -> None:
+    def __init__(self, action: str, params: bytes, context: WitTriggerContext) -> None:
         self.action = action
         self.params = params
         self.context = context
@@ -284,9 +280,9 @@ class _Request:
 
     def lower(self, request: ActionRequest) -> None:
         """Write ``request`` into the argument (raises ValueError for what cannot be sent)."""
+        params = request.params
         try:
             action = str.encode(request.action)
-            params = str.encode(request.params)
         except UnicodeEncodeError as exc:
             raise ValueError(
                 f"the action name or params contain text that is not valid Unicode: {exc.reason}"
@@ -351,13 +347,15 @@ class _Request:
             view[_RESULT] = capi.CV_BOOL  # the slot holds bool false again
 
 
-class ComponentPlugin:
+class ComponentPlugin(Adapter):
     """A compiled component plugin and its (at most one) live instance.
 
     Not thread-safe: the caller serializes calls (``Plugin`` holds a lock).
     """
 
     abi = "component-v1"
+    _stdout: _TailLogger
+    _stderr: _TailLogger
 
     def __init__(
         self,
@@ -368,19 +366,16 @@ class ComponentPlugin:
         limits: Limits,
         host: HostAPI,
     ) -> None:
-        self.runtime = runtime
-        self.limits = limits
-        self.label = label  # the file name until metadata names the plugin
-        self.host = host
+        super().__init__(
+            runtime,
+            label=label,
+            limits=limits,
+            host=host,
+            stdout=_TailLogger(plugin_logger(label), logging.INFO, "stdout"),
+            stderr=_TailLogger(plugin_logger(label), logging.WARNING, "stderr"),
+        )
         self._component = compiled
-        self._env = allowed_env(host.env_names)
-        self._deadline = 0.0
-        self._fuel = limits.fuel
-        self._ticks = runtime.deadline_ticks(limits.timeout)
         self._live: _Instance | None = None
-        self._action: str | None = None
-        self._stdout = _TailLogger(plugin_logger(label), logging.INFO, "stdout")
-        self._stderr = _TailLogger(plugin_logger(label), logging.WARNING, "stderr")
 
         ctype = compiled.type
         interfaces = self._check_imports(ctype.imports(runtime.engine))
@@ -392,11 +387,7 @@ class ComponentPlugin:
             _Request() if _direct_call_fits(exports["execute"].ty) else None  # type: ignore[attr-defined]
         )
         self._linker = self._link(interfaces)
-        self.metadata = self._read_metadata()
-        self.label = self.metadata.name
-        for stream in (self._stdout, self._stderr):
-            stream.logger = plugin_logger(self.metadata.name)
-        host.plugin, host.logger = self.metadata.name, plugin_logger(self.metadata.name)
+        self._named(self._read_metadata())
         _LOADED.add(self)
 
     # -- loading -----------------------------------------------------------
@@ -448,13 +439,7 @@ class ComponentPlugin:
                 )
             capability = _capability(interface)  # type: ignore[arg-type]
             if capability is not None and not self.host.grants.allows(capability):
-                raise ImportNotAllowed(
-                    f"imports {name}, which needs the {capability!r} capability; it was not "
-                    f"granted (grant it with --grant {capability}"
-                    + (":SCOPE" if capability in ("network", "process") else "")
-                    + ")",
-                    plugin=self.label,
-                )
+                raise self._not_granted(name, capability)
             used.append((interface, name))  # type: ignore[arg-type]
         return used
 
@@ -509,9 +494,7 @@ class ComponentPlugin:
         live = self._instantiate()
         func = live.instance.get_func(live.store, "metadata")
         assert func is not None
-        self._deadline = time.monotonic() + self.limits.timeout
-        live.store.set_fuel(self._fuel)
-        live.store.set_epoch_deadline(self._ticks)
+        self._arm(live.ctx)
         try:
             text = func(live.store)
         except wasmtime.WasmtimeError as exc:
@@ -533,6 +516,15 @@ class ComponentPlugin:
 
     # -- calls -------------------------------------------------------------
 
+    def request(self, action: str, params: Params, context: Context | None) -> ActionRequest:
+        """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
+        self._action_name(action)
+        if context is None:
+            record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)
+        else:
+            record = WitTriggerContext(context.velocity, context.mode, context.timestamp)
+        return ActionRequest(action, params_json(params), record)
+
     def execute(self, action: str, request: ActionRequest) -> bytes:
         """Run one request; return the plugin's output."""
         direct = self._direct
@@ -544,11 +536,7 @@ class ComponentPlugin:
         ctx = live.ctx
         live.violation = None
         self._stderr.tail.clear()
-        self._deadline = time.monotonic() + self.limits.timeout
-        error = capi.set_fuel(ctx, self._fuel)
-        if error:
-            raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
-        capi.set_epoch_deadline(ctx, self._ticks)
+        self._arm(ctx)
         base = direct.base
         error = capi.component_func_call(live.f_execute, ctx, base + _ARG, 1, base + _RESULT, 1)
         if error:
@@ -558,24 +546,12 @@ class ComponentPlugin:
             raise self._failure(live, exc) from None  # type: ignore[arg-type]
         if self._stdout.pending or self._stderr.pending:
             self._flush()
-        max_output = self.limits.max_output
-        outcome = direct.lift(max_output)
+        outcome = direct.lift(self.limits.max_output)
         if type(outcome) is bytes:
             return outcome
         if type(outcome) is int:  # the length of an output or message over the limit
-            raise OutputLimitExceeded(
-                f"returned {outcome:,} bytes, more than its max_output limit of "
-                f"{max_output:,} bytes",
-                value=max_output,
-                plugin=self.label,
-                action=action,
-            )
-        raise PluginReportedError(
-            outcome or "(empty error message)",  # type: ignore[arg-type]
-            code=1,
-            plugin=self.label,
-            action=action,
-        )
+            raise self._oversize_output(outcome, action)
+        raise self._reported(outcome, 1, action)  # type: ignore[arg-type]
 
     def _execute_generic(self, action: str, request: ActionRequest) -> bytes:
         """``execute`` through wasmtime-py's value conversion (an unexpected signature)."""
@@ -584,44 +560,26 @@ class ComponentPlugin:
         store = live.store
         live.violation = None
         self._stderr.tail.clear()
-        self._deadline = time.monotonic() + self.limits.timeout
-        store.set_fuel(self._fuel)
-        store.set_epoch_deadline(self._ticks)
+        self._arm(live.ctx)
+        generic = ActionRequest(request.action, request.params.decode(), request.context)
         try:
-            outcome = live.execute(store, request)
+            outcome = live.execute(store, generic)
         except wasmtime.WasmtimeError as exc:
             self._flush()
             raise self._failure(live, exc) from None
         if self._stdout.pending or self._stderr.pending:
             self._flush()
         # result<list<u8>, string> lifts untagged: bytes are the output, a str the error.
-        max_output = self.limits.max_output
-        if len(outcome) > max_output:
-            raise OutputLimitExceeded(
-                f"returned {len(outcome):,} bytes, more than its max_output limit of "
-                f"{max_output:,} bytes",
-                value=max_output,
-                plugin=self.label,
-                action=action,
-            )
+        if len(outcome) > self.limits.max_output:
+            raise self._oversize_output(len(outcome), action)
         if type(outcome) is bytes:
             return outcome
-        raise PluginReportedError(
-            outcome or "(empty error message)", code=1, plugin=self.label, action=action
-        )
-
-    def reset(self) -> None:
-        """Discard the live instance; the next call starts a fresh one."""
-        self._discard()
+        raise self._reported(outcome, 1, action)
 
     def _discard(self) -> None:
         live, self._live = self._live, None
         if live is not None:
             live.session.close()
-
-    def _flush(self) -> None:
-        self._stdout.flush()
-        self._stderr.flush()
 
     # -- failures ----------------------------------------------------------
 
@@ -633,10 +591,7 @@ class ComponentPlugin:
         action = self._action if during is None else None
         where = f" in {during}" if during else ""
         if live.violation is not None:
-            violation = live.violation
-            violation.plugin, violation.action = self.label, action
-            violation.args = (violation._render(),)
-            return violation
+            return self._violation_error(live.violation, action)
         code, _ = trap_code_of(str(exc))
         if code is None and "wasm trap" not in str(exc):
             return PluginTrap(
@@ -684,15 +639,10 @@ class ComponentPlugin:
 
     def _host_log(self, _store: object, level: str, message: str) -> None:
         try:
-            if len(message) > self.limits.max_output:
-                raise self._violation(
-                    OutputLimitExceeded(
-                        f"logged a {len(message):,}-character message, more than its "
-                        "max_output limit",
-                        value=self.limits.max_output,
-                    )
-                )
-            self.host.logger.log(_LOG_LEVELS.get(level, logging.INFO), "%s", message)
+            oversize = self._oversize_log(len(message), "character")
+            if oversize is not None:
+                raise self._violation(oversize)
+            self._log(_LOG_LEVELS.get(level, logging.INFO), message)
         except wasmtime.WasmtimeError:
             raise
         except BaseException as exc:  # never let a Python exception unwind through wasm
@@ -706,25 +656,11 @@ class ComponentPlugin:
                 live = plugin._live
                 if live is None:
                     raise plugin._violation(WasmdeckError(f"{name} called with no instance"))
-                if len(request_text) > MAX_HOST_REQUEST:
-                    raise plugin._violation(
-                        OutputLimitExceeded(
-                            f"{name}: a {len(request_text):,}-character request is too large",
-                            value=MAX_HOST_REQUEST,
-                        )
-                    )
-                try:
-                    request = json.loads(request_text)
-                except (ValueError, RecursionError):
-                    response = {
-                        "error": {
-                            "kind": "invalid_request",
-                            "message": f"{name}: the request is not JSON",
-                        }
-                    }
-                else:
-                    response = live.session.call(name, request, plugin._deadline)
-                return json.dumps(response, separators=(",", ":"), ensure_ascii=False)
+                data = request_text.encode("utf-8", "surrogatepass")
+                oversize = plugin._oversize_host_request(name, len(data))
+                if oversize is not None:
+                    raise plugin._violation(oversize)
+                return plugin._host_call(name, data, live.session).decode()
             except wasmtime.WasmtimeError:
                 raise
             except BaseException as exc:

@@ -15,7 +15,6 @@ buffer and frees it with ``dealloc`` only when it needs a larger one.
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from collections.abc import Callable
 import wasmtime
 from wasmtime import FuncType, MemoryType, ValType
 
+from .._context import TriggerContext
 from .._errors import (
     ABIViolation,
     ImportNotAllowed,
@@ -30,7 +30,6 @@ from .._errors import (
     LimitExceeded,
     MemoryLimitExceeded,
     MissingExport,
-    OutputLimitExceeded,
     PluginReportedError,
     PluginTrap,
     TableLimitExceeded,
@@ -38,10 +37,11 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
+from ._adapter import LOG_LEVELS, Adapter, Params, params_json
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
-from ._sandbox import allowed_env, describe_trap, instantiation_error, limit_error, new_store
+from ._sandbox import describe_trap, instantiation_error, limit_error, new_store
 from ._stdio import LineLogger, plugin_logger
 
 __all__ = ["CoreModule"]
@@ -69,9 +69,6 @@ _BASE_FUNCS: dict[str, tuple[list[ValType], list[ValType]]] = {
 # The host API (see _hostapi): JSON request at (ptr, len) in, the length of
 # the JSON response out; the plugin then fetches it with response_read.
 _JSON_FUNC = ([_i32, _i32], [_i32])
-_LOG_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
-# A host call's request is read from guest memory before it is parsed.
-MAX_HOST_REQUEST = 16 * MiB
 
 
 def _host_signature(name: str) -> tuple[list[ValType], list[ValType]] | None:
@@ -180,7 +177,7 @@ class _Instance:
         return self.view[ptr:end].tobytes()
 
 
-class CoreModule:
+class CoreModule(Adapter):
     """A compiled core-module plugin and its (at most one) live instance.
 
     Not thread-safe: the caller serializes calls (``Plugin`` holds a lock).
@@ -197,19 +194,15 @@ class CoreModule:
         limits: Limits,
         host: HostAPI,
     ) -> None:
-        self.runtime = runtime
-        self.limits = limits
-        self.label = label  # the file name until metadata names the plugin
-        self.host = host
-        self._env = allowed_env(host.env_names)
-        self._deadline = 0.0  # monotonic time the current call must end by
-        self._fuel = limits.fuel
-        self._ticks = runtime.deadline_ticks(limits.timeout)
+        super().__init__(
+            runtime,
+            label=label,
+            limits=limits,
+            host=host,
+            stdout=LineLogger(plugin_logger(label), logging.INFO, "stdout"),
+            stderr=LineLogger(plugin_logger(label), logging.WARNING, "stderr"),
+        )
         self._live: _Instance | None = None
-        self._action: str | None = None  # the action being run, for error messages
-        self._stdout = LineLogger(plugin_logger(label), logging.INFO, "stdout")
-        self._stderr = LineLogger(plugin_logger(label), logging.WARNING, "stderr")
-
         self._check_exports(module)
         imported = self._check_imports(module)
         linker = wasmtime.Linker(runtime.engine)
@@ -229,11 +222,7 @@ class CoreModule:
         except wasmtime.WasmtimeError as exc:
             raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
         self._linker = linker
-        self.metadata = self._read_metadata()
-        self.label = self.metadata.name
-        for stream in (self._stdout, self._stderr):
-            stream.logger = plugin_logger(self.metadata.name)
-        host.plugin, host.logger = self.metadata.name, plugin_logger(self.metadata.name)
+        self._named(self._read_metadata())
 
     # -- loading -----------------------------------------------------------
 
@@ -293,13 +282,7 @@ class CoreModule:
                     )
                 if imp.name in HOST_FUNCTIONS and not self.host.granted(imp.name):
                     capability = HOST_FUNCTIONS[imp.name].capability
-                    raise ImportNotAllowed(
-                        f"imports {where}, which needs the {capability!r} capability; it was not "
-                        f"granted (grant it with --grant {capability}"
-                        + (":SCOPE" if capability in ("network", "process") else "")
-                        + ")",
-                        plugin=self.label,
-                    )
+                    raise self._not_granted(where, capability)  # type: ignore[arg-type]
                 if imp.name not in used:
                     used.append(imp.name)
                 continue
@@ -367,30 +350,45 @@ class CoreModule:
 
     # -- calls -------------------------------------------------------------
 
+    def request(self, action: str, params: Params, context: TriggerContext | None) -> bytes:
+        """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
+        action_json = self._action_name(action)
+        params_bytes = params_json(params)
+        if context is None:
+            velocity = mode = b"null"
+            timestamp = time.time_ns() // 1_000_000
+        else:
+            velocity = b"null" if context.velocity is None else b"%d" % context.velocity
+            mode = b"null" if context.mode is None else b"%d" % context.mode
+            timestamp = context.timestamp
+        return b'{"action":%b,"params":%b,"context":{"velocity":%b,"mode":%b,"timestamp":%d}}' % (
+            action_json,
+            params_bytes,
+            velocity,
+            mode,
+            timestamp,
+        )
+
     def execute(self, action: str, request: bytes) -> bytes:
         """Run one request; return the plugin's output (empty if it set none)."""
         live = self._live or self._start()
         self._action = action
-        self._deadline = time.monotonic() + self.limits.timeout
         live.output = live.error = live.violation = None
         size = len(request)
         if size > live.buf_cap:
             self._grow_buffer(live, size)
         ctx = live.ctx
         live.view[live.buf_ptr : live.buf_ptr + size] = request
-        capi.set_fuel(ctx, self._fuel)
-        capi.set_epoch_deadline(ctx, self._ticks)
+        self._arm(ctx)
         capi.pack_args(live.args, 0, live.buf_ptr, size)
         error = capi.call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
         if self._stdout.pending or self._stderr.pending:
-            self._stdout.flush()
-            self._stderr.flush()
+            self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error)
         code = capi.unpack_i32(live.args)[0]
         if live.error is not None:
-            message = live.error.decode("utf-8", "replace") or "(empty error message)"
-            raise PluginReportedError(message, code=code, plugin=self.label, action=action)
+            raise self._reported(live.error.decode("utf-8", "replace"), code, action)
         if code != 0:
             raise PluginReportedError(
                 f"failed with code {code} (the plugin set no error message)",
@@ -399,10 +397,6 @@ class CoreModule:
                 action=action,
             )
         return live.output or b""
-
-    def reset(self) -> None:
-        """Discard the live instance; the next call starts a fresh one."""
-        self._discard()
 
     def _discard(self) -> None:
         live, self._live = self._live, None
@@ -431,13 +425,10 @@ class CoreModule:
         """Call an ABI export other than execute; raise a typed error on failure."""
         ctx = live.ctx
         live.violation = None
-        self._deadline = time.monotonic() + self.limits.timeout
-        capi.set_fuel(ctx, self._fuel)
-        capi.set_epoch_deadline(ctx, self._ticks)
+        self._arm(ctx)
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
         error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
-        self._stdout.flush()
-        self._stderr.flush()
+        self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error, during=name)
         unpack = capi.unpack_i64 if result == "i64" else capi.unpack_i32
@@ -458,10 +449,7 @@ class CoreModule:
         else:
             trap = None
         if live.violation is not None:
-            violation = live.violation
-            violation.plugin, violation.action = self.label, action
-            violation.args = (violation._render(),)
-            return violation
+            return self._violation_error(live.violation, action)
         if error:
             exc = capi.take_error(error)
             return PluginTrap(
@@ -556,13 +544,7 @@ class CoreModule:
                     return 0
                 ptr, length = unpack(args)
                 if length > max_output:
-                    return core._fail(
-                        OutputLimitExceeded(
-                            f"handed {length:,} bytes to {name}, more than its max_output "
-                            f"limit of {max_output:,} bytes",
-                            value=max_output,
-                        )
-                    )
+                    return core._fail(core._oversize_output(length, None, name))
                 end = ptr + length
                 if end > live.mem_size:
                     live.refresh()
@@ -591,20 +573,15 @@ class CoreModule:
                 return 0
             level = capi.unpack_two_u32(args)[0]
             ptr, length = capi.unpack_two_u32(args + capi.ARGS_BYTES // 2)
-            if length > self.limits.max_output:
-                return self._fail(
-                    OutputLimitExceeded(
-                        f"logged a {length:,}-byte message, more than its max_output limit",
-                        value=self.limits.max_output,
-                    )
-                )
+            oversize = self._oversize_log(length, "byte")
+            if oversize is not None:
+                return self._fail(oversize)
             data = live.read(ptr, length)
             if data is None:
                 return self._fail(
                     ABIViolation(f"log({level}, {ptr:#x}, {length}) points outside memory")
                 )
-            logger = self._stdout.logger
-            logger.log(_LOG_LEVELS[min(level, 3)], "%s", data.decode("utf-8", "replace"))
+            self._log(LOG_LEVELS[min(level, 3)], data.decode("utf-8", "replace"))
             return 0
         except BaseException as exc:
             return self._fail(WasmdeckError(f"host function log failed: {exc!r}"))
@@ -644,10 +621,9 @@ class CoreModule:
                 if live is None:
                     return 0
                 ptr, length = capi.unpack_two_u32(args)
-                if length > MAX_HOST_REQUEST:
-                    return core._fail(
-                        ABIViolation(f"{name}: a {length:,}-byte request is too large")
-                    )
+                oversize = core._oversize_host_request(name, length)
+                if oversize is not None:
+                    return core._fail(oversize)
                 data = live.read(ptr, length)
                 if data is None:
                     return core._fail(
@@ -655,20 +631,7 @@ class CoreModule:
                             f"{name}({ptr:#x}, {length}) points outside the plugin's memory"
                         )
                     )
-                try:
-                    request = json.loads(data)
-                except (ValueError, RecursionError):
-                    response = {
-                        "error": {
-                            "kind": "invalid_request",
-                            "message": f"{name}: the request is not JSON",
-                        }
-                    }
-                else:
-                    response = live.session.call(name, request, core._deadline)
-                live.pending = json.dumps(
-                    response, separators=(",", ":"), ensure_ascii=False
-                ).encode()
+                live.pending = core._host_call(name, data, live.session)
                 capi.pack_i32_result(args, len(live.pending))
                 return 0
             except BaseException as exc:

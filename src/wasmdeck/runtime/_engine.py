@@ -32,7 +32,7 @@ WASMTIME_VERSION = metadata.version("wasmtime")
 
 Artifact = wasmtime.Module | component.Component
 # Called with (plugin name, wasm size) around a compile that missed the cache.
-Progress = Callable[[str, int], AbstractContextManager[object]]
+CompileProgress = Callable[[str, int], AbstractContextManager[object]]
 
 
 class Runtime:
@@ -86,7 +86,7 @@ class Runtime:
             ).encode()
         ).hexdigest()[:32]
         self.cache = CompileCache() if cache is True else (cache or None)
-        self.progress: Progress | None = None
+        self.progress: CompileProgress | None = None
         self._stopped = threading.Event()
         self._ticker = threading.Thread(
             target=_advance_epoch,

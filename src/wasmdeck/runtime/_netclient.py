@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
 
+from .._errors import HostRequestError
 from ._netpolicy import Endpoint, NetworkDenied, NetworkPolicy
 
 __all__ = ["HostRequestError", "WebSocketSessions", "decode_body", "encode_body", "http_request"]
@@ -28,14 +29,6 @@ HTTP_SCHEMES = ("http", "https")
 WS_SCHEMES = ("ws", "wss")
 MAX_REDIRECTS = 5
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-
-
-class HostRequestError(Exception):
-    """A host request failed; ``kind`` classifies it for the plugin."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(message)
 
 
 def encode_body(data: bytes, key: str = "body") -> dict[str, str]:

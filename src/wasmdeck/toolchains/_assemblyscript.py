@@ -36,10 +36,11 @@ import tempfile
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import ASSEMBLYSCRIPT_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
-    Progress,
+    BuildProgress,
     ToolchainMissing,
     atomic_output,
     no_progress,
@@ -57,7 +58,6 @@ __all__ = [
 ]
 
 # The npm `assemblyscript` release wasmdeck is tested with.
-ASSEMBLYSCRIPT_VERSION = "0.28.20"
 RUNTIMES = ("minimal", "incremental", "stub")
 ASC_FLAGS = (
     "--exportStart",
@@ -133,7 +133,7 @@ def _toolchain() -> str:
     return f"asc {_installed_version() or '?'} (npm assemblyscript, in {toolchain_dir()})"
 
 
-def _install(progress: Progress) -> None:
+def _install(progress: BuildProgress) -> None:
     """``npm install`` the pinned compiler into ``toolchain_dir()``; a no-op when there."""
     target = toolchain_dir()
     if _installed_version() == ASSEMBLYSCRIPT_VERSION and _asc_script().is_file():
@@ -178,7 +178,7 @@ def compile_assemblyscript(
     *,
     runtime: str = "minimal",
     base: Path | None = None,
-    progress: Progress = no_progress,
+    progress: BuildProgress = no_progress,
 ) -> Path:
     """Compile the plugin whose entry file is ``entry`` (with the kit) to ``output``.
 
@@ -227,7 +227,7 @@ def _check_imports(wasm: Path) -> None:
         )
 
 
-def _build(project: Project, progress: Progress) -> Path:
+def _build(project: Project, progress: BuildProgress) -> Path:
     """``[build] entry`` and ``[build] runtime`` in wasmdeck.toml may change the defaults."""
     settings = project.settings.get("build", {})
     manifest = project.root / "wasmdeck.toml"

@@ -9,10 +9,11 @@ from importlib import metadata
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import ZIG_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
-    Progress,
+    BuildProgress,
     ToolchainMissing,
     atomic_output,
     no_progress,
@@ -23,7 +24,6 @@ from ._tool import (
 __all__ = ["C_FLAGS", "LANGUAGE", "ZIG_VERSION", "compile_c", "zig_command"]
 
 # The ziglang release wasmdeck is tested with (PyPI `ziglang`).
-ZIG_VERSION = "0.17.1"
 # zig links a 16 MiB stack by default; plugins need far less, and it counts
 # against their memory limit from the first page.
 C_FLAGS = (
@@ -58,7 +58,7 @@ def zig_version() -> str:
     return f"zig {metadata.version('ziglang')} (PyPI ziglang)"
 
 
-def install_zig(progress: Progress) -> None:
+def install_zig(progress: BuildProgress) -> None:
     pip_install(f"ziglang=={ZIG_VERSION}", progress)
 
 
@@ -68,7 +68,7 @@ def compile_c(
     *,
     include_dirs: Sequence[Path] = (),
     flags: Sequence[str] = C_FLAGS,
-    progress: Progress = no_progress,
+    progress: BuildProgress = no_progress,
 ) -> Path:
     """Compile C sources to ``output`` (a reactor module); raise BuildError on failure."""
     if not sources:
@@ -88,7 +88,7 @@ def compile_c(
     return output
 
 
-def build_c_project(project: Project, progress: Progress) -> Path:
+def build_c_project(project: Project, progress: BuildProgress) -> Path:
     sources = sorted(project.root.glob("*.c")) + sorted(project.root.glob("src/**/*.c"))
     return compile_c(
         sources,

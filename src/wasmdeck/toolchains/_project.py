@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._tool import BuildError
+from .._errors import ProjectError
 
 __all__ = [
     "MANIFEST",
@@ -40,10 +40,6 @@ MANIFEST = "wasmdeck.toml"
 # Every language offers the same three templates.
 TEMPLATES = ("minimal", "json", "template")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-
-
-class ProjectError(BuildError):
-    """Not a plugin project, or one that cannot be created as asked."""
 
 
 @dataclass(frozen=True)

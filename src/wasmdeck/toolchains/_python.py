@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._languages import Language
+from ._pins import COMPONENTIZE_PY_VERSION
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
-    Progress,
+    BuildProgress,
     ToolchainMissing,
     atomic_output,
     no_progress,
@@ -38,7 +39,6 @@ __all__ = [
 
 WIT_VERSION = "1.0.0"
 # The componentize-py release wasmdeck is tested with.
-COMPONENTIZE_PY_VERSION = "0.25.1"
 # The host interfaces behind a capability, and the capability of each.
 CAPABILITY_INTERFACES = {
     "http": "network",
@@ -85,7 +85,7 @@ def componentize_python(
     module: str = "app",
     imports: Sequence[str] = (),
     python_path: Sequence[Path] = (),
-    progress: Progress = no_progress,
+    progress: BuildProgress = no_progress,
 ) -> Path:
     """Build the Python plugin in ``app_dir`` to a component at ``output``.
 
@@ -150,11 +150,11 @@ def _toolchain() -> str:
     return f"componentize-py {componentize_py_version()}"
 
 
-def _install(progress: Progress) -> None:
+def _install(progress: BuildProgress) -> None:
     pip_install(f"componentize-py=={COMPONENTIZE_PY_VERSION}", progress)
 
 
-def _build(project: Project, progress: Progress) -> Path:
+def _build(project: Project, progress: BuildProgress) -> Path:
     """``[build] interfaces`` in wasmdeck.toml names the host interfaces it uses."""
     interfaces = project.settings.get("build", {}).get("interfaces", [])
     if not isinstance(interfaces, list) or not all(isinstance(i, str) for i in interfaces):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ._languages import Language
 from ._project import Project, sdk_dir
-from ._tool import BuildError, Progress, ToolchainMissing, atomic_output, run_tool
+from ._tool import BuildError, BuildProgress, ToolchainMissing, atomic_output, run_tool
 
 __all__ = ["APT_PACKAGES", "LANGUAGE", "TARGET", "cargo_target_dir", "kit_dir", "toolchain_bin"]
 
@@ -81,7 +81,7 @@ def _toolchain() -> str:
     return f"{version.strip()} ({bin_dir})"
 
 
-def _install(progress: Progress) -> None:
+def _install(progress: BuildProgress) -> None:
     """apt-get update + install of Debian's Rust and its wasm32 std; a no-op when present."""
     try:
         _toolchain()
@@ -187,7 +187,7 @@ def _claim(target_dir: Path, library: str, root: Path) -> None:
         owner.write_text(str(root), encoding="utf-8")
 
 
-def _build(project: Project, progress: Progress) -> Path:
+def _build(project: Project, progress: BuildProgress) -> Path:
     manifest = project.root / "Cargo.toml"
     if not manifest.is_file():
         raise BuildError(f"{project.root} has no Cargo.toml (a Rust plugin is a cargo package)")

@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
+from .._errors import BuildError, ToolchainMissing
+
 __all__ = [
     "BuildError",
-    "Progress",
+    "BuildProgress",
     "ToolchainMissing",
     "atomic_output",
     "pip_install",
@@ -21,15 +23,7 @@ __all__ = [
 
 # Wraps a long step: called with what is happening ("cargo build"), it returns
 # a context manager for the step's duration. The CLI shows a spinner with it.
-Progress = Callable[[str], AbstractContextManager[object]]
-
-
-class BuildError(Exception):
-    """A build failed; the message carries the toolchain's output."""
-
-
-class ToolchainMissing(BuildError):
-    """The language's toolchain is not installed; the message says how to get it."""
+BuildProgress = Callable[[str], AbstractContextManager[object]]
 
 
 def no_progress(_what: str) -> AbstractContextManager[object]:
@@ -42,7 +36,7 @@ def run_tool(
     what: str,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    progress: Progress = no_progress,
+    progress: BuildProgress = no_progress,
     timeout: float = 1800,
 ) -> str:
     """Run one toolchain command; return its output, or raise BuildError with it.
@@ -89,8 +83,8 @@ def atomic_output(output: Path, *, partial_name: str | None = None) -> Iterator[
     partial.replace(output)
 
 
-def pip_install(requirement: str, progress: Progress) -> None:
-    """Install a toolchain that PyPI carries into this Python (``ziglang==0.17.1``)."""
+def pip_install(requirement: str, progress: BuildProgress) -> None:
+    """Install a toolchain that PyPI carries into this Python (``ziglang==0.17.1``, see _pins.py)."""
     run_tool(
         [sys.executable, "-m", "pip", "install", "--quiet", requirement],
         what=f"pip install {requirement}",

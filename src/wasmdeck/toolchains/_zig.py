@@ -25,7 +25,7 @@ from ._languages import Language
 from ._project import Project, sdk_dir
 from ._tool import (
     BuildError,
-    Progress,
+    BuildProgress,
     ToolchainMissing,
     atomic_output,
     no_progress,
@@ -85,7 +85,7 @@ def compile_zig(
     kit: Path | None = None,
     flags: Sequence[str] = ZIG_FLAGS,
     cache_dir: Path | None = None,
-    progress: Progress = no_progress,
+    progress: BuildProgress = no_progress,
 ) -> Path:
     """Compile the plugin ``main`` with the Zig kit to ``output``; BuildError on failure."""
     kit = kit or sdk_dir("zig") / "wasmdeck.zig"
@@ -128,7 +128,7 @@ def _digest(project: Project, kit: Path) -> str:
     return digest.hexdigest()
 
 
-def build_zig_project(project: Project, progress: Progress) -> Path:
+def build_zig_project(project: Project, progress: BuildProgress) -> Path:
     """Build the project, or keep its module when nothing it depends on changed.
 
     (``zig build-exe`` compiles everything again on every run, about a second;

@@ -138,4 +138,20 @@ def kv(params: dict, context: Context) -> str:
     return "?"
 
 
+@plugin.action(
+    description="Hand the host `size` bytes at once: as a log line, a host request, output or error"
+)
+def flood(params: dict, context: Context) -> str | None:
+    what, blob = params["what"], "x" * params["size"]
+    if what == "log":
+        host.log("info", blob)
+    elif what == "request":
+        host.config(blob)
+    elif what == "output":
+        return blob
+    elif what == "error":
+        raise PluginError(blob)
+    return None
+
+
 WitWorld = plugin.world()

@@ -7,7 +7,7 @@ from pathlib import Path
 from . import _assemblyscript, _c, _go, _python, _rust, _zig
 from ._languages import Language
 from ._project import TEMPLATES, Project, ProjectError, load_project, render_template, sdk_dir
-from ._tool import Progress, ToolchainMissing, no_progress
+from ._tool import BuildProgress, ToolchainMissing, no_progress
 
 __all__ = ["LANGUAGES", "build_project", "language", "new_project"]
 
@@ -37,7 +37,7 @@ def new_project(directory: Path, name: str, lang: str, template: str = "minimal"
 
 
 def build_project(
-    directory: Path, *, progress: Progress = no_progress, install_toolchain: bool = False
+    directory: Path, *, progress: BuildProgress = no_progress, install_toolchain: bool = False
 ) -> Path:
     """Build the project in ``directory``; return the path of its ``.wasm``.
 

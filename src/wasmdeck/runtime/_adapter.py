@@ -1,0 +1,305 @@
+"""What the two ABI adapters share: requests, host calls, refusals and failures.
+
+``Adapter`` is the base of ``CoreModule`` (the core-module JSON ABI v1) and
+``ComponentPlugin`` (the component world): DESIGN.md contracts 1 and 2, one
+model behind one Python API. Everything that must read the same whichever
+ABI a plugin speaks lives here, once:
+
+- request encoding: the action name checked against the metadata, params
+  encoded once (orjson, or bytes the caller already encoded), the context;
+  each adapter only lays the result out for its ABI (``request``);
+- capability refusal: one message for an import that needs an ungranted
+  capability;
+- host calls: the size bound on a request, parsing, ``HostSession.call``,
+  encoding the response;
+- failure mapping: a violation recorded by a host function, limit traps
+  (fuel, timeout, stack; ``_sandbox.limit_error``), the output limit and a
+  plugin's own error, all with the same error types and messages;
+- arming a call: deadline, fuel and epoch deadline (a failure to set fuel is
+  an error on both ABIs).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from typing import Any, ClassVar
+
+import orjson
+
+from .. import _json
+from .._context import TriggerContext
+from .._errors import (
+    ActionNotFound,
+    ImportNotAllowed,
+    OutputLimitExceeded,
+    PluginReportedError,
+    WasmdeckError,
+)
+from .._metadata import PluginMetadata
+from . import _capi as capi
+from ._engine import Runtime
+from ._hostapi import HostAPI
+from ._limits import Limits, MiB
+from ._sandbox import allowed_env
+from ._stdio import LineLogger, plugin_logger
+
+__all__ = ["MAX_HOST_REQUEST", "Adapter", "Params", "params_json"]
+
+# A host call's request is refused above this size, before it is read or parsed.
+MAX_HOST_REQUEST = 16 * MiB
+
+Params = Mapping[str, Any] | bytes | None
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} values are not JSON serializable")
+
+
+# The standard library's C encoder, built once, for what orjson refuses but
+# JSON can carry (integers beyond 64 bits, str/int/dict subclasses) and for its
+# clearer messages; NaN and Infinity are refused (they are not JSON).
+_encode_stdlib = c_make_encoder(
+    None, _not_json, encode_basestring, None, ":", ",", False, False, False
+)
+# Values orjson would encode in its own way are handed to the stdlib encoder
+# instead, so params mean the same as with ``json.dumps``.
+_ORJSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _stdlib_json(value: object, what: str) -> bytes:
+    try:
+        return "".join(_encode_stdlib(value, 0)).encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{what} contain text that is not valid Unicode: {exc.reason}") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} cannot be sent as JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError(
+            f"{what} cannot be sent as JSON: nested too deeply (or circular)"
+        ) from None
+
+
+def _finite(value: object) -> bool:
+    """No NaN or Infinity anywhere in ``value`` (orjson writes them as null)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is float:
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return True
+
+
+def params_json(params: Params) -> bytes:
+    """``params`` as a JSON object's UTF-8 text; ValueError for anything else.
+
+    ``bytes`` are taken as an already-encoded JSON object: they are parsed
+    once (orjson, bounded by ``_json``) to check that, never re-encoded.
+    """
+    if type(params) is dict:
+        if not params:
+            return b"{}"
+        try:
+            encoded = orjson.dumps(params, option=_ORJSON_OPTIONS)
+        except (orjson.JSONEncodeError, TypeError):
+            return _stdlib_json(params, "params")  # bigger ints, subclasses; or a clear error
+        if b"null" in encoded and not _finite(params):
+            return _stdlib_json(params, "params")  # raises: NaN is not JSON
+        return encoded
+    if params is None:
+        return b"{}"
+    if isinstance(params, bytes | bytearray | memoryview):
+        data = bytes(params)
+        try:
+            value = _json.loads(data, what="params", unique_keys=False)
+        except _json.JSONInputError as exc:
+            raise ValueError(str(exc)) from None
+        if type(value) is not dict:
+            raise ValueError(f"params must be a JSON object, not {type(value).__name__}")
+        return data
+    if isinstance(params, Mapping):
+        return params_json(dict(params))
+    raise ValueError(f"params must be a JSON object (a mapping), not {type(params).__name__}")
+
+
+class Adapter:
+    """The part of a plugin adapter that does not depend on its ABI.
+
+    A subclass loads its binary, sets ``metadata`` through ``_named`` and
+    implements ``request`` (the request in its ABI's form), ``execute`` and
+    ``_discard``. Not thread-safe: ``Plugin`` serializes calls.
+    """
+
+    abi: ClassVar[str]
+    metadata: PluginMetadata
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        label: str,
+        limits: Limits,
+        host: HostAPI,
+        stdout: LineLogger,
+        stderr: LineLogger,
+    ) -> None:
+        self.runtime = runtime
+        self.limits = limits
+        self.label = label  # the file name until metadata names the plugin
+        self.host = host
+        self._env = allowed_env(host.env_names)
+        self._deadline = 0.0  # monotonic time the current call must end by
+        self._fuel = limits.fuel
+        self._ticks = runtime.deadline_ticks(limits.timeout)
+        self._action: str | None = None  # the action being run, for error messages
+        self._stdout = stdout
+        self._stderr = stderr
+        self._actions: frozenset[str] | None = None
+        self._action_json: dict[str, bytes] = {}
+
+    def _named(self, metadata: PluginMetadata) -> None:
+        """Take the plugin's metadata: its name labels messages and logs from now on."""
+        self.metadata = metadata
+        self.label = metadata.name
+        logger = plugin_logger(metadata.name)
+        self._stdout.logger = self._stderr.logger = logger
+        self.host.plugin, self.host.logger = metadata.name, logger
+        self._actions = (
+            None if metadata.actions is None else frozenset(a.name for a in metadata.actions)
+        )
+
+    # -- requests ------------------------------------------------------------
+
+    def request(self, action: str, params: Params, context: TriggerContext | None) -> Any:
+        """The request for ``action`` in this ABI's form (``execute`` takes it)."""
+        raise NotImplementedError
+
+    def execute(self, action: str, request: Any) -> bytes:
+        """Run one request made by ``request``; return the plugin's output."""
+        raise NotImplementedError
+
+    def _action_name(self, action: str) -> bytes:
+        """``action`` as JSON text, once it is known to be one the plugin declares."""
+        encoded = self._action_json.get(action)
+        if encoded is not None:
+            return encoded
+        if not isinstance(action, str) or not action:
+            raise ValueError(f"action must be a non-empty string, not {action!r}")
+        if self._actions is not None and action not in self._actions:
+            declared = ", ".join(sorted(self._actions)) or "(none)"
+            raise ActionNotFound(
+                f"does not declare this action; it declares: {declared}",
+                plugin=self.label,
+                action=action,
+            )
+        encoded = _stdlib_json(action, "the action name")
+        if len(self._action_json) < 256:  # plugins without an action list accept any name
+            self._action_json[action] = encoded
+        return encoded
+
+    # -- refusals ------------------------------------------------------------
+
+    def _not_granted(self, where: str, capability: str) -> ImportNotAllowed:
+        return ImportNotAllowed(
+            f"imports {where}, which needs the {capability!r} capability; it was not "
+            f"granted (grant it with --grant {capability}"
+            + (":SCOPE" if capability in ("network", "process") else "")
+            + ")",
+            plugin=self.label,
+        )
+
+    # -- calls ---------------------------------------------------------------
+
+    def _arm(self, ctx: int) -> None:
+        """Start a call's clock: its deadline, a full fuel tank, the epoch deadline."""
+        self._deadline = time.monotonic() + self.limits.timeout
+        error = capi.set_fuel(ctx, self._fuel)
+        if error:
+            raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
+        capi.set_epoch_deadline(ctx, self._ticks)
+
+    def _flush(self) -> None:
+        self._stdout.flush()
+        self._stderr.flush()
+
+    def reset(self) -> None:
+        """Discard the live instance; the next call starts a fresh one."""
+        self._discard()
+
+    def _discard(self) -> None:
+        raise NotImplementedError
+
+    # -- host calls ----------------------------------------------------------
+
+    def _oversize_host_request(self, name: str, size: int) -> WasmdeckError | None:
+        if size <= MAX_HOST_REQUEST:
+            return None
+        return OutputLimitExceeded(
+            f"sent a {size:,}-byte request to {name}, more than the "
+            f"{MAX_HOST_REQUEST:,} bytes a host call may carry",
+            value=MAX_HOST_REQUEST,
+        )
+
+    def _host_call(self, name: str, data: bytes | str, session: Any) -> bytes:
+        """Serve one host API call: the JSON request in, the JSON response out."""
+        try:
+            request = _json.loads(data, what=f"the {name} request")
+        except _json.JSONInputError as exc:
+            response: object = {"error": {"kind": "invalid_request", "message": f"{name}: {exc}"}}
+        else:
+            response = session.call(name, request, self._deadline)
+        return _json.dumps(response)
+
+    def _oversize_log(self, length: int, unit: str) -> WasmdeckError | None:
+        if length <= self.limits.max_output:
+            return None
+        return OutputLimitExceeded(
+            f"logged a {length:,}-{unit} message, more than its max_output limit of "
+            f"{self.limits.max_output:,}",
+            value=self.limits.max_output,
+        )
+
+    def _log(self, level: int, message: str) -> None:
+        self.host.logger.log(level, "%s", message)
+
+    # -- failures ------------------------------------------------------------
+
+    def _oversize_output(
+        self, length: int, action: str | None, through: str = ""
+    ) -> OutputLimitExceeded:
+        """An output or error message over ``max_output`` (``through``: the host function)."""
+        max_output = self.limits.max_output
+        via = f" through {through}" if through else ""
+        return OutputLimitExceeded(
+            f"returned {length:,} bytes{via}, more than its max_output limit of "
+            f"{max_output:,} bytes",
+            value=max_output,
+            plugin=self.label,
+            action=action,
+        )
+
+    def _reported(self, message: str, code: int, action: str | None) -> PluginReportedError:
+        return PluginReportedError(
+            message or "(empty error message)", code=code, plugin=self.label, action=action
+        )
+
+    def _violation_error(self, violation: WasmdeckError, action: str | None) -> WasmdeckError:
+        """A violation a host function recorded, now named with plugin and action."""
+        violation.plugin, violation.action = self.label, action
+        violation.args = (violation._render(),)
+        return violation
+
+
+LOG_LEVELS = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
