@@ -1,0 +1,8 @@
+"""The trigger host, ``wasmdeck serve``: a deck running on one asyncio loop."""
+
+from ._daemon import Daemon
+from ._metrics import Metrics
+from ._midi import list_ports
+from ._workers import QueueFull
+
+__all__ = ["Daemon", "Metrics", "QueueFull", "list_ports"]
