@@ -83,7 +83,9 @@ class Host:
             try:
                 line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"no {text!r} from the host; it said:\n{''.join(self.log)}") from None
+                raise AssertionError(
+                    f"no {text!r} from the host; it said:\n{''.join(self.log)}"
+                ) from None
             if text in line:
                 return line
 
@@ -106,7 +108,10 @@ def controller(jack_server: dict[str, str]) -> Iterator[Controller]:  # noqa: F8
 
 @pytest.fixture
 def host(
-    tmp_path: Path, velocity_wasm: Path, controller: Controller, jack_server: dict[str, str]  # noqa: F811
+    tmp_path: Path,
+    velocity_wasm: Path,
+    controller: Controller,
+    jack_server: dict[str, str],  # noqa: F811
 ) -> Iterator[Host]:
     shutil.copy(velocity_wasm, tmp_path / "velocity.wasm")
     (tmp_path / "deck.toml").write_text(DECK.format(client=f"pad{os.getpid()}"))
@@ -124,7 +129,9 @@ def note(controller: Controller) -> tuple[str, int, int]:
     return (message.type, message.note, message.velocity)
 
 
-def test_pads_drive_a_plugin_and_its_result_lights_the_pad(host: Host, controller: Controller) -> None:
+def test_pads_drive_a_plugin_and_its_result_lights_the_pad(
+    host: Host, controller: Controller
+) -> None:
     controller.send("note_on", note=36, velocity=100)  # hard: the plugin picks "lit"
     assert note(controller) == ("note_on", 36, 127)
     controller.send("note_on", note=36, velocity=20)  # soft: "dark"
@@ -132,7 +139,9 @@ def test_pads_drive_a_plugin_and_its_result_lights_the_pad(host: Host, controlle
     host.wait_for("trigger hit")  # one line per trigger at debug level (-v)
 
 
-def test_press_feedback_in_the_modes_colour_and_mode_changes(host: Host, controller: Controller) -> None:
+def test_press_feedback_in_the_modes_colour_and_mode_changes(
+    host: Host, controller: Controller
+) -> None:
     controller.send("note_on", note=40, velocity=90)
     assert note(controller) == ("note_on", 40, 21)  # live's colour
     controller.send("note_off", note=40, velocity=0)

@@ -48,12 +48,17 @@ class Daemon:
         deck_path: str | os.PathLike[str],
         *,
         midi: bool = True,
+        control: bool = True,
         queue_size: int = 256,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.deck_path = Path(deck_path)
         self.metrics = Metrics()
         self._use_midi = midi
+        self._use_control = control
+        self.control: Any = None
+        self.webhooks: Any = None
+        self.osc: Any = None
         self._queue_size = queue_size
         self._clock = clock
         self._ready = prepare(self.deck_path)  # a bad deck never starts: DeckError
@@ -75,6 +80,11 @@ class Daemon:
     def deck(self) -> Any:
         return self._ready.deck
 
+    @property
+    def secrets(self) -> dict[str, bytes]:
+        """Each webhook binding's secret, read when the deck was loaded."""
+        return self._ready.secrets
+
     # -- running ---------------------------------------------------------------
 
     async def run(self, *, ready: Callable[[], None] | None = None) -> None:
@@ -91,13 +101,16 @@ class Daemon:
             from ._midi import MidiIO
 
             self._midi = MidiIO(self.deck, loop, self._on_midi)
+        await self._start_servers()
         for firing in self.engine.start():
             self._dispatch(firing)
         ticker = loop.create_task(self._tick(), name="timers")
+        watcher = loop.create_task(self._watch(), name="deck watcher")
         if ready is not None:
             ready()
         await self._stopping.wait()
         ticker.cancel()
+        watcher.cancel()
         await self._drain()
 
     def stop(self) -> None:
@@ -105,7 +118,45 @@ class Daemon:
         if self._stopping is not None:
             self._stopping.set()
 
+    async def _start_servers(self) -> None:
+        from ._http import HttpServer
+
+        listen = self.deck.listen
+        if listen.webhooks is not None:
+            from ._webhooks import WebhookApp
+
+            self.webhooks = HttpServer(WebhookApp(self), *listen.webhooks)
+            self.webhooks.start()
+            self.servers.append(self.webhooks)
+            log.info("webhooks on http://%s:%d", self.webhooks.host, self.webhooks.port)
+        if listen.osc is not None:
+            from ._osc import OscServer
+
+            self.osc = OscServer(self, *listen.osc)
+            await self.osc.start()
+            self.servers.append(self.osc)
+            log.info("OSC on udp://%s:%d", self.osc.host, self.osc.port)
+        if self._use_control:
+            from ._control import ControlAPI
+
+            self.control = ControlAPI(self)
+            server = HttpServer(self.control, "127.0.0.1", 0)
+            server.start()
+            self.control.publish(server.port)
+            self.servers.append(server)
+
+    async def _watch(self) -> None:
+        """Reload the deck when its file changes (a bad edit is refused; the deck runs on)."""
+        import watchfiles
+
+        target = self.deck_path.resolve()
+        async for changes in watchfiles.awatch(target.parent, debounce=50, step=20):
+            if any(Path(path) == target for _, path in changes) and target.exists():
+                await self.reload()
+
     async def _drain(self) -> None:
+        if self.control is not None:
+            self.control.withdraw()
         for server in self.servers:
             await server.close()
         if self._tasks:
@@ -146,13 +197,18 @@ class Daemon:
         if event.type == "note_off":
             self._released(event)
 
-    def feed(self, event: Event) -> list[Firing]:
-        """Match one event and start the actions of what it fires (on the loop)."""
+    def feed(self, event: Event, *, only: set[str] | None = None) -> list[Firing]:
+        """Match one event and start the actions of what it fires (on the loop).
+
+        ``only`` limits it to these bindings (webhooks: those whose secret matched).
+        """
         if self._stopping is not None and self._stopping.is_set():
             self.metrics.events_dropped += 1
             return []
         self.metrics.events_in += 1
         firings = self.engine.feed(event)
+        if only is not None:
+            firings = [f for f in firings if f.binding.name in only]
         for firing in firings:
             self._dispatch(firing)
         if self._wake is not None and self.engine.next_deadline() is not None:
