@@ -69,6 +69,7 @@ class Controller:
     """A pretend controller: a JACK MIDI output to play into the host, an input to read its feedback."""
 
     def __init__(self, client: str) -> None:
+        self.client = client
         midi = mido.Backend(BACKEND, load=True)
         self.received: queue.Queue[Any] = queue.Queue()
         self.out = midi.open_output("pad-out", virtual=True, client_name=client)

@@ -6,6 +6,7 @@ host's input and reads the feedback from the host's output.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import shutil
@@ -99,9 +100,13 @@ class Host:
             raise
 
 
+_CLIENTS = itertools.count()
+
+
 @pytest.fixture
 def controller(jack_server: dict[str, str]) -> Iterator[Controller]:  # noqa: F811
-    pad = Controller(f"pad{os.getpid()}")
+    # A JACK client name of its own per test: a closing one may linger a moment.
+    pad = Controller(f"pad{os.getpid()}x{next(_CLIENTS)}")
     yield pad
     pad.close()
 
@@ -114,7 +119,7 @@ def host(
     jack_server: dict[str, str],  # noqa: F811
 ) -> Iterator[Host]:
     shutil.copy(velocity_wasm, tmp_path / "velocity.wasm")
-    (tmp_path / "deck.toml").write_text(DECK.format(client=f"pad{os.getpid()}"))
+    (tmp_path / "deck.toml").write_text(DECK.format(client=controller.client))
     env = {**jack_server, "WASMDECK_HOME": str(tmp_path / "home")}
     running = Host(tmp_path / "deck.toml", env)
     running.wait_for("wasmdeck: serving")

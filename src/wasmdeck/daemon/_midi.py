@@ -132,6 +132,11 @@ class MidiIO:
         return True
 
     def close(self) -> None:
+        # Callbacks off first: closing waits for JACK's process thread, which
+        # would otherwise be waiting for the GIL this thread holds to call us.
+        for port in self.inputs.values():
+            with contextlib.suppress(Exception):
+                port.cancel_callback()
         for port in [*self.inputs.values(), *self.outputs.values()]:
             with contextlib.suppress(Exception):  # a port that is gone already
                 port.close_port()
