@@ -35,7 +35,7 @@ def jack_server() -> Iterator[dict[str, str]]:
         "MIDO_BACKEND": BACKEND,
     }
     server = subprocess.Popen(
-        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "128"],
+        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
