@@ -1,36 +1,44 @@
 """Call overhead of the trigger -> plugin -> result path, against references.
 
-Run: ``python benchmarks/call_overhead.py`` (needs ``pip install -e '.[test,bench]'``).
+Run: ``python benchmarks/call_overhead.py [--rounds N]`` (needs
+``pip install -e '.[test,bench]'``; about a minute).
 
-In one run, on the same machine, it measures (medians of repeated batches):
+In one run, on the same machine, interleaved round by round, it measures
+(medians of the rounds' per-call means):
 
-- wasmdeck: ``Plugin.call(action, params, context)`` on an echo plugin with a
-  ~120-byte request: JSON encoding, the copy into the sandbox, fuel and
-  deadline, the call, and the output copied back;
+- wasmdeck: ``Plugin.call(action, params, context)`` on an echo plugin, at
+  three request sizes: ~100 B, ~10 KB and ~1 MB (a params string of that
+  size): JSON encoding, the copy into the sandbox, fuel and deadline, the
+  call, and the output copied back; and the same with the params already
+  encoded (``bytes``, checked to be a JSON object);
 - Extism's Python SDK on an equivalent echo plugin, given the same request
-  (``json.dumps`` of the same values, then ``Plugin.call``), and also given
-  the already-encoded bytes;
+  (``json.dumps`` of the same values, then ``Plugin.call``), and given the
+  already-encoded bytes;
 - one raw Wasmtime call of an exported ``add``: through wasmtime-py's
   ``Func.__call__``, and through the C API directly (the floor);
-- instantiating a fresh plugin instance (store, WASI, instance, ``init``).
+- a fresh instance: wasmdeck's (store, WASI, instance, ``_initialize``,
+  ``init``) and Extism's (``Plugin`` from a ``CompiledPlugin``).
 
 Both echo plugins are compiled from C in ``benchmarks/plugins`` with zig.
-The last line is ``ratio_extism_over_wasmdeck=<number>`` (end-to-end, same
-Python values in, same bytes out). Ratios, not absolute times, are the result:
-machines are noisy.
+Ratios, not absolute times, are the result: machines are noisy. The last
+lines are ``ratio_extism_over_wasmdeck_<size>=<number>`` (end-to-end, same
+Python values in, same bytes out).
 """
 
 from __future__ import annotations
 
+import argparse
 import ctypes
+import functools
 import gc
 import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 
@@ -43,21 +51,30 @@ PARAMS = {"scene": "Live", "transition": "fade"}
 CONTEXT = wasmdeck.TriggerContext(velocity=100, mode=2, timestamp=1732500000123)
 
 
-def median_us(fn: Callable[[], object], *, batch: int, rounds: int = 15) -> float:
-    """Median per-call time in µs over ``rounds`` batches of ``batch`` calls."""
-    for _ in range(batch // 10 + 1):
+def batch_us(fn: Callable[[], object], batch: int) -> float:
+    """Mean µs per call over one batch of ``batch`` calls."""
+    start = time.perf_counter_ns()
+    for _ in range(batch):
         fn()
+    return (time.perf_counter_ns() - start) / batch / 1000
+
+
+def interleaved(
+    cases: dict[str, tuple[Callable[[], object], int]], rounds: int
+) -> dict[str, float]:
+    """Median per-call µs of each case, the cases taking turns in every round."""
+    for fn, batch in cases.values():  # warm up
+        for _ in range(batch // 10 + 1):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
     gc.disable()
     try:
-        times = []
         for _ in range(rounds):
-            start = time.perf_counter_ns()
-            for _ in range(batch):
-                fn()
-            times.append((time.perf_counter_ns() - start) / batch / 1000)
+            for name, (fn, batch) in cases.items():
+                times[name].append(batch_us(fn, batch))
     finally:
         gc.enable()
-    return statistics.median(times)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def build(out: Path) -> tuple[Path, Path]:
@@ -66,9 +83,25 @@ def build(out: Path) -> tuple[Path, Path]:
     return echo, echo_extism
 
 
+SIZES = {"100B": 0, "10KB": 10_000, "1MB": 1_000_000}
+BATCH = {"100B": 4000, "10KB": 1000, "1MB": 10}
+
+
+def params_of(size: str) -> dict[str, str]:
+    extra = SIZES[size]
+    return {**PARAMS, "blob": "x" * extra} if extra else PARAMS
+
+
+def extism_json(ext: Any, values: Mapping[str, object]) -> object:
+    return ext.call("echo", json.dumps(values, separators=(",", ":")))
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args()
     try:
-        import extism
+        import extism  # type: ignore[import-untyped]
     except ImportError:
         print("this benchmark needs Extism's SDK: pip install -e '.[bench]'", file=sys.stderr)
         return 2
@@ -78,14 +111,34 @@ def main() -> int:
         echo_wasm, extism_wasm = echo_path.read_bytes(), extism_path.read_bytes()
 
     plugin = wasmdeck.Plugin(echo_wasm)
-    request = plugin._request("echo", PARAMS, CONTEXT)
-    request_values = {"action": "echo", "params": PARAMS, "context": CONTEXT.to_dict()}
-    assert plugin.call("echo", PARAMS, CONTEXT) == request
-    print(f"request: {len(request)} bytes: {request.decode()}")
-
-    ext = extism.Plugin(extism_wasm, wasi=True)
-    ext_bytes = json.dumps(request_values, separators=(",", ":")).encode()
-    assert ext.call("echo", ext_bytes) == ext_bytes
+    ext_compiled = extism.extism.CompiledPlugin(extism_wasm, wasi=True)
+    ext = extism.Plugin(ext_compiled)
+    cases: dict[str, tuple[Callable[[], object], int]] = {}
+    for size in SIZES:
+        params = params_of(size)
+        params_bytes = json.dumps(params, separators=(",", ":")).encode()
+        request = plugin._request("echo", params, CONTEXT)
+        assert plugin.call("echo", params, CONTEXT) == request
+        assert plugin.call("echo", params_bytes, CONTEXT) == request
+        values = {"action": "echo", "params": params, "context": CONTEXT.to_dict()}
+        ext_bytes = json.dumps(values, separators=(",", ":")).encode()
+        assert ext.call("echo", ext_bytes) == ext_bytes
+        print(f"request {size}: {len(request):,} bytes")
+        batch = BATCH[size]
+        call = plugin.call
+        cases[f"wasmdeck_call_{size}"] = (functools.partial(call, "echo", params, CONTEXT), batch)
+        cases[f"wasmdeck_call_bytes_{size}"] = (
+            functools.partial(call, "echo", params_bytes, CONTEXT),
+            batch,
+        )
+        cases[f"extism_call_json_{size}"] = (
+            functools.partial(extism_json, ext, values),
+            max(1, batch // 4),
+        )
+        cases[f"extism_call_bytes_{size}"] = (
+            functools.partial(ext.call, "echo", ext_bytes),
+            max(1, batch // 4),
+        )
 
     # Raw wasmtime: the same echo module's `add`, in a plain store.
     engine = wasmtime.Engine()
@@ -110,27 +163,33 @@ def main() -> int:
         capi.pack_args(raw_args, 0, 2, 3)
         capi.call_unchecked(ctx, func, args_addr, 2, trap_addr)
 
-    results = {
-        "wasmdeck_call": median_us(lambda: plugin.call("echo", PARAMS, CONTEXT), batch=20_000),
-        "extism_call_json": median_us(
-            lambda: ext.call("echo", json.dumps(request_values, separators=(",", ":"))), batch=5_000
-        ),
-        "extism_call_bytes": median_us(lambda: ext.call("echo", ext_bytes), batch=5_000),
-        "wasmtime_py_func_call": median_us(lambda: add(store, 2, 3), batch=5_000),
-        "wasmtime_capi_call": median_us(raw_call, batch=50_000),
-        "wasmdeck_instantiate": median_us(plugin._impl._start, batch=500, rounds=9),
-    }
+    cases["wasmtime_py_func_call"] = (lambda: add(store, 2, 3), 2000)
+    cases["wasmtime_capi_call"] = (raw_call, 20_000)
+    cases["wasmdeck_instantiate"] = (plugin._impl._start, 200)  # type: ignore[attr-defined]
+    cases["extism_instantiate"] = (lambda: extism.Plugin(ext_compiled), 50)
 
+    results = interleaved(cases, args.rounds)
     print()
-    print(f"{'measurement':<28}{'median µs':>12}")
+    print(f"{'measurement':<30}{'median µs':>12}")
     for name, value in results.items():
-        print(f"{name:<28}{value:>12.2f}")
+        print(f"{name:<30}{value:>12.2f}")
     print()
-    wd = results["wasmdeck_call"]
-    print(f"wasmdeck_call_over_capi_floor={wd / results['wasmtime_capi_call']:.2f}")
-    print(f"wasmtime_py_func_call_over_wasmdeck={results['wasmtime_py_func_call'] / wd:.2f}")
-    print(f"ratio_extism_bytes_over_wasmdeck={results['extism_call_bytes'] / wd:.2f}")
-    print(f"ratio_extism_over_wasmdeck={results['extism_call_json'] / wd:.2f}")
+    small = results["wasmdeck_call_100B"]
+    print(f"wasmdeck_call_100B_over_capi_floor={small / results['wasmtime_capi_call']:.2f}")
+    print(f"wasmtime_py_func_call_over_wasmdeck={results['wasmtime_py_func_call'] / small:.2f}")
+    print(f"wasmdeck_10KB_over_100B={results['wasmdeck_call_10KB'] / small:.2f}")
+    print(f"wasmdeck_bytes_10KB_over_100B={results['wasmdeck_call_bytes_10KB'] / small:.2f}")
+    print(
+        "ratio_extism_over_wasmdeck_instantiate="
+        f"{results['extism_instantiate'] / results['wasmdeck_instantiate']:.2f}"
+    )
+    for size in SIZES:
+        ours = results[f"wasmdeck_call_{size}"]
+        print(
+            f"ratio_extism_bytes_over_wasmdeck_{size}="
+            f"{results[f'extism_call_bytes_{size}'] / results[f'wasmdeck_call_bytes_{size}']:.2f}"
+        )
+        print(f"ratio_extism_over_wasmdeck_{size}={results[f'extism_call_json_{size}'] / ours:.2f}")
     return 0
 
 

@@ -3,14 +3,24 @@
 C plugins are compiled with zig (PyPI ``ziglang``) against ``sdk/c``. Builds
 are cached under ``.cache/test-builds`` by a digest of the sources, the kit
 and the compiler version, so a re-run only rebuilds what changed.
+
+Tests that need a real toolchain carry the ``toolchain`` marker, put on them
+here (``pytest_collection_modifyitems``): a test is marked when it, a fixture
+it uses, or a helper of the test suite they call, calls a toolchain of
+``wasmdeck.toolchains``. ``pytest -m "not toolchain"`` is the fast tier; it
+runs without any toolchain installed (README, "Tests").
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
+import types
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers.fixtures import echo_server, hue_bridge, obs_server, webhook_server  # noqa: F401
@@ -77,6 +87,78 @@ def loopback_name() -> str:
             f"host name {name!r} resolves to {addresses}, not only 127.0.0.1", pytrace=False
         )
     return name
+
+
+# -- the `toolchain` marker ---------------------------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+# What runs a toolchain: the language modules (every function in them), and
+# the entry points that reach them.
+_TOOLCHAIN_MODULES = {
+    f"wasmdeck.toolchains._{name}"
+    for name in ("c", "zig", "rust", "go", "python", "assemblyscript")
+}
+_TOOLCHAIN_ENTRY_POINTS = {"build_project", "compile_c"}
+
+
+def _runs_a_toolchain(value: object) -> bool:
+    if isinstance(value, types.ModuleType):
+        return value.__name__ in _TOOLCHAIN_MODULES
+    module = getattr(value, "__module__", None) or ""
+    name = getattr(value, "__name__", None)
+    if module in _TOOLCHAIN_MODULES:
+        return True
+    return module.startswith("wasmdeck.toolchains") and name in _TOOLCHAIN_ENTRY_POINTS
+
+
+def _calls_a_toolchain(function: Callable[..., Any], seen: set[types.CodeType]) -> bool:
+    """Whether ``function`` (or a function of the test suite it names) runs a toolchain.
+
+    Follows the names its code (and the code nested in it) looks up in its
+    module's globals: a toolchain, or a function defined under tests/ to
+    examine in turn.
+    """
+    function = inspect.unwrap(function)
+    code = getattr(function, "__code__", None)
+    namespace = getattr(function, "__globals__", None)
+    if code is None or namespace is None or code in seen:
+        return False
+    seen.add(code)
+    codes = [code]
+    while codes:
+        current = codes.pop()
+        codes.extend(c for c in current.co_consts if isinstance(c, types.CodeType))
+        for name in current.co_names:
+            value = namespace.get(name)
+            if value is None:
+                continue
+            if callable(value):
+                value = inspect.unwrap(value)  # functools.cache and other wrappers
+            if _runs_a_toolchain(value):
+                return True
+            source = getattr(getattr(value, "__code__", None), "co_filename", "")
+            if source.startswith(str(TESTS)) and _calls_a_toolchain(value, seen):
+                return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    cache: dict[Callable[..., Any], bool] = {}
+
+    def needs(function: Callable[..., Any]) -> bool:
+        if function not in cache:
+            cache[function] = _calls_a_toolchain(function, set())
+        return cache[function]
+
+    for item in items:
+        if item.get_closest_marker("toolchain") or not isinstance(item, pytest.Function):
+            continue
+        functions = [item.function]
+        for name in item.fixturenames:  # every fixture the test uses, transitively
+            for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ()):
+                functions.append(fixturedef.func)
+        if any(needs(function) for function in functions):
+            item.add_marker(pytest.mark.toolchain)
 
 
 _exit_status = 0

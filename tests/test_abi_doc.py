@@ -64,7 +64,7 @@ def test_the_wat_plugin_answers_as_the_doc_says(
 def test_the_request_is_what_the_doc_shows(wasm: bytes) -> None:
     plugin = wasmdeck.Plugin(wasm)
     documented = json.loads(block("request-example"))
-    context = TriggerContext(**documented["context"])
+    context = TriggerContext.from_dict(documented["context"])
     got = plugin.call("echo", documented["params"], context)
     # Compact, in the documented key order, and otherwise identical.
     assert json.loads(got) == {**documented, "action": "echo"}
@@ -74,7 +74,7 @@ def test_the_request_is_what_the_doc_shows(wasm: bytes) -> None:
     assert nulls == {
         "action": "echo",
         "params": {},
-        "context": {"velocity": None, "mode": None, "timestamp": 1},
+        "context": {"velocity": None, "mode": None, "current_mode": None, "timestamp": 1},
     }
 
 
@@ -93,5 +93,12 @@ def test_the_documented_limits_are_the_defaults() -> None:
     limits = wasmdeck.Limits()
     assert f"| `fuel` | {limits.fuel:,} |" in text
     assert f"| `timeout` | {limits.timeout:g} s |" in text
-    for name in ("max_memory", "max_output", "max_response", "max_kv_bytes"):
+    for name in ("max_memory", "max_output", "max_response", "max_kv_bytes", "max_module_bytes"):
         assert f"| `{name}` | {getattr(limits, name) // (1024 * 1024)} MiB |" in text
+    assert f"| `max_functions` | {limits.max_functions:,} |" in text
+    assert f"| `max_function_bytes` | {limits.max_function_bytes // (1024 * 1024)} MiB |" in text
+    assert f"| `max_compile_cpu` | {limits.max_compile_cpu:g} s |" in text
+    assert (
+        f"| `max_log_lines`, `max_log_bytes` | {limits.max_log_lines:,}, "
+        f"{limits.max_log_bytes // (1024 * 1024)} MiB |" in text
+    )

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_example_obs import obs_wasm
 from test_sandbox import MEMORY_BOMB, SPIN
 from watgen import abi_module
+
+__all__ = ["obs_wasm"]  # a fixture used here
 
 
 def wasmdeck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -165,3 +168,97 @@ def test_grants_file_and_config(behaviors_wasm: Path, tmp_path: Path) -> None:
     assert b"grants.txt, line 2: unknown capability 'teleport'" in bad.stderr
     config = wasmdeck("run", str(behaviors_wasm), "ok", "--config", "[1]")
     assert config.returncode == 2 and b"--config must be a JSON object" in config.stderr
+
+
+# -- untrusted text, pipes, and what PLUGIN may be -------------------------------------
+
+
+def test_plugin_messages_and_log_lines_are_escaped(behaviors_wasm: Path) -> None:
+    hostile = "lights\x1b[2J\x1b[H\u202eoff\u009b1A"
+    result = wasmdeck(
+        "run", str(behaviors_wasm), "fail", "--params", json.dumps({"reason": hostile})
+    )
+    assert result.returncode == 1
+    for raw in (b"\x1b", "\u202e".encode(), "\u009b".encode()):
+        assert raw not in result.stderr
+    assert b"lights\\x1b[2J\\x1b[H\\u202eoff\\u009b1A" in result.stderr
+
+    import logging
+
+    from wasmdeck.cli._main import _PluginLogFormatter
+
+    record = logging.LogRecord(
+        "wasmdeck.plugin.evil\u202e", logging.INFO, __file__, 1, "a\x1b]0;x\x07b", None, None
+    )
+    assert _PluginLogFormatter().format(record) == "[evil\\u202e] a\\x1b]0;x\\x07b"
+
+
+def test_info_reads_metadata_of_a_plugin_importing_gated_host_functions(tmp_path: Path) -> None:
+    from hostcall import host_call_module
+
+    wasm = tmp_path / "caller.wasm"
+    wasm.write_bytes(host_call_module("http_request", {"url": "http://127.0.0.1:9/"}))
+    result = wasmdeck("info", str(wasm))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["name"] == "host-caller"
+    assert b"needs network" in result.stderr and b"--grant" in result.stderr
+    # Loaded for its metadata only, it cannot be called.
+    import wasmdeck as wd
+
+    with wd.Plugin(wasm, metadata_only=True) as plugin:
+        assert plugin.missing_capabilities == ["network"]
+        with pytest.raises(wd.WasmdeckError, match="metadata only"):
+            plugin.call("go")
+
+
+def test_info_on_the_obs_example(obs_wasm: Path) -> None:
+    result = wasmdeck("info", str(obs_wasm))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["name"] == "obs-control"
+
+
+def test_a_closed_pipe_is_not_an_error(velocity_wasm: Path) -> None:
+    import os
+
+    for args in (["info", str(velocity_wasm)], ["--help"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before anything is written (`| head` ended)
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "wasmdeck", *args],
+                stdout=write,
+                stderr=subprocess.PIPE,
+                timeout=60,
+            )
+        finally:
+            os.close(write)
+        assert result.stderr == b"", (args, result.stderr)  # no "Broken pipe", no traceback
+        assert result.returncode in (0, 141)  # 141: as if killed by SIGPIPE, like a filter
+
+
+def test_context_as_a_dict_in_the_python_api(behaviors_wasm: Path) -> None:
+    import wasmdeck as wd
+
+    context = {"velocity": 100, "mode": 2, "timestamp": 1732500000123}
+    expected = b'{"velocity":100,"mode":2,"timestamp":1732500000123}'
+    with wd.Plugin(behaviors_wasm) as plugin:
+        assert plugin.call("context", None, context) == expected
+        with pytest.raises(ValueError, match="velocity"):
+            plugin.call("context", None, {"velocity": 300})
+    with wd.PluginHost() as host:
+        host.load(behaviors_wasm)
+        assert host.call("context", None, context, plugin="behaviors") == expected
+
+
+def test_run_on_a_project_directory(velocity_wasm: Path, tmp_path: Path) -> None:
+    project = tmp_path / "velocity"
+    project.mkdir()
+    (project / "wasmdeck.toml").write_text('[plugin]\nname = "velocity"\n')
+    unbuilt = wasmdeck("run", str(project), "scale")
+    assert unbuilt.returncode == 2 and b"wasmdeck build" in unbuilt.stderr
+    (project / "build").mkdir()
+    (project / "build" / "velocity.wasm").write_bytes(velocity_wasm.read_bytes())
+    ran = wasmdeck("run", str(project), "scale", "--context", '{"velocity": 64}')
+    assert ran.returncode == 0, ran.stderr
+    plain = wasmdeck("run", str(tmp_path), "scale")
+    assert plain.returncode == 2 and b"not a plugin" in plain.stderr

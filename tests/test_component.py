@@ -1,4 +1,4 @@
-"""Component plugins (DESIGN.md contract 2) behind the same Python API as core modules.
+"""Component plugins (wit/plugin.wit, docs/components.md) behind the same Python API as core modules.
 
 The plugins are Python, built from ``tests/plugins/python`` with
 componentize-py in the test run. They go through what core plugins go
@@ -153,6 +153,13 @@ def test_large_outputs_and_the_output_limit(behaviors_component: Path, runtime: 
         small.call("fail", {"message": "x" * 200})  # an error message counts too
     with pytest.raises(PluginReportedError, match=r"fail.: short$"):
         small.call("fail", {"message": "short"})
+
+
+def test_params_as_bytes_reach_the_component_as_given(component: wasmdeck.Plugin) -> None:
+    import json
+
+    echoed = json.loads(component.call("echo", b'{"a": [1, "\xc3\xa9"]}'))
+    assert echoed["params"] == {"a": [1, "é"]}
 
 
 def test_undeclared_actions_and_bad_params_are_refused_before_the_call(

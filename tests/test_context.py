@@ -56,11 +56,11 @@ def test_bad_fields_are_refused(field: str, value: object, message: str) -> None
 def test_core_request_gains_only_the_set_fields(behaviors: wasmdeck.Plugin) -> None:
     request = json.loads(behaviors.call("echo", {}, KNOB))
     assert request["context"] == {
-        "velocity": None, "mode": 1, "timestamp": 5, "kind": "cc", "channel": 3,
-        "controller": 7, "value": 99,
+        "velocity": None, "mode": 1, "current_mode": 1, "timestamp": 5, "kind": "cc",
+        "channel": 3, "controller": 7, "value": 99,
     }  # fmt: skip
     old = json.loads(behaviors.call("echo", {}, TriggerContext(velocity=9, timestamp=1)))
-    assert old["context"] == {"velocity": 9, "mode": None, "timestamp": 1}
+    assert old["context"] == {"velocity": 9, "mode": None, "current_mode": None, "timestamp": 1}
     bend = TriggerContext(timestamp=1, kind="pitch_bend", channel=1, value=-8192)
     assert json.loads(behaviors.call("echo", {}, bend))["context"]["value"] == -8192
 

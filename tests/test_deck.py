@@ -15,6 +15,7 @@ from test_example_obs import obs_wasm  # noqa: F401  (the OBS example, built onc
 from wasmdeck.deck import (
     DeckError,
     SecretRef,
+    TemplateError,
     VelocityCurve,
     check_deck,
     parse_deck,
@@ -346,9 +347,9 @@ def test_render_keeps_types_and_interpolates() -> None:
         "deep": [7, 0.5],
         "plain": 3,
     }
-    with pytest.raises(ValueError, match=r"\{body.nope\}: body has no 'nope'"):
+    with pytest.raises(TemplateError, match=r"\{body.nope\}: body has no 'nope'"):
         render("{body.nope}", variables)
-    with pytest.raises(ValueError, match=r"the trigger has no value \{note\}"):
+    with pytest.raises(TemplateError, match=r"the trigger has no value \{note\}"):
         render("{note}", variables)
 
 

@@ -31,7 +31,8 @@ def test_parse_grant(text: str, kind: str, scope: str, risk: str) -> None:
     [
         ("telepathy", "unknown capability 'telepathy'"),
         ("network", r"network needs a scope, written network:HOST"),
-        ("kv:all", "kv takes no scope"),
+        ("events:all", "events takes no scope"),
+        ("kv:../other", "a kv namespace is"),
         ("env:NOT A NAME", "not an environment variable name"),
         ("fs:data", "write fs:GUEST_DIR=HOST_DIR"),
         ("", "non-empty"),

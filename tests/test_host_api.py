@@ -146,13 +146,67 @@ def test_bad_process_requests(request_: dict[str, object], message: str) -> None
 # -- key-value ------------------------------------------------------------------------
 
 
-def test_kv_round_trip_persists_across_plugins(private_home: Path) -> None:
-    assert call("kv_set", {"key": "token", "value": "abc"}, grants=["kv"]) == {}
-    assert call("kv_get", {"key": "token"}, grants=["kv"]) == {"value": "abc"}
-    assert call("kv_list", {"prefix": "to"}, grants=["kv"]) == {"keys": ["token"]}
-    assert call("kv_delete", {"key": "token"}, grants=["kv"]) == {"deleted": True}
-    assert call("kv_get", {"key": "token"}, grants=["kv"]) == {"value": None}
+def test_kv_round_trip_persists_across_plugins_granted_one_namespace(
+    private_home: Path,
+) -> None:
+    # Each call below is a different module; the grant kv:NAMESPACE joins them.
+    shared = ["kv:round-trip"]
+    assert call("kv_set", {"key": "token", "value": "abc"}, grants=shared) == {}
+    assert call("kv_get", {"key": "token"}, grants=shared) == {"value": "abc"}
+    assert call("kv_list", {"prefix": "to"}, grants=shared) == {"keys": ["token"]}
+    assert call("kv_get", {"key": "token"}, grants=["kv"]) == {"value": None}  # its own
+    assert call("kv_get", {"key": "token"}, grants=["kv:other"]) == {"value": None}
+    assert call("kv_delete", {"key": "token"}, grants=shared) == {"deleted": True}
+    assert call("kv_get", {"key": "token"}, grants=shared) == {"value": None}
     assert (private_home / "kv.sqlite3").exists()
+
+
+def test_kv_of_a_plugin_file_is_keyed_by_its_path(tmp_path: Path) -> None:
+    here, there = tmp_path / "a.wasm", tmp_path / "b.wasm"
+    here.write_bytes(host_call_module("kv_set", {"key": "k", "value": "v"}, name="same"))
+    there.write_bytes(host_call_module("kv_get", {"key": "k"}, name="same"))
+    with wasmdeck.Plugin(here, grants=["kv"]) as plugin:
+        plugin.call("go")
+    with wasmdeck.Plugin(there, grants=["kv"]) as plugin:  # declares the same name
+        assert json.loads(plugin.call("go")) == {"value": None}
+    here.write_bytes(there.read_bytes())  # the file at the same path: the user's choice
+    with wasmdeck.Plugin(here, grants=["kv"]) as plugin:
+        assert json.loads(plugin.call("go")) == {"value": "v"}
+
+
+def test_kv_waits_for_a_locked_store_only_until_the_deadline(private_home: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    private_home.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(  # a second process holds the store's write lock
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('PRAGMA journal_mode=WAL')\n"
+            "db.execute('CREATE TABLE IF NOT EXISTS kv (plugin TEXT NOT NULL, key TEXT NOT NULL,"
+            " value BLOB NOT NULL, PRIMARY KEY (plugin, key))')\n"
+            "db.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(private_home / "kv.sqlite3"),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        module = host_call_module("kv_set", {"key": "k", "value": "v"})
+        with wasmdeck.Plugin(module, grants=["kv"], limits=Limits(timeout=0.5)) as plugin:
+            started = time.monotonic()
+            with pytest.raises(wasmdeck.TimeLimitExceeded, match="kv store"):
+                plugin.call("go")
+            assert time.monotonic() - started < 3  # bounded by 0.5 s, not SQLite's 10 s
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_kv_is_private_to_each_plugin() -> None:
@@ -165,8 +219,8 @@ def test_kv_is_private_to_each_plugin() -> None:
 
 
 def test_kv_binary_values_and_quota() -> None:
-    assert call("kv_set", {"key": "b", "value_base64": "AP8="}, grants=["kv"]) == {}
-    assert call("kv_get", {"key": "b"}, grants=["kv"]) == {"value_base64": "AP8="}
+    assert call("kv_set", {"key": "b", "value_base64": "AP8="}, grants=["kv:bin"]) == {}
+    assert call("kv_get", {"key": "b"}, grants=["kv:bin"]) == {"value_base64": "AP8="}
     result = call(
         "kv_set",
         {"key": "big", "value": "x" * 2000},

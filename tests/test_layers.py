@@ -124,7 +124,9 @@ def cycles(edges: list[Import]) -> list[list[str]]:
 def layer(module: str) -> str | None:
     """The layer folder a module belongs to; None for the shared base and the facade."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 or (len(parts) == 2 and not parts[1].startswith("_")) else None
+    return (
+        parts[1] if len(parts) > 2 or (len(parts) == 2 and not parts[1].startswith("_")) else None
+    )
 
 
 def violations(root: Path) -> list[str]:

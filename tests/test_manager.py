@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import random
+import select
 import signal
 import sqlite3
 import subprocess
@@ -79,13 +80,26 @@ def test_install_without_a_terminal_needs_yes_or_grant(
 
 def _interactive(args: list[str], answer: bytes) -> tuple[int, str]:
     """Run the CLI on a pseudo-terminal, answer its question, return (status, output)."""
+    code, output = _on_a_terminal(args, answer)
+    return code, output.decode(errors="replace")
+
+
+def _on_a_terminal(
+    args: list[str], answer: bytes, *, questions: tuple[tuple[bytes, bytes], ...] = ()
+) -> tuple[int, bytes]:
+    """Run the CLI on a pseudo-terminal, answer each question (``(prompt, answer)`` in
+    turn, then ``[y/N]`` with ``answer``); (status, the bytes it wrote)."""
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
         os.execv(sys.executable, [sys.executable, "-m", "wasmdeck", *args])
+    pending = [*questions, (b"[y/N]", answer)]
     output = b""
-    answered = False
+    asked_at = 0  # answer each prompt once, in order
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
         try:
             chunk = os.read(fd, 4096)
         except OSError:
@@ -93,12 +107,24 @@ def _interactive(args: list[str], answer: bytes) -> tuple[int, str]:
         if not chunk:
             break
         output += chunk
-        if not answered and b"[y/N]" in output:
-            os.write(fd, answer)
-            answered = True
+        while pending and pending[0][0] in output[asked_at:]:
+            prompt, reply = pending.pop(0)
+            asked_at = output.index(prompt, asked_at) + len(prompt)
+            os.write(fd, reply)
+    if time.monotonic() >= deadline:  # it hung: stop it, the asserts will say so
+        os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     os.close(fd)
-    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+    return os.waitstatus_to_exitcode(status), output
+
+
+def _screen(output: bytes, columns: int = 160, lines: int = 60) -> list[str]:
+    """What a terminal shows after receiving ``output`` (pyte emulates a VT terminal)."""
+    import pyte
+
+    screen = pyte.Screen(columns, lines)
+    pyte.ByteStream(screen).feed(output)
+    return [line.rstrip() for line in screen.display]
 
 
 def test_install_asks_on_a_terminal(home: Path, key: Path, tmp_path: Path) -> None:
@@ -109,6 +135,52 @@ def test_install_asks_on_a_terminal(home: Path, key: Path, tmp_path: Path) -> No
     code, output = _interactive(["install", str(path)], b"y\n")
     assert code == 0, output
     assert PluginManager().get("demo").grants == wd.Grants(["kv"])
+
+
+# Moves the cursor up and erases lines (ESC and the 8-bit C1 CSI), then reverses the
+# rest with a bidi override: what a hostile manifest uses to hide its requests.
+_ERASE = "\x1b[1A\x1b[2K\u009b1A\u009b2K" * 12 + "\r\u202e"
+
+
+def test_the_consent_screen_shows_every_capability_whatever_the_manifest_says(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    hostile = [
+        "kv",
+        {"kind": "process", "commands": ["sh"]},
+        {"kind": "network", "hosts": ["evil.example"], "note": _ERASE + "    - kv [low risk]"},
+    ]
+    path = pack(
+        tmp_path,
+        key,
+        description="a clock\x1b[2J\x1b[H" + _ERASE,
+        author="\x1b]0;title\x07\u2066me",
+        capabilities=hostile,
+    )
+    code, output = _on_a_terminal(["install", str(path)], b"y\n")
+    assert code == 0, output
+    # Not one control character of the manifest reached the terminal.
+    for raw in (b"\x1b", "\u009b".encode(), "\u202e".encode(), "\u2066".encode()):
+        assert raw not in output
+    screen = _screen(output)
+    for request in ("kv [low risk]", "process [high risk]", "network [medium risk]"):
+        assert any(line.startswith(f"    - {request}") for line in screen), (request, screen)
+    granted = {"kv [low risk]", "process:sh [high risk]", "network:evil.example [medium risk]"}
+    assert granted <= {line.removeprefix("    - ") for line in screen}, screen
+    assert any("\\x1b[2J" in line for line in screen)  # shown, not obeyed
+    # What the user saw is exactly what was granted.
+    assert PluginManager().get("demo").grants == wd.Grants(
+        ["kv", "process:sh", "network:evil.example"]
+    )
+
+
+def test_list_show_and_plugin_messages_are_escaped(home: Path, key: Path, tmp_path: Path) -> None:
+    path = pack(tmp_path, key, description="tick\x1b[2J\u202etock", capabilities=["kv"])
+    assert wasmdeck("install", path, "--yes").returncode == 0
+    for args in (("show", "demo"), ("list",), ("list", "--json"), ("show", "demo", "--json")):
+        shown = wasmdeck(*args)
+        assert shown.returncode == 0
+        assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout, args
 
 
 def test_scoped_capabilities_asked_without_scope_need_an_explicit_grant(
@@ -360,8 +432,13 @@ def test_a_damaged_module_file_is_refused_and_repaired(
         module.unlink()
     with pytest.raises(wd.ModuleFileCorrupt, match="doctor --repair"):
         PluginManager().load("demo")
-    with pytest.raises(wd.ModuleFileCorrupt):
-        PluginManager().load_enabled()
+    # One damaged plugin does not keep the others from loading; it is reported.
+    loaded = PluginManager().load_enabled()
+    assert [p.name for p in loaded] == ["other"]
+    assert isinstance(loaded.failures["demo"], wd.ModuleFileCorrupt)
+    loaded[0].close()
+    with wd.PluginHost() as host:
+        assert [p.name for p in host.load_installed()] == ["other"]
     checked = wasmdeck("doctor")
     assert checked.returncode == 4 and "plugin 'demo'" in checked.stdout
     repaired = wasmdeck("doctor", "--repair")
@@ -399,8 +476,306 @@ def test_a_plugin_importing_gated_host_functions_packs_and_needs_its_grant(
     package = tmp_path / "caller.wdpk"
     assert wasmdeck("pack", wasm, "--out", package, "--key", key).returncode == 0
     refused = wasmdeck("install", package, "--yes")
-    assert refused.returncode == 4 and "needs the 'network' capability" in refused.stderr
+    assert refused.returncode == 2 and "--grant network:HOST" in refused.stderr
     assert PluginManager().list() == []
     granted = wasmdeck("install", package, "--grant", "network:api.example.com")
     assert granted.returncode == 0, granted.stderr
     PluginManager().load("host-caller").close()
+
+
+# -- races and damage ----------------------------------------------------------------
+
+
+class _Paused:
+    """A real ``wasmdeck install`` stopped at a pause point until ``resume()``."""
+
+    def __init__(self, tmp_path: Path, package: Path, point: str, *args: str) -> None:
+        self.resume_file = tmp_path / f"resume-{point}-{package.name}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wasmdeck", "install", str(package), "--yes", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={
+                **os.environ,
+                "WASMDECK_TEST_PAUSE": point,
+                "WASMDECK_TEST_RESUME": str(self.resume_file),
+            },
+        )
+        assert self.process.stderr is not None
+        self.said = b""
+        for line in self.process.stderr:
+            if line.startswith(b"wasmdeck-test-paused"):
+                break
+            self.said += line
+        else:
+            self.process.kill()
+            pytest.fail(f"the install never reached {point}: {self.said!r}")
+
+    def resume(self) -> None:
+        self.resume_file.touch()
+
+    def finish(self) -> tuple[int, str, str]:
+        try:
+            out, err = self.process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            pytest.fail("the install did not finish")
+        return self.process.returncode, out.decode(), (self.said + err).decode()
+
+
+def test_concurrent_installs_signed_by_different_keys_cannot_both_succeed(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "keys" / "other.key"
+    generate_key(other)
+    mine = pack(tmp_path, key, out="mine.wdpk")
+    theirs = pack(tmp_path, other, out="theirs.wdpk")
+    # The first holds the registry lock; the second has made its plan (nothing was
+    # installed then) and waits for the lock.
+    first = _Paused(tmp_path, mine, "module-written")
+    second = _Paused(tmp_path, theirs, "before-lock")
+    second.resume()
+    first.resume()
+    assert first.finish()[0] == 0
+    code, _, err = second.finish()
+    assert code == 4 and "--replace-signer" in err, err
+    installed = PluginManager().get("demo")
+    assert installed.key_id == load_key_id(key)
+
+
+def load_key_id(keyfile: Path) -> str:
+    from wasmdeck.packages import load_signing_key
+
+    return load_signing_key(keyfile).public.key_id
+
+
+def test_a_downgrade_is_refused_unless_asked_for(home: Path, key: Path, tmp_path: Path) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, version="0.3.0"), "--yes").returncode == 0
+    old = pack(tmp_path, key, version="0.1.0")
+    refused = wasmdeck("install", old, "--yes")
+    assert refused.returncode == 4 and "--allow-downgrade" in refused.stderr
+    assert PluginManager().get("demo").version == "0.3.0"
+    with pytest.raises(wd.DowngradeRefused):
+        PluginManager().install(old, yes=True)
+    done = wasmdeck("install", old, "--yes", "--allow-downgrade")
+    assert done.returncode == 0, done.stderr
+    assert "downgraded demo 0.1.0" in done.stdout and "upgraded" not in done.stdout
+    assert "downgrade 0.3.0 -> demo 0.1.0" in done.stderr
+    assert PluginManager().get("demo").version == "0.1.0"
+    again = wasmdeck("install", old, "--yes")
+    assert again.returncode == 0 and "reinstalled demo 0.1.0" in again.stdout
+
+
+def test_a_registry_deleted_during_an_install_loses_no_plugin(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, name="keep"), "--yes").returncode == 0
+    kept = home / "modules" / f"{PluginManager().get('keep').digest}.wasm"
+    backup = (home / "registry.sqlite3.bak").read_bytes()
+    install = _Paused(tmp_path, pack(tmp_path, key, name="new"), "module-written")
+    (home / "registry.sqlite3").unlink()
+    install.resume()
+    code, _, err = install.finish()
+    assert code == 4 and "missing" in err and "doctor --repair" in err, err
+    assert (home / "registry.sqlite3.bak").read_bytes() == backup  # not overwritten
+    listed = wasmdeck("list")
+    assert listed.returncode == 4 and "missing" in listed.stderr
+    assert kept.is_file()
+    repaired = wasmdeck("doctor", "--repair")
+    assert repaired.returncode == 0 and "restored from registry.sqlite3.bak" in repaired.stdout
+    assert kept.is_file()
+    assert [p.name for p in PluginManager().list()] == ["keep"]
+    with PluginManager().load("keep") as plugin:
+        assert plugin.call("ok") == b"ok"
+
+
+def _make_read_only(path: Path) -> None:
+    if os.geteuid() == 0:  # root writes through permission bits: the file is made immutable
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+    else:
+        path.chmod(0o444)
+
+
+def _make_writable(path: Path) -> None:
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+    path.chmod(0o600)
+
+
+def test_a_read_only_registry_is_reported_as_read_only(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    assert wasmdeck("install", pack(tmp_path, key, capabilities=["kv"]), "--yes").returncode == 0
+    database = home / "registry.sqlite3"
+    _make_read_only(database)
+    try:
+        assert json.loads(wasmdeck("list", "--json").stdout)[0]["name"] == "demo"
+        for args in (
+            ("disable", "demo"),
+            ("install", str(pack(tmp_path, key, name="other")), "--yes"),
+        ):
+            result = wasmdeck(*args)
+            assert result.returncode != 0
+            assert "read-only" in result.stderr and "damaged" not in result.stderr, result.stderr
+        with pytest.raises(wd.StateReadOnly):
+            PluginManager().disable("demo")
+    finally:
+        _make_writable(database)
+    assert PluginManager().get("demo").enabled
+    assert _consistent(home) == []
+
+
+# -- kv belongs to the installed identity ------------------------------------------
+
+
+def _kv_package(tmp_path: Path, keyfile: Path, function: str, request: dict[str, object],
+                version: str) -> Path:  # fmt: skip
+    from hostcall import host_call_module
+
+    from wasmdeck.packages import build_package, load_signing_key
+
+    wasm = tmp_path / f"obs-{function}-{version}-{keyfile.stem}.wasm"
+    wasm.write_bytes(host_call_module(function, request, name="obs", version=version))
+    target = wasm.with_suffix(".wdpk")
+    target.write_bytes(build_package(wasm, key=load_signing_key(keyfile)).encode())
+    return target
+
+
+def test_kv_data_belongs_to_the_installed_plugin_and_its_signer(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    from hostcall import host_call_module
+
+    manager = PluginManager()
+    secret = {"key": "password", "value": "hunter2"}
+    manager.install(_kv_package(tmp_path, key, "kv_set", secret, "1.0.0"), grants=["kv"])
+    with manager.load("obs") as plugin:
+        assert json.loads(plugin.call("go")) == {}
+    # Its next version (same signer) reads what it stored.
+    reader = _kv_package(tmp_path, key, "kv_get", {"key": "password"}, "1.1.0")
+    manager.install(reader, grants=["kv"])
+    with manager.load("obs") as plugin:
+        assert json.loads(plugin.call("go")) == {"value": "hunter2"}
+    # A module that merely declares the name "obs" reads nothing of it...
+    impostor = host_call_module("kv_get", {"key": "password"}, name="obs", version="9.0.0")
+    with wd.Plugin(impostor, grants=["kv"]) as plugin:
+        assert json.loads(plugin.call("go")) == {"value": None}
+    (tmp_path / "obs.wasm").write_bytes(impostor)
+    with wd.Plugin(tmp_path / "obs.wasm", grants=["kv"]) as plugin:
+        assert json.loads(plugin.call("go")) == {"value": None}
+    # ...and neither does a package of that name signed by another key.
+    other = tmp_path / "keys" / "other.key"
+    generate_key(other)
+    taken = _kv_package(tmp_path, other, "kv_get", {"key": "password"}, "2.0.0")
+    manager.install(taken, grants=["kv"], replace_signer=True)
+    with manager.load("obs") as plugin:
+        assert json.loads(plugin.call("go")) == {"value": None}
+
+
+# -- a user's rough edges ------------------------------------------------------------
+
+
+def _host_caller(
+    tmp_path: Path, key: Path, function: str, request: dict[str, object], **metadata: object
+) -> Path:
+    """A signed package of a module that makes one host call (tests/hostcall.py)."""
+    from hostcall import host_call_module
+
+    from wasmdeck.packages import build_package, load_signing_key
+
+    wasm = tmp_path / f"{function}.wasm"
+    wasm.write_bytes(host_call_module(function, request, **metadata))
+    target = tmp_path / f"{function}.wdpk"
+    target.write_bytes(build_package(wasm, key=load_signing_key(key)).encode())
+    return target
+
+
+def test_a_package_asking_for_network_without_a_host_is_installable(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    package = _host_caller(
+        tmp_path, key, "http_request", {"url": "http://127.0.0.1:9/"}, capabilities=["network"]
+    )
+    refused = wasmdeck("install", package, "--yes")
+    assert refused.returncode == 2, refused.stderr  # advice, not "invalid plugin"
+    assert "without saying which" in refused.stderr and "--grant network:HOST" in refused.stderr
+    assert PluginManager().list() == []
+    # On a terminal, the consent step asks for the scope.
+    code, output = _on_a_terminal(
+        ["install", str(package)], b"y\n", questions=((b"grant network to", b"127.0.0.1\n"),)
+    )
+    text = output.decode(errors="replace")
+    assert code == 0, text
+    assert "- network:127.0.0.1 [medium risk]" in text
+    assert PluginManager().get("host-caller").grants == wd.Grants(["network:127.0.0.1"])
+    assert wasmdeck("uninstall", "host-caller").returncode == 0
+    granted = wasmdeck("install", package, "--grant", "network:127.0.0.1")
+    assert granted.returncode == 0, granted.stderr
+
+
+def test_revoking_a_needed_capability_marks_the_plugin_not_loadable(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    package = _host_caller(tmp_path, key, "http_request", {"url": "http://127.0.0.1:9/"})
+    assert wasmdeck("install", package, "--grant", "network:127.0.0.1").returncode == 0
+    assert wasmdeck("install", pack(tmp_path, key, name="fine"), "--yes").returncode == 0
+    assert json.loads(wasmdeck("list", "--json").stdout)[1]["loadable"] is True
+    revoked = wasmdeck("revoke", "host-caller", "network")
+    assert revoked.returncode == 0 and "will not load" in revoked.stderr
+    listed = json.loads(wasmdeck("list", "--json").stdout)
+    assert [(p["name"], p["loadable"]) for p in listed] == [("fine", True), ("host-caller", False)]
+    assert "network" in listed[1]["problem"]
+    table = wasmdeck("list").stdout
+    assert "NOT LOADABLE" in table and "host-caller will not load" in table
+    doctor = wasmdeck("doctor")
+    assert doctor.returncode == 0 and "'host-caller'" in doctor.stdout
+    assert "it will not load" in doctor.stdout
+    loaded = PluginManager().load_enabled()
+    assert [p.name for p in loaded] == ["fine"] and "host-caller" in loaded.failures
+    loaded[0].close()
+
+
+def test_run_an_installed_plugin_by_name_with_its_configuration_and_secrets(
+    home: Path, key: Path, tmp_path: Path
+) -> None:
+    package = _host_caller(tmp_path, key, "config_get", {})
+    assert wasmdeck("install", package).returncode == 0
+    assert wasmdeck("config", "host-caller", "url", "ws://127.0.0.1:4455").returncode == 0
+    assert wasmdeck("config", "host-caller", "port", "4455").returncode == 0
+    secret = wasmdeck("config", "host-caller", "password", "--secret", input=b"s3cret\n")
+    assert secret.returncode == 0 and "s3cret" not in secret.stdout + secret.stderr
+    shown = wasmdeck("config", "host-caller")
+    assert shown.returncode == 0 and "s3cret" not in shown.stdout
+    assert 'url = "ws://127.0.0.1:4455"' in shown.stdout and "port = 4455" in shown.stdout
+    assert "password = <secret>" in shown.stdout
+    assert wasmdeck("config", "host-caller", "password").stdout.strip() == "<secret>"
+    secrets = home / "secrets"
+    (file,) = secrets.iterdir()
+    assert file.stat().st_mode & 0o777 == 0o600 and secrets.stat().st_mode & 0o777 == 0o700
+    assert b"s3cret" not in (home / "registry.sqlite3").read_bytes()
+    ran = wasmdeck("run", "host-caller", "go")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {
+        "value": {"url": "ws://127.0.0.1:4455", "port": 4455, "password": "s3cret"}
+    }
+    with PluginManager().load("host-caller") as plugin:  # the Python API, the same
+        assert json.loads(plugin.call("go"))["value"]["password"] == "s3cret"
+    assert wasmdeck("config", "host-caller", "port", "--unset").returncode == 0
+    assert "port" not in wasmdeck("config", "host-caller").stdout
+    refused = wasmdeck("run", "host-caller", "go", "--grant", "kv")
+    assert refused.returncode == 2 and "wasmdeck grant" in refused.stderr
+    missing = wasmdeck("run", "nothing-installed", "go")
+    assert missing.returncode == 2 and "not installed" in missing.stderr
+    assert wasmdeck("uninstall", "host-caller").returncode == 0
+    assert list(secrets.iterdir()) == []
+
+
+def test_run_a_package_file(home: Path, key: Path, tmp_path: Path) -> None:
+    assert wasmdeck("trust", "add", f"{key}.pub", "--name", "Me").returncode == 0
+    ran = wasmdeck("run", pack(tmp_path, key), "ok")
+    assert ran.returncode == 0 and ran.stdout == "ok", ran.stderr
+    unsigned = wasmdeck("run", pack(tmp_path, None), "ok")
+    assert unsigned.returncode == 4 and "unsigned" in unsigned.stderr

@@ -418,3 +418,22 @@ def test_sign_refuses_a_package_whose_signature_is_broken(
     forged.write_bytes(_with_checksum(_flipped(data, data.index(b"for tests"))[: len(data) - 40]))
     result = wasmdeck("sign", forged, "--key", key)
     assert result.returncode == 4 and "does not verify" in result.stderr
+
+
+def test_special_and_huge_files_are_refused_before_reading(home: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.wdpk"
+    os.mkfifo(fifo)  # no writer: reading it would wait for ever
+    huge = tmp_path / "huge.wdpk"
+    with huge.open("wb") as f:
+        f.truncate(400 << 20)  # sparse: nothing is written, but its size says 400 MiB
+    for path, what in (
+        ("/dev/zero", "character device"),
+        (fifo, "FIFO"),
+        (huge, "larger than a package may be"),
+        (tmp_path, "directory"),
+    ):
+        for command in ("verify", "install"):
+            result = wasmdeck(command, path, "--yes" if command == "install" else "--json")
+            assert result.returncode == 4 and what in result.stderr, (command, result.stderr)
+        with pytest.raises(wd.MalformedPackage, match=what):
+            open_package(path)

@@ -20,6 +20,7 @@ from wasmdeck import (
     Limits,
     MemoryLimitExceeded,
     OutputLimitExceeded,
+    PluginReportedError,
     PluginTrap,
     StackLimitExceeded,
     TableLimitExceeded,
@@ -236,3 +237,68 @@ def test_limits_reject_nonsense() -> None:
     for bad in ({"fuel": 0}, {"timeout": -1}, {"max_memory": 1.5}, {"max_output": -5}):
         with pytest.raises(ValueError, match="limit"):
             Limits(**bad)  # type: ignore[arg-type]
+
+
+def test_params_as_bytes_are_sent_as_they_are() -> None:
+    """Pre-encoded params skip the encoder; what the plugin receives is the caller's text."""
+    plugin = wasmdeck.Plugin(abi_module())
+    context = wasmdeck.TriggerContext(velocity=1, mode=2, timestamp=3)
+    assert plugin._request("x", b'{"a": [1, 2]}', context) == (
+        b'{"action":"x","params":{"a": [1, 2]},"context":{"velocity":1,"mode":2,"timestamp":3}}'
+    )
+    # The encoder: exact big integers; NaN as null, as wasmdeck._json.dumps writes it.
+    assert plugin._request("x", {"n": 2**70}, context).startswith(
+        b'{"action":"x","params":{"n":1180591620717411303424}'
+    )
+    assert plugin._request("x", {"f": float("nan")}, context).startswith(
+        b'{"action":"x","params":{"f":null}'
+    )
+
+
+# -- set_output / set_error run in wasm (runtime/_payload.py) ---------------------
+
+
+def test_the_payload_is_copied_when_set_output_is_called() -> None:
+    """A plugin may reuse or free its buffer before execute returns."""
+    body = """
+        (i32.store (i32.const 100) (i32.const 0x64636261))  ;; "abcd"
+        (call $set_output (i32.const 100) (i32.const 4))
+        (i32.store (i32.const 100) (i32.const 0x7a7a7a7a))  ;; overwritten: "zzzz"
+        (i32.const 0)"""
+    assert wasmdeck.Plugin(abi_module(body)).call("copy") == b"abcd"
+
+
+def test_the_last_output_counts_and_an_error_wins() -> None:
+    imports = (
+        '(import "wasmdeck" "set_output" (func $set_output (param i32 i32)))'
+        '(import "wasmdeck" "set_error" (func $set_error (param i32 i32)))'
+    )
+    body = """
+        (if (i32.eq (i32.load8_u (i32.add (local.get $ptr) (i32.const 11))) (i32.const 116))
+          (then  ;; "twice": the second output replaces the first
+            (call $set_output (i32.const 200) (i32.const 5))
+            (call $set_output (i32.const 300) (i32.const 3))
+            (return (i32.const 0))))
+        (call $set_output (i32.const 200) (i32.const 5))
+        (call $set_error (i32.const 300) (i32.const 3))
+        (call $set_output (i32.const 200) (i32.const 5))  ;; after the error: not kept
+        (i32.const 0)"""
+    extra = '(data (i32.const 200) "first") (data (i32.const 300) "bad")'
+    plugin = wasmdeck.Plugin(abi_module(body, imports=imports, extra=extra))
+    assert plugin.call("twice") == b"bad"
+    with pytest.raises(PluginReportedError, match=r"action 'error': bad$") as caught:
+        plugin.call("error")
+    assert caught.value.code == 0
+    assert plugin.call("ok") == b"ok"
+
+
+def test_output_that_does_not_fit_the_memory_limit() -> None:
+    """The copy lives in the plugin's store, so the memory limit bounds it too."""
+    body = "(call $set_output (i32.const 0) (i32.const 65536)) (i32.const 0)"
+    plugin = wasmdeck.Plugin(
+        abi_module(body, memory='(memory (export "memory") 1)'),
+        limits=Limits(max_memory=65536),
+    )
+    with pytest.raises(MemoryLimitExceeded, match="no room for the 65,536-byte payload"):
+        plugin.call("big")
+    assert plugin.call("ok") == b"ok"

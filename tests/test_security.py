@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from hostcall import host_call_module
+from netns import run_isolated
 from servers.webhook import WebhookServer
 
 import wasmdeck
@@ -131,3 +132,104 @@ def test_read_only_grant_refuses_writes(behaviors_wasm: Path, data_dir: Path) ->
     assert not (data_dir / "new.txt").exists()
     files(behaviors_wasm, data_dir, "rw").call("write", {"path": "/data/new.txt", "text": "hi"})
     assert (data_dir / "new.txt").read_text() == "hi"
+
+
+# -- grants are judged one by one (issue 9, item 3) ----------------------------------
+
+
+@pytest.fixture
+def other_port() -> Iterator[WebhookServer]:
+    """A second receiver on 127.0.0.1, on a port of its own."""
+    with WebhookServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize("loopback_grant", ["localhost", "127.0.0.1"])
+def test_a_loopback_grant_lets_no_other_grant_reach_loopback(
+    webhook_server: WebhookServer,
+    other_port: WebhookServer,
+    loopback_name: str,
+    loopback_grant: str,
+) -> None:
+    # Granted: loopback on one port, and a name (which resolves to loopback)
+    # on another. The name's grant does not name loopback: refused.
+    grants = [
+        f"network:{loopback_grant}:{webhook_server.port}",
+        f"network:{loopback_name}:{other_port.port}",
+    ]
+    url = f"http://{loopback_name}:{other_port.port}/x"
+    answer = http({"method": "GET", "url": url}, grants)
+    assert answer["error"]["kind"] == "denied", answer
+    assert "127.0.0.1" in answer["error"]["message"]
+    assert other_port.requests == []
+    reached = http({"url": f"http://{loopback_grant}:{webhook_server.port}/ok"}, grants)
+    assert reached["status"] == 200 and len(webhook_server.requests) == 1
+
+
+def test_a_wildcard_name_resolving_to_loopback_is_refused_beside_a_localhost_grant() -> None:
+    # The issue's case, with a name service the test controls (/etc/hosts in
+    # a namespace, read by the real getaddrinfo): api.some.name is 127.0.0.2.
+    result = run_isolated(
+        """
+import json
+from hostcall import host_call_module
+from netns import run_isolated
+from servers.webhook import WebhookServer
+import wasmdeck
+
+local, wild = WebhookServer(), WebhookServer()
+local.port, wild.host, wild.port = 18080, "127.0.0.2", 18081
+with local, wild:
+    grants = ["network:localhost:18080", "network:*.some.name:18081"]
+    def get(url):
+        plugin = wasmdeck.Plugin(host_call_module("http_request", {"url": url}), grants=grants)
+        return json.loads(plugin.call("go"))
+    print(json.dumps({
+        "wild": get("http://api.some.name:18081/x"),
+        "local": get("http://localhost:18080/ok"),
+        "wild_requests": len(wild.requests),
+    }))
+""",
+        hosts="127.0.0.1 localhost\n127.0.0.2 api.some.name\n",
+    )
+    assert result["wild"]["error"]["kind"] == "denied", result
+    assert "127.0.0.2" in result["wild"]["error"]["message"]
+    assert result["wild_requests"] == 0
+    assert result["local"]["status"] == 200
+
+
+# -- redirects keep credentials at their origin (issue 9, item 4) ---------------------
+
+CREDENTIALS = {
+    "Authorization": "Bearer secret-token",
+    "Cookie": "session=secret",
+    "Proxy-Authorization": "Basic c2VjcmV0",
+}
+
+
+@pytest.mark.parametrize("target", ["another host", "another port"])
+def test_credentials_do_not_follow_a_redirect_to_another_origin(
+    webhook_server: WebhookServer,
+    elsewhere: WebhookServer,
+    other_port: WebhookServer,
+    target: str,
+) -> None:
+    destination = elsewhere if target == "another host" else other_port
+    url = webhook_server.redirect_url(307, destination.url("/landing"))
+    grants = [*grant(webhook_server), f"network:{destination.host}:{destination.port}"]
+    answer = http({"url": url, "headers": {**CREDENTIALS, "X-Trace": "t-1"}}, grants)
+    assert answer["status"] == 200, answer
+    first, landed = webhook_server.requests[0], destination.requests[0]
+    assert first.headers["authorization"] == "Bearer secret-token"  # sent to its origin
+    assert landed.path == "/landing" and landed.headers["x-trace"] == "t-1"
+    assert not {"authorization", "cookie", "proxy-authorization"} & set(landed.headers)
+
+
+def test_credentials_follow_a_redirect_within_the_origin(webhook_server: WebhookServer) -> None:
+    url = webhook_server.redirect_url(302, webhook_server.url("/landing"))
+    answer = http({"url": url, "headers": CREDENTIALS}, grant(webhook_server))
+    assert answer["status"] == 200, answer
+    landed = webhook_server.requests[1]
+    assert landed.path == "/landing"
+    assert landed.headers["authorization"] == "Bearer secret-token"
+    assert landed.headers["cookie"] == "session=secret"

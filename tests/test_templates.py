@@ -152,6 +152,7 @@ def wasmdeck_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
     return result
 
 
+@pytest.mark.toolchain  # the CLI builds in a subprocess
 def test_cli_new_build_test(tmp_path: Path) -> None:
     """The two commands a plugin author runs, as they run them (C: the quickest build)."""
     created = wasmdeck_cli("new", "pad-hello", "--lang", "c", "--template", "json", cwd=tmp_path)
@@ -170,6 +171,7 @@ def test_cli_new_build_test(tmp_path: Path) -> None:
     assert ran.stdout == '{"value":10,"velocity":127}'
 
 
+@pytest.mark.toolchain  # the CLI builds in a subprocess
 def test_cli_test_reports_failures(tmp_path: Path) -> None:
     project = tmp_path / "p"
     new_project(project, "p", "c", "minimal")
@@ -205,6 +207,7 @@ def test_new_refuses_a_non_empty_directory(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.toolchain  # the CLI builds in a subprocess
 def test_build_error_comes_through_readably(tmp_path: Path) -> None:
     project = tmp_path / "broken"
     new_project(project, "broken", "c", "minimal")

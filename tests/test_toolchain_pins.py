@@ -42,7 +42,9 @@ def test_no_toolchain_is_pinned_loosely_in_pyproject() -> None:
 
 def test_the_docs_name_the_pinned_versions() -> None:
     patterns = {name: rf"\b{re.escape(name)}==([0-9][0-9.]*[0-9])" for name in _pins.PYPI_PINS}
-    patterns |= {name: rf"\b{re.escape(name)}[@-]([0-9]+\.[0-9]+\.[0-9]+)" for name in _pins.NPM_PINS}
+    patterns |= {
+        name: rf"\b{re.escape(name)}[@-]([0-9]+\.[0-9]+\.[0-9]+)" for name in _pins.NPM_PINS
+    }
     pins = _pins.PYPI_PINS | _pins.NPM_PINS
     seen = 0
     for doc in DOCS:
@@ -50,7 +52,9 @@ def test_the_docs_name_the_pinned_versions() -> None:
         for name, pattern in patterns.items():
             for version in re.findall(pattern, text):
                 seen += 1
-                assert version == pins[name], f"{doc.name} names {name} {version}, pinned {pins[name]}"
+                assert version == pins[name], (
+                    f"{doc.name} names {name} {version}, pinned {pins[name]}"
+                )
     assert seen >= len(pins)  # the guides do name them
 
 

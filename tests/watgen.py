@@ -74,3 +74,12 @@ def abi_module(
         {body})
       {extra}
     )""")
+
+
+def filler_functions(count: int, body: str = "(loop)") -> str:
+    """``count`` unexported functions of ``body``: WAT text for ``abi_module(extra=...)``.
+
+    For compile times that explode: 60,000 one-loop functions (420 KB) took
+    6.4 s to compile here; see tests/test_compile_limits.py.
+    """
+    return f"(func {body})" * count

@@ -371,7 +371,9 @@ func (p *parser) hex4() (rune, bool) {
 // Marshal encodes v as compact JSON. It knows nil, bool, the integer and
 // float types, string, Object, RawJSON, Marshaler, error (its message),
 // []any, []string, []int, []float64, map[string]any and map[string]string
-// (keys sorted). Anything else, structs included, is an
+// (keys sorted), and a pointer to any of these (*int, *string, *Object,
+// ...): a nil pointer is null, any other the value it points to, as
+// encoding/json does for optional fields. Anything else, structs included, is an
 // *UnsupportedTypeError: build an Object with Obj, or give the type a
 // MarshalJSON method. ([]byte is refused too: write string(b) for text.)
 func Marshal(v any) ([]byte, error) {
@@ -520,6 +522,52 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 			}
 		}
 		return append(b, ']'), nil
+	case *bool:
+		return appendPointer(b, v, depth)
+	case *string:
+		return appendPointer(b, v, depth)
+	case *int:
+		return appendPointer(b, v, depth)
+	case *int8:
+		return appendPointer(b, v, depth)
+	case *int16:
+		return appendPointer(b, v, depth)
+	case *int32:
+		return appendPointer(b, v, depth)
+	case *int64:
+		return appendPointer(b, v, depth)
+	case *uint:
+		return appendPointer(b, v, depth)
+	case *uint8:
+		return appendPointer(b, v, depth)
+	case *uint16:
+		return appendPointer(b, v, depth)
+	case *uint32:
+		return appendPointer(b, v, depth)
+	case *uint64:
+		return appendPointer(b, v, depth)
+	case *float32:
+		return appendPointer(b, v, depth)
+	case *float64:
+		return appendPointer(b, v, depth)
+	case *Object:
+		return appendPointer(b, v, depth)
+	case *RawJSON:
+		return appendPointer(b, v, depth)
+	case *map[string]any:
+		return appendPointer(b, v, depth)
+	case *map[string]string:
+		return appendPointer(b, v, depth)
+	case *[]any:
+		return appendPointer(b, v, depth)
+	case *[]string:
+		return appendPointer(b, v, depth)
+	case *[]int:
+		return appendPointer(b, v, depth)
+	case *[]float64:
+		return appendPointer(b, v, depth)
+	case *any:
+		return appendPointer(b, v, depth)
 	case Marshaler:
 		text, err := v.MarshalJSON()
 		if err != nil {
@@ -531,6 +579,14 @@ func appendJSON(b []byte, v any, depth int) ([]byte, error) {
 	default:
 		return nil, &UnsupportedTypeError{typeName(v)}
 	}
+}
+
+// appendPointer encodes what p points to, or null for a nil pointer.
+func appendPointer[T any](b []byte, p *T, depth int) ([]byte, error) {
+	if p == nil {
+		return append(b, "null"...), nil
+	}
+	return appendJSON(b, *p, depth+1)
 }
 
 func appendFloat(b []byte, f float64, bits int) ([]byte, error) {

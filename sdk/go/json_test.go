@@ -76,6 +76,49 @@ func TestMarshal(t *testing.T) {
 	}
 }
 
+func TestMarshalPointers(t *testing.T) {
+	n, text, yes, f := 7, "hi", true, 2.5
+	big := int64(1) << 60
+	obj := Obj("a", 1)
+	var anything any = []any{"x", nil}
+	var noInt *int
+	var noObj *Object
+	cases := []struct {
+		in   any
+		want string
+	}{
+		{&n, `7`},
+		{noInt, `null`},
+		{&text, `"hi"`},
+		{&yes, `true`},
+		{&f, `2.5`},
+		{&big, `1152921504606846976`},
+		{&obj, `{"a":1}`},
+		{noObj, `null`},
+		{&anything, `["x",null]`},
+		// As fields: optional values of a result.
+		{Obj("count", &n, "missing", noInt, "name", (*string)(nil)), `{"count":7,"missing":null,"name":null}`},
+		{map[string]any{"p": &text, "q": (*float64)(nil)}, `{"p":"hi","q":null}`},
+		{[]any{&n, noInt}, `[7,null]`},
+	}
+	for _, c := range cases {
+		got, err := Marshal(c.in)
+		if err != nil || string(got) != c.want {
+			t.Errorf("Marshal(%#v) = %s, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+	// A pointer to something Marshal cannot encode is refused, not encoded as its address.
+	if _, err := Marshal(&struct{}{}); err == nil {
+		t.Error("Marshal(&struct{}{}) accepted it")
+	}
+	// A pointer to itself, through an any, ends at the depth limit instead of recursing forever.
+	var loop any
+	loop = &loop
+	if _, err := Marshal(loop); err == nil {
+		t.Error("Marshal of a pointer cycle accepted it")
+	}
+}
+
 func TestAsInt(t *testing.T) {
 	for _, c := range []struct {
 		in any

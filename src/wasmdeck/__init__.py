@@ -13,6 +13,7 @@ from ._errors import (
     ActionNotFound,
     BuildError,
     ConsentRequired,
+    DowngradeRefused,
     FuelLimitExceeded,
     ImportNotAllowed,
     InvalidMetadata,
@@ -24,6 +25,7 @@ from ._errors import (
     MemoryLimitExceeded,
     MissingExport,
     ModuleFileCorrupt,
+    ModuleTooLarge,
     OutputLimitExceeded,
     PackageError,
     PluginError,
@@ -38,6 +40,7 @@ from ._errors import (
     SignatureInvalid,
     StackLimitExceeded,
     StateCorrupt,
+    StateReadOnly,
     TableLimitExceeded,
     TamperedPackage,
     TimeLimitExceeded,
@@ -47,6 +50,8 @@ from ._errors import (
 )
 from ._metadata import ActionSpec, CapabilityRequest, PluginMetadata
 from ._version import __version__
+from .daemon import Daemon
+from .deck import Deck, DeckError, DeckProblem, check_deck, parse_deck, read_deck
 from .host import PluginHost
 from .packages import (
     InstalledPlugin,
@@ -69,6 +74,7 @@ from .packages import (
     sign_package,
 )
 from .runtime import Limits, Plugin, Runtime
+from .triggers import TriggerEngine
 
 __all__ = [
     "ABIViolation",
@@ -77,6 +83,11 @@ __all__ = [
     "BuildError",
     "CapabilityRequest",
     "ConsentRequired",
+    "Daemon",
+    "Deck",
+    "DeckError",
+    "DeckProblem",
+    "DowngradeRefused",
     "FuelLimitExceeded",
     "Grant",
     "Grants",
@@ -93,6 +104,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "MissingExport",
     "ModuleFileCorrupt",
+    "ModuleTooLarge",
     "OutputLimitExceeded",
     "Package",
     "PackageError",
@@ -117,11 +129,13 @@ __all__ = [
     "SigningKey",
     "StackLimitExceeded",
     "StateCorrupt",
+    "StateReadOnly",
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
     "ToolchainMissing",
     "TriggerContext",
+    "TriggerEngine",
     "TrustLevel",
     "TrustStore",
     "TrustStoreCorrupt",
@@ -129,11 +143,14 @@ __all__ = [
     "WasmdeckError",
     "__version__",
     "build_package",
+    "check_deck",
     "generate_key",
     "load_package",
     "load_public_key",
     "load_signing_key",
     "open_package",
+    "parse_deck",
     "parse_grant",
+    "read_deck",
     "sign_package",
 ]

@@ -1,4 +1,4 @@
-"""Capabilities (DESIGN.md contract 3): what a plugin may reach, and grants.
+"""Capabilities (docs/architecture.md, "Capabilities and grants"): what a plugin may reach.
 
 A plugin *requests* capabilities in its metadata; the user *grants* them,
 possibly narrower; the runtime enforces only what was granted. Nothing is
@@ -12,7 +12,9 @@ A grant is written ``KIND`` or ``KIND:SCOPE``; repeating a kind adds scope:
     kv                             events     plugins:obs
 
 Kinds from MIDIMon v2.5 (``filesystem``, ``subprocess``) are aliases of
-``fs`` and ``process``.
+``fs`` and ``process``. MIDIMon's ``midi``, ``audio`` and ``systemcontrol``
+are not capabilities here (``UNMAPPED`` says why): a plugin may ask for them
+and still load, but they are never granted.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ._metadata import CapabilityRequest
 
 __all__ = [
     "KINDS",
+    "UNMAPPED",
     "CapabilityKind",
     "Grant",
     "Grants",
@@ -65,23 +68,38 @@ KINDS: dict[str, CapabilityKind] = {
         ),
         CapabilityKind("env", "low", "read the granted environment variables", "VARIABLE_NAME"),
         CapabilityKind("kv", "low", "keep private key-value state on this machine"),
+        # kv's scope is optional: kv:NAMESPACE names the data it reaches (see
+        # docs/host-api.md); bare kv keeps it private to the plugin's identity.
         CapabilityKind("events", "low", "publish and subscribe to host events"),
         CapabilityKind("plugins", "medium", "call other plugins", "PLUGIN_NAME"),
-        CapabilityKind("midi", "low", "send and receive MIDI messages"),
-        CapabilityKind("audio", "low", "play or capture audio"),
-        CapabilityKind(
-            "systemcontrol", "high", "control the operating system (volume, power, ...)"
-        ),
     )
+}
+# MIDIMon v2.5's kinds that name no host API here. Granting them would give
+# nothing (or, for systemcontrol, an unbounded promise), so they are refused
+# with this statement wherever they appear: --grant, install, info, show.
+UNMAPPED: dict[str, str] = {
+    "midi": (
+        "not a host API in wasmdeck: MIDI reaches a plugin only as the trigger that "
+        "calls it (velocity and mode in the request); it cannot open MIDI devices. "
+        "Not granted"
+    ),
+    "audio": ("not a host API in wasmdeck: a plugin cannot play or capture audio. Not granted"),
+    "systemcontrol": (
+        "maps to nothing in wasmdeck and is refused: grant the specific programs a "
+        "plugin needs instead (process:PROGRAM)"
+    ),
 }
 _ALIASES = {"filesystem": "fs", "subprocess": "process", "environment": "env"}
 _SCOPED = {"network", "fs", "process", "env", "plugins"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KV_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def canonical_kind(kind: str) -> str:
     """The capability's canonical name (aliases resolved), or ValueError."""
     name = _ALIASES.get(kind, kind)
+    if name in UNMAPPED:
+        raise ValueError(f"capability {kind!r} (from MIDIMon) {UNMAPPED[name]}")
     if name not in KINDS:
         known = ", ".join(sorted(KINDS))
         raise ValueError(f"unknown capability {kind!r}; known capabilities: {known}")
@@ -115,7 +133,9 @@ def parse_grant(text: str) -> Grant:
     spec = KINDS[kind]
     if kind in _SCOPED and not scope:
         raise ValueError(f"grant {text!r}: {kind} needs a scope, written {kind}:{spec.scope_help}")
-    if kind not in _SCOPED and scope:
+    if kind == "kv" and scope and not _KV_NAMESPACE.match(scope):
+        raise ValueError(f"grant {text!r}: a kv namespace is 1-64 letters, digits, '.', '_' or '-'")
+    if kind not in _SCOPED and kind != "kv" and scope:
         raise ValueError(f"grant {text!r}: {kind} takes no scope; write just {kind!r}")
     if kind == "env" and not _ENV_NAME.match(scope):
         raise ValueError(f"grant {text!r}: {scope!r} is not an environment variable name")
@@ -185,6 +205,8 @@ class Grants:
 
 def describe_request(request: CapabilityRequest) -> str:
     """A one-line, human description of a requested capability with its risk."""
+    if request.kind in UNMAPPED:
+        return f"{request.kind} (MIDIMon's): {UNMAPPED[request.kind]}"
     try:
         kind = KINDS[canonical_kind(request.kind)]
     except ValueError:

@@ -61,14 +61,27 @@ class TriggerContext:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> TriggerContext:
-        """Build a context from a mapping with ``velocity``, ``mode``, ``timestamp``, ..."""
-        unknown = set(data) - set(_FIELDS)
+        """Build a context from a mapping with ``velocity``, ``mode``, ``timestamp``, ...
+
+        ``current_mode`` (the name MIDIMon v2.5 plugins read) is the same field
+        as ``mode``; giving both with different values is an error.
+        """
+        unknown = set(data) - {*_FIELDS, "current_mode"}
         if unknown:
             raise ValueError(
-                f"unknown trigger context field(s): {', '.join(sorted(unknown))} "
-                f"(expected {', '.join(_FIELDS)})"
+                f"unknown trigger context field(s): {', '.join(sorted(map(str, unknown)))} "
+                f"(expected {', '.join(_FIELDS)}; current_mode for mode)"
             )
         kwargs = dict(data)
+        if "current_mode" in kwargs:
+            current_mode = kwargs.pop("current_mode")
+            mode = kwargs.get("mode", current_mode)
+            if type(mode) is not type(current_mode) or mode != current_mode:
+                raise ValueError(
+                    f"trigger context gives mode {kwargs['mode']!r} and current_mode "
+                    f"{current_mode!r}; they are one field (give one, or the same value)"
+                )
+            kwargs["mode"] = current_mode
         if kwargs.get("timestamp") is None:
             kwargs.pop("timestamp", None)
         return cls(**kwargs)  # type: ignore[arg-type]

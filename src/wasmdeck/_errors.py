@@ -19,13 +19,14 @@ each branch is raised)::
     │   ├── PackageError            a package: format, digest, signature, policy
     │   │   ├── MalformedPackage, TamperedPackage, SignatureInvalid
     │   │   └── PolicyRefused
-    │   │       └── RevokedKey
+    │   │       └── RevokedKey, DowngradeRefused
     │   └── StateCorrupt            wasmdeck's own state under its home
     │       └── RegistryCorrupt, TrustStoreCorrupt, ModuleFileCorrupt
     ├── RoutingError                no single plugin/action for a call  exit 2
     │   └── PluginNotFound, ActionNotFound
     ├── KeyFileError                a key file cannot be read            exit 1
     ├── ConsentRequired             an install needs consent nobody gave exit 1
+    ├── StateReadOnly               its state under the home is read-only exit 1
     ├── BuildError                  building a plugin project failed    exit 1
     │   ├── ToolchainMissing        the message says how to install it
     │   └── ProjectError            not a project / cannot create it    exit 2
@@ -38,6 +39,14 @@ each branch is raised)::
 nothing wasmdeck raises on purpose falls outside it, and is not exported.
 ``UsageError`` is the CLI's; the Python API raises ``ValueError``/``TypeError``
 for arguments of the wrong type, as Python does.
+
+Outside the tree, on purpose (tests/test_public_api.py keeps this list whole):
+internal signals that never leave the runtime — ``NetworkDenied``
+(runtime/_netpolicy.py; becomes a ``denied`` answer to the plugin) and
+``DeadlinePassed`` (runtime/_deadline.py; becomes ``TimeLimitExceeded``) — and
+``JSONInputError`` (_json.py), a ``ValueError`` that each caller of the JSON
+parser turns into the error of what it parsed (an answer to the plugin,
+``InvalidMetadata``, a usage error).
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ __all__ = [
     "ActionNotFound",
     "BuildError",
     "ConsentRequired",
+    "DowngradeRefused",
     "FuelLimitExceeded",
     "HostRequestError",
     "ImportNotAllowed",
@@ -59,6 +69,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "MissingExport",
     "ModuleFileCorrupt",
+    "ModuleTooLarge",
     "OutputLimitExceeded",
     "PackageError",
     "PluginError",
@@ -73,6 +84,7 @@ __all__ = [
     "SignatureInvalid",
     "StackLimitExceeded",
     "StateCorrupt",
+    "StateReadOnly",
     "TableLimitExceeded",
     "TamperedPackage",
     "TimeLimitExceeded",
@@ -205,6 +217,14 @@ class InvalidModule(InvalidPlugin):
     """The bytes are not WebAssembly, or not a module wasmtime accepts."""
 
 
+class ModuleTooLarge(InvalidModule):
+    """The binary is over a ``Limits`` bound checked before compiling; ``limit`` names it."""
+
+    def __init__(self, message: str, *, limit: str, plugin: str | None = None):
+        self.limit = limit
+        super().__init__(message, plugin=plugin)
+
+
 class MissingExport(InvalidPlugin):
     """A required export is absent or has the wrong type."""
 
@@ -248,6 +268,10 @@ class RevokedKey(PolicyRefused):
     """The package is signed by a key the user revoked; refused under every policy."""
 
 
+class DowngradeRefused(PolicyRefused):
+    """The package is older than the installed version (pass ``allow_downgrade``)."""
+
+
 class StateCorrupt(InvalidPlugin):
     """wasmdeck's own state under its home is damaged; ``wasmdeck doctor --repair`` fixes it."""
 
@@ -262,6 +286,10 @@ class TrustStoreCorrupt(StateCorrupt):
 
 class ModuleFileCorrupt(StateCorrupt):
     """An installed plugin's module file is missing or does not match its digest."""
+
+
+class StateReadOnly(WasmdeckError):
+    """wasmdeck's state under its home cannot be written (a read-only file or directory)."""
 
 
 class KeyFileError(WasmdeckError):

@@ -1,4 +1,4 @@
-"""Where wasmdeck keeps its state (DESIGN.md "State").
+"""Where wasmdeck keeps its state (docs/architecture.md, "The home directory").
 
 Everything — trust store, installed plugins, grants, key-value data, the
 compile cache — lives under one directory: ``$WASMDECK_HOME`` when set,

@@ -38,7 +38,7 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(
-    data: bytes | str,
+    data: bytes | bytearray | memoryview | str,
     *,
     what: str,
     max_bytes: int | None = None,
@@ -49,23 +49,46 @@ def loads(
     """Parse ``data``; ``what`` names it in messages ("metadata", "--params").
 
     ``max_items`` bounds the number of values (objects, arrays and scalars
-    alike) in the document; ``unique_keys`` refuses an object that names a
-    key twice, which JSON leaves undefined.
+    alike) in the document; ``max_depth`` is at most 1024 (orjson's own
+    bound); ``unique_keys`` refuses an object that names a key twice, which
+    JSON leaves undefined.
     """
-    size = len(data.encode() if isinstance(data, str) else data)
+    if isinstance(data, str):
+        try:
+            data = data.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from undecodable argv
+            raise JSONInputError(
+                f"{what} is not valid Unicode text (character {exc.start + 1})"
+            ) from None
+    elif isinstance(data, memoryview):
+        data = data.tobytes()
+    size = len(data)
     if max_bytes is not None and size > max_bytes:
         raise JSONInputError(f"{what} is {size:,} bytes, more than the {max_bytes:,} allowed")
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        reason = str(exc)
-        if "depth limit" in reason:
-            raise JSONInputError(f"{what} is nested more than {max_depth} levels deep") from None
-        raise JSONInputError(f"{what} is not valid JSON: {reason}") from None
+        raise JSONInputError(_decode_error(what, str(exc), max_depth)) from None
     _check_shape(value, what, max_depth, max_items)
     if unique_keys and size > 1 and _may_repeat_keys(value):
         json.loads(data, object_pairs_hook=lambda pairs: _unique(pairs, what))
     return value
+
+
+def _decode_error(what: str, reason: str, max_depth: int) -> str:
+    """orjson's reason in words a user can act on."""
+    where = reason.rpartition(": ")[2] if ": line " in reason else ""
+    if "depth limit" in reason:
+        return f"{what} is nested more than {max_depth} levels deep"
+    if "infinity when parsed as double" in reason:
+        # A 5,000-digit integer or 1e999: orjson would make it inf.
+        return f"{what} holds a number too large to represent, at {where}"
+    if reason.startswith(("unexpected character", "no digit after sign")):
+        return (
+            f"{what} is not valid JSON: {reason} "
+            "(note: NaN, Infinity, comments and single quotes are not JSON)"
+        )
+    return f"{what} is not valid JSON: {reason}"
 
 
 def _check_shape(value: Any, what: str, max_depth: int, max_items: int) -> None:

@@ -1,6 +1,6 @@
 """Plugin metadata: the JSON a plugin's ``init`` returns, parsed and validated.
 
-The shape is DESIGN.md contract 1. Parsing is strict about types and lenient
+The shape is the ABIs' (docs/abi.md, docs/architecture.md "The two ABIs"). Parsing is strict about types and lenient
 about additions: unknown fields are kept in ``extra`` so newer plugins still
 load, and MIDIMon v2.5 plugins (no ``actions``, bare lowercase capability
 kinds) load unchanged.
@@ -8,18 +8,24 @@ kinds) load unchanged.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import InvalidMetadata
+from ._json import JSONInputError, loads
 
 __all__ = ["ActionSpec", "CapabilityRequest", "PluginMetadata"]
 
-# Metadata is read from guest memory before anything else is trusted.
+# Metadata is read from guest memory before anything else is trusted: its
+# size, nesting, values and actions are bounded (docs/architecture.md,
+# "Untrusted input").
 MAX_METADATA_BYTES = 1 << 20
+MAX_METADATA_DEPTH = 32
+MAX_METADATA_VALUES = 100_000
+MAX_ACTIONS = 4096
+MAX_CAPABILITIES = 256
 
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _PLUGIN_TYPES = ("action", "trigger")
@@ -28,11 +34,17 @@ _OPTIONAL_TEXT = ("author", "license", "homepage")
 
 @dataclass(frozen=True, slots=True)
 class ActionSpec:
-    """One action a plugin declares; ``params`` is a JSON Schema or None."""
+    """One action a plugin declares.
+
+    ``params`` is a JSON Schema or None; ``parameters`` names the parameters
+    the action reads, as MIDIMon's metadata lists them (``"parameters":
+    ["scene"]``); either, both or neither may be given.
+    """
 
     name: str
     description: str = ""
     params: Mapping[str, Any] | None = None
+    parameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +57,8 @@ class CapabilityRequest:
 
 @dataclass(frozen=True, slots=True)
 class PluginMetadata:
+    """What a plugin says about itself (``init``/``metadata``), parsed and checked."""
+
     name: str
     version: str
     description: str
@@ -84,14 +98,15 @@ class PluginMetadata:
                 f"metadata is not valid UTF-8 (byte {exc.start})", plugin=plugin
             ) from None
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
+            obj = loads(
+                data,
+                what="metadata",
+                max_depth=MAX_METADATA_DEPTH,
+                max_items=MAX_METADATA_VALUES,
+            )
+        except JSONInputError as exc:
             snippet = text[:60] + ("..." if len(text) > 60 else "")
-            raise InvalidMetadata(
-                f"metadata is not valid JSON ({exc.msg} at line {exc.lineno} "
-                f"column {exc.colno}): {snippet!r}",
-                plugin=plugin,
-            ) from None
+            raise InvalidMetadata(f"{exc}: {snippet!r}", plugin=plugin) from None
         return cls.from_dict(obj, plugin=plugin)
 
     @classmethod
@@ -149,7 +164,13 @@ def _parse_actions(value: object, bad: Any) -> tuple[ActionSpec, ...] | None:
         return None
     if not isinstance(value, list):
         raise bad("metadata field 'actions' must be a list")
+    if len(value) > MAX_ACTIONS:
+        raise bad(
+            f"metadata declares {len(value):,} actions, more than the {MAX_ACTIONS:,} allowed"
+        )
     actions: list[ActionSpec] = []
+    seen: set[str] = set()
+    duplicates: set[str] = set()
     for i, item in enumerate(value):
         # A bare string is accepted as shorthand for {"name": ...}.
         if isinstance(item, str):
@@ -165,12 +186,24 @@ def _parse_actions(value: object, bad: Any) -> tuple[ActionSpec, ...] | None:
         params = item.get("params")
         if params is not None and not isinstance(params, dict):
             raise bad(f"actions[{i}] ({name!r}): 'params' must be a JSON Schema object")
-        actions.append(ActionSpec(name=name, description=description, params=params))
-    names = [a.name for a in actions]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+        parameters = _parse_parameters(item.get("parameters"), f"actions[{i}] ({name!r})", bad)
+        actions.append(ActionSpec(name, description, params, parameters))
+        # A set, not a scan of the list per action: 4,096 actions stay linear.
+        (duplicates if name in seen else seen).add(name)
     if duplicates:
-        raise bad(f"actions declared more than once: {', '.join(duplicates)}")
+        raise bad(f"actions declared more than once: {', '.join(sorted(duplicates))}")
     return tuple(actions)
+
+
+def _parse_parameters(value: object, where: str, bad: Any) -> tuple[str, ...]:
+    """MIDIMon's ``"parameters": ["scene", ...]``: the names an action reads."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(p, str) and p.strip() and len(p) <= 128 for p in value
+    ):
+        raise bad(f"{where}: 'parameters' must be a list of parameter names (strings)")
+    return tuple(value)
 
 
 def _parse_capabilities(value: object, bad: Any) -> tuple[CapabilityRequest, ...]:
@@ -178,8 +211,14 @@ def _parse_capabilities(value: object, bad: Any) -> tuple[CapabilityRequest, ...
         return ()
     if not isinstance(value, list):
         raise bad("metadata field 'capabilities' must be a list")
+    if len(value) > MAX_CAPABILITIES:
+        raise bad(
+            f"metadata asks for {len(value):,} capabilities, more than the "
+            f"{MAX_CAPABILITIES} allowed"
+        )
     requests: list[CapabilityRequest] = []
     for i, item in enumerate(value):
+        kind: object
         if isinstance(item, str):
             kind, scope = item, {}
         elif isinstance(item, dict):

@@ -211,7 +211,9 @@ class LoopbackHTTPServer:
             (self._connections.add if add else self._connections.discard)(connection)
 
     def start(self) -> Self:
-        server = _Server((self.host, 0), _Handler)
+        if self._server is not None:  # already serving (``with server.start():``)
+            return self
+        server = _Server((self.host, self.port), _Handler)  # port 0: any free one
         server.owner = self
         self.port = server.server_address[1]
         self._server = server

@@ -1,4 +1,4 @@
-// The JSON ABI v1 exports (DESIGN.md contract 1). `wasmdeck build` compiles
+// The JSON ABI v1 exports (docs/abi.md). `wasmdeck build` compiles
 // this file as a second entry beside the plugin's own, so a plugin never
 // writes them; they hand over to the kit (index.ts).
 

@@ -145,6 +145,8 @@ def _toolchain(args: argparse.Namespace) -> int:
         lang = language(name)
         try:
             print(f"{lang.name:<15} {lang.toolchain()}")
+            for note in lang.notes():
+                print(f"{'':<15} note: {note}")
             continue
         except ToolchainMissing as exc:
             if not args.install or lang.install is None:

@@ -31,7 +31,9 @@ def register(subparsers: Any) -> None:
         "cache",
         help="show or clear the compile cache",
         description="The compile cache keeps compiled plugins under $WASMDECK_HOME/cache, "
-        "keyed by the plugin's digest, the engine configuration and the wasmtime version.",
+        "keyed by the plugin's digest, the engine configuration and the wasmtime version. "
+        "Its size is capped (WASMDECK_CACHE_SIZE, e.g. 500M or 2G; default 1G): past the cap "
+        "the least recently used entries go, except those a running process has loaded.",
     )
     actions = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="where the cache is and what it holds")
@@ -66,7 +68,12 @@ def _info(args: argparse.Namespace) -> int:
     print(f"directory: {info.directory}")
     print(f"wasmtime:  {WASMTIME_VERSION} (engine {runtime.fingerprint[:12]})")
     print(f"entries:   {info.entries} ({current} for this wasmtime and engine)")
-    print(f"size:      {_size(info.size)}")
+    used = 100 * info.size / info.max_size
+    print(f"size:      {_size(info.size)} of {_size(info.max_size)} ({used:.0f}% of the cap)")
+    print(
+        "cap:       "
+        f"{_size(info.max_size)} (WASMDECK_CACHE_SIZE; least recently used entries go first)"
+    )
     for entry in entries:
         mark = " " if entry.get("engine") == runtime.fingerprint else "-"
         print(
@@ -86,8 +93,8 @@ def _clear(args: argparse.Namespace) -> int:
 
 
 def _size(size: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024 or unit == "MiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024  # type: ignore[assignment]
     raise AssertionError  # pragma: no cover

@@ -8,8 +8,10 @@ Exit codes (a stable contract, used by scripts and checks):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +25,7 @@ from .._errors import (
     UsageError,
     WasmdeckError,
 )
+from .._text import terminal_safe
 from .._version import __version__
 from . import _build, _compile, _control, _deck, _manager, _packages, _run, _serve
 
@@ -52,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _PluginLogFormatter(logging.Formatter):
+    """``[plugin] line``: both come from the plugin, so both are escaped."""
+
     def format(self, record: logging.LogRecord) -> str:
         plugin = record.name.removeprefix("wasmdeck.plugin.")
-        return f"[{plugin}] {record.getMessage()}"
+        return f"[{terminal_safe(plugin)}] {terminal_safe(record.getMessage())}"
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -84,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), exit_code(exc))
     except ValueError as exc:
         return _fail(f"usage error: {exc}", EXIT_USAGE)
+    except BrokenPipeError:
+        return _reader_gone()
     except OSError as exc:
         target = f": {exc.filename}" if exc.filename else ""
         return _fail(f"{exc.strerror or exc}{target}", EXIT_USAGE)
@@ -103,7 +110,8 @@ def exit_code(exc: WasmdeckError) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"wasmdeck: {message}", file=sys.stderr)
+    # Messages carry plugins' own words (their error texts, names): escaped.
+    print(f"wasmdeck: {terminal_safe(message, multiline=True)}", file=sys.stderr)
     return code
 
 
@@ -115,11 +123,32 @@ def run() -> None:
     itself down; nothing is left to do by then, so the process exits
     without that teardown, after flushing what it printed.
     """
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # argparse writing --help into a closed pipe, say
+        code = _reader_gone()
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
     os._exit(code)
+
+
+# The exit status of a process killed by SIGPIPE, as shells report it.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def _reader_gone() -> int:
+    """``wasmdeck ... | head``: the reader left. Stop quietly, as a filter does: what
+    is still buffered for stdout goes nowhere instead of failing again at exit."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

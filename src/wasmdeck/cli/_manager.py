@@ -1,5 +1,5 @@
 """The local plugin manager: install, list, show, uninstall, enable, disable, grant,
-revoke and doctor."""
+revoke, config and doctor."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import json
 import sys
 from typing import Any
 
-from .._capabilities import describe_request, parse_grant
+from .._capabilities import Grant, describe_request, parse_grant
 from .._errors import ConsentRequired, RevokedKey, UsageError
+from .._text import terminal_safe as safe
 from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
 from ._packages import POLICIES, usage_errors
 
@@ -49,6 +50,11 @@ def register(subparsers: Any) -> None:
         "--replace-signer",
         action="store_true",
         help="accept an upgrade signed by a different, untrusted key than the installed version",
+    )
+    install.add_argument(
+        "--allow-downgrade",
+        action="store_true",
+        help="install a version older than the installed one",
     )
     install.set_defaults(handler=_install)
 
@@ -92,6 +98,22 @@ def register(subparsers: Any) -> None:
     revoke.add_argument("capability", metavar="CAP")
     revoke.set_defaults(handler=_revoke)
 
+    config = subparsers.add_parser(
+        "config",
+        help="show or set an installed plugin's configuration (secrets kept apart)",
+        description="NAME alone shows the configuration; NAME KEY shows one value; NAME KEY "
+        "VALUE sets it (VALUE is read as JSON when it is JSON, else as text). With --secret "
+        "the value is kept apart in a 0600 file under WASMDECK_HOME and never shown (without "
+        "VALUE it is asked for on a terminal, or read from stdin, so it stays out of your "
+        "shell history). The plugin reads it all through config_get when it loads.",
+    )
+    config.add_argument("name", metavar="NAME")
+    config.add_argument("key", metavar="KEY", nargs="?")
+    config.add_argument("value", metavar="VALUE", nargs="?")
+    config.add_argument("--secret", action="store_true", help="store the value as a secret")
+    config.add_argument("--unset", action="store_true", help="remove KEY")
+    config.set_defaults(handler=_config)
+
     doctor = subparsers.add_parser(
         "doctor",
         help="check (and with --repair, fix) the registry, module files and trust store",
@@ -108,10 +130,29 @@ def register(subparsers: Any) -> None:
 
 
 def _ask(plan: InstallPlan) -> bool:
-    granted = ", ".join(plan.proposed.to_strings()) or "nothing"
-    sys.stderr.write(f"grant {granted} and install {plan.name}? [y/N] ")
+    count = len(plan.proposed)
+    granted = (
+        f"the {count} capabilit{'y' if count == 1 else 'ies'} listed above" if count else "nothing"
+    )
+    sys.stderr.write(f"grant {granted} and install {safe(plan.name)}? [y/N] ")
     sys.stderr.flush()
     return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _ask_scopes(plan: InstallPlan) -> list[Grant]:
+    """Ask which scope to grant for each kind the plugin asked for without one."""
+    from .._capabilities import KINDS
+
+    granted: list[Grant] = []
+    for kind in plan.unscoped:
+        sys.stderr.write(
+            f"it asks for {kind} without saying which; grant {kind} to "
+            f"({KINDS[kind].scope_help}; several separated by spaces; empty for none): "
+        )
+        sys.stderr.flush()
+        for scope in sys.stdin.readline().split():
+            granted.append(parse_grant(f"{kind}:{scope}"))
+    return granted
 
 
 @usage_errors
@@ -121,10 +162,20 @@ def _install(args: argparse.Namespace) -> int:
         raise UsageError("--allow-unsigned and --policy disagree; give one")
     grants = [parse_grant(g) for g in args.grant] if args.grant else None
     manager = PluginManager()
-    plan = manager.plan(args.package, policy=policy, replace_signer=args.replace_signer)
+    plan = manager.plan(
+        args.package,
+        policy=policy,
+        replace_signer=args.replace_signer,
+        allow_downgrade=args.allow_downgrade,
+    )
     for line in plan.describe():
         print(line, file=sys.stderr)
     interactive = sys.stdin.isatty()
+    if interactive and not args.yes and grants is None and plan.unscoped:
+        plan = plan.with_grants(_ask_scopes(plan))
+        print("  consenting grants:", file=sys.stderr)
+        for grant in plan.proposed:
+            print(safe(f"    - {grant} [{grant.risk} risk]"), file=sys.stderr)
     try:
         installed = manager.install(
             plan,
@@ -137,14 +188,21 @@ def _install(args: argparse.Namespace) -> int:
         if interactive:
             raise
         raise UsageError(exc.message) from None
-    what = "upgraded" if plan.previous else "installed"
+    what = {"install": "installed", "upgrade": "upgraded", "downgrade": "downgraded"}.get(
+        plan.change, "reinstalled"
+    )
     state = "enabled" if installed.enabled else "disabled"
     granted = ", ".join(installed.grants.to_strings()) or "nothing"
-    print(f"{what} {installed.name} {installed.version} ({state}); granted: {granted}")
+    print(safe(f"{what} {installed.name} {installed.version} ({state}); granted: {granted}"))
     return 0
 
 
 # -- inspecting ------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    """Print a line that carries a package's own words, escaped for the terminal."""
+    print(safe(line))
 
 
 def _trust(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
@@ -156,6 +214,7 @@ def _trust(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
 
 
 def _summary(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
+    problem = manager.problem(plugin)
     return {
         "name": plugin.name,
         "version": plugin.version,
@@ -165,6 +224,8 @@ def _summary(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
         "policy": manager.effective_policy(plugin).value,
         "grants": plugin.grants.to_strings(),
         "requested": [{"kind": r.kind, **dict(r.scope)} for r in plugin.metadata.capabilities],
+        "loadable": problem is None,
+        "problem": problem,
     }
 
 
@@ -177,22 +238,33 @@ def _list(args: argparse.Namespace) -> int:
     if not plugins:
         print("no plugins installed")
         return 0
-    rows = [
-        (
-            p["name"],
-            p["version"],
-            "enabled" if p["enabled"] else "disabled",
-            p["trust"],
-            ", ".join(p["grants"]) or "-",
+    rows: list[tuple[str, ...]] = [
+        tuple(
+            safe(cell, limit=80)
+            for cell in (
+                p["name"],
+                p["version"],
+                _state(p),
+                p["trust"],
+                ", ".join(p["grants"]) or "-",
+            )
         )
         for p in plugins
     ]
-    widths = [
-        max(len(r[i]) for r in [("NAME", "VERSION", "STATE", "TRUST", ""), *rows]) for i in range(4)
-    ]
-    for row in [("NAME", "VERSION", "STATE", "TRUST", "GRANTS"), *rows]:
+    header = ("NAME", "VERSION", "STATE", "TRUST", "GRANTS")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    for p in plugins:
+        if p["problem"]:
+            _say(f"{p['name']} will not load: {p['problem']}")
     return 0
+
+
+def _state(summary: dict[str, Any]) -> str:
+    if not summary["enabled"]:
+        return "disabled"
+    return "NOT LOADABLE" if summary["problem"] else "enabled"
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -211,8 +283,11 @@ def _show(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     meta = manifest.metadata
-    print(f"{plugin.name} {plugin.version}: {meta.description}")
-    print(f"  state: {'enabled' if plugin.enabled else 'disabled'}")
+
+    _say(f"{plugin.name} {plugin.version}: {meta.description}")
+    _say(f"  state: {_state(summary)}")
+    if summary["problem"]:
+        _say(f"  it will not load: {summary['problem']}")
     for label, value in (
         ("publisher", manifest.publisher),
         ("homepage", manifest.homepage),
@@ -220,30 +295,30 @@ def _show(args: argparse.Namespace) -> int:
         ("needs wasmdeck", manifest.min_wasmdeck),
     ):
         if value:
-            print(f"  {label}: {value}")
+            _say(f"  {label}: {value}")
     if meta.actions is not None:
-        print(f"  actions: {', '.join(a.name for a in meta.actions) or '(none)'}")
+        _say(f"  actions: {', '.join(a.name for a in meta.actions) or '(none)'}")
     trust = summary["trust"]
     if trust == "revoked":
-        print(f"  trust: REVOKED key {plugin.key_id}: it will not load")
+        _say(f"  trust: REVOKED key {plugin.key_id}: it will not load")
     else:
-        print(f"  trust: {manager.verdict(plugin).describe()}")
-    print(f"  policy: {summary['policy']}")
-    print(f"  module: sha256:{plugin.digest}")
+        _say(f"  trust: {manager.verdict(plugin).describe()}")
+    _say(f"  policy: {summary['policy']}")
+    _say(f"  module: sha256:{plugin.digest}")
     when = datetime.datetime.fromtimestamp(plugin.updated_at).isoformat(timespec="seconds")
-    print(f"  installed: {when}")
+    _say(f"  installed: {when}")
     if meta.capabilities:
-        print("  asks for:")
+        _say("  asks for:")
         for request in meta.capabilities:
-            print(f"    - {describe_request(request)}")
+            _say(f"    - {describe_request(request)}")
     else:
-        print("  asks for: nothing")
+        _say("  asks for: nothing")
     if plugin.grants:
-        print("  granted:")
+        _say("  granted:")
         for grant in plugin.grants:
-            print(f"    - {grant} [{grant.risk} risk]")
+            _say(f"    - {grant} [{grant.risk} risk]")
     else:
-        print("  granted: nothing")
+        _say("  granted: nothing")
     return 0
 
 
@@ -254,30 +329,87 @@ def _simple(args: argparse.Namespace) -> int:
     manager = PluginManager()
     plugin = getattr(manager, args.action)(args.name)
     done = {"uninstall": "uninstalled", "enable": "enabled", "disable": "disabled"}[args.action]
-    print(f"{done} {plugin.name} {plugin.version}")
+    print(safe(f"{done} {plugin.name} {plugin.version}"))
     return 0
 
 
 def _grant(args: argparse.Namespace) -> int:
     grant = parse_grant(args.capability)
     plugin = PluginManager().grant(args.name, grant)
-    print(f"granted {grant} [{grant.risk} risk] to {plugin.name}")
-    print(f"grants now: {', '.join(plugin.grants.to_strings())}")
+    print(safe(f"granted {grant} [{grant.risk} risk] to {plugin.name}"))
+    print(safe(f"grants now: {', '.join(plugin.grants.to_strings())}"))
     return 0
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    plugin = PluginManager().revoke(args.name, args.capability)
-    print(f"took back {args.capability} from {plugin.name}")
-    print(f"grants now: {', '.join(plugin.grants.to_strings()) or 'nothing'}")
+    manager = PluginManager()
+    plugin = manager.revoke(args.name, args.capability)
+    print(safe(f"took back {args.capability} from {plugin.name}"))
+    print(safe(f"grants now: {', '.join(plugin.grants.to_strings()) or 'nothing'}"))
+    problem = manager.problem(plugin)
+    if problem:
+        print(safe(f"note: {plugin.name} will not load now: {problem}"), file=sys.stderr)
     return 0
+
+
+@usage_errors
+def _config(args: argparse.Namespace) -> int:
+    from .. import _json
+
+    manager = PluginManager()
+    name = manager.get(args.name).name  # it must be installed
+    store = manager.config
+    hidden = store.SECRET
+    if args.key is None:
+        if args.secret or args.unset or args.value is not None:
+            raise UsageError("--secret and --unset need a KEY")
+        shown = store.shown(name)
+        if not shown:
+            _say(f"{name} has no configuration")
+        for key, value in shown.items():
+            _say(f"{key} = {value if value == hidden else _json.dumps(value).decode()}")
+        return 0
+    if args.unset:
+        if args.value is not None or args.secret:
+            raise UsageError("--unset takes no VALUE and no --secret")
+        if not store.unset(name, args.key):
+            raise UsageError(f"{name} has no configuration key {args.key!r}")
+        _say(f"removed {args.key} from {name}'s configuration")
+        return 0
+    if args.value is None and not args.secret:
+        shown = store.shown(name)
+        if args.key not in shown:
+            raise UsageError(f"{name} has no configuration key {args.key!r}")
+        value = shown[args.key]
+        _say(value if value == hidden else _json.dumps(value).decode())
+        return 0
+    text = args.value if args.value is not None else _read_secret(args.key)
+    try:
+        value = _json.loads(text.encode(), what="VALUE")
+    except ValueError:
+        value = text  # plain text
+    store.set(name, args.key, value, secret=args.secret)
+    shown_value = hidden if args.secret else _json.dumps(value).decode()
+    _say(f"{name}: {args.key} = {shown_value}")
+    return 0
+
+
+def _read_secret(key: str) -> str:
+    import getpass
+
+    if sys.stdin.isatty():
+        return getpass.getpass(f"value of {key} (not shown): ")
+    line = sys.stdin.readline()
+    if not line:
+        raise EOFError
+    return line.removesuffix("\n").removesuffix("\r")
 
 
 def _doctor(args: argparse.Namespace) -> int:
     report = PluginManager().check(repair=args.repair)
     problems = [line for line in report if not line.startswith(("note:", "  ->"))]
     for line in report:
-        print(line)
+        print(safe(line))
     if not problems:
         print("all is well" if not report else "no damage found")
         return 0

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from typing import TextIO
 
+from .._text import terminal_safe
+
 __all__ = ["duration", "spinner"]
 
 SHOW_AFTER = 0.5
@@ -30,6 +32,8 @@ def spinner(what: str, *, done: str | None = None, stream: TextIO | None = None)
     ``done`` is said when it finishes (default: "<what>: done in N s").
     """
     out = stream or sys.stderr
+    what = terminal_safe(what)  # it names a plugin: the plugin's own words
+    done = None if done is None else terminal_safe(done)
     finished = threading.Event()
     tty = out.isatty()
     started = time.monotonic()

@@ -10,8 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..deck import Deck, DeckError, DeckProblem, PluginSpec, check_deck, read_deck, resolve_secrets
-from ..deck._secrets import SecretMissing, resolve_secret
+from ..deck import (
+    Deck,
+    DeckError,
+    DeckProblem,
+    PluginSpec,
+    SecretMissing,
+    check_deck,
+    read_deck,
+    resolve_secret,
+    resolve_secrets,
+)
 from ..packages import PluginManager, load_package
 from ..runtime import Limits, Plugin
 

@@ -19,7 +19,7 @@ from ._model import (
 from ._params import TemplateError, render
 from ._parse import parse_deck, port_matches, read_deck, trigger_variables
 from ._problems import DeckError, DeckProblem
-from ._secrets import resolve_secrets
+from ._secrets import SecretMissing, resolve_secret, resolve_secrets
 
 __all__ = [
     "Action",
@@ -33,6 +33,7 @@ __all__ = [
     "ModeSpec",
     "PluginFacts",
     "PluginSpec",
+    "SecretMissing",
     "SecretRef",
     "TemplateError",
     "Timing",
@@ -45,6 +46,7 @@ __all__ = [
     "port_matches",
     "read_deck",
     "render",
+    "resolve_secret",
     "resolve_secrets",
     "trigger_variables",
 ]

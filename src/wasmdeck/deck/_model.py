@@ -193,6 +193,8 @@ class Listen:
 
 @dataclass(frozen=True, slots=True)
 class Deck:
+    """A parsed deck file (docs/deck.md): its plugins, devices, modes and bindings."""
+
     source: Path | None
     plugins: Mapping[str, PluginSpec]
     devices: Mapping[str, DeviceSpec]

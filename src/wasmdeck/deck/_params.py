@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .._errors import WasmdeckError
 from .._json import dumps
 
 __all__ = ["TemplateError", "names_in", "render"]
@@ -24,7 +25,7 @@ _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z0-9_-]+)
 _WHOLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*(?:\.(?:[A-Za-z0-9_-]+))*)\}$")
 
 
-class TemplateError(ValueError):
+class TemplateError(WasmdeckError):
     """A placeholder that is malformed or names a value the trigger does not have."""
 
 

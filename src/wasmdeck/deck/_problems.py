@@ -11,6 +11,8 @@ __all__ = ["DeckError", "DeckProblem"]
 
 @dataclass(frozen=True, slots=True)
 class DeckProblem:
+    """One problem with a deck, at ``file:line:column``; an error or a warning."""
+
     file: str
     line: int
     column: int

@@ -9,7 +9,7 @@ from typing import Any
 
 from .._context import TriggerContext
 from .._errors import ActionNotFound, PluginNotFound
-from ..packages import PluginManager
+from ..packages import LoadedPlugins, PluginManager
 from ..runtime import Plugin
 
 __all__ = ["PluginHost"]
@@ -43,8 +43,9 @@ class PluginHost:
         """Load a plugin (``Plugin(source, **options)``) and add it."""
         return self.add(Plugin(source, **options))
 
-    def load_installed(self, manager: PluginManager | None = None, **options: Any) -> list[Plugin]:
-        """Load every enabled installed plugin, verified and with its grants.
+    def load_installed(self, manager: PluginManager | None = None, **options: Any) -> LoadedPlugins:
+        """Load every enabled installed plugin that can load, verified and with its
+        grants; the others are logged and listed in the result's ``failures``.
 
         ``manager`` defaults to the plugin manager of ``$WASMDECK_HOME``;
         ``options`` go to each ``Plugin`` (``limits``, ``runtime``, ...).
@@ -106,7 +107,7 @@ class PluginHost:
         self,
         action: str,
         params: Mapping[str, Any] | None = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
         *,
         plugin: str | None = None,
     ) -> bytes:
@@ -117,7 +118,7 @@ class PluginHost:
         self,
         action: str,
         params: Mapping[str, Any] | None = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
         *,
         plugin: str | None = None,
     ) -> bytes:

@@ -4,9 +4,10 @@ Depends on the runtime and the top-level modules only; the host and the CLI
 build on it.
 """
 
+from ._config import ConfigStore
 from ._files import atomic_write
-from ._manager import InstalledPlugin, InstallPlan, PluginManager
-from ._pack import build_package
+from ._manager import InstalledPlugin, InstallPlan, LoadedPlugins, PluginManager
+from ._pack import build_package, find_module, project_fields
 from ._package import Manifest, Package, Signature, build_manifest
 from ._signing import (
     PublicKey,
@@ -23,8 +24,10 @@ from ._verify import VerifiedPackage, check_compatible, load_package, open_packa
 
 __all__ = [
     "DEFAULT_POLICY",
+    "ConfigStore",
     "InstallPlan",
     "InstalledPlugin",
+    "LoadedPlugins",
     "Manifest",
     "Package",
     "PluginManager",
@@ -41,12 +44,14 @@ __all__ = [
     "build_package",
     "check_compatible",
     "check_signature",
+    "find_module",
     "generate_key",
     "key_is_encrypted",
     "load_package",
     "load_public_key",
     "load_signing_key",
     "open_package",
+    "project_fields",
     "read_bytes",
     "sign_package",
 ]

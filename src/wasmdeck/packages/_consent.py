@@ -6,9 +6,12 @@ from collections.abc import Iterable, Sequence
 
 from .._capabilities import KINDS, Grant, Grants, canonical_kind, describe_request, parse_grant
 from .._metadata import CapabilityRequest
+from .._text import terminal_safe
 from ._package import canonical_json
 
-__all__ = ["describe_requests", "grants_for", "request_keys"]
+__all__ = ["describe_requests", "grants_for", "request_keys", "unscoped_kinds"]
+
+_REQUEST_LIMIT = 300  # characters of one request shown on the consent screen
 
 # Where a request's scope is written, per kind: {"kind": "network", "hosts": [...]}.
 # "scope" (a string or a list) is accepted for every scoped kind.
@@ -57,10 +60,25 @@ def grants_for(requests: Iterable[CapabilityRequest]) -> tuple[Grants, list[str]
     return Grants(grants), left
 
 
+def unscoped_kinds(requests: Iterable[CapabilityRequest]) -> list[str]:
+    """Scoped kinds asked for without any scope (``"network"`` alone): the user must
+    say which hosts (or programs, directories...) to grant."""
+    kinds: list[str] = []
+    for request in requests:
+        try:
+            kind = canonical_kind(request.kind)
+        except ValueError:
+            continue
+        if KINDS[kind].scope_help and not _scopes(request, kind) and kind not in kinds:
+            kinds.append(kind)
+    return kinds
+
+
 def request_keys(requests: Iterable[CapabilityRequest]) -> frozenset[bytes]:
     """Requests in a comparable form: an upgrade asks again when this set grows."""
     return frozenset(canonical_json({"kind": r.kind, **dict(r.scope)}) for r in requests)
 
 
 def describe_requests(requests: Sequence[CapabilityRequest]) -> list[str]:
-    return [describe_request(r) for r in requests]
+    """One line per request, with its risk; the plugin's own words escaped for a terminal."""
+    return [terminal_safe(describe_request(r), limit=_REQUEST_LIMIT) for r in requests]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from typing import Protocol
+from typing import Any, Protocol
 
-from .._errors import PackageError, RevokedKey, StateCorrupt
+from .._errors import PackageError, StateCorrupt
 from ._package import Manifest, Package, Signature
 from ._registry import _COLUMNS, Registry, Row
 from ._signing import check_signature
@@ -42,6 +42,8 @@ class DoctorSubject(Protocol):
 
     def _installed(self, row: Row) -> _Installed: ...
 
+    def problem(self, plugin: Any) -> str | None: ...
+
 
 def run_doctor(manager: DoctorSubject, *, repair: bool) -> list[str]:
     """The problems found, each saying what was done about it when repairing."""
@@ -55,7 +57,12 @@ def run_doctor(manager: DoctorSubject, *, repair: bool) -> list[str]:
 
     registry = manager.registry
     problem = registry.check() if registry.path.exists() else None
-    if problem is not None and _database_broken(registry):
+    if not registry.path.exists() and registry.backup_path.exists():
+        report.append("registry: the registry file is missing but its backup exists")
+        if not repair:
+            return report
+        report.append(f"  -> {registry.restore()}")
+    elif problem is not None and _database_broken(registry):
         report.append(f"registry: {problem}")
         if not repair:
             return report
@@ -80,15 +87,18 @@ def run_doctor(manager: DoctorSubject, *, repair: bool) -> list[str]:
         report.append(f"  -> dropped {len(bad)} plugin(s) from the registry: install them again")
 
     for name, row_or_error in rows:
-        if isinstance(row_or_error, Row) and name not in bad and row_or_error.key_id:
+        if isinstance(row_or_error, Row) and name not in bad and row_or_error.enabled:
             try:
-                manager.trust.assess_key(name, row_or_error.key_id)
-            except RevokedKey as exc:
-                report.append(f"note: plugin {name!r}: {exc.message}; it will not load")
+                problem = manager.problem(manager._installed(row_or_error))
             except StateCorrupt:
-                pass  # reported above
+                continue  # reported above
+            if problem is not None:  # a revoked key, a capability taken back: not damage
+                report.append(f"note: plugin {name!r}: {problem}; it will not load")
 
+    # A module file the backup still refers to is kept too: the backup is the last
+    # committed state, and a registry lost or replaced since must not cost its modules.
     referenced = {r.digest for _, r in rows if isinstance(r, Row) and r.name not in bad}
+    referenced |= registry.backup_digests()
     orphans = sorted(manager.modules.stored() - referenced)
     leftovers = manager.modules.leftovers()
     if orphans or leftovers:

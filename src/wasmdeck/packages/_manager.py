@@ -13,6 +13,8 @@ against the recorded digest, before wasmtime sees a byte of it.
 
 from __future__ import annotations
 
+import builtins
+import logging
 import os
 import sys
 import time
@@ -24,35 +26,51 @@ from typing import Any, Protocol
 from .._capabilities import Grant, Grants, parse_grant
 from .._errors import (
     ConsentRequired,
+    DowngradeRefused,
     MalformedPackage,
     PluginNotFound,
     PolicyRefused,
     RegistryCorrupt,
+    WasmdeckError,
 )
 from .._home import home
 from .._metadata import CapabilityRequest, PluginMetadata
+from .._text import terminal_safe as safe
 from ..runtime import Limits, Plugin, Runtime
-from ._consent import describe_requests, grants_for, request_keys
+from ._config import ConfigStore
+from ._consent import describe_requests, grants_for, request_keys, unscoped_kinds
 from ._doctor import run_doctor
 from ._files import locked
-from ._package import Manifest, Package, Signature
+from ._package import Manifest, Package, Signature, version_tuple
 from ._registry import Registry, Row
 from ._signing import check_signature
 from ._store import ModuleStore
 from ._trust import Policy, TrustLevel, TrustStore, Verdict
 from ._verify import VerifiedPackage, instantiate, open_package
 
-__all__ = ["InstallPlan", "InstalledPlugin", "PluginManager"]
+__all__ = ["InstallPlan", "InstalledPlugin", "LoadedPlugins", "PluginManager"]
+
+_log = logging.getLogger("wasmdeck.packages")
 
 # Test hook: a process with WASMDECK_TEST_PAUSE=<point> stops there (tests kill it).
 _PAUSE_ENV = "WASMDECK_TEST_PAUSE"
+# A manifest field longer than this is cut on the consent screen: it must not push
+# the capabilities it asks for off the screen.
+_FIELD_LIMIT = 300
+
+
+# With WASMDECK_TEST_RESUME=<file>, it goes on once that file exists (race tests).
+_RESUME_ENV = "WASMDECK_TEST_RESUME"
 
 
 def _pause(point: str) -> None:
     if os.environ.get(_PAUSE_ENV) == point:
         sys.stderr.write(f"wasmdeck-test-paused {point}\n")
         sys.stderr.flush()
-        time.sleep(3600)
+        resume = os.environ.get(_RESUME_ENV)
+        until = time.monotonic() + 3600
+        while time.monotonic() < until and not (resume and os.path.exists(resume)):
+            time.sleep(0.02)
 
 
 class _Host(Protocol):
@@ -87,6 +105,13 @@ class InstalledPlugin:
     def key_id(self) -> str | None:
         return self.signature.key_id_hex if self.signature else None
 
+    @property
+    def identity(self) -> str:
+        """Who this plugin is, for the data kept for it (its kv namespace): its name in
+        the registry and its signer; a module that merely declares the same name, or
+        a package signed by another key, is someone else (docs/host-api.md, "kv")."""
+        return f"installed:{self.name}:{self.key_id or 'unsigned'}"
+
 
 @dataclass(frozen=True, slots=True)
 class InstallPlan:
@@ -98,6 +123,29 @@ class InstallPlan:
     proposed: Grants  # what consenting grants
     ungrantable: tuple[str, ...]  # requests consent cannot grant as asked
     needs_consent: bool
+    unscoped: tuple[str, ...] = ()  # scoped kinds it asks for without a scope
+    replace_signer: bool = False
+    allow_downgrade: bool = False
+
+    def with_grants(self, extra: Iterable[Grant]) -> InstallPlan:
+        """This plan, consenting also to ``extra`` (the scopes the user gave for
+        requests that named none)."""
+        from dataclasses import replace
+
+        added = list(extra)
+        kinds = {g.kind for g in added}
+        return replace(
+            self,
+            proposed=Grants([*self.proposed, *added]),
+            ungrantable=tuple(u for u in self.ungrantable if u.split(" ")[0] not in kinds),
+            unscoped=tuple(k for k in self.unscoped if k not in kinds),
+            needs_consent=self.needs_consent or bool(added),
+        )
+
+    @property
+    def change(self) -> str:
+        """``install``, ``upgrade``, ``downgrade`` or ``reinstall``."""
+        return _change(self.previous, self.package.manifest.version)
 
     @property
     def name(self) -> str:
@@ -108,17 +156,23 @@ class InstallPlan:
         return self.package.manifest.metadata.capabilities
 
     def describe(self) -> list[str]:
-        """Lines for the user: the plugin, its trust level, and what it asks for."""
+        """Lines for the user: the plugin, its trust level, what it asks for and what
+        consenting grants, one capability a line with its risk. Every text the package
+        supplies is escaped (``terminal_safe``): it cannot move the cursor or hide a line."""
         manifest = self.package.manifest
-        action = "install"
+        action = self.change
         if self.previous is not None:
-            action = f"upgrade {self.previous.version} ->"
+            action = f"{action} {safe(self.previous.version)} ->"
         lines = [
-            f"{action} {manifest.name} {manifest.version}: {manifest.metadata.description}",
-            f"  trust: {self.package.verdict.describe()} (policy {self.policy.value})",
+            f"{action} {safe(manifest.name)} {safe(manifest.version)}: "
+            + safe(manifest.metadata.description, limit=_FIELD_LIMIT),
+            f"  trust: {safe(self.package.verdict.describe())} (policy {self.policy.value})",
         ]
         if manifest.publisher:
-            lines.append(f"  publisher (as the package states it): {manifest.publisher}")
+            lines.append(
+                "  publisher (as the package states it): "
+                + safe(manifest.publisher, limit=_FIELD_LIMIT)
+            )
         if self.requested:
             lines.append("  it asks for:")
             lines += [f"    - {line}" for line in describe_requests(self.requested)]
@@ -126,11 +180,22 @@ class InstallPlan:
             lines.append("  it asks for no capabilities")
         if self.previous is not None and not self.needs_consent:
             kept = ", ".join(self.previous.grants.to_strings()) or "(none)"
-            lines.append(f"  it asks for nothing new; its grants are kept: {kept}")
+            lines.append(f"  it asks for nothing new; its grants are kept: {safe(kept)}")
+        elif self.proposed:
+            lines.append("  consenting grants:")
+            lines += [f"    - {safe(grant)} [{grant.risk} risk]" for grant in self.proposed]
         if self.ungrantable:
             lines.append("  not granted by consenting (use --grant KIND:SCOPE):")
-            lines += [f"    - {line}" for line in self.ungrantable]
+            lines += [f"    - {safe(line)}" for line in self.ungrantable]
         return lines
+
+
+class LoadedPlugins(list[Plugin]):
+    """The plugins that loaded, and ``failures``: each one that did not, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: dict[str, WasmdeckError] = {}
 
 
 class PluginManager:
@@ -142,6 +207,7 @@ class PluginManager:
         self.registry = Registry(self.root / "registry.sqlite3")
         self.modules = ModuleStore(self.root / "modules")
         self.trust = TrustStore(self.root / "trust.json")
+        self.config = ConfigStore(self.root)
         self._lock = self.root / "registry.lock"
 
     # -- reading -------------------------------------------------------------
@@ -210,27 +276,18 @@ class PluginManager:
         *,
         policy: Policy | str | None = None,
         replace_signer: bool = False,
+        allow_downgrade: bool = False,
     ) -> InstallPlan:
-        """Verify a package and work out what installing it needs; changes nothing."""
+        """Verify a package and work out what installing it needs; changes nothing.
+
+        The checks against the installed version (signer, downgrade) are made here
+        and again under the registry lock when the install commits."""
         verified = open_package(source, trust=self.trust)
         row = self.registry.get(verified.name)
         previous = self._installed(row) if row is not None else None
         chosen = Policy.parse(policy) if policy is not None else self.effective_policy(previous)
         chosen.check(verified.verdict)
-        if previous is not None and previous.key_id is not None:
-            new_key = verified.verdict.key_id
-            if (
-                new_key != previous.key_id
-                and verified.verdict.level is not TrustLevel.VERIFIED
-                and not replace_signer
-            ):
-                raise PolicyRefused(
-                    f"the installed version is signed by key {previous.key_id} and this one "
-                    + (f"by key {new_key}" if new_key else "is unsigned")
-                    + "; if the publisher really changed keys, trust the new key or pass "
-                    "--replace-signer",
-                    plugin=verified.name,
-                )
+        _check_replacing(previous, verified, replace_signer, allow_downgrade)
         from ._verify import check_compatible
 
         check_compatible(verified.manifest)
@@ -247,6 +304,9 @@ class PluginManager:
             proposed=proposed,
             ungrantable=tuple(ungrantable),
             needs_consent=needs_consent,
+            replace_signer=replace_signer,
+            allow_downgrade=allow_downgrade,
+            unscoped=tuple(unscoped_kinds(requested)),
         )
 
     def install(
@@ -258,6 +318,7 @@ class PluginManager:
         confirm: Callable[[InstallPlan], bool] | None = None,
         policy: Policy | str | None = None,
         replace_signer: bool = False,
+        allow_downgrade: bool = False,
     ) -> InstalledPlugin:
         """Install (or upgrade) a plugin from a package.
 
@@ -270,12 +331,21 @@ class PluginManager:
         plan = (
             source
             if isinstance(source, InstallPlan)
-            else self.plan(source, policy=policy, replace_signer=replace_signer)
+            else self.plan(
+                source,
+                policy=policy,
+                replace_signer=replace_signer,
+                allow_downgrade=allow_downgrade,
+            )
         )
         granted = self._resolve_grants(plan, grants, yes, confirm)
         package = plan.package.package
+        missing = _missing(package.manifest, package.module, granted)
+        if missing:
+            raise ConsentRequired(_advice(plan, missing), plugin=plan.name)
         # Prove the module loads with these grants and matches its manifest.
         instantiate(package.manifest, package.module, grants=granted).close()
+        _pause("before-lock")
         with locked(self._lock):
             return self._commit(plan, package, granted, policy)
 
@@ -312,6 +382,15 @@ class PluginManager:
         self.modules.put(package.module)
         _pause("module-written")
         row = self.registry.get(plan.name)  # again, under the lock
+        if not _same(row, plan.previous):
+            # Another install changed this plugin since the plan was made: judge the
+            # signer and the version against what is installed now.
+            _check_replacing(
+                self._installed(row) if row is not None else None,
+                plan.package,
+                plan.replace_signer,
+                plan.allow_downgrade,
+            )
         now = time.time()
         signature = package.signature
         recorded_policy = (
@@ -366,6 +445,7 @@ class PluginManager:
             with self.registry.transaction() as conn:
                 Registry.delete(conn, name)
             self._collect(plugin.digest)
+            self.config.remove(name)
         return plugin
 
     def enable(self, name: str) -> InstalledPlugin:
@@ -418,7 +498,20 @@ class PluginManager:
             )
         return self._load(plugin, limits=limits, config=config, runtime=runtime)
 
-    def _load(self, plugin: InstalledPlugin, **options: Any) -> Plugin:
+    def _load(
+        self, plugin: InstalledPlugin, *, config: Mapping[str, Any] | None = None, **options: Any
+    ) -> Plugin:
+        module = self._verified_module(plugin)
+        return instantiate(
+            plugin.manifest,
+            module,
+            grants=plugin.grants,
+            kv_namespace=plugin.identity,
+            config={**self.config.values(plugin.name), **(config or {})},
+            **options,
+        )
+
+    def _verified_module(self, plugin: InstalledPlugin) -> bytes:
         package = Package(
             plugin.manifest,
             plugin.manifest_bytes,
@@ -428,24 +521,47 @@ class PluginManager:
         )
         check_signature(package)
         self.effective_policy(plugin).check(self.verdict(plugin))
-        module = self.modules.read(plugin.digest, plugin=plugin.name)
-        return instantiate(plugin.manifest, module, grants=plugin.grants, **options)
+        return self.modules.read(plugin.digest, plugin=plugin.name)
 
-    def load_enabled(self, **options: Any) -> list[Plugin]:
-        """Load every enabled plugin (verified, with its grants)."""
-        loaded: list[Plugin] = []
+    def problem(self, plugin: InstalledPlugin) -> str | None:
+        """Why an installed plugin would not load now (None: it would), without running
+        it: its signature, key and module file, and the capabilities its imports need
+        that it is not granted (say, after a ``revoke``)."""
+        try:
+            module = self._verified_module(plugin)
+            missing = _missing(plugin.manifest, module, plugin.grants)
+        except WasmdeckError as exc:
+            return exc.message
+        if missing:
+            return (
+                f"it needs {', '.join(missing)}, not granted ('wasmdeck grant {plugin.name} ...')"
+            )
+        return None
+
+    def load_enabled(self, **options: Any) -> LoadedPlugins:
+        """Load every enabled plugin that can load (verified, with its grants).
+
+        A plugin that cannot load does not keep the others from loading: it is
+        logged as a warning and listed in the result's ``failures``.
+        """
+        loaded = LoadedPlugins()
         try:
             for plugin in self.list():
-                if plugin.enabled:
+                if not plugin.enabled:
+                    continue
+                try:
                     loaded.append(self._load(plugin, **options))
+                except WasmdeckError as exc:
+                    _log.warning("plugin %s was not loaded: %s", plugin.name, exc.message)
+                    loaded.failures[plugin.name] = exc
         except BaseException:
             for done in loaded:
                 done.close()
             raise
         return loaded
 
-    def load_into(self, host: _Host, **options: Any) -> list[Plugin]:
-        """Load every enabled plugin into a ``PluginHost``."""
+    def load_into(self, host: _Host, **options: Any) -> LoadedPlugins:
+        """Load every enabled plugin that can load into a ``PluginHost``."""
         plugins = self.load_enabled(**options)
         for plugin in plugins:
             host.add(plugin)
@@ -453,11 +569,85 @@ class PluginManager:
 
     # -- checking and repair -------------------------------------------------
 
-    def check(self, *, repair: bool = False) -> list[str]:
+    def check(self, *, repair: bool = False) -> builtins.list[str]:
         """What is wrong with the state under the home (and, with ``repair``, what was
         fixed). An empty list means all is well."""
         with locked(self._lock):
             return run_doctor(self, repair=repair)
+
+
+def _missing(manifest: Manifest, module: bytes, grants: Grants) -> list[str]:
+    """The capabilities the module's imports need beyond ``grants`` (a metadata-only
+    load: nothing is granted, nothing runs but its metadata)."""
+    with instantiate(manifest, module, grants=grants, metadata_only=True) as plugin:
+        return plugin.missing_capabilities
+
+
+def _advice(plan: InstallPlan, missing: list[str]) -> str:
+    from .._capabilities import KINDS
+
+    needs = []
+    for kind in missing:
+        help = KINDS[kind].scope_help if kind in KINDS else ""
+        needs.append(f"--grant {kind}:{help.split(',')[0].strip()}" if help else f"--grant {kind}")
+    asked = [k for k in missing if k in plan.unscoped]
+    why = (
+        f"it asks for {', '.join(asked)} without saying which"
+        if asked
+        else f"its module needs {', '.join(missing)}, which would not be granted"
+    )
+    return f"{why}: grant it explicitly, e.g. {' '.join(needs)}; nothing was changed"
+
+
+def _same(row: Row | None, plugin: InstalledPlugin | None) -> bool:
+    if row is None or plugin is None:
+        return row is None and plugin is None
+    return (row.digest, row.key_id, row.updated_at) == (
+        plugin.digest,
+        plugin.key_id,
+        plugin.updated_at,
+    )
+
+
+def _change(previous: InstalledPlugin | None, version: str) -> str:
+    if previous is None:
+        return "install"
+    new, old = version_tuple(version), version_tuple(previous.version)
+    if new == old:
+        return "reinstall"
+    return "upgrade" if new > old else "downgrade"
+
+
+def _check_replacing(
+    previous: InstalledPlugin | None,
+    verified: VerifiedPackage,
+    replace_signer: bool,
+    allow_downgrade: bool,
+) -> None:
+    """Refuse a package that would replace the installed version against the user's
+    standing choices: signed by another, untrusted key, or older."""
+    if previous is None:
+        return
+    if previous.key_id is not None:
+        new_key = verified.verdict.key_id
+        if (
+            new_key != previous.key_id
+            and verified.verdict.level is not TrustLevel.VERIFIED
+            and not replace_signer
+        ):
+            raise PolicyRefused(
+                f"the installed version is signed by key {previous.key_id} and this one "
+                + (f"by key {new_key}" if new_key else "is unsigned")
+                + "; if the publisher really changed keys, trust the new key or pass "
+                "--replace-signer",
+                plugin=verified.name,
+            )
+    if _change(previous, verified.manifest.version) == "downgrade" and not allow_downgrade:
+        raise DowngradeRefused(
+            f"version {verified.manifest.version} is older than the installed "
+            f"{previous.version}; pass --allow-downgrade to install it anyway",
+            plugin=verified.name,
+        )
 
 
 def _kind(text: str) -> str:

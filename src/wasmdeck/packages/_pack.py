@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from .._errors import ImportNotAllowed, InvalidModule
+from .._errors import InvalidModule
 from ..runtime import Plugin
 from ._package import Package, build_manifest
 from ._signing import SigningKey, sign_package
@@ -16,14 +15,6 @@ from ._signing import SigningKey, sign_package
 __all__ = ["PACKAGE_FIELDS", "build_package", "find_module", "project_fields"]
 
 PACKAGE_FIELDS = ("publisher", "homepage", "license", "min_wasmdeck")
-# Grants that let a module import every host function while reaching nothing,
-# so that the metadata of any plugin can be read at packing time.
-# (`false` is the one program it may run: it does nothing.)
-_PROBE_GRANTS = (
-    "network:invalid.invalid",
-    f"process:{shutil.which('false') or '/bin/false'}",
-    "kv",
-)
 
 
 def project_fields(directory: Path) -> tuple[str | None, dict[str, str]]:
@@ -35,7 +26,7 @@ def project_fields(directory: Path) -> tuple[str | None, dict[str, str]]:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    plugin = data.get("plugin") if isinstance(data.get("plugin"), dict) else {}
+    plugin: dict[str, Any] = data["plugin"] if isinstance(data.get("plugin"), dict) else {}
     package = data.get("package", {})
     if not isinstance(package, dict):
         raise ValueError(f"{path}: [package] must be a table")
@@ -86,11 +77,8 @@ def build_package(
     module = path.read_bytes()
     if not module.startswith(b"\0asm"):
         raise InvalidModule(f"{path} is not a WebAssembly module")
-    try:
-        plugin = Plugin(module)
-    except ImportNotAllowed:
-        plugin = Plugin(module, grants=_PROBE_GRANTS)
-    with plugin:
+    # Metadata only: the host functions it imports are linked but refuse; nothing is granted.
+    with Plugin(module, metadata_only=True) as plugin:
         metadata = plugin.metadata
     given = {k: v for k, v in fields.items() if v is not None}
     unknown = set(given) - set(PACKAGE_FIELDS)

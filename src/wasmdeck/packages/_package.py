@@ -1,4 +1,4 @@
-"""The plugin package (DESIGN.md contract 4): one file, parsed strictly.
+"""The plugin package (docs/package-format.md): one file, parsed strictly.
 
 Layout (all integers big-endian; ``docs/package-format.md`` is the reference)::
 
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import InvalidMetadata, MalformedPackage, TamperedPackage
+from .._json import JSONInputError, loads
 from .._metadata import PluginMetadata
 
 __all__ = [
@@ -107,9 +108,9 @@ class Manifest:
     def decode(cls, data: bytes) -> Manifest:
         """Parse the manifest bytes strictly: canonical JSON of the documented shape only."""
         try:
-            obj = json.loads(data.decode("ascii"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise MalformedPackage(f"the manifest is not ASCII JSON ({exc})") from None
+            obj = loads(data, what="the manifest", max_bytes=MAX_MANIFEST)
+        except JSONInputError as exc:
+            raise MalformedPackage(str(exc)) from None
         if not isinstance(obj, dict):
             raise MalformedPackage("the manifest must be a JSON object")
         try:

@@ -14,11 +14,12 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._errors import RegistryCorrupt
+from .._errors import RegistryCorrupt, StateReadOnly
 from .._home import home
 from ._files import fsync_dir
 
@@ -136,9 +137,11 @@ class Registry:
 
     # -- connections -----------------------------------------------------------
 
-    def _open(self, path: Path) -> sqlite3.Connection:
-        """Open and check a registry database, creating the schema in a new one."""
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    def _open(self, path: Path, *, create: bool = False) -> sqlite3.Connection:
+        """Open and check a registry database; only with ``create`` may it be new."""
+        mode = "rwc" if create else "rw"
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode={mode}"
+        conn = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=DELETE")
             conn.execute("PRAGMA synchronous=FULL")
@@ -164,12 +167,33 @@ class Registry:
         return conn
 
     def connect(self) -> sqlite3.Connection:
-        try:
-            return self._open(self.path)
-        except sqlite3.DatabaseError as exc:
+        """A checked connection. A new registry is created only on first use: when the
+        file is missing but its backup exists, it was lost (deleted, say, during an
+        install), and creating an empty one would silently drop every plugin."""
+        if not self.path.exists() and self.backup_path.exists():
             raise RegistryCorrupt(
-                f"the plugin registry {self.path} is damaged ({exc}); {_REPAIR_HINT}"
-            ) from None
+                f"the plugin registry {self.path} is missing but its backup exists; {_REPAIR_HINT}"
+            )
+        try:
+            return self._open(self.path, create=not self.backup_path.exists())
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.DatabaseError) -> RegistryCorrupt | StateReadOnly:
+        """What a database error means for the user: read-only state, or damage."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")) or (
+            isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc)
+        ):
+            if self.path.exists():
+                return StateReadOnly(
+                    f"the plugin registry {self.path} (or its directory) is read-only "
+                    f"({exc}); nothing was changed: make it writable to change plugins"
+                )
+            return RegistryCorrupt(f"the plugin registry {self.path} is missing; {_REPAIR_HINT}")
+        return RegistryCorrupt(
+            f"the plugin registry {self.path} is damaged ({exc}); {_REPAIR_HINT}"
+        )
 
     @contextlib.contextmanager
     def transaction(self, hook: object = None) -> Iterator[sqlite3.Connection]:
@@ -188,9 +212,7 @@ class Registry:
                 raise
             self._backup(conn)
         except sqlite3.DatabaseError as exc:
-            raise RegistryCorrupt(
-                f"the plugin registry {self.path} is damaged ({exc}); {_REPAIR_HINT}"
-            ) from None
+            raise self._error(exc) from None
         finally:
             conn.close()
 
@@ -219,9 +241,7 @@ class Registry:
             values = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM plugins ORDER BY name")
             return [Row.from_values(tuple(v)) for v in values]
         except sqlite3.DatabaseError as exc:
-            raise RegistryCorrupt(
-                f"the plugin registry {self.path} is damaged ({exc}); {_REPAIR_HINT}"
-            ) from None
+            raise self._error(exc) from None
         finally:
             conn.close()
 
@@ -233,9 +253,7 @@ class Registry:
             ).fetchone()
             return None if found is None else Row.from_values(tuple(found))
         except sqlite3.DatabaseError as exc:
-            raise RegistryCorrupt(
-                f"the plugin registry {self.path} is damaged ({exc}); {_REPAIR_HINT}"
-            ) from None
+            raise self._error(exc) from None
         finally:
             conn.close()
 
@@ -269,7 +287,9 @@ class Registry:
         """Replace a damaged database by its backup, or by an empty one; say which."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        os.replace(self.path, aside)
+        missing = not self.path.exists()
+        if not missing:
+            os.replace(self.path, aside)
         journal = self.path.with_name(self.path.name + "-journal")
         if journal.exists():
             os.replace(journal, aside.with_name(aside.name + "-journal"))
@@ -288,12 +308,27 @@ class Registry:
         except (sqlite3.DatabaseError, RegistryCorrupt):
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
-            self.connect().close()
+            self._open(self.path, create=True).close()
             return (
                 f"the registry was damaged and its backup unusable; it was moved to "
                 f"{aside.name} and a new, empty registry was created: install your plugins again"
             )
+        if missing:
+            return f"the registry was missing; restored from {self.backup_path.name} ({count} plugin(s))"
         return (
             f"the registry was damaged; restored from {self.backup_path.name} "
             f"({count} plugin(s); damaged copy kept as {aside.name})"
         )
+
+    def backup_digests(self) -> set[str]:
+        """The module digests the backup (the last committed state) refers to."""
+        try:
+            conn = self._open(self.backup_path)
+        except sqlite3.DatabaseError:
+            return set()
+        try:
+            return self.referenced(conn)
+        except sqlite3.DatabaseError:
+            return set()
+        finally:
+            conn.close()

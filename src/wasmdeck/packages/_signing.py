@@ -47,6 +47,8 @@ def key_id(public_key: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class PublicKey:
+    """An ed25519 public key (32 raw bytes); ``key_id`` names it."""
+
     raw: bytes
 
     @property
@@ -89,6 +91,8 @@ class PublicKey:
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
+    """An ed25519 private key that signs packages."""
+
     private: Ed25519PrivateKey
 
     @property

@@ -8,6 +8,7 @@ and the policy have all been checked.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +49,48 @@ class VerifiedPackage:
 
 
 def read_bytes(source: bytes | str | os.PathLike[str]) -> bytes:
+    """A package file's bytes, refused by type and size before a byte is read: a
+    device (``/dev/zero``), a FIFO or a directory is not a package, and neither is a
+    file larger than a package may be."""
     if isinstance(source, bytes | bytearray | memoryview):
         return bytes(source)
     path = Path(source)
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then judges the
+    # file actually opened (no window between a check and the open).
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        size = path.stat().st_size
-        if size > MAX_PACKAGE:
-            raise MalformedPackage(f"{path} is larger than a package may be ({size} bytes)")
-        return path.read_bytes()
-    except IsADirectoryError:
-        raise MalformedPackage(f"{path} is a directory, not a package file") from None
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise MalformedPackage(f"{path} is a directory, not a package file")
+        if not stat.S_ISREG(info.st_mode):
+            raise MalformedPackage(f"{path} is {_file_type(info.st_mode)}, not a package file")
+        if info.st_size > MAX_PACKAGE:
+            raise MalformedPackage(
+                f"{path} is larger than a package may be ({info.st_size:,} bytes; "
+                f"at most {MAX_PACKAGE:,})"
+            )
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as file:
+            fd = -1
+            data = file.read(MAX_PACKAGE + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > MAX_PACKAGE:  # it grew while being read
+        raise MalformedPackage(f"{path} is larger than a package may be")
+    return data
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def open_package(
@@ -121,11 +154,20 @@ def instantiate(
     limits: Limits | None = None,
     config: Mapping[str, Any] | None = None,
     runtime: Runtime | None = None,
+    kv_namespace: str | None = None,
+    metadata_only: bool = False,
 ) -> Plugin:
     """Load verified module bytes; the module's own metadata must be the manifest's."""
     check_compatible(manifest)
     plugin = Plugin(
-        module, grants=grants, limits=limits, config=config, runtime=runtime, label=manifest.name
+        module,
+        grants=grants,
+        limits=limits,
+        config=config,
+        runtime=runtime,
+        label=manifest.name,
+        kv_namespace=kv_namespace,
+        metadata_only=metadata_only,
     )
     if canonical_json(dict(plugin.metadata.raw)) != canonical_json(dict(manifest.metadata.raw)):
         plugin.close()

@@ -1,9 +1,9 @@
 """What the two ABI adapters share: requests, host calls, refusals and failures.
 
 ``Adapter`` is the base of ``CoreModule`` (the core-module JSON ABI v1) and
-``ComponentPlugin`` (the component world): DESIGN.md contracts 1 and 2, one
-model behind one Python API. Everything that must read the same whichever
-ABI a plugin speaks lives here, once:
+``ComponentPlugin`` (the component world): one model behind one Python API
+(docs/architecture.md, "The two ABIs"). Everything that must read the same
+whichever ABI a plugin speaks lives here, once:
 
 - request encoding: the action name checked against the metadata, params
   encoded once (orjson, or bytes the caller already encoded), the context;
@@ -22,7 +22,6 @@ ABI a plugin speaks lives here, once:
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Mapping
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -44,8 +43,8 @@ from . import _capi as capi
 from ._engine import Runtime
 from ._hostapi import HostAPI
 from ._limits import Limits, MiB
-from ._sandbox import allowed_env
-from ._stdio import LineLogger, plugin_logger
+from ._sandbox import WasiSetup, allowed_env
+from ._stdio import LineLogger, LogBudget, plugin_logger
 
 __all__ = ["MAX_HOST_REQUEST", "Adapter", "Params", "params_json"]
 
@@ -87,47 +86,40 @@ def _stdlib_json(value: object, what: str) -> bytes:
         ) from None
 
 
-def _finite(value: object) -> bool:
-    """No NaN or Infinity anywhere in ``value`` (orjson writes them as null)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is float:
-            if not math.isfinite(item):
-                return False
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return True
-
-
 def params_json(params: Params) -> bytes:
     """``params`` as a JSON object's UTF-8 text; ValueError for anything else.
 
-    ``bytes`` are taken as an already-encoded JSON object: they are parsed
-    once (orjson, bounded by ``_json``) to check that, never re-encoded.
+    A mapping is encoded with orjson (NaN and Infinity become ``null``, as
+    in ``wasmdeck._json.dumps`` and JavaScript); what orjson refuses but JSON
+    can carry (integers past 64 bits, subclasses of str/int/dict) goes
+    through the standard library's encoder.
+
+    ``bytes`` are taken as an already-encoded JSON object and sent as they
+    are: the caller (the application, not the plugin) vouches for them.
+    They are checked cheaply, not parsed: valid UTF-8, and ``{`` ... ``}``
+    around what is inside.
     """
     if type(params) is dict:
         if not params:
             return b"{}"
         try:
-            encoded = orjson.dumps(params, option=_ORJSON_OPTIONS)
+            return orjson.dumps(params, option=_ORJSON_OPTIONS)
         except (orjson.JSONEncodeError, TypeError):
             return _stdlib_json(params, "params")  # bigger ints, subclasses; or a clear error
-        if b"null" in encoded and not _finite(params):
-            return _stdlib_json(params, "params")  # raises: NaN is not JSON
-        return encoded
     if params is None:
         return b"{}"
     if isinstance(params, bytes | bytearray | memoryview):
         data = bytes(params)
+        text = data.strip(b" \t\r\n")
+        if text[:1] != b"{" or text[-1:] != b"}":
+            raise ValueError(
+                "params given as bytes must be an encoded JSON object ({...}), not "
+                f"{data[:40]!r}{'...' if len(data) > 40 else ''}"
+            )
         try:
-            value = _json.loads(data, what="params", unique_keys=False)
-        except _json.JSONInputError as exc:
-            raise ValueError(str(exc)) from None
-        if type(value) is not dict:
-            raise ValueError(f"params must be a JSON object, not {type(value).__name__}")
+            data.decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"params given as bytes are not UTF-8: {exc.reason}") from None
         return data
     if isinstance(params, Mapping):
         return params_json(dict(params))
@@ -159,11 +151,15 @@ class Adapter:
         self.limits = limits
         self.label = label  # the file name until metadata names the plugin
         self.host = host
-        self._env = allowed_env(host.env_names)
+        self._wasi = WasiSetup(allowed_env(host.env_names), host, stdout, stderr)
         self._deadline = 0.0  # monotonic time the current call must end by
         self._fuel = limits.fuel
         self._ticks = runtime.deadline_ticks(limits.timeout)
         self._action: str | None = None  # the action being run, for error messages
+        # One log budget per call over stdout, stderr and the log host function.
+        self._log_budget = stdout.budget = stderr.budget = LogBudget(
+            limits.max_log_bytes, limits.max_log_lines
+        )
         self._stdout = stdout
         self._stderr = stderr
         self._actions: frozenset[str] | None = None
@@ -225,6 +221,7 @@ class Adapter:
     def _arm(self, ctx: int) -> None:
         """Start a call's clock: its deadline, a full fuel tank, the epoch deadline."""
         self._deadline = time.monotonic() + self.limits.timeout
+        self._log_budget.reset()
         error = capi.set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
@@ -272,7 +269,8 @@ class Adapter:
         )
 
     def _log(self, level: int, message: str) -> None:
-        self.host.logger.log(level, "%s", message)
+        if self._log_budget.admit(self.host.logger, len(message)):
+            self.host.logger.log(level, "%s", message)
 
     # -- failures ------------------------------------------------------------
 

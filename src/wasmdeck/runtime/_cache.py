@@ -26,25 +26,39 @@ compile the same plugin at once both succeed and one's entry wins.
 Plugins loaded from a file skip even reading it on a hit: ``paths/`` maps a
 file's identity (its real path, inode, size and times) to its digest, so an
 unchanged file is recognized by ``stat`` alone.
+
+The cache has a size cap (``max_size``; ``$WASMDECK_CACHE_SIZE``, default
+1 GiB). After a store takes it over the cap, the least recently used entries
+go first — a hit stamps the header's modification time, so that time is the
+entry's last use — but never one in use: a process that loaded an entry
+holds a shared ``flock`` on its artifact for as long as the cache object
+lives, and eviction deletes only what it can lock exclusively. An artifact
+larger than the whole cap is not stored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["CacheInfo", "CompileCache", "Kind"]
+__all__ = ["DEFAULT_MAX_SIZE", "CacheInfo", "CompileCache", "Kind", "parse_size"]
 
 FORMAT = 1
+DEFAULT_MAX_SIZE = 1 << 30  # 1 GiB: a few dozen large components, thousands of small modules
+SIZE_VARIABLE = "WASMDECK_CACHE_SIZE"
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 Kind = Literal["module", "component"]
 _HEADER_MAX = 64 * 1024
 
@@ -76,11 +90,36 @@ def _write_atomic(path: Path, data: bytes | bytearray) -> os.stat_result:
     return path.stat()
 
 
+def parse_size(text: str, what: str = SIZE_VARIABLE) -> int:
+    """``"1G"``, ``"512 MiB"``, ``"1048576"`` in bytes; ValueError naming ``what`` otherwise."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise ValueError(f"{what}={text!r} is not a size: give bytes, or e.g. 500M, 2G, 1GiB")
+    number, unit = float(match.group(1)), match.group(2).upper()
+    size = int(number * 1024 ** " KMGT".index(unit or " "))
+    if size <= 0:
+        raise ValueError(f"{what}={text!r}: the cache needs a positive size")
+    return size
+
+
+def _default_max_size() -> int:
+    text = os.environ.get(SIZE_VARIABLE)
+    return DEFAULT_MAX_SIZE if not text else parse_size(text)
+
+
 @dataclass(frozen=True, slots=True)
 class CacheInfo:
     directory: Path
     entries: int
     size: int  # bytes on disk, artifacts and headers
+    max_size: int = DEFAULT_MAX_SIZE  # the cap on the entries' size
+
+
+def _release(held: dict[str, int]) -> None:
+    for fd in held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    held.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +136,32 @@ class CompileCache:
     """Compiled artifacts on disk, shared by processes and runtimes.
 
     ``directory`` defaults to ``home("cache")`` (resolved on first use, so it
-    follows ``WASMDECK_HOME``).
+    follows ``WASMDECK_HOME``). ``max_size`` caps the entries' bytes on disk
+    (default ``$WASMDECK_CACHE_SIZE``, else 1 GiB); least recently used
+    entries not in use by any process are evicted past it.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str] | None = None, *, max_size: int | None = None
+    ) -> None:
         self._directory = Path(directory) if directory is not None else None
+        if max_size is not None and (type(max_size) is not int or max_size <= 0):
+            raise ValueError(f"max_size must be a positive number of bytes, not {max_size!r}")
+        self._max_size = max_size
+        # Keys of the entries this object loaded -> the descriptor holding their shared lock.
+        self._held: dict[str, int] = {}
+        self._finalizer = weakref.finalize(self, _release, self._held)
+
+    @property
+    def max_size(self) -> int:
+        """The cap, in bytes; ``$WASMDECK_CACHE_SIZE`` is read on first use (ValueError if bad)."""
+        if self._max_size is None:
+            self._max_size = _default_max_size()
+        return self._max_size
+
+    def close(self) -> None:
+        """Release the locks that mark the entries this cache loaded as in use."""
+        _release(self._held)
 
     @property
     def directory(self) -> Path:
@@ -193,11 +253,38 @@ class CompileCache:
             header["identity"] = _identity(artifact.stat())
             with contextlib.suppress(OSError):
                 _write_atomic(header_path, json.dumps(header).encode())
+        self._hold(lookup.key, artifact)
         try:
-            return load(str(artifact))
+            loaded = load(str(artifact))
         except Exception:  # wasmtime refused it (e.g. built for other CPU features)
+            self._unhold(lookup.key)
             self._discard(lookup.key)
             return None
+        now = time.time_ns()
+        with contextlib.suppress(OSError):  # the header's mtime is the entry's last use
+            os.utime(header_path, ns=(now, now))
+        return loaded
+
+    def _hold(self, key: str, artifact: Path) -> None:
+        """Mark the entry in use (a shared lock on its artifact) while this cache lives."""
+        if key in self._held:
+            return
+        try:
+            fd = os.open(artifact, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # being evicted right now: the load will miss
+            os.close(fd)
+            return
+        self._held[key] = fd
+
+    def _unhold(self, key: str) -> None:
+        fd = self._held.pop(key, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def store(
         self,
@@ -208,9 +295,15 @@ class CompileCache:
         *,
         name: str = "",
     ) -> None:
-        """Save a compiled artifact; a failure to write leaves no entry and is not an error."""
+        """Save a compiled artifact; a failure to write leaves no entry and is not an error.
+
+        An artifact larger than ``max_size`` is not kept; storing one that
+        takes the cache over ``max_size`` evicts least recently used entries.
+        """
+        if len(artifact) > self.max_size:
+            return
         directory = self.directory
-        header = {
+        header: dict[str, Any] = {
             "format": FORMAT,
             "kind": lookup.kind,
             "wasmtime": wasmtime_version,
@@ -228,6 +321,65 @@ class CompileCache:
             _write_atomic(directory / f"{lookup.key}.json", json.dumps(header).encode())
         except OSError:
             self._discard(lookup.key)
+            return
+        self.evict(keep=lookup.key)
+
+    def evict(self, *, keep: str | None = None) -> list[str]:
+        """Delete least recently used entries until the entries fit ``max_size``.
+
+        Skips ``keep`` and every entry some process holds (``_hold``); one
+        process evicts at a time (others skip: it does their work). Returns
+        the keys evicted.
+        """
+        directory = self.directory
+        entries = []  # (last use, key, bytes)
+        total = 0
+        for header_path in directory.glob("*.json"):
+            artifact = header_path.with_suffix(".cwasm")
+            try:
+                used = header_path.stat()
+                size = used.st_size + artifact.stat().st_size
+            except OSError:
+                continue
+            total += size
+            entries.append((used.st_mtime_ns, header_path.stem, size))
+        if total <= self.max_size:
+            return []
+        evicted: list[str] = []
+        with open(directory / ".evict.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return evicted
+            for _, key, size in sorted(entries):
+                if total <= self.max_size:
+                    break
+                if key == keep or key in self._held:
+                    continue
+                if self._evict_one(key):
+                    total -= size
+                    evicted.append(key)
+        return evicted
+
+    def _evict_one(self, key: str) -> bool:
+        """Delete one entry unless a process holds it; whether it was deleted."""
+        artifact = self.directory / f"{key}.cwasm"
+        try:
+            fd = os.open(artifact, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self._discard(key)
+            return True
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # in use
+        else:
+            self._discard(key)  # under the lock, so no process starts to hold it meanwhile
+            return True
+        finally:
+            os.close(fd)
 
     def _discard(self, key: str) -> None:
         for suffix in (".json", ".cwasm"):
@@ -253,7 +405,7 @@ class CompileCache:
     def info(self) -> CacheInfo:
         directory = self.directory
         size = sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
-        return CacheInfo(directory, len(list(directory.glob("*.cwasm"))), size)
+        return CacheInfo(directory, len(list(directory.glob("*.cwasm"))), size, self.max_size)
 
     def clear(self) -> int:
         """Delete every entry; return how many there were."""

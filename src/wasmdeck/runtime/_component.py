@@ -1,4 +1,4 @@
-"""WebAssembly components: the ``wasmdeck:plugin@1`` WIT world (DESIGN.md contract 2).
+"""WebAssembly components: the ``wasmdeck:plugin@1`` WIT world (docs/components.md).
 
 ``ComponentPlugin`` is the component-model counterpart of ``CoreModule``:
 one compiled component, its linker (WASI preview 2 and the granted
@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import wasmtime
 from wasmtime import TrapCode, component
@@ -40,6 +40,7 @@ from .._errors import (
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from ._adapter import Adapter, Params, params_json
+from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
@@ -51,6 +52,7 @@ from ._sandbox import (
     trap_code_of,
 )
 from ._stdio import LineLogger, plugin_logger
+from ._wasiclock import ComponentClock
 
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
@@ -338,7 +340,7 @@ class _Request:
             kind, size, data = _vec_value.unpack_from(capi.string_at(payload, _vec_value.size))
             if is_ok and kind == capi.CV_LIST:
                 if size > max_output:
-                    return size
+                    return int(size)
                 if not size:
                     return b""
                 # list<u8>: one component value per byte, the byte at its payload.
@@ -390,8 +392,11 @@ class ComponentPlugin(Adapter):
         self._check_exports(exports)
         # The types of execute are resolved here, once: with the WIT signature,
         # calls go through _Request; anything else through wasmtime-py.
+        execute_type = getattr(exports["execute"], "ty", None)
         self._direct = (
-            _Request() if _direct_call_fits(exports["execute"].ty) else None  # type: ignore[attr-defined]
+            _Request()
+            if isinstance(execute_type, component.FuncType) and _direct_call_fits(execute_type)
+            else None
         )
         self._linker = self._link(interfaces)
         self._named(self._read_metadata())
@@ -399,7 +404,7 @@ class ComponentPlugin(Adapter):
 
     # -- loading -----------------------------------------------------------
 
-    def _check_exports(self, exports: dict[str, object]) -> None:
+    def _check_exports(self, exports: Mapping[str, object]) -> None:
         for name, signature in (
             ("metadata", "func() -> string"),
             ("execute", "func(request: action-request) -> outcome"),
@@ -412,7 +417,7 @@ class ComponentPlugin(Adapter):
                     plugin=self.label,
                 )
 
-    def _check_imports(self, imports: dict[str, object]) -> list[tuple[str, str]]:
+    def _check_imports(self, imports: Mapping[str, object]) -> list[tuple[str, str]]:
         """Refuse imports the host does not provide or the user did not grant.
 
         Returns the ``wasmdeck:plugin`` interfaces used, with their import names.
@@ -444,15 +449,21 @@ class ComponentPlugin(Adapter):
                     f"rebuild the plugin against that version",
                     plugin=self.label,
                 )
-            capability = _capability(interface)  # type: ignore[arg-type]
+            assert interface is not None  # (matched above)
+            capability = _capability(interface)
             if capability is not None and not self.host.grants.allows(capability):
+                if self.host.metadata_only:  # linked; HostSession.call refuses it
+                    self.host.missing.add(capability)
+                    used.append((interface, name))  # type: ignore[arg-type]
+                    continue
                 raise self._not_granted(name, capability)
-            used.append((interface, name))  # type: ignore[arg-type]
+            used.append((interface, name))
         return used
 
     def _link(self, interfaces: list[tuple[str, str]]) -> component.Linker:
         linker = component.Linker(self.runtime.engine)
         linker.add_wasip2()
+        self._clock = self._define_wasi_clock(linker)
         with linker.root() as root:
             for interface, import_name in interfaces:
                 if interface == "types":
@@ -471,19 +482,18 @@ class ComponentPlugin(Adapter):
         return linker
 
     def _instantiate(self) -> _Instance:
-        store = new_store(
+        store, _ = new_store(
             self.runtime,
             self.limits,
-            self.host,
-            self._env,
-            self._stdout,
-            self._stderr,
+            self._wasi,
             fuel=self._fuel,
             ticks=self._ticks,
             min_instances=COMPONENT_INSTANCES,
         )
         self._deadline = time.monotonic() + self.limits.timeout
         try:
+            if self._clock is not None:
+                self._clock.attach(store)
             instance = self._linker.instantiate(store, self._component)
         except wasmtime.WasmtimeError as exc:
             self._flush()
@@ -511,6 +521,7 @@ class ComponentPlugin(Adapter):
             raise self._failure(live, exc, during="metadata") from None
         finally:
             self._flush()
+        self._check_overslept(None)
         if not isinstance(text, str):
             raise InvalidMetadata("metadata() did not return a string", plugin=self.label)
         data = text.encode()
@@ -527,7 +538,7 @@ class ComponentPlugin(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: Context | None) -> ActionRequest:
-        """The ``action-request`` record of DESIGN.md contract 2 (wit/plugin.wit)."""
+        """The ``action-request`` record of docs/components.md (wit/plugin.wit)."""
         self._action_name(action)
         if context is None:
             record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)
@@ -559,6 +570,7 @@ class ComponentPlugin(Adapter):
             raise self._failure(live, exc) from None  # type: ignore[arg-type]
         if self._stdout.pending or self._stderr.pending:
             self._flush()
+        self._check_overslept(action)
         outcome = direct.lift(self.limits.max_output)
         if type(outcome) is bytes:
             return outcome
@@ -575,7 +587,9 @@ class ComponentPlugin(Adapter):
         live.violation = None
         self._stderr.tail.clear()
         self._arm(live.ctx)
-        generic = ActionRequest(request.action, request.params.decode(), request.context)
+        # wasmtime-py lowers the record by attribute: params as str here.
+        generic = ActionRequest(request.action, request.params, request.context)
+        generic.params = request.params.decode()  # type: ignore[assignment]
         try:
             outcome = live.execute(store, generic)
         except wasmtime.WasmtimeError as exc:
@@ -583,6 +597,7 @@ class ComponentPlugin(Adapter):
             raise self._failure(live, exc) from None
         if self._stdout.pending or self._stderr.pending:
             self._flush()
+        self._check_overslept(action)
         # result<list<u8>, string> lifts untagged: bytes are the output, a str the error.
         if len(outcome) > self.limits.max_output:
             raise self._oversize_output(len(outcome), action)
@@ -690,12 +705,43 @@ class ComponentPlugin(Adapter):
                 return plugin._host_call(name, data, live.session).decode()
             except wasmtime.WasmtimeError:
                 raise
+            except DeadlinePassed as exc:
+                raise plugin._violation(time_limit_error(plugin.limits, str(exc))) from None
             except BaseException as exc:
                 raise plugin._violation(
                     WasmdeckError(f"host function {name} failed: {exc!r}")
                 ) from None
 
         return host_call
+
+    # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
+
+    def _define_wasi_clock(self, linker: component.Linker) -> ComponentClock | None:
+        """Define the plugin's monotonic clock so its sleeps end at the deadline."""
+        names = self._component.type.imports(self.runtime.engine)
+        name = next((n for n in names if n.startswith("wasi:clocks/monotonic-clock@")), None)
+        if name is None:
+            return None
+        clock = ComponentClock(
+            self.runtime.engine,
+            deadline=lambda: self._deadline,
+            violation=lambda exc: self._violation(time_limit_error(self.limits, str(exc))),
+        )
+        linker.allow_shadowing = True
+        clock.define(linker, name)
+        return clock
+
+    def _check_overslept(self, action: str | None) -> None:
+        """A call whose sleep was cut short at its deadline ended past it: a timeout."""
+        clock = self._clock
+        if clock is not None and clock.overslept:
+            clock.overslept = False
+            if time.monotonic() >= self._deadline:
+                self._discard()
+                error = time_limit_error(self.limits, "sleeping (wasi:clocks/monotonic-clock)")
+                error.plugin, error.action = self.label, action
+                error.args = (error._render(),)
+                raise error
 
 
 # A Store whose WASI streams have Python callbacks must be gone before the

@@ -1,4 +1,4 @@
-"""The core-module JSON ABI v1 (DESIGN.md contract 1).
+"""The core-module JSON ABI v1 (docs/abi.md; docs/architecture.md, "The two ABIs").
 
 ``CoreModule`` owns one compiled plugin module, its linking, and at most one
 live instance. Each instance lives in its own wasmtime Store with the
@@ -37,12 +37,15 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
+from . import _payload as payload
 from ._adapter import LOG_LEVELS, Adapter, Params, params_json
+from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._sandbox import describe_trap, instantiation_error, limit_error, new_store
 from ._stdio import LineLogger, plugin_logger
+from ._wasiclock import poll_oneoff
 
 __all__ = ["CoreModule"]
 
@@ -71,6 +74,18 @@ _BASE_FUNCS: dict[str, tuple[list[ValType], list[ValType]]] = {
 _JSON_FUNC = ([_i32, _i32], [_i32])
 
 
+# The hot path's callees, bound once (a module global is found faster than an
+# attribute of a module).
+_monotonic = time.monotonic
+_set_fuel = capi.set_fuel
+_set_epoch_deadline = capi.set_epoch_deadline
+_pack_args = capi.pack_args
+_call_unchecked = capi.call_unchecked
+_unpack_i32 = capi.unpack_i32
+_reset_header, _read_header = payload.reset_header, payload.read_header
+_STATE, _DATA = payload.STATE, payload.DATA
+
+
 def _host_signature(name: str) -> tuple[list[ValType], list[ValType]] | None:
     if name in _BASE_FUNCS:
         return _BASE_FUNCS[name]
@@ -83,8 +98,16 @@ def _sig(params: list[ValType], results: list[ValType]) -> str:
     return f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
 
 
+# The exports the ABI uses, looked up by name in each new instance.
+_EXPORTS = (b"memory", b"alloc", b"dealloc", b"init", b"execute", b"_initialize")
+
+
 class _Instance:
-    """One store and instance, with the raw handles the hot path needs."""
+    """One store and instance, with the raw handles the hot path needs.
+
+    Made through the C API (``_capi``): the instance, its exports and the
+    call arguments live in one buffer owned here.
+    """
 
     __slots__ = (
         "args",
@@ -93,63 +116,84 @@ class _Instance:
         "buf_cap",
         "buf_ptr",
         "ctx",
-        "error",
-        "exports",
         "f_alloc",
         "f_dealloc",
         "f_execute",
         "f_init",
         "f_initialize",
+        "handles",
+        "instance",
         "mem",
         "mem_size",
-        "memory",
-        "output",
+        "out",
+        "out_base",
+        "out_mem",
         "pending",
         "session",
         "store",
-        "tables",
         "trap",
         "trap_addr",
         "view",
         "violation",
     )
 
-    def __init__(
-        self, store: wasmtime.Store, instance: wasmtime.Instance, session: HostSession
-    ) -> None:
+    def __init__(self, store: wasmtime.Store, ctx: int, imports: int | None = None) -> None:
         self.store = store
-        self.session = session
+        self.ctx = ctx
+        # Host-call state (its WebSockets), made at the first host call.
+        self.session: HostSession | None = None
         self.pending: bytes | None = None  # a host call's response, until response_read
-        self.exports = instance.exports(store)
-        self.ctx = capi.context_address(store)
-        memory = self.exports["memory"]
-        assert isinstance(memory, wasmtime.Memory)
-        self.memory = memory
-        self.mem = capi.address_of(memory._memory)
-        # Fixed for the instance's life: the engine is configured with
-        # memory_may_move = False.
-        self.base = capi.memory_data(self.ctx, self.mem)
-        self.refresh()
-        self.tables = [e for e in self.exports.values() if isinstance(e, wasmtime.Table)]
-
-        def func(name: str) -> int:
-            item = self.exports.get(name)
-            return capi.address_of(item._func) if isinstance(item, wasmtime.Func) else 0
-
-        self.f_alloc = func("alloc")
-        self.f_dealloc = func("dealloc")
-        self.f_init = func("init")
-        self.f_execute = func("execute")
-        self.f_initialize = func("_initialize")
-        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES)()
-        self.args_addr = capi.address_of(self.args)
+        # [instance][one extern per _EXPORTS name][call arguments]; with the
+        # payload helpers also the region of CoreModule._plan_helpers.
+        size = capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS) + capi.ARGS_BYTES
+        if imports is not None:
+            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + 3)
+        self.handles, base, _ = capi.byte_buffer(size)
+        self.instance = base
+        self.args_addr = base + capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS)
+        self.out_mem = 0  # the payload box's memory (see _payload), when linked
+        self.out = memoryview(b"")
+        self.out_base = 0
+        self.args = (ctypes.c_ubyte * capi.ARGS_BYTES).from_address(self.args_addr)
         self.trap = ctypes.c_void_p()
         self.trap_addr = capi.address_of(self.trap)
         self.buf_ptr = 0
         self.buf_cap = 0
-        self.output: bytes | None = None
-        self.error: bytes | None = None
         self.violation: WasmdeckError | None = None
+
+    def bind(self, exported: tuple[bool, ...]) -> None:
+        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has).
+
+        ``dealloc`` (index 2) is looked up only when the host first frees a buffer.
+        """
+        ctx, instance = self.ctx, self.instance
+        found = []
+        for index, name in enumerate(_EXPORTS):
+            extern = instance + capi.INSTANCE_SIZE + index * capi.EXTERN_SIZE
+            ok = (
+                exported[index]
+                and index != 2
+                and capi.instance_export_get(ctx, instance, name, len(name), extern)
+            )
+            found.append(extern + capi.EXTERN_OF if ok else 0)
+        self.mem, self.f_alloc, self.f_dealloc, self.f_init, self.f_execute = found[:5]
+        self.f_initialize = found[5]
+        # Fixed for the instance's life: the engine is configured with
+        # memory_may_move = False.
+        self.base = capi.memory_data(ctx, self.mem)
+        self.refresh()
+
+    @property
+    def tables(self) -> list[wasmtime.Table]:
+        """The instance's exported tables (for failure reports only: not fast)."""
+        instance = capi.instance_from_raw(self.instance)
+        exports = instance.exports(self.store)  # type: ignore[attr-defined]
+        return [e for e in exports.values() if isinstance(e, wasmtime.Table)]
+
+    def refresh_out(self) -> None:
+        """Re-map the view of the payload box's memory (after the copier grew it)."""
+        size = capi.memory_data_size(self.ctx, self.out_mem)
+        self.out = capi.writable_view(self.out_base, size)
 
     def refresh(self) -> None:
         """Re-read the memory size and re-map the view (after the guest grew memory).
@@ -158,14 +202,14 @@ class _Instance:
         and ``view`` covers valid guest memory.
         """
         self.mem_size = capi.memory_data_size(self.ctx, self.mem)
-        self.view = capi.memory_view(self.base, self.mem_size)
+        self.view = capi.writable_view(self.base, self.mem_size)
 
     def fits(self, ptr: int, length: int) -> bool:
         """Whether ``ptr .. ptr+length`` lies inside the guest's memory (as it is now)."""
         end = ptr + length
         if end > self.mem_size:
             self.refresh()
-        return end <= self.mem_size
+        return bool(end <= self.mem_size)
 
     def read(self, ptr: int, length: int) -> bytes | None:
         """Guest bytes at ``ptr``, or None when the range is out of bounds."""
@@ -209,18 +253,45 @@ class CoreModule(Adapter):
         linker.define_wasi()
         self._callbacks = []  # keeps the ctypes callbacks alive as long as the linker
         for name in imported:
-            params, results = _host_signature(name)  # type: ignore[misc]
             if name in _PAYLOAD_FUNCS:
-                function = self._payload_callback(name)
-            else:
-                function = getattr(self, f"_host_{name}", None) or self._json_callback(name)
+                continue  # in wasm: see _payload
+            params, results = _host_signature(name)  # type: ignore[misc]
+            function = getattr(self, f"_host_{name}", None) or self._json_callback(name)
             callback = capi.HOST_CALLBACK(function)
             self._callbacks.append(callback)
             capi.define_host_func(linker, HOST_MODULE, name, FuncType(params, results), callback)
-        try:
-            self._pre = linker.instantiate_pre(module)
-        except wasmtime.WasmtimeError as exc:
-            raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
+        self._define_wasi_waits(linker)
+        self._module = module
+        self._helpers = any(name in _PAYLOAD_FUNCS for name in imported)
+        # A module that imports nothing of WASI gets no WASI context (it costs
+        # a few µs per instance, and the module could not reach it).
+        self._uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
+        if self._helpers:
+            # Each instance is linked by hand: the payload box's functions belong
+            # to its store, so they cannot be part of an InstancePre.
+            box, copier = payload.helper_modules(runtime.engine)
+            self._box_ptr, self._copier_ptr = capi.pointer_of(box), capi.pointer_of(copier)
+            self._module_ptr = capi.pointer_of(module)
+            self._linker_ptr = capi.pointer_of(linker)
+            self._import_plan = [
+                (
+                    imp.module.encode(),
+                    (imp.name or "").encode(),
+                    _PAYLOAD_FUNCS.index(imp.name)
+                    if imp.module == HOST_MODULE and imp.name in _PAYLOAD_FUNCS
+                    else None,
+                )
+                for imp in module.imports
+            ]
+            self._plan_helpers()
+        else:
+            try:
+                self._pre = linker.instantiate_pre(module)
+            except wasmtime.WasmtimeError as exc:
+                raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
+            self._pre_ptr = capi.pointer_of(self._pre)
+        names = {e.name for e in module.exports}
+        self._exported = tuple(name.decode() in names for name in _EXPORTS)
         self._linker = linker
         self._named(self._read_metadata())
 
@@ -264,7 +335,8 @@ class CoreModule(Adapter):
             where = f"{imp.module}.{imp.name}"
             if imp.module == WASI_MODULE and isinstance(imp.type, FuncType):
                 continue  # checked by the linker: only real WASI preview 1 functions link
-            signature = _host_signature(imp.name) if imp.module == HOST_MODULE else None
+            name = imp.name or ""
+            signature = _host_signature(name) if imp.module == HOST_MODULE else None
             if signature is not None:
                 params, results = signature
                 ty = imp.type
@@ -280,11 +352,16 @@ class CoreModule(Adapter):
                         f"imports {where} as {found}, but the host provides {_sig(params, results)}",
                         plugin=self.label,
                     )
-                if imp.name in HOST_FUNCTIONS and not self.host.granted(imp.name):
-                    capability = HOST_FUNCTIONS[imp.name].capability
+                if name in HOST_FUNCTIONS and not self.host.granted(name):
+                    capability = HOST_FUNCTIONS[name].capability
+                    if self.host.metadata_only:  # linked; HostSession.call refuses it
+                        self.host.missing.add(str(capability))
+                        if name not in used:
+                            used.append(name)
+                        continue
                     raise self._not_granted(where, capability)  # type: ignore[arg-type]
-                if imp.name not in used:
-                    used.append(imp.name)
+                if name not in used:
+                    used.append(name)
                 continue
             kind = type(imp.type).__name__.removesuffix("Type").lower()
             raise ImportNotAllowed(
@@ -296,27 +373,100 @@ class CoreModule(Adapter):
         return used
 
     def _instantiate(self) -> _Instance:
-        store = new_store(
+        store, ctx = new_store(
             self.runtime,
             self.limits,
-            self.host,
-            self._env,
-            self._stdout,
-            self._stderr,
+            self._wasi if self._uses_wasi else None,
             fuel=self._fuel,
             ticks=self._ticks,
+            payload_helpers=self._helpers,
         )
-        try:
-            instance = self._pre.instantiate(store)
-        except wasmtime.Trap as trap:
-            raise self._trap_error(trap, None) from None
-        except wasmtime.WasmtimeError as exc:
-            raise instantiation_error(exc, self.limits, self.label) from None
-        live = _Instance(store, instance, self.host.session())
+        self._clock_origin = time.monotonic_ns()  # WASI's monotonic clock starts with the store
+        if self._helpers:
+            live = _Instance(store, ctx, len(self._import_plan))
+            self._link_with_helpers(live)
+        else:
+            live = _Instance(store, ctx)
+            error = capi.instance_pre_instantiate(self._pre_ptr, ctx, live.instance, live.trap_addr)
+            self._check_instantiated(live, error)
+            live.bind(self._exported)
         self._live = live
         if live.f_initialize:
-            self._raw_call(live, live.f_initialize, 0, 0, "_initialize")
+            self._raw_call(live, live.f_initialize, 0, 0, "_initialize", arm=False)
         return live
+
+    def _check_instantiated(self, live: _Instance, error: int | None) -> None:
+        if live.trap.value:
+            trap = capi.take_trap(live.trap.value)
+            live.trap.value = None
+            raise self._trap_error(trap, None) from None  # type: ignore[arg-type]
+        if error:
+            exc: wasmtime.WasmtimeError = capi.take_error(error)  # type: ignore[assignment]
+            if "incompatible import type" in str(exc) or "unknown import" in str(exc):
+                raise ImportNotAllowed(
+                    f"cannot link the module: {error_summary(exc)}", plugin=self.label
+                )
+            raise instantiation_error(exc, self.limits, self.label) from None
+
+    def _link_with_helpers(self, live: _Instance) -> None:
+        """Instantiate the payload box, the plugin (importing it) and the copier.
+
+        The box's exports are looked up straight into the import slots that
+        take them (see ``_plan_helpers``).
+        """
+        ctx, trap = live.ctx, live.trap_addr
+        region = live.instance + self._helper_region
+        box, copier, imports, copier_imports = (region + at for at in self._helper_offsets)
+        error = capi.instance_new(ctx, self._box_ptr, None, 0, box, trap)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
+        for name, at in self._box_lookups:
+            capi.instance_export_get(ctx, box, name, len(name), region + at)
+        for module, name, at in self._host_imports:
+            if not capi.linker_get(
+                self._linker_ptr, ctx, module, len(module), name, len(name), region + at
+            ):
+                raise ImportNotAllowed(
+                    f"cannot link the module: {module.decode()}.{name.decode()} is not "
+                    "provided by the host",
+                    plugin=self.label,
+                )
+        error = capi.instance_new(
+            ctx, self._module_ptr, imports, len(self._import_plan), live.instance, trap
+        )
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
+        live.bind(self._exported)
+        ctypes.memmove(copier_imports, live.mem - capi.EXTERN_OF, capi.EXTERN_SIZE)
+        error = capi.instance_new(ctx, self._copier_ptr, copier_imports, 3, copier, trap)
+        if error or live.trap.value:
+            self._check_instantiated(live, error)
+        live.out_mem = copier_imports + capi.EXTERN_SIZE + capi.EXTERN_OF
+        live.out_base = capi.memory_data(ctx, live.out_mem)
+        live.refresh_out()
+        payload.write_limit(live.out, self.limits.max_output)
+        payload.reset_header(live.out, payload.STATE, -1, -1, 0)
+
+    def _plan_helpers(self) -> None:
+        """Where each extern of ``_link_with_helpers`` goes, relative to its region.
+
+        The region (after the instance, its exports and the call arguments):
+        [box][copier][the plugin's imports][the copier's imports: the
+        plugin's memory, the box's ``out`` and table].
+        """
+        es, size = capi.EXTERN_SIZE, capi.INSTANCE_SIZE
+        self._helper_region = size + es * len(_EXPORTS) + capi.ARGS_BYTES
+        count = len(self._import_plan)
+        imports = 2 * size
+        copier_imports = imports + es * count
+        self._helper_offsets = (0, size, imports, copier_imports)
+        self._box_lookups = [(b"out", copier_imports + es), (b"table", copier_imports + 2 * es)]
+        self._host_imports = []
+        for index, (module, name, from_box) in enumerate(self._import_plan):
+            if from_box is None:
+                self._host_imports.append((module, name, imports + index * es))
+            else:
+                self._box_lookups.append((name, imports + index * es))
 
     def _read_metadata(self) -> PluginMetadata:
         live = self._instantiate()
@@ -351,7 +501,11 @@ class CoreModule(Adapter):
     # -- calls -------------------------------------------------------------
 
     def request(self, action: str, params: Params, context: TriggerContext | None) -> bytes:
-        """The request JSON of DESIGN.md contract 1, encoded as UTF-8."""
+        """The request JSON of docs/abi.md ("The request"), encoded as UTF-8.
+
+        The mode goes out twice, as ``mode`` and as ``current_mode`` (the name
+        MIDIMon v2.5 plugins read; docs/abi.md, "MIDIMon v2.5 plugins").
+        """
         action_json = self._action_name(action)
         params_bytes = params_json(params)
         if context is None:
@@ -363,52 +517,84 @@ class CoreModule(Adapter):
             mode = b"null" if context.mode is None else b"%d" % context.mode
             timestamp = context.timestamp
             extra = context.extra_json()  # kind, channel, ...: only those set
-        return b'{"action":%b,"params":%b,"context":{"velocity":%b,"mode":%b,"timestamp":%d%b}}' % (
-            action_json,
-            params_bytes,
-            velocity,
-            mode,
-            timestamp,
-            extra,
+        return (
+            b'{"action":%b,"params":%b,"context":'
+            b'{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":%d%b}}'
+            % (action_json, params_bytes, velocity, mode, mode, timestamp, extra)
         )
 
     def execute(self, action: str, request: bytes) -> bytes:
         """Run one request; return the plugin's output (empty if it set none)."""
         live = self._live or self._start()
         self._action = action
-        live.output = live.error = live.violation = None
+        live.violation = None
         size = len(request)
         if size > live.buf_cap:
             self._grow_buffer(live, size)
-        ctx = live.ctx
-        live.view[live.buf_ptr : live.buf_ptr + size] = request
-        self._arm(ctx)
-        capi.pack_args(live.args, 0, live.buf_ptr, size)
-        error = capi.call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
+        ctx, buf, out = live.ctx, live.buf_ptr, live.out
+        live.view[buf : buf + size] = request
+        if live.out_mem:
+            _reset_header(out, _STATE, -1, -1, 0)
+        # _arm, inlined: this is the hot path.
+        self._deadline = _monotonic() + self.limits.timeout
+        self._log_budget.reset()
+        error = _set_fuel(ctx, self._fuel)
+        if error:
+            raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
+        _set_epoch_deadline(ctx, self._ticks)
+        _pack_args(live.args, 0, buf, size)
+        error = _call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
         if self._stdout.pending or self._stderr.pending:
             self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error)
-        code = capi.unpack_i32(live.args)[0]
-        if live.error is not None:
-            raise self._reported(live.error.decode("utf-8", "replace"), code, action)
-        if code != 0:
-            raise PluginReportedError(
-                f"failed with code {code} (the plugin set no error message)",
-                code=code,
-                plugin=self.label,
-                action=action,
+        if not live.out_mem:  # the plugin imports neither set_output nor set_error
+            code = _unpack_i32(live.args)[0]
+            if code:
+                raise self._no_message(code, action)
+            return b""
+        out_len, err_len, _ = _read_header(out, _STATE)
+        start = _DATA + out_len if out_len > 0 else _DATA
+        if err_len >= 0 or start > len(out):
+            return self._payload_outcome(live, action, start, err_len)
+        if _unpack_i32(live.args)[0]:
+            raise self._no_message(_unpack_i32(live.args)[0], action)
+        return out[_DATA:start].tobytes()
+
+    def _payload_outcome(self, live: _Instance, action: str, start: int, err_len: int) -> bytes:
+        """``execute``'s outcome past the common case: an error message, or a grown box."""
+        end = start + max(err_len, 0)
+        if end > len(live.out):
+            live.refresh_out()
+        code = _unpack_i32(live.args)[0]
+        if err_len >= 0:
+            raise self._reported(
+                live.out[start:end].tobytes().decode("utf-8", "replace"), code, action
             )
-        return live.output or b""
+        if code:
+            raise self._no_message(code, action)
+        return live.out[_DATA:start].tobytes()
+
+    def _no_message(self, code: int, action: str) -> PluginReportedError:
+        return PluginReportedError(
+            f"failed with code {code} (the plugin set no error message)",
+            code=code,
+            plugin=self.label,
+            action=action,
+        )
 
     def _discard(self) -> None:
         live, self._live = self._live, None
-        if live is not None:
+        if live is not None and live.session is not None:
             live.session.close()  # e.g. the instance's WebSockets
 
     def _grow_buffer(self, live: _Instance, size: int) -> None:
         capacity = max(1024, 1 << (size - 1).bit_length())
-        if live.buf_cap and live.f_dealloc:
+        if live.buf_cap and self._exported[2]:
+            if not live.f_dealloc:  # looked up when first needed: most calls never free
+                extern = live.instance + capi.INSTANCE_SIZE + 2 * capi.EXTERN_SIZE
+                capi.instance_export_get(live.ctx, live.instance, b"dealloc", 7, extern)
+                live.f_dealloc = extern + capi.EXTERN_OF
             self._raw_call(live, live.f_dealloc, live.buf_ptr, live.buf_cap, "dealloc")
         live.buf_cap = 0
         ptr = self._raw_call(live, live.f_alloc, capacity, 0, "alloc") & 0xFFFF_FFFF
@@ -422,20 +608,41 @@ class CoreModule(Adapter):
             )
         live.buf_ptr, live.buf_cap = ptr, capacity
 
+    def _open_session(self, live: _Instance) -> HostSession:
+        live.session = self.host.session()
+        return live.session
+
     def _raw_call(
-        self, live: _Instance, func: int, a0: int, a1: int, name: str, result: str = "i32"
+        self,
+        live: _Instance,
+        func: int,
+        a0: int,
+        a1: int,
+        name: str,
+        result: str = "i32",
+        *,
+        arm: bool = True,
     ) -> int:
-        """Call an ABI export other than execute; raise a typed error on failure."""
+        """Call an ABI export other than execute; raise a typed error on failure.
+
+        ``arm=False``: the store is new and already has its fuel and deadline.
+        """
         ctx = live.ctx
         live.violation = None
-        self._arm(ctx)
+        if arm:
+            self._arm(ctx)
+        else:
+            self._deadline = time.monotonic() + self.limits.timeout
+            self._log_budget.reset()
         capi.pack_args(live.args, 0, a0 & 0xFFFF_FFFF, a1 & 0xFFFF_FFFF)
         error = capi.call_unchecked(ctx, func, live.args_addr, 2, live.trap_addr)
-        self._flush()
+        if self._stdout.pending or self._stderr.pending:
+            self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error, during=name)
         unpack = capi.unpack_i64 if result == "i64" else capi.unpack_i32
-        return unpack(live.args)[0]
+        value: int = unpack(live.args)[0]
+        return value
 
     # -- failures ----------------------------------------------------------
 
@@ -449,17 +656,39 @@ class CoreModule(Adapter):
         if live.trap.value:
             trap = capi.take_trap(live.trap.value)
             live.trap.value = None
+            if live.out_mem and live.violation is None:
+                live.violation = self._payload_violation(live)
         else:
             trap = None
         if live.violation is not None:
             return self._violation_error(live.violation, action)
         if error:
-            exc = capi.take_error(error)
+            exc: wasmtime.WasmtimeError = capi.take_error(error)  # type: ignore[assignment]
             return PluginTrap(
                 f"call{where} failed: {error_summary(exc)}", plugin=self.label, action=action
             )
         assert isinstance(trap, wasmtime.Trap)
         return self._trap_error(trap, action, where, live)
+
+    def _payload_violation(self, live: _Instance) -> WasmdeckError | None:
+        """What the payload copier refused before it trapped, if it did (see _payload)."""
+        violation = payload.read_header(live.out, payload.STATE)[2]
+        if not violation:
+            return None
+        ptr, length, name = payload.read_violation(live.out)
+        if violation == payload.TOO_LARGE:
+            return self._oversize_output(length, None, name)
+        if violation == payload.OUT_OF_BOUNDS:
+            live.refresh()
+            return ABIViolation(
+                f"{name}({ptr:#x}, {length}) points outside the plugin's "
+                f"{live.mem_size}-byte memory"
+            )
+        return MemoryLimitExceeded(
+            f"has no room for the {length:,}-byte payload of {name} within its "
+            f"{self.limits.max_memory / MiB:g} MiB memory limit (max_memory)",
+            value=self.limits.max_memory,
+        )
 
     def _trap_error(
         self,
@@ -528,46 +757,6 @@ class CoreModule(Adapter):
         message = violation.message.encode()
         return capi.trap_new(message, len(message)) or 0
 
-    def _payload_callback(self, name: str) -> Callable[[int, int, int, int], int]:
-        """The host side of ``set_output`` / ``set_error``: copy the payload out.
-
-        Runs on every call that returns something, so it is a closure over
-        locals rather than a method, and checks bounds against the cached
-        memory size before asking wasmtime for the current one.
-        """
-        core = self
-        max_output = self.limits.max_output
-        unpack = capi.unpack_two_u32
-        is_output = name == "set_output"
-
-        def payload(_env: int, _caller: int, args: int, _nargs: int) -> int:
-            try:
-                live = core._live
-                if live is None:
-                    return 0
-                ptr, length = unpack(args)
-                if length > max_output:
-                    return core._fail(core._oversize_output(length, None, name))
-                end = ptr + length
-                if end > live.mem_size:
-                    live.refresh()
-                    if end > live.mem_size:
-                        return core._fail(
-                            ABIViolation(
-                                f"{name}({ptr:#x}, {length}) points outside the plugin's "
-                                f"{live.mem_size}-byte memory"
-                            )
-                        )
-                if is_output:
-                    live.output = live.view[ptr:end].tobytes()
-                else:
-                    live.error = live.view[ptr:end].tobytes()
-                return 0
-            except BaseException as exc:  # never let an exception unwind through wasm
-                return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
-
-        return payload
-
     def _host_log(self, _env: int, _caller: int, args: int, _nargs: int) -> int:
         """``log(level, ptr, len)``: one message to the plugin's logger."""
         try:
@@ -634,10 +823,48 @@ class CoreModule(Adapter):
                             f"{name}({ptr:#x}, {length}) points outside the plugin's memory"
                         )
                     )
-                live.pending = core._host_call(name, data, live.session)
+                session = live.session or core._open_session(live)
+                live.pending = core._host_call(name, data, session)
                 capi.pack_i32_result(args, len(live.pending))
                 return 0
+            except DeadlinePassed as exc:
+                return core._fail(time_limit_error(core.limits, str(exc)))
             except BaseException as exc:
                 return core._fail(WasmdeckError(f"host function {name} failed: {exc!r}"))
 
         return host_call
+
+    # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
+
+    def _define_wasi_waits(self, linker: wasmtime.Linker) -> None:
+        """Shadow wasmtime's ``poll_oneoff``, whose sleeps epochs cannot interrupt."""
+        linker.allow_shadowing = True
+        self._clock_origin = 0
+        callback = capi.HOST_CALLBACK(self._host_poll_oneoff)
+        self._callbacks.append(callback)
+        capi.define_host_func(
+            linker, WASI_MODULE, "poll_oneoff", FuncType([_i32] * 4, [_i32]), callback
+        )
+
+    def _host_poll_oneoff(self, _env: int, _caller: int, args: int, _nargs: int) -> int:
+        try:
+            live = self._live
+            if live is None:
+                return 0
+            in_ptr, out_ptr = capi.unpack_two_u32(args)
+            count, nevents_ptr = capi.unpack_two_u32(args + capi.ARGS_BYTES)
+            errno = poll_oneoff(
+                live,
+                in_ptr,
+                out_ptr,
+                count,
+                nevents_ptr,
+                deadline=self._deadline,
+                origin_ns=self._clock_origin,
+            )
+            capi.pack_i32_result(args, errno)
+            return 0
+        except DeadlinePassed as exc:
+            return self._fail(time_limit_error(self.limits, str(exc)))
+        except BaseException as exc:
+            return self._fail(WasmdeckError(f"host function poll_oneoff failed: {exc!r}"))

@@ -19,8 +19,11 @@ from pathlib import Path
 import wasmtime
 from wasmtime import component
 
-from .._errors import InvalidModule
+from .._errors import InvalidModule, ModuleTooLarge
 from ._cache import CompileCache, Kind, Lookup
+from ._compilejob import CompileFailed, CompileTimedOut, compile_in_child
+from ._limits import Limits
+from ._wasmscan import WasmShape, scan
 
 __all__ = ["Artifact", "Runtime", "default_runtime"]
 
@@ -31,6 +34,10 @@ COMPONENT_VERSION = b"\x0d\x00\x01\x00"
 WASMTIME_VERSION = metadata.version("wasmtime")
 
 Artifact = wasmtime.Module | component.Component
+# Binaries with more code than this compile in a child process that
+# max_compile_cpu can stop; below it a compile takes about a second at most
+# (64 KB of loops in one function: 1.2 s here).
+IN_PROCESS_CODE_BYTES = 64 * 1024
 # Called with (plugin name, wasm size) around a compile that missed the cache.
 CompileProgress = Callable[[str, int], AbstractContextManager[object]]
 
@@ -75,6 +82,7 @@ class Runtime:
         for name, value in settings.items():
             setattr(config, name, value)
         self.max_stack = max_stack
+        self._settings = settings  # a compiling child process builds the same engine
         self.tick = tick
         self.engine = wasmtime.Engine(config)
         # What compiled code depends on: artifacts are shared only between
@@ -101,16 +109,22 @@ class Runtime:
         """Epoch ticks that cover ``timeout`` seconds (one more for the partial tick)."""
         return math.ceil(timeout / self.tick) + 1
 
-    def compile(self, source: bytes | os.PathLike[str], *, name: str) -> Artifact:
+    def compile(
+        self, source: bytes | os.PathLike[str], *, name: str, limits: Limits | None = None
+    ) -> Artifact:
         """Compile a core module or a component (``source`` is its bytes or its file).
 
         Uses the compile cache when the runtime has one; raises
-        ``InvalidModule`` naming what is wrong with the binary.
+        ``InvalidModule`` naming what is wrong with the binary, or the limit
+        of ``limits`` (module size, function count, function size) it is over.
         """
-        return self.load(source, name=name)[0]
+        return self.load(source, name=name, limits=limits)[0]
 
-    def load(self, source: bytes | os.PathLike[str], *, name: str) -> tuple[Artifact, bool]:
+    def load(
+        self, source: bytes | os.PathLike[str], *, name: str, limits: Limits | None = None
+    ) -> tuple[Artifact, bool]:
         """``compile``, also telling whether the artifact came from the cache."""
+        limits = limits or Limits()
         cache = self.cache
         path = None if isinstance(source, bytes | bytearray) else Path(source)
         if cache is not None and path is not None:
@@ -123,10 +137,13 @@ class Runtime:
             wasm, st = bytes(source), None  # type: ignore[arg-type]
         else:
             st = path.stat()
+            if st.st_size > limits.max_module_bytes:  # refused before it is read
+                _check_size(st.st_size, limits, name)
             wasm = path.read_bytes()
         kind = _kind(wasm, name)
+        _check_size(len(wasm), limits, name)
         if cache is None:
-            return self._compile(wasm, kind, name), False
+            return self._compile(wasm, kind, name, limits), False
         lookup = Lookup(
             CompileCache.key(self.fingerprint, kind, digest := hashlib.sha256(wasm).hexdigest()),
             digest,
@@ -138,20 +155,34 @@ class Runtime:
         hit = cache.fetch(lookup, self.fingerprint, WASMTIME_VERSION, _loader(self, lookup))
         if hit is not None:
             return hit, True
-        artifact = self._compile(wasm, kind, name)
+        artifact = self._compile(wasm, kind, name, limits)
         cache.store(lookup, self.fingerprint, WASMTIME_VERSION, artifact.serialize(), name=name)
         return artifact, False
 
-    def _compile(self, wasm: bytes, kind: Kind, name: str) -> Artifact:
+    def _compile(self, wasm: bytes, kind: Kind, name: str, limits: Limits) -> Artifact:
+        shape = _check_shape(wasm, kind, limits, name)  # only on a cache miss: it reads it all
         progress = self.progress(name, len(wasm)) if self.progress else nullcontext()
         try:
             with progress:
+                if shape.code_bytes <= IN_PROCESS_CODE_BYTES:
+                    if kind == "component":
+                        return component.Component(self.engine, wasm)
+                    return wasmtime.Module(self.engine, wasm)
+                # Only a child process can be stopped at max_compile_cpu (_compilejob.py).
+                data = compile_in_child(wasm, kind, self._settings, limits.max_compile_cpu)
                 if kind == "component":
-                    return component.Component(self.engine, wasm)
-                return wasmtime.Module(self.engine, wasm)
-        except wasmtime.WasmtimeError as exc:
+                    return component.Component.deserialize(self.engine, data)
+                return wasmtime.Module.deserialize(self.engine, data)
+        except (wasmtime.WasmtimeError, CompileFailed) as exc:
             raise InvalidModule(
                 f"wasmtime rejected the {kind}: {error_summary(exc)}", plugin=name
+            ) from None
+        except CompileTimedOut:
+            raise ModuleTooLarge(
+                f"compiling the {kind} used more than its max_compile_cpu limit "
+                f"({limits.max_compile_cpu:g} CPU seconds); it was stopped",
+                limit="max_compile_cpu",
+                plugin=name,
             ) from None
 
     def close(self) -> None:
@@ -175,6 +206,37 @@ def _kind(wasm: bytes, name: str) -> Kind:
         "(wasm32-wasip1) nor a component (WASI preview 2)",
         plugin=name,
     )
+
+
+def _check_size(size: int, limits: Limits, name: str) -> None:
+    if size > limits.max_module_bytes:
+        raise ModuleTooLarge(
+            f"the binary is {size:,} bytes, more than its max_module_bytes limit "
+            f"({limits.max_module_bytes:,})",
+            limit="max_module_bytes",
+            plugin=name,
+        )
+
+
+def _check_shape(wasm: bytes, kind: Kind, limits: Limits, name: str) -> WasmShape:
+    """Refuse, before compiling, a binary whose compile time would be out of bounds."""
+    _check_size(len(wasm), limits, name)
+    shape = scan(wasm)
+    if shape.functions > limits.max_functions:
+        raise ModuleTooLarge(
+            f"the {kind} defines {shape.functions:,} functions, more than its "
+            f"max_functions limit ({limits.max_functions:,})",
+            limit="max_functions",
+            plugin=name,
+        )
+    if shape.largest_function > limits.max_function_bytes:
+        raise ModuleTooLarge(
+            f"the {kind} has a {shape.largest_function:,}-byte function, more than its "
+            f"max_function_bytes limit ({limits.max_function_bytes:,})",
+            limit="max_function_bytes",
+            plugin=name,
+        )
+    return shape
 
 
 def _loader(runtime: Runtime, lookup: Lookup) -> Callable[[str], Artifact]:

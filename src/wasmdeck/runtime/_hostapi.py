@@ -76,6 +76,16 @@ def _preopens(scopes: list[str]) -> list[Preopen]:
     return preopens
 
 
+def _kv_namespace(grants: Grants, identity: str) -> str:
+    """Whose kv data a plugin reaches (docs/host-api.md, "kv"): the namespace the
+    user named in its grant (``kv:NAMESPACE``), else the identity its loader gives
+    (the installed plugin and its signer, or the file it was loaded from)."""
+    named = [scope for scope in grants.scopes("kv") if scope]
+    if len(set(named)) > 1:
+        raise ValueError(f"kv may be granted one namespace, not {', '.join(sorted(named))}")
+    return f"ns:{named[0]}" if named else identity
+
+
 class HostAPI:
     """Everything one plugin has been granted, ready to serve its instances.
 
@@ -91,6 +101,8 @@ class HostAPI:
         limits: Limits,
         config: Mapping[str, Any] | None = None,
         logger: logging.Logger,
+        kv_namespace: str | None = None,
+        metadata_only: bool = False,
     ) -> None:
         self.plugin = plugin
         self.grants = grants
@@ -101,6 +113,12 @@ class HostAPI:
         self.process = ProcessPolicy(grants.scopes("process"))
         self.preopens = _preopens(grants.scopes("fs"))
         self.env_names = grants.scopes("env")
+        # Loaded only to read its metadata (``wasmdeck info``): imports of functions
+        # not granted link to stubs that refuse (``HostSession.call``), and the
+        # capabilities they need are collected in ``missing``.
+        self.metadata_only = metadata_only
+        self.missing: set[str] = set()
+        self.kv_namespace = _kv_namespace(grants, kv_namespace or f"name:{plugin}")
         self._kv: KeyValueStore | None = None
         self._tls: ssl.SSLContext | None = None
 
@@ -117,7 +135,7 @@ class HostAPI:
     @property
     def kv(self) -> KeyValueStore:
         if self._kv is None:
-            self._kv = KeyValueStore(self.plugin, quota=self.limits.max_kv_bytes)
+            self._kv = KeyValueStore(self.kv_namespace, quota=self.limits.max_kv_bytes)
         return self._kv
 
     def session(self) -> HostSession:
@@ -138,14 +156,14 @@ class HostSession:
             "config_get": self._config_get,
             "http_request": self._http_request,
             "ws_connect": lambda r, d: self.websockets.connect(r, d),
-            "ws_send": lambda r, d: self.websockets.send(r),
+            "ws_send": lambda r, d: self.websockets.send(r, d),
             "ws_recv": lambda r, d: self.websockets.receive(r, d),
-            "ws_close": lambda r, d: self.websockets.close(r),
+            "ws_close": lambda r, d: self.websockets.close(r, d),
             "process_run": self._process_run,
             "kv_get": self._kv_get,
             "kv_set": self._kv_set,
-            "kv_delete": lambda r, d: {"deleted": self.api.kv.delete(r.get("key"))},
-            "kv_list": lambda r, d: {"keys": self.api.kv.keys(r.get("prefix", ""))},
+            "kv_delete": lambda r, d: {"deleted": self.api.kv.delete(r.get("key"), deadline=d)},
+            "kv_list": lambda r, d: {"keys": self.api.kv.keys(r.get("prefix", ""), deadline=d)},
         }
 
     @property
@@ -202,10 +220,11 @@ class HostSession:
             request, deadline=deadline, max_output=self.api.limits.max_response
         )
 
-    def _kv_get(self, request: Mapping[str, Any], _deadline: float) -> dict[str, Any]:
-        value = self.api.kv.get(request.get("key"))
+    def _kv_get(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        value = self.api.kv.get(request.get("key"), deadline=deadline)
         return {"value": None} if value is None else encode_body(value, "value")
 
-    def _kv_set(self, request: Mapping[str, Any], _deadline: float) -> dict[str, Any]:
-        self.api.kv.set(request.get("key"), decode_body(request, "value", "value_base64"))
+    def _kv_set(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        value = decode_body(request, "value", "value_base64")
+        self.api.kv.set(request.get("key"), value, deadline=deadline)
         return {}

@@ -1,21 +1,36 @@
-"""Key-value state for plugins granted ``kv``: one SQLite file, a namespace per plugin."""
+"""Key-value state for plugins granted ``kv``: one SQLite file, a namespace per identity.
+
+The namespace is chosen by the host, never by the plugin (docs/host-api.md, "kv"):
+``HostAPI`` passes the installed identity, the grant's explicit ``kv:NAMESPACE``,
+or the identity of the file the plugin was loaded from.
+
+Every access is bounded by the call's deadline: SQLite's busy wait (another
+process holding the write lock) is set to the time the call has left, and a
+call that runs out of it waiting ends with ``TimeLimitExceeded``
+(``DeadlinePassed``, runtime/_deadline.py).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .._home import home
+from ._deadline import DeadlinePassed, remaining
 from ._netclient import HostRequestError
 
 __all__ = ["KeyValueStore"]
 
 MAX_KEY = 256
 
+_Work = Callable[[sqlite3.Connection], object]
+
 
 class KeyValueStore:
-    """A plugin's private keys and values, with a quota on their total size."""
+    """One namespace's keys and values, with a quota on their total size."""
 
     _lock = threading.Lock()  # one writer at a time within this process
 
@@ -23,17 +38,65 @@ class KeyValueStore:
         self.namespace = namespace
         self.quota = quota
         self.path = path or home() / "kv.sqlite3"
-        self._db = sqlite3.connect(
-            self.path, timeout=10, check_same_thread=False, isolation_level=None
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS kv (plugin TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,"
-            " PRIMARY KEY (plugin, key))"
-        )
+        self._db: sqlite3.Connection | None = None
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- deadlines -------------------------------------------------------------
+
+    def _left(self, deadline: float) -> float:
+        return remaining(deadline, self._waiting)
+
+    @property
+    def _waiting(self) -> str:
+        return f"waiting for the kv store {self.path} (another process holds its lock)"
+
+    def _timed_out(self) -> DeadlinePassed:
+        return DeadlinePassed(self._waiting)
+
+    def _connect(self, deadline: float) -> sqlite3.Connection:
+        """The connection, its busy wait set to what the call has left."""
+        left = self._left(deadline)
+        if self._db is None:
+            db = sqlite3.connect(
+                self.path, timeout=left, check_same_thread=False, isolation_level=None
+            )
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS kv (plugin TEXT NOT NULL, key TEXT NOT NULL,"
+                    " value BLOB NOT NULL, PRIMARY KEY (plugin, key))"
+                )
+            except BaseException:
+                db.close()
+                raise
+            self._db = db
+        self._db.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+        return self._db
+
+    def _run(self, deadline: float, work: _Work) -> object:
+        """Do ``work`` on the connection; SQLite's lock waits end at the deadline."""
+        try:
+            return work(self._connect(deadline))
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                if time.monotonic() >= deadline - 0.001:
+                    raise self._timed_out() from None
+                raise HostRequestError("busy", f"the kv store is busy: {exc}") from None
+            raise HostRequestError("unavailable", f"the kv store failed: {exc}") from None
+
+    def _write(self, deadline: float, work: _Work) -> object:
+        if not self._lock.acquire(timeout=self._left(deadline)):
+            raise self._timed_out()
+        try:
+            return self._run(deadline, work)
+        finally:
+            self._lock.release()
+
+    # -- operations ------------------------------------------------------------
 
     @staticmethod
     def _key(key: object) -> str:
@@ -41,48 +104,65 @@ class KeyValueStore:
             raise HostRequestError("invalid_request", f"key must be a string of 1-{MAX_KEY} bytes")
         return key
 
-    def get(self, key: object) -> bytes | None:
-        row = self._db.execute(
-            "SELECT value FROM kv WHERE plugin = ? AND key = ?", (self.namespace, self._key(key))
-        ).fetchone()
-        return None if row is None else bytes(row[0])
+    def get(self, key: object, *, deadline: float) -> bytes | None:
+        name = self._key(key)
+        row = self._run(
+            deadline,
+            lambda db: db.execute(
+                "SELECT value FROM kv WHERE plugin = ? AND key = ?", (self.namespace, name)
+            ).fetchone(),
+        )
+        return None if row is None else bytes(row[0])  # type: ignore[index]
 
-    def set(self, key: object, value: bytes) -> None:
-        key = self._key(key)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+    def set(self, key: object, value: bytes, *, deadline: float) -> None:
+        name = self._key(key)
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                (used,) = self._db.execute(
-                    "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM kv WHERE plugin = ? AND key != ?",
-                    (self.namespace, key),
+                (used,) = db.execute(
+                    "SELECT COALESCE(SUM(LENGTH(key) + LENGTH(value)), 0) FROM kv"
+                    " WHERE plugin = ? AND key != ?",
+                    (self.namespace, name),
                 ).fetchone()
-                if used + len(key.encode()) + len(value) > self.quota:
+                if used + len(name.encode()) + len(value) > self.quota:
                     raise HostRequestError(
                         "quota",
-                        f"storing {key!r} would exceed the plugin's {self.quota:,}-byte kv quota",
+                        f"storing {name!r} would exceed the plugin's {self.quota:,}-byte kv quota",
                     )
-                self._db.execute(
+                db.execute(
                     "INSERT INTO kv (plugin, key, value) VALUES (?, ?, ?)"
                     " ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value",
-                    (self.namespace, key, value),
+                    (self.namespace, name, value),
                 )
-                self._db.execute("COMMIT")
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
 
-    def delete(self, key: object) -> bool:
-        with self._lock:
-            cursor = self._db.execute(
-                "DELETE FROM kv WHERE plugin = ? AND key = ?", (self.namespace, self._key(key))
-            )
-        return cursor.rowcount > 0
+        self._write(deadline, work)
 
-    def keys(self, prefix: object = "") -> list[str]:
+    def delete(self, key: object, *, deadline: float) -> bool:
+        name = self._key(key)
+        count = self._write(
+            deadline,
+            lambda db: (
+                db.execute(
+                    "DELETE FROM kv WHERE plugin = ? AND key = ?", (self.namespace, name)
+                ).rowcount
+            ),
+        )
+        return bool(count)
+
+    def keys(self, prefix: object = "", *, deadline: float) -> list[str]:
         if not isinstance(prefix, str):
             raise HostRequestError("invalid_request", "prefix must be a string")
-        rows = self._db.execute(
-            "SELECT key FROM kv WHERE plugin = ? AND substr(key, 1, ?) = ? ORDER BY key",
-            (self.namespace, len(prefix), prefix),
+        rows = self._run(
+            deadline,
+            lambda db: db.execute(
+                "SELECT key FROM kv WHERE plugin = ? AND substr(key, 1, ?) = ? ORDER BY key",
+                (self.namespace, len(prefix), prefix),
+            ).fetchall(),
         )
-        return [row[0] for row in rows]
+        return [row[0] for row in rows]  # type: ignore[attr-defined]

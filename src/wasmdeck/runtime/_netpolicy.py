@@ -10,24 +10,35 @@ A grant scope is ``[SCHEME://]HOST[:PORT]``:
 
 After DNS resolution every address is checked again (the SSRF guard):
 loopback, private, link-local and other non-public addresses are refused
-unless a grant names them explicitly — an IP literal or network covering the
-address, or ``localhost`` for loopback. A name that merely resolves to such
-an address is not enough. The vetted address is the one connected to, so a
+unless the grant that matched the request (its host, scheme and port) names
+them — an IP literal or network covering the address, or ``localhost`` for
+loopback. Grants never combine: ``localhost:8080`` lets no other grant's
+names reach loopback, on any port. A name that merely resolves to such an
+address is not enough. The vetted address is the one connected to, so a
 second lookup cannot swap it (DNS rebinding).
+
+Names are resolved with ``socket.getaddrinfo`` on a helper thread, so a
+lookup that hangs is abandoned at the request's deadline (``timeout``).
+``NetworkPolicy(resolver=...)`` replaces the lookup (a function of host and
+port returning addresses), for embedders with their own resolver.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["Endpoint", "NetworkDenied", "NetworkPolicy"]
+__all__ = ["Endpoint", "NetworkDenied", "NetworkPolicy", "Resolver", "system_resolver"]
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], list[str]]
 
 
 class NetworkDenied(Exception):
@@ -51,6 +62,13 @@ class _Rule:
     host: str | None  # lower-case name, "*.suffix", or None for an IP rule
     network: IPNetwork | None
     port: int | None
+
+    @property
+    def explicit(self) -> tuple[IPNetwork, ...]:
+        """The non-public addresses this grant names (and so allows)."""
+        if self.network is not None:
+            return (self.network,)
+        return _LOOPBACK if self.host == "localhost" else ()
 
     def matches(self, scheme: str, host: str, port: int) -> bool:
         if self.scheme is not None and self.scheme != scheme:
@@ -89,13 +107,10 @@ _LOOPBACK: tuple[IPNetwork, ...] = (
 class NetworkPolicy:
     """The network grants of one plugin, checked for every request and redirect."""
 
-    def __init__(self, scopes: list[str]) -> None:
+    def __init__(self, scopes: list[str], *, resolver: Resolver | None = None) -> None:
         self._rules = [self._parse(scope) for scope in scopes]
-        # Non-public addresses a grant names explicitly.
-        self._explicit: list[IPNetwork] = [r.network for r in self._rules if r.network is not None]
-        if any(r.host == "localhost" for r in self._rules):
-            self._explicit.extend(_LOOPBACK)
         self.scopes = list(scopes)
+        self.resolver: Resolver = resolver or system_resolver
 
     @staticmethod
     def _parse(scope: str) -> _Rule:
@@ -131,6 +146,10 @@ class NetworkPolicy:
 
     def check_url(self, url: str, *, schemes: tuple[str, ...]) -> tuple[str, str, int, str]:
         """Check a URL against the grants (before DNS): (scheme, host, port, path)."""
+        scheme, host, port, path, _ = self._match(url, schemes)
+        return scheme, host, port, path
+
+    def _match(self, url: str, schemes: tuple[str, ...]) -> tuple[str, str, int, str, list[_Rule]]:
         try:
             parts = urlsplit(url)
             port = parts.port
@@ -145,7 +164,8 @@ class NetworkPolicy:
         if parts.username or parts.password:
             raise NetworkDenied(f"URL {url!r}: credentials in URLs are not allowed; send a header")
         port = port or DEFAULT_PORTS[scheme]
-        if not any(rule.matches(scheme, host, port) for rule in self._rules):
+        matched = [rule for rule in self._rules if rule.matches(scheme, host, port)]
+        if not matched:
             shown = f"[{host}]" if ":" in host else host
             granted = ", ".join(self.scopes) or "nothing"
             raise NetworkDenied(
@@ -156,24 +176,38 @@ class NetworkPolicy:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        return scheme, host, port, path
+        return scheme, host, port, path, matched
 
-    def resolve(self, url: str, *, schemes: tuple[str, ...]) -> Endpoint:
-        """Check the URL, resolve its host and check every address (SSRF guard)."""
-        scheme, host, port, path = self.check_url(url, schemes=schemes)
+    def resolve(
+        self, url: str, *, schemes: tuple[str, ...], timeout: float | None = None
+    ) -> Endpoint:
+        """Check the URL, resolve its host and check every address (SSRF guard).
+
+        Raises ``NetworkDenied``, or ``TimeoutError`` when the lookup takes
+        longer than ``timeout`` seconds.
+        """
+        scheme, host, port, path, matched = self._match(url, schemes)
         literal = _ip(host)
         if literal is not None:
             candidates = [literal]
         else:
             try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise NetworkDenied(f"cannot resolve {host!r}: {exc.strerror}") from None
-            candidates = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+                found = _lookup(self.resolver, host, port, timeout)
+            except TimeoutError:
+                raise
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise NetworkDenied(f"cannot resolve {host!r}: {reason}") from None
+            candidates = list(dict.fromkeys(ipaddress.ip_address(a) for a in found))
+            if not candidates:
+                raise NetworkDenied(f"cannot resolve {host!r}: no addresses")
+        # Only the grants that matched this request may allow a non-public
+        # address: never the union of all grants.
+        explicit = [network for rule in matched for network in rule.explicit]
         # Every address must pass, or a name with one public and one private
         # address could be steered to the private one.
         for address in candidates:
-            if not _is_public(address) and not any(address in net for net in self._explicit):
+            if not _is_public(address) and not any(address in net for net in explicit):
                 via = "" if literal is not None else f" ({host} resolves to it)"
                 raise NetworkDenied(
                     f"{address} is a {_kind(address)} address{via}; such addresses are refused "
@@ -193,3 +227,38 @@ def _kind(address: IPAddress) -> str:
     if address.is_multicast:
         return "multicast"
     return "non-public"
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses of ``host`` from the system's resolver (``getaddrinfo``)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _lookup(resolver: Resolver, host: str, port: int, timeout: float | None) -> list[str]:
+    """``resolver(host, port)``, abandoned after ``timeout`` seconds.
+
+    ``getaddrinfo`` takes no timeout and cannot be interrupted, so it runs
+    on a daemon thread that is left to finish on its own when time is up.
+    """
+    if timeout is None:
+        return resolver(host, port)
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, resolver(host, port)))
+        except BaseException as exc:
+            outcome.append((False, exc))
+        done.set()
+
+    threading.Thread(target=run, name="wasmdeck-resolve", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"resolving {host!r} took longer than {timeout:.3g} s")
+    ok, value = outcome[0]
+    if not ok:
+        if isinstance(value, OSError):
+            raise value
+        raise OSError(f"the resolver failed: {value!r}")
+    return list(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -14,6 +15,7 @@ from wasmtime.component import Component
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
 from .._errors import WasmdeckError
+from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
 from ._component import ComponentPlugin
@@ -24,6 +26,31 @@ from ._limits import Limits
 from ._stdio import plugin_logger
 
 __all__ = ["Plugin"]
+
+
+def _context(context: object) -> TriggerContext:
+    """A call's context given as a dict, converted at the call boundary."""
+    if isinstance(context, TriggerContext):
+        return context
+    if isinstance(context, Mapping):
+        return TriggerContext.from_dict(context)
+    raise ValueError(f"context must be a TriggerContext or a dict, not {type(context).__name__}")
+
+
+def _json_config(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``config`` as the plugin will read it (a JSON copy); ValueError if it cannot be."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise ValueError(f"config must be a JSON object (a mapping), not {type(config).__name__}")
+    try:
+        copy: dict[str, Any] = loads(dumps(dict(config)), what="config")
+    except TypeError as exc:  # a value JSON cannot hold, a non-string key, 255+ levels
+        reason = "nested too deeply" if "Recursion limit" in str(exc) else str(exc)
+        raise ValueError(f"config cannot be sent as JSON: {reason}") from None
+    except JSONInputError as exc:
+        raise ValueError(str(exc)) from None
+    return copy
 
 
 class Plugin:
@@ -39,6 +66,13 @@ class Plugin:
     ``config`` is the plugin's configuration (a bridge address, a token...),
     which it reads through the host API. ``label`` names the plugin in
     messages until its metadata does (default: the file name).
+    ``kv_namespace`` is whose kv data it reaches (the plugin manager passes the
+    installed identity); by default the file's path, or the module's digest
+    for bytes, unless a ``kv:NAMESPACE`` grant names one (docs/host-api.md).
+    ``metadata_only`` loads it just to read its metadata, granting nothing
+    more: host functions it imports but was not granted are linked to stubs
+    that refuse, ``missing_capabilities`` names what they need, and it
+    cannot be called.
 
     Calls on one plugin are serialized; different plugins run in parallel
     (wasm runs without holding the GIL).
@@ -53,23 +87,33 @@ class Plugin:
         config: Mapping[str, Any] | None = None,
         runtime: Runtime | None = None,
         label: str | None = None,
+        kv_namespace: str | None = None,
+        metadata_only: bool = False,
     ) -> None:
         wasm: bytes | Path
         if isinstance(source, bytes | bytearray | memoryview):
             wasm, self.path = bytes(source), None
             label = label or "<bytes>"
+            identity = f"sha256:{hashlib.sha256(wasm).hexdigest()}"
         else:
             self.path = wasm = Path(source)
             label = label or self.path.name
+            identity = f"file:{self.path.resolve()}"
         self.limits = limits or Limits()
         self.runtime = runtime or default_runtime()
         if isinstance(grants, str):
             raise TypeError("grants must be an iterable of grants, not one string")
         self.grants = grants if isinstance(grants, Grants) else Grants(grants)
         host = HostAPI(
-            label, self.grants, limits=self.limits, config=config, logger=plugin_logger(label)
+            label,
+            self.grants,
+            limits=self.limits,
+            config=_json_config(config),
+            logger=plugin_logger(label),
+            kv_namespace=kv_namespace or identity,  # docs/host-api.md, "kv"
+            metadata_only=metadata_only,
         )
-        compiled = self.runtime.compile(wasm, name=label)
+        compiled = self.runtime.compile(wasm, name=label, limits=self.limits)
         adapter = ComponentPlugin if isinstance(compiled, Component) else CoreModule
         self._impl: Adapter = adapter(
             self.runtime,
@@ -80,12 +124,19 @@ class Plugin:
         )
         self.metadata: PluginMetadata = self._impl.metadata
         self._request = self._impl.request
+        self._metadata_only = metadata_only
         self._lock = threading.Lock()
         self._closed = False
+        self._per_call = self.limits.instance == "per-call"
 
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @property
+    def missing_capabilities(self) -> list[str]:
+        """Capabilities its imports need but it was not granted (``metadata_only``)."""
+        return sorted(self._impl.host.missing)
 
     @property
     def abi(self) -> str:
@@ -101,7 +152,7 @@ class Plugin:
         self,
         action: str,
         params: Params = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
     ) -> bytes:
         """Run ``action`` with ``params`` and return the plugin's output payload.
 
@@ -111,31 +162,50 @@ class Plugin:
         Raises ``PluginError`` when the plugin fails, ``LimitExceeded`` when a
         sandbox limit stops it, ``ActionNotFound`` for an action it does not
         declare, and ``ValueError`` for params that are not a JSON object.
+        ``context`` may be a ``TriggerContext`` or a dict of its fields.
         """
+        if context is not None and type(context) is not TriggerContext:
+            context = _context(context)
+        if self._metadata_only:
+            raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         request = self._request(action, params, context)
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self._per_call:
+                try:
+                    return self._impl.execute(action, request)
+                finally:
+                    self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
 
     async def call_async(
         self,
         action: str,
         params: Params = None,
-        context: TriggerContext | None = None,
+        context: TriggerContext | Mapping[str, Any] | None = None,
     ) -> bytes:
         """``call`` on a worker thread, so the event loop keeps running.
 
         Cancelling the awaiting task does not stop the plugin early; its
         limits (timeout, fuel) still bound the call.
         """
+        if context is not None and type(context) is not TriggerContext:
+            context = _context(context)
+        if self._metadata_only:
+            raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         request = self._request(action, params, context)
         return await asyncio.to_thread(self._execute, action, request)
 
-    def _execute(self, action: str, request: bytes) -> bytes:
+    def _execute(self, action: str, request: object) -> bytes:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self._per_call:
+                try:
+                    return self._impl.execute(action, request)
+                finally:
+                    self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
 
     # -- lifecycle -----------------------------------------------------------

@@ -4,19 +4,26 @@ A grant names a program (``process:git`` or ``process:/usr/bin/git``); it is
 resolved to an absolute, symlink-free path when the plugin loads. A request
 may run only a program whose resolved path is granted, with a scrubbed
 environment, a timeout and a cap on captured output.
+
+The program starts in a session (and process group) of its own; when it
+exits, times out or the call's deadline passes, the whole group is killed,
+so nothing it started in the background outlives the call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._netclient import HostRequestError, decode_body, encode_body
+from ._deadline import DeadlinePassed
+from ._netclient import HostRequestError, RequestBudget, decode_body, encode_body
 
 __all__ = ["ProcessPolicy"]
 
@@ -58,12 +65,7 @@ class ProcessPolicy:
                 f"running {argv[0]!r} is not granted (granted: {granted}); grant it with --grant process:{argv[0]}",
             )
         stdin = decode_body(request, "stdin", "stdin_base64")
-        timeout_ms = request.get("timeout_ms")
-        if timeout_ms is not None and (not isinstance(timeout_ms, int) or timeout_ms <= 0):
-            raise HostRequestError("invalid_request", "timeout_ms must be a positive integer")
-        timeout = min((timeout_ms or 10_000) / 1000, deadline - time.monotonic())
-        if timeout <= 0:
-            raise HostRequestError("timeout", "the call's time limit is already used up")
+        budget = RequestBudget(deadline, request.get("timeout_ms"))
         try:
             child = subprocess.Popen(
                 [path, *argv[1:]],
@@ -73,75 +75,128 @@ class ProcessPolicy:
                 env=SCRUBBED_ENV,
                 cwd="/",
                 close_fds=True,
-                start_new_session=True,
+                start_new_session=True,  # its own process group: killed as a whole
             )
         except OSError as exc:
             raise HostRequestError("process", f"cannot start {argv[0]!r}: {exc.strerror}") from None
-        stdout, stderr, truncated, timed_out = _communicate(child, stdin, timeout, max_output)
+        try:
+            stdout, stderr, truncated, timed_out = _communicate(
+                child, stdin, budget.end, max_output
+            )
+        finally:
+            _kill_group(child)
+        if timed_out:
+            error = budget.expired(f"running {argv[0]!r}")
+            if isinstance(error, DeadlinePassed):
+                raise error
+            raise HostRequestError("timeout", f"{argv[0]!r} did not finish in time and was killed")
         result: dict[str, Any] = {"exit_code": child.returncode}
         result.update(encode_body(stdout, "stdout"))
         result.update(encode_body(stderr, "stderr"))
         if truncated:
             result["truncated"] = True
-        if timed_out:
-            raise HostRequestError(
-                "timeout", f"{argv[0]!r} did not finish within {timeout:.3g} s and was killed"
-            )
         return result
 
 
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """Kill the child's process group, then reap the child.
+
+    The child is still unreaped here (``_communicate`` waits without
+    reaping), so its pid, which is the group's id, cannot have been reused.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    for stream in (child.stdin, child.stdout, child.stderr):
+        if stream is not None and not stream.closed:
+            stream.close()
+
+
+def _exited(child: subprocess.Popen[bytes]) -> bool:
+    """Whether the child has exited, without reaping it."""
+    try:
+        info = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
 def _communicate(
-    child: subprocess.Popen[bytes], stdin: bytes, timeout: float, cap: int
+    child: subprocess.Popen[bytes], stdin: bytes, end: float, cap: int
 ) -> tuple[bytes, bytes, bool, bool]:
-    """Feed stdin, collect at most ``cap`` bytes of each stream, kill at the deadline."""
+    """Feed stdin and collect at most ``cap`` bytes of each stream until ``end``.
+
+    Stops when the child has exited and its pipes are drained, or, if
+    something it started keeps the pipes open, as soon as the child itself
+    has exited (it is watched through a pidfd). Returns (stdout, stderr,
+    truncated, timed_out); never reaps the child (see ``_kill_group``).
+    """
     assert child.stdin and child.stdout and child.stderr
-    end = time.monotonic() + timeout
     buffers = {child.stdout: bytearray(), child.stderr: bytearray()}
     pending_in = memoryview(stdin)
     truncated = timed_out = False
-    with selectors.DefaultSelector() as selector:
-        for stream in buffers:
-            selector.register(stream, selectors.EVENT_READ)
-        if pending_in:
-            selector.register(child.stdin, selectors.EVENT_WRITE)
-        else:
-            child.stdin.close()
-        while selector.get_map():
-            left = end - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            for key, _ in selector.select(left):
-                if key.fileobj is child.stdin:
-                    try:
-                        written = os.write(child.stdin.fileno(), pending_in[:65536])
-                    except BrokenPipeError:
-                        written = len(pending_in)
-                    pending_in = pending_in[written:]
-                    if not pending_in:
-                        selector.unregister(child.stdin)
-                        child.stdin.close()
-                    continue
-                chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
-                if not chunk:
-                    selector.unregister(key.fileobj)
-                    continue
-                buffer = buffers[key.fileobj]  # type: ignore[index]
-                room = cap - len(buffer)
-                if len(chunk) > room:
-                    truncated = True
-                buffer += chunk[: max(room, 0)]
-            if truncated:
-                break
-    if timed_out or truncated:
-        child.kill()
     try:
-        child.wait(timeout=max(end - time.monotonic(), 1.0))
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-        timed_out = True
-    for stream in (child.stdin, child.stdout, child.stderr):
-        if not stream.closed:
-            stream.close()
+        pidfd: int | None = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3: the child's exit is polled
+        pidfd = None
+    try:
+        with selectors.DefaultSelector() as selector:
+            for stream in buffers:
+                selector.register(stream, selectors.EVENT_READ)
+            if pidfd is not None:
+                selector.register(pidfd, selectors.EVENT_READ)
+            if pending_in:
+                selector.register(child.stdin, selectors.EVENT_WRITE)
+            else:
+                child.stdin.close()
+            exited = False
+            while any(key.fileobj in buffers for key in selector.get_map().values()):
+                left = end - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                events = selector.select(0 if exited else left)
+                if exited and not events:
+                    break  # the child is gone; what is left open belongs to its group
+                for key, _ in events:
+                    if key.fileobj is pidfd:
+                        selector.unregister(pidfd)
+                        exited = True
+                    elif key.fileobj is child.stdin:
+                        try:
+                            written = os.write(child.stdin.fileno(), pending_in[:65536])
+                        except BrokenPipeError:
+                            written = len(pending_in)
+                        pending_in = pending_in[written:]
+                        if not pending_in:
+                            selector.unregister(child.stdin)
+                            child.stdin.close()
+                    else:
+                        chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+                        if not chunk:
+                            selector.unregister(key.fileobj)
+                            continue
+                        buffer = buffers[key.fileobj]  # type: ignore[index]
+                        room = cap - len(buffer)
+                        if len(chunk) > room:
+                            truncated = True
+                        buffer += chunk[: max(room, 0)]
+                if truncated:
+                    break
+        if not (timed_out or truncated):
+            # The pipes are closed: wait (unreaped) for the exit, within the time left.
+            while not _exited(child):
+                left = end - time.monotonic()
+                if left <= 0:
+                    timed_out = True
+                    break
+                if pidfd is not None:
+                    with selectors.DefaultSelector() as waiter:
+                        waiter.register(pidfd, selectors.EVENT_READ)
+                        waiter.select(left)
+                else:
+                    time.sleep(min(left, 0.005))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
     return bytes(buffers[child.stdout]), bytes(buffers[child.stderr]), truncated, timed_out

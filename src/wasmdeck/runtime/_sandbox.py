@@ -25,12 +25,14 @@ from .._errors import (
     TimeLimitExceeded,
     WasmdeckError,
 )
+from . import _capi as capi
 from ._engine import Runtime, error_summary
 from ._hostapi import HostAPI
 from ._limits import Limits, MiB
 from ._stdio import LineLogger
 
 __all__ = [
+    "WasiSetup",
     "allowed_env",
     "describe_trap",
     "instantiation_error",
@@ -73,41 +75,82 @@ def allowed_env(names: Iterable[str]) -> dict[str, str]:
     return {name: os.environ[name] for name in names if name in os.environ}
 
 
+class WasiSetup:
+    """A plugin's WASI context, prepared once and applied to each new Store.
+
+    The environment allowlist and the granted preopens are encoded once and
+    stdout/stderr go to the plugin's ``LineLogger``s through two C callbacks
+    made once (wasmtime-py's ``WasiConfig`` builds all of it again per
+    store). A ``wasi_config_t`` cannot be reused: the store takes it over.
+    """
+
+    __slots__ = ("_env", "_names", "_preopens", "_stderr", "_stdout", "_values")
+
+    def __init__(
+        self, env: dict[str, str], host: HostAPI, stdout: LineLogger, stderr: LineLogger
+    ) -> None:
+        self._env = len(env)
+        self._names = capi.char_pointers([name.encode() for name in env])
+        self._values = capi.char_pointers([value.encode() for value in env.values()])
+        self._preopens = [
+            (str(p.host).encode(), p.guest.encode(), p.writable) for p in host.preopens
+        ]
+        # Looked up at each write: the loggers are renamed once metadata names the plugin.
+        self._stdout = capi.output_callback(lambda data: stdout.write(data))
+        self._stderr = capi.output_callback(lambda data: stderr.write(data))
+
+    def apply(self, ctx: int) -> None:
+        """Give the store at ``ctx`` a fresh WASI context."""
+        config = capi.wasi_config_new()
+        if self._env and not capi.wasi_config_set_env(config, self._env, self._names, self._values):
+            raise wasmtime.WasmtimeError("could not set the WASI environment")
+        for host_path, guest_path, writable in self._preopens:
+            if not capi.wasi_config_preopen_dir(config, host_path, guest_path, writable):
+                raise wasmtime.WasmtimeError(
+                    f"could not open the granted directory {host_path.decode()!r}"
+                )
+        capi.wasi_config_set_stdout_custom(config, self._stdout, None, None)
+        capi.wasi_config_set_stderr_custom(config, self._stderr, None, None)
+        error = capi.context_set_wasi(ctx, config)
+        if error:
+            raise capi.take_error(error)  # type: ignore[misc]
+
+
 def new_store(
     runtime: Runtime,
     limits: Limits,
-    host: HostAPI,
-    env: dict[str, str],
-    stdout: LineLogger,
-    stderr: LineLogger,
+    wasi: WasiSetup | None,
     *,
     fuel: int,
     ticks: int,
     min_instances: int = 0,
-) -> wasmtime.Store:
+    payload_helpers: bool = False,
+) -> tuple[wasmtime.Store, int]:
     """A Store with the plugin's limits, its WASI context, fuel and an epoch deadline.
 
-    ``min_instances`` raises the instance limit for binaries made of several
-    core instances (a component: their number is fixed when it is built).
+    Returns the store and its context's address. ``min_instances`` raises
+    the instance limit for binaries made of several core instances (a
+    component: their number is fixed when it is built). ``payload_helpers``
+    makes room for the two helper instances of ``_payload`` (one memory, one
+    table), on top of what the plugin may use.
     """
+    extra = 1 if payload_helpers else 0
     store = wasmtime.Store(runtime.engine)
     store.set_limits(
         memory_size=limits.max_memory,
         table_elements=limits.max_table_elements,
-        instances=max(limits.max_instances, min_instances),
-        tables=limits.max_tables,
-        memories=limits.max_memories,
+        instances=max(limits.max_instances, min_instances) + 2 * extra,
+        tables=limits.max_tables + extra,
+        memories=limits.max_memories + extra,
     )
-    wasi = wasmtime.WasiConfig()
-    wasi.env = list(env.items())
-    for preopen in host.preopens:
-        wasi.preopen_dir(str(preopen.host), preopen.guest, preopen.writable)
-    wasi.stdout_custom = stdout.write
-    wasi.stderr_custom = stderr.write
-    store.set_wasi(wasi)
-    store.set_fuel(fuel)
-    store.set_epoch_deadline(ticks)
-    return store
+    ctx = capi.context_address(store)
+    if wasi is not None:  # None: the module imports no WASI function
+        wasi.apply(ctx)
+    error = capi.set_fuel(ctx, fuel)
+    if error:
+        raise capi.take_error(error)  # type: ignore[misc]
+    capi.set_epoch_deadline(ctx, ticks)
+    return store, ctx
 
 
 def instantiation_error(exc: wasmtime.WasmtimeError, limits: Limits, plugin: str) -> WasmdeckError:

@@ -39,7 +39,7 @@ C_FLAGS = (
 def zig_command() -> list[str]:
     """The zig compiler from PyPI ``ziglang``, or ToolchainMissing saying how to get it."""
     try:
-        import ziglang  # noqa: F401
+        import ziglang  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         if shutil.which("zig"):
             return ["zig"]

@@ -50,7 +50,7 @@ def load_cases(project_root: Path) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProjectError(f"{path} is not valid JSON: {exc}") from None
     cases = document.get("cases") if isinstance(document, dict) else None
-    if not isinstance(cases, list) or not cases:
+    if not isinstance(document, dict) or not isinstance(cases, list) or not cases:
         raise ProjectError(f'{path} must be an object with a non-empty list of "cases"')
     for index, case in enumerate(cases, 1):
         where = f"{path}: case {index}"

@@ -153,7 +153,7 @@ def build_go(project_root: Path, output: Path, *, progress: BuildProgress = no_p
     binary, goroot = go_command()
     workspace = write_workspace(project_root.resolve(), output.parent)
     with atomic_output(output) as partial:
-        command = [
+        command: list[str | os.PathLike[str]] = [
             binary,
             "build",
             "-buildmode=c-shared",

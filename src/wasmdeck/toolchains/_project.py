@@ -14,11 +14,12 @@ The language's kit provides the templates (``sdk/<lang>/templates/<name>/``);
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,10 @@ __all__ = [
     "TEMPLATES",
     "Project",
     "ProjectError",
+    "build_once",
     "check_name",
     "load_project",
+    "project_digest",
     "render_template",
     "sdk_dir",
 ]
@@ -72,7 +75,7 @@ def sdk_dir(lang: str) -> Path:
     raise FileNotFoundError(f"the {lang} plugin kit is not installed (looked in {here / '_sdk'})")
 
 
-def check_name(name: str) -> str:
+def check_name(name: object) -> str:
     """A plugin name: lowercase letters, digits and single dashes, at most 64 characters."""
     if not isinstance(name, str) or len(name) > 64 or not _NAME.match(name):
         raise ProjectError(
@@ -101,7 +104,7 @@ def load_project(directory: Path) -> Project:
     if not isinstance(language, str):
         raise ProjectError(f'{manifest}: [plugin] language must be a string, e.g. "rust"')
     try:
-        check_name(name)
+        name = check_name(name)
     except ProjectError as exc:
         raise ProjectError(f"{manifest}: {exc}") from None
     settings = {k: v for k, v in document.items() if k != "plugin"}
@@ -149,3 +152,48 @@ def render_template(
             directory.rmdir()  # empty, checked above
         staging.rename(directory)
     return written
+
+
+# Not sources: the build's output, tool caches, bytecode.
+_NOT_SOURCES = frozenset({"build", "__pycache__", "node_modules", "target", "zig-cache"})
+
+
+def _tree_files(root: Path) -> Iterable[tuple[str, Path]]:
+    if root.is_file():
+        yield root.name, root
+        return
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if _NOT_SOURCES & set(relative.parts) or any(p.startswith(".") for p in relative.parts):
+            continue
+        if path.is_file():
+            yield str(relative), path
+
+
+def project_digest(project: Project, *, settings: Sequence[str], kit: Sequence[Path]) -> str:
+    """What a build depends on: the project's files, the kit's files (or
+    directories) and ``settings`` (flags, the toolchain's version, ...)."""
+    digest = hashlib.sha256()
+    digest.update("\0".join((*settings, project.name)).encode() + b"\1")
+    for root in (project.root, *kit):
+        digest.update(str(root.name).encode() + b"\2")
+        for relative, path in _tree_files(root):
+            digest.update(relative.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def build_once(project: Project, digest: str, build: Callable[[], object]) -> Path:
+    """Run ``build`` unless ``project.output`` was built from exactly ``digest``.
+
+    The digest of the last build is kept beside the module
+    (``build/.<name>.digest``); it is removed before a build and written
+    after it succeeds, so a failed or interrupted build is never taken as
+    up to date.
+    """
+    stamp = project.output.with_name(f".{project.output.stem}.digest")
+    if project.output.is_file() and stamp.is_file() and stamp.read_text() == digest:
+        return project.output
+    stamp.unlink(missing_ok=True)
+    build()
+    stamp.write_text(digest)
+    return project.output

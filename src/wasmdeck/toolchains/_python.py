@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ._languages import Language
 from ._pins import COMPONENTIZE_PY_VERSION
-from ._project import Project, sdk_dir
+from ._project import Project, build_once, project_digest, sdk_dir
 from ._tool import (
     BuildError,
     BuildProgress,
@@ -162,7 +162,20 @@ def _build(project: Project, progress: BuildProgress) -> Path:
             f"{project.root / 'wasmdeck.toml'}: [build] interfaces must be a list of names, "
             f'e.g. ["kv"]; known: {", ".join(CAPABILITY_INTERFACES)}'
         )
-    return componentize_python(project.root, project.output, imports=interfaces, progress=progress)
+    # componentize-py takes seconds even for a one-line plugin: an unchanged
+    # project keeps its component (the same mechanism as Zig's, _project.build_once).
+    digest = project_digest(
+        project,
+        settings=("componentize-py", componentize_py_version(), *interfaces),
+        kit=[sdk_dir("python"), wit_dir()],
+    )
+    return build_once(
+        project,
+        digest,
+        lambda: componentize_python(
+            project.root, project.output, imports=interfaces, progress=progress
+        ),
+    )
 
 
 LANGUAGE = Language(

@@ -29,12 +29,24 @@ from ._languages import Language
 from ._project import Project, sdk_dir
 from ._tool import BuildError, BuildProgress, ToolchainMissing, atomic_output, run_tool
 
-__all__ = ["APT_PACKAGES", "LANGUAGE", "TARGET", "cargo_target_dir", "kit_dir", "toolchain_bin"]
+__all__ = [
+    "APT_PACKAGES",
+    "LANGUAGE",
+    "TARGET",
+    "TARGETS",
+    "cargo_target_dir",
+    "kit_dir",
+    "toolchain_bin",
+    "wasm_target",
+]
 
 # Where cargo and rustc are: Debian's, unless WASMDECK_RUST_BIN names another
 # directory (a toolchain whose sysroot has the wasm32-wasi standard library).
 DEFAULT_BIN = Path("/usr/bin")
 TARGET = "wasm32-wasi"
+# The same target by its two names: rustc 1.78+ calls it wasm32-wasip1, and
+# 1.84 dropped wasm32-wasi; Debian's 1.63 knows only wasm32-wasi.
+TARGETS = ("wasm32-wasip1", "wasm32-wasi")
 # lld: rustc's rust-lld, the wasm linker, is Debian's lld (only recommended by the packages).
 APT_PACKAGES = ("rustc", "cargo", "libstd-rust-dev-wasm32", "lld")
 INSTALL_HINT = (
@@ -53,6 +65,36 @@ def toolchain_bin() -> Path:
     return Path(os.environ.get("WASMDECK_RUST_BIN") or DEFAULT_BIN)
 
 
+def _probe(bin_dir: Path) -> tuple[str, Path, str | None, bool]:
+    """rustc's version, its sysroot, the wasm target it has (or None), and
+    whether it has a wasm linker (rust-lld)."""
+    env = _env(bin_dir)
+    version = run_tool([bin_dir / "rustc", "--version"], what="rustc --version", env=env)
+    sysroot = run_tool(
+        [bin_dir / "rustc", "--print", "sysroot"], what="rustc --print sysroot", env=env
+    )
+    root = Path(sysroot.strip())
+    target = next((t for t in TARGETS if (root / "lib" / "rustlib" / t).is_dir()), None)
+    linkers = [bin_dir / "rust-lld", *root.glob("lib/rustlib/*/bin/rust-lld")]
+    linked = any(linker.exists() for linker in linkers)  # exists() follows the symlink
+    return version.strip() or "rustc", root, target, linked
+
+
+def _fix(root: Path) -> str:
+    """How to get the wasm target for the toolchain with sysroot ``root``."""
+    if ".rustup" in root.parts:  # a rustup toolchain: rustup adds targets
+        return (
+            f"run `rustup target add {TARGETS[0]}`, or build with Debian's toolchain "
+            f"(leave WASMDECK_RUST_BIN unset; {INSTALL_HINT})"
+        )
+    return INSTALL_HINT
+
+
+def _short(version: str) -> str:
+    """``rustc 1.95.0`` of ``rustc 1.95.0 (59807616e 2026-04-14)``."""
+    return " ".join(version.split()[:2])
+
+
 def _toolchain() -> str:
     bin_dir = toolchain_bin()
     missing = [tool for tool in ("cargo", "rustc") if not os.access(bin_dir / tool, os.X_OK)]
@@ -60,25 +102,53 @@ def _toolchain() -> str:
         raise ToolchainMissing(
             f"no Rust toolchain in {bin_dir} ({' and '.join(missing)} missing): {INSTALL_HINT}"
         )
-    env = _env()
-    version = run_tool([bin_dir / "rustc", "--version"], what="rustc --version", env=env)
-    sysroot = run_tool(
-        [bin_dir / "rustc", "--print", "sysroot"], what="rustc --print sysroot", env=env
-    )
-    root = Path(sysroot.strip())
-    std = root / "lib" / "rustlib" / TARGET
-    if not std.is_dir():
+    version, root, target, linked = _probe(bin_dir)
+    if target is None:
+        std = root / "lib" / "rustlib" / TARGET
         raise ToolchainMissing(
-            f"{version.strip() or 'rustc'} is installed but not its {TARGET} standard library "
-            f"({std} is missing): {INSTALL_HINT}"
+            f"{_short(version)} is installed but not its {TARGET} standard library "
+            f"(the {' or '.join(TARGETS)} target: {std} is missing): {_fix(root)}"
         )
-    linkers = [bin_dir / "rust-lld", *root.glob("lib/rustlib/*/bin/rust-lld")]
-    if not any(linker.exists() for linker in linkers):  # exists() follows the symlink
+    if not linked:
         raise ToolchainMissing(
-            f"{version.strip() or 'rustc'} is installed but not its wasm linker rust-lld "
+            f"{version} is installed but not its wasm linker rust-lld "
             f"(Debian's lld): {INSTALL_HINT}"
         )
-    return f"{version.strip()} ({bin_dir})"
+    return f"{version} ({bin_dir}, target {target})"
+
+
+def wasm_target() -> str:
+    """The name the toolchain in use gives the wasm32-wasip1 target."""
+    return _probe(toolchain_bin())[2] or TARGET
+
+
+def _notes() -> list[str]:
+    """A note when the rustc first on PATH is another one, without the wasm target.
+
+    Typically rustup's newer rustc in ~/.cargo/bin shadows Debian's in
+    /usr/bin: wasmdeck builds with the latter, but ``cargo build`` typed by
+    hand would use the former and fail.
+    """
+    found = shutil.which("rustc")
+    if found is None:
+        return []
+    path_bin = Path(found).parent
+    if path_bin.resolve() == toolchain_bin().resolve():
+        return []
+    try:
+        version, root, target, linked = _probe(path_bin)
+    except BuildError:
+        return []
+    if target is not None and linked:
+        return []
+    lacks = f"no {TARGETS[0]} target" if target is None else "no wasm linker (rust-lld)"
+    use = toolchain_bin()
+    fix = f"`rustup target add {TARGETS[0]}`" if ".rustup" in root.parts else INSTALL_HINT
+    return [
+        f"{_short(version)} first on PATH ({found}) has {lacks}, so wasmdeck builds with "
+        f"{use / 'rustc'} instead; to build by hand, put that first "
+        f"(`PATH={use}:$PATH cargo build --target {wasm_target()}`) or add the target: {fix}"
+    ]
 
 
 def _install(progress: BuildProgress) -> None:
@@ -111,9 +181,9 @@ def _install(progress: BuildProgress) -> None:
     )
 
 
-def _env() -> dict[str, str]:
-    """This process's environment with Debian's toolchain first, not rustup's."""
-    bin_dir = toolchain_bin()
+def _env(bin_dir: Path | None = None) -> dict[str, str]:
+    """This process's environment with Debian's toolchain (or ``bin_dir``) first, not rustup's."""
+    bin_dir = bin_dir or toolchain_bin()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUSTUP_")}
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "")])
     env["RUSTC"] = str(bin_dir / "rustc")
@@ -181,7 +251,7 @@ def _claim(target_dir: Path, library: str, root: Path) -> None:
     except FileNotFoundError:
         last = None
     if last != str(root):
-        release = target_dir / TARGET / "release"
+        release = target_dir / wasm_target() / "release"
         for output in (release / f"{library}.wasm", release / "deps" / f"{library}.wasm"):
             output.unlink(missing_ok=True)
         owner.write_text(str(root), encoding="utf-8")
@@ -198,20 +268,21 @@ def _build(project: Project, progress: BuildProgress) -> Path:
     env = _env()
     env["CARGO_TARGET_DIR"] = str(target_dir)
     patch = f"patch.crates-io.wasmdeck-pdk.path={json.dumps(str(kit_dir()))}"
-    command = [
+    target = wasm_target()
+    command: list[str | os.PathLike[str]] = [
         toolchain_bin() / "cargo",
         "build",
         "--release",
         "--offline",
         "--quiet",
         "--target",
-        TARGET,
+        target,
         "--config",
         patch,
         "--manifest-path",
         manifest,
     ]
-    built = target_dir / TARGET / "release" / f"{library}.wasm"
+    built = target_dir / target / "release" / f"{library}.wasm"
     # The target directory is shared by every project, one build at a time.
     with (
         atomic_output(project.output) as partial,
@@ -238,4 +309,5 @@ LANGUAGE = Language(
     build=_build,
     toolchain=_toolchain,
     install=_install,
+    notes=_notes,
 )

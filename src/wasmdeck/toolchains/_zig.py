@@ -15,14 +15,13 @@ missing, with the command that installs the right one.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from ._c import ZIG_VERSION, install_zig, zig_command
 from ._languages import Language
-from ._project import Project, sdk_dir
+from ._project import Project, build_once, project_digest, sdk_dir
 from ._tool import (
     BuildError,
     BuildProgress,
@@ -112,22 +111,6 @@ def compile_zig(
     return output
 
 
-def _digest(project: Project, kit: Path) -> str:
-    """What the build depends on: the project's files, the kit, the flags and zig."""
-    digest = hashlib.sha256()
-    digest.update("\0".join((*ZIG_FLAGS, zig_toolchain(), project.name)).encode())
-    digest.update(kit.read_bytes())
-    for path in sorted(project.root.rglob("*")):
-        relative = path.relative_to(project.root)
-        if relative.parts[0] == "build" or any(p.startswith(".") for p in relative.parts):
-            continue
-        if path.is_file():
-            digest.update(
-                str(relative).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest()
-            )
-    return digest.hexdigest()
-
-
 def build_zig_project(project: Project, progress: BuildProgress) -> Path:
     """Build the project, or keep its module when nothing it depends on changed.
 
@@ -140,14 +123,10 @@ def build_zig_project(project: Project, progress: BuildProgress) -> Path:
             f"{project.root} has no Zig plugin to build: expected {' or '.join(MAIN_FILES[:2])}"
         )
     kit = sdk_dir("zig") / "wasmdeck.zig"
-    stamp = project.output.with_name(f".{project.output.stem}.digest")
-    digest = _digest(project, kit)
-    if project.output.is_file() and stamp.is_file() and stamp.read_text() == digest:
-        return project.output
-    stamp.unlink(missing_ok=True)
-    compile_zig(main, project.output, kit=kit, progress=progress)
-    stamp.write_text(digest)
-    return project.output
+    digest = project_digest(project, settings=(*ZIG_FLAGS, zig_toolchain()), kit=[kit])
+    return build_once(
+        project, digest, lambda: compile_zig(main, project.output, kit=kit, progress=progress)
+    )
 
 
 LANGUAGE = Language(

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import WasmdeckError
 from ..deck import Binding, Deck, Trigger
 from ._events import Event, MidiEvent, OscEvent, WebhookEvent
 
@@ -31,7 +32,7 @@ __all__ = ["Firing", "TriggerEngine", "UnknownMode", "decode_encoder"]
 _NOTE_KEY = tuple[str | None, int, int]  # device, channel, note
 
 
-class UnknownMode(ValueError):
+class UnknownMode(WasmdeckError):
     """A mode change to a mode the deck does not declare."""
 
 
@@ -72,6 +73,12 @@ def accelerate(step: int, acceleration: float) -> int:
 
 
 class TriggerEngine:
+    """A deck's bindings and the current mode: ``feed`` events in, get ``Firing``s out.
+
+    ``clock`` is monotonic seconds, ``wall`` an aware datetime (timers at a
+    time of day); both injected, so tests need no sleeping.
+    """
+
     def __init__(
         self,
         deck: Deck,
