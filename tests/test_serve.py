@@ -17,9 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jack import Controller, jack_server  # noqa: F401
+from test_example_obs import obs_wasm  # noqa: F401  (the OBS example, built once)
 
 DECK = """\
 version = 1
@@ -180,3 +182,58 @@ def test_a_bad_deck_does_not_start(tmp_path: Path, jack_server: dict[str, str]) 
     assert f"{tmp_path / 'deck.toml'}:2:1: a binding needs" not in result.stderr  # named, not this
     assert "binding 'x' needs a trigger" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+OBS_DECK = """\
+version = 1
+
+[plugins.obs]
+path = "obs.wasm"
+grants = ["network:127.0.0.1:{port}"]
+config = {{ url = "{url}", password = {{ env = "OBS_PASSWORD" }} }}
+
+[devices.pad]
+input = "{client}:pad-out"
+output = "{client}-fb:pad-in"
+
+[[bindings]]
+name = "live"
+trigger = {{ kind = "note_on", device = "pad", note = 36 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Live" }} }}]
+feedback = {{ state = "result.scene", equals = "Live", group = "scenes" }}
+
+[[bindings]]
+name = "brb"
+trigger = {{ kind = "note_on", device = "pad", note = 37 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Be Right Back" }} }}]
+feedback = {{ state = "result.scene", equals = "Be Right Back", group = "scenes" }}
+"""
+
+
+def test_pads_switch_obs_scenes_and_light_the_active_one(
+    tmp_path: Path,
+    obs_wasm: Path,  # noqa: F811
+    obs_server: Any,
+    controller: Controller,
+    jack_server: dict[str, str],  # noqa: F811
+) -> None:
+    shutil.copy(obs_wasm, tmp_path / "obs.wasm")
+    deck = OBS_DECK.format(port=obs_server.port, url=obs_server.url, client=controller.client)
+    (tmp_path / "deck.toml").write_text(deck)
+    env = {
+        **jack_server,
+        "WASMDECK_HOME": str(tmp_path / "home"),
+        "OBS_PASSWORD": obs_server.password,
+    }
+    host = Host(tmp_path / "deck.toml", env)
+    try:
+        host.wait_for("wasmdeck: serving")
+        assert obs_server.state.program_scene == "Starting Soon"
+        controller.send("note_on", note=36, velocity=100)
+        assert [note(controller), note(controller)] == [("note_on", 37, 0), ("note_on", 36, 127)]
+        assert obs_server.state.program_scene == "Live"
+        controller.send("note_on", note=37, velocity=100)
+        assert [note(controller), note(controller)] == [("note_on", 36, 0), ("note_on", 37, 127)]
+        assert obs_server.state.program_scene == "Be Right Back"
+    finally:
+        assert host.stop() == 0
