@@ -7,6 +7,7 @@ host's input and reads the feedback from the host's output.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import queue
 import shutil
@@ -62,6 +63,7 @@ class Host:
     """``wasmdeck serve`` in a child process; stderr read on a thread."""
 
     def __init__(self, deck: Path, env: dict[str, str]) -> None:
+        self.env = env
         self.process = subprocess.Popen(
             [sys.executable, "-m", "wasmdeck", "serve", "--deck", str(deck), "-v"],
             env=env,
@@ -237,3 +239,30 @@ def test_pads_switch_obs_scenes_and_light_the_active_one(
         assert obs_server.state.program_scene == "Be Right Back"
     finally:
         assert host.stop() == 0
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "wasmdeck", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_the_cli_drives_the_running_host(host: Host, controller: Controller) -> None:
+    env = host.env
+    status = json.loads(cli(env, "status", "--json").stdout)
+    assert (status["mode"], status["bindings"], status["midi"]) == (
+        "live", 3, {"inputs": ["pad"], "outputs": ["pad"]}
+    )  # fmt: skip
+    assert cli(env, "mode", "edit").stdout == "mode edit\n"
+    assert cli(env, "fire", "pad").returncode == 0  # by hand: the press feedback, edit's colour
+    assert note(controller) == ("note_on", 40, 5)
+    missing = cli(env, "mode", "nope")
+    assert missing.returncode != 0 and "no mode named 'nope'" in missing.stderr
+    text = cli(env, "status").stdout
+    assert "mode edit" in text and "velocity (velocity 1.0.0): 1 calls" in text
