@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from .._errors import UsageError
 from .._home import home
-from ..daemon import Daemon, list_ports
+from ..daemon import Daemon, ReplayClock, list_ports
 from ..deck import DeckError
 
 EXIT_INVALID = 4
@@ -30,6 +32,24 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--no-midi", action="store_true", help="do not open the deck's MIDI devices")
     serve.add_argument("-v", "--verbose", action="store_true", help="log every trigger")
     serve.set_defaults(handler=_serve)
+
+    replay = subparsers.add_parser(
+        "replay",
+        help="feed a Standard MIDI File through the deck (a dry run) and print what happened",
+        description="Play FILE.mid's messages into the deck as if DEVICE sent them, on the "
+        "file's timeline (long presses and chords fire as they would have, without waiting), "
+        "and print one JSON line per action: binding, action, result or error.",
+    )
+    replay.add_argument("file", metavar="FILE.mid")
+    replay.add_argument(
+        "--deck", metavar="FILE", help="the deck file (default: $WASMDECK_HOME/deck.toml)"
+    )
+    replay.add_argument(
+        "--device",
+        metavar="NAME",
+        help="the deck device the messages come from (default: the first)",
+    )
+    replay.set_defaults(handler=_replay)
 
     midi = subparsers.add_parser("midi", help="MIDI ports")
     actions = midi.add_subparsers(dest="midi_command", metavar="ACTION", required=True)
@@ -75,6 +95,37 @@ async def _run(daemon: Daemon) -> None:
 
     await daemon.run(ready=ready)
     print("wasmdeck: stopped", file=sys.stderr, flush=True)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import mido  # type: ignore[import-untyped]
+
+    try:
+        midi_file = mido.MidiFile(args.file)
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise UsageError(f"{args.file} is not a readable Standard MIDI File: {exc}") from None
+    try:
+        daemon = Daemon(_deck_path(args), midi=False, control=False, clock=ReplayClock())
+    except DeckError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    inputs = [d.name for d in daemon.deck.devices.values() if d.input is not None]
+    device = args.device or (inputs[0] if inputs else None)
+    if args.device is not None and args.device not in inputs:
+        raise UsageError(
+            f"no device {args.device!r} with an input in the deck: {', '.join(inputs) or '-'}"
+        )
+    timeline: list[tuple[float, Any]] = []
+    at = 0.0
+    for message in midi_file:  # delta times in seconds, tempo applied
+        at += message.time
+        if not message.is_meta:
+            timeline.append((at, message))
+    asyncio.run(daemon.replay(timeline, device))
+    for record in daemon.events:
+        print(json.dumps(record, ensure_ascii=True))
+    return 0
 
 
 def _ports(args: argparse.Namespace) -> int:

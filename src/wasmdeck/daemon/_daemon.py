@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from ._loading import ReadyDeck, prepare
 from ._metrics import Metrics
 from ._workers import PluginWorker
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "ReplayClock"]
 
 log = logging.getLogger("wasmdeck.daemon")
 
@@ -111,6 +111,36 @@ class Daemon:
         await self._stopping.wait()
         ticker.cancel()
         watcher.cancel()
+        await self._drain()
+
+    async def replay(self, messages: Iterable[tuple[float, Any]], device: str | None) -> None:
+        """Feed MIDI messages (seconds since the start, a mido message) through the deck, then stop.
+
+        No ports, servers or watcher: a dry run. The engine's clock is the
+        file's (the daemon must be made with a clock ``replay`` can set: a
+        ``ReplayClock``), so long presses and chords fire as they would
+        have, at once.
+        """
+        clock = self._clock
+        if not isinstance(clock, ReplayClock):
+            raise TypeError("replay needs a Daemon made with clock=ReplayClock()")
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
+        )
+        self._stopping = asyncio.Event()
+        self._start_workers(self._ready)
+        for firing in self.engine.start():
+            self._dispatch(firing)
+        for at, message in messages:
+            while (deadline := self.engine.next_deadline()) is not None and deadline <= at:
+                clock.now = max(clock.now, deadline)
+                for firing in self.engine.poll():
+                    self._dispatch(firing)
+            clock.now = max(clock.now, at)
+            self._on_midi(device or "", message)
+            await asyncio.sleep(0)  # let each event's actions start in order
+        self._stopping.set()
         await self._drain()
 
     def stop(self) -> None:
@@ -468,6 +498,16 @@ class Daemon:
                 "outputs": sorted(self._midi.outputs) if self._midi else [],
             },
         }
+
+
+class ReplayClock:
+    """A clock that ``Daemon.replay`` moves along a MIDI file's timeline."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 async def _retire(worker: PluginWorker) -> None:
