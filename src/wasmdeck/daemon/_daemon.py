@@ -25,7 +25,7 @@ from typing import Any
 from .. import _json
 from .._context import TriggerContext
 from .._errors import WasmdeckError
-from ..deck import Action, Binding, DeckError, Feedback, MidiMessage, TemplateError, render
+from ..deck import Action, Binding, DeckError, Feedback, MidiMessage, render
 from ..triggers import Event, Firing, MidiEvent, TriggerEngine
 from ._loading import ReadyDeck, prepare
 from ._metrics import Metrics
@@ -533,6 +533,3 @@ def _context(firing: Firing, velocity: int | None, engine: TriggerEngine) -> Tri
         controller=fields.get("controller"),
         value=value if isinstance(value, int) else None,
     )
-
-
-_ = (TemplateError,)  # raised by render, a ValueError: reported per action
