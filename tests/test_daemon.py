@@ -364,3 +364,34 @@ async def test_no_event_is_lost_or_doubled_across_reloads(deck_file: Callable[..
         choices = [json.loads(r["result"])["choice"] for r in records(daemon, "scene")]
         assert choices == [f"s{i}" for i in range(60)]
         assert len(done) == 60
+
+
+async def test_interval_timers_fire_in_the_running_deck(deck_file: Callable[..., Path]) -> None:
+    extra = (
+        '\n[[bindings]]\nname = "tick"\ntrigger = { kind = "timer", interval_ms = 50 }\n'
+        'actions = [{ plugin = "velocity", action = "pick", params = { choices = ["t"] } }]\n'
+    )
+    async with serving(deck_file(extra=extra)) as daemon:
+        ticks = await until(lambda: len(records(daemon, "tick")) >= 3 and records(daemon, "tick"))
+        assert all(json.loads(r["result"]) == {"choice": "t", "index": 0} for r in ticks)
+
+
+async def test_the_events_stream_follows_actions(deck_file: Callable[..., Path]) -> None:
+    async with serving(deck_file()) as daemon, httpx.AsyncClient() as client:
+        control = json.loads((Path(daemon_home()) / "control.json").read_text())
+        url = f"http://127.0.0.1:{control['port']}/v1/events"
+        token = {"Authorization": f"Bearer {control['token']}"}
+        async with client.stream("GET", url, headers=token, timeout=30) as stream:
+            await until(lambda: daemon._listeners)
+            await client.post(hook_url(daemon, "/scene"), json={"scene": "Live"}, headers=BEARER)
+            async for line in stream.aiter_lines():
+                if line.strip():
+                    record = json.loads(line)
+                    break
+        assert (record["binding"], record["plugin"], record["plugin_action"]) == (
+            "scene",
+            "velocity",
+            "pick",
+        )
+        assert json.loads(record["result"]) == {"choice": "Live", "index": 0}
+        assert record["ms"] >= 0
