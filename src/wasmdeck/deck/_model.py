@@ -2,7 +2,7 @@
 
 Plain frozen values; ``_parse.py`` builds them from TOML and says where a
 value is wrong, ``_check.py`` judges them against the plugins. The format is
-documented in docs/deck.md (DESIGN.md contract 5: ``version = 1``).
+documented in docs/deck.md (``version = 1``; docs/architecture.md, the contracts).
 """
 
 from __future__ import annotations
