@@ -3,7 +3,10 @@
 Parallelism is shown without timing thresholds: two plugins, each on its own
 thread, log a tick between slices of busy work. If wasm held the GIL, one
 plugin's ticks would all come before the other's; interleaved ticks prove
-both ran at once.
+both ran at once. The first tick of each plugin waits (up to 20 s) for the
+other plugin's first tick, so a loaded machine that starts one thread late
+cannot let the first plugin finish alone; calls that could not run at the
+same time would still end with one plugin's ticks all first.
 """
 
 from __future__ import annotations
@@ -50,10 +53,16 @@ def ticker(name: str, work: int = 200_000) -> wasmdeck.Plugin:
 def ticks(caplog: pytest.LogCaptureFixture) -> list[str]:
     caplog.set_level(logging.INFO, logger="wasmdeck.plugin")
     order: list[str] = []
+    started = {"alpha": threading.Event(), "beta": threading.Event()}
 
     class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            order.append(record.getMessage())
+        def handle(self, record: logging.LogRecord) -> bool:  # (no handler lock: it waits)
+            name = record.getMessage()
+            order.append(name)
+            if name in started and not started[name].is_set():
+                started[name].set()
+                started["beta" if name == "alpha" else "alpha"].wait(timeout=20)
+            return True
 
     handler = Collect()
     logger = logging.getLogger("wasmdeck.plugin")

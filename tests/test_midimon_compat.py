@@ -260,3 +260,14 @@ def test_midimon_only_kinds_are_never_granted(kind: str) -> None:
     assert UNMAPPED[kind] in describe_request(request)
     with pytest.raises(ValueError, match=f"capability '{kind}' \\(from MIDIMon\\)"):
         wasmdeck.parse_grant(kind)
+
+
+def test_the_install_plan_states_what_midimons_kinds_map_to() -> None:
+    from wasmdeck._metadata import CapabilityRequest
+    from wasmdeck.packages._consent import grants_for
+
+    grants, left = grants_for([CapabilityRequest("systemcontrol"), CapabilityRequest("midi")])
+    assert not grants
+    assert left[0].startswith("systemcontrol (maps to nothing in wasmdeck")
+    assert left[1].startswith("midi (not a host API in wasmdeck")
+    assert not any("unknown to this host" in line for line in left)

@@ -9,6 +9,7 @@ import os
 import stat
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -248,9 +249,9 @@ def test_loading_verifies_before_compiling(
     compiled: list[int] = []
     original = Runtime.compile
 
-    def spy(self: Runtime, source: bytes, *, name: str) -> object:
+    def spy(self: Runtime, source: bytes, **options: Any) -> object:
         compiled.append(len(source))
-        return original(self, source, name=name)
+        return original(self, source, **options)
 
     monkeypatch.setattr(Runtime, "compile", spy)
     module_at = _sections(data)["WASM"][0]

@@ -244,7 +244,8 @@ def test_params_as_bytes_are_sent_as_they_are() -> None:
     plugin = wasmdeck.Plugin(abi_module())
     context = wasmdeck.TriggerContext(velocity=1, mode=2, timestamp=3)
     assert plugin._request("x", b'{"a": [1, 2]}', context) == (
-        b'{"action":"x","params":{"a": [1, 2]},"context":{"velocity":1,"mode":2,"timestamp":3}}'
+        b'{"action":"x","params":{"a": [1, 2]},"context":'
+        b'{"velocity":1,"mode":2,"current_mode":2,"timestamp":3}}'
     )
     # The encoder: exact big integers; NaN as null, as wasmdeck._json.dumps writes it.
     assert plugin._request("x", {"n": 2**70}, context).startswith(

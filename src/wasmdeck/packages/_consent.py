@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .._capabilities import KINDS, Grant, Grants, canonical_kind, describe_request, parse_grant
+from .._capabilities import (
+    KINDS,
+    UNMAPPED,
+    Grant,
+    Grants,
+    canonical_kind,
+    describe_request,
+    parse_grant,
+)
 from .._metadata import CapabilityRequest
 from .._text import terminal_safe
 from ._package import canonical_json
@@ -44,7 +52,10 @@ def grants_for(requests: Iterable[CapabilityRequest]) -> tuple[Grants, list[str]
         try:
             kind = canonical_kind(request.kind)
         except ValueError:
-            left.append(f"{request.kind} (unknown to this host)")
+            if request.kind in UNMAPPED:  # MIDIMon's kinds: a statement, not "unknown"
+                left.append(f"{request.kind} ({UNMAPPED[request.kind]})")
+            else:
+                left.append(f"{request.kind} (unknown to this host)")
             continue
         if not KINDS[kind].scope_help:
             grants.append(Grant(kind))

@@ -66,12 +66,12 @@ class PublicKey:
             raise KeyFileError(f"{source} is a private key; give its .pub file instead")
         if text.startswith("-----BEGIN PUBLIC KEY-----"):
             try:
-                key = serialization.load_pem_public_key(text.encode())
+                pem = serialization.load_pem_public_key(text.encode())
             except ValueError:
                 raise KeyFileError(f"{source} is not a valid PEM public key") from None
-            if not isinstance(key, Ed25519PublicKey):
+            if not isinstance(pem, Ed25519PublicKey):
                 raise KeyFileError(f"{source} is not an ed25519 key")
-            return cls(key.public_bytes_raw())
+            return cls(pem.public_bytes_raw())
         fields = text.split()
         if len(fields) < 2 or fields[0] != PUBLIC_PREFIX:
             raise KeyFileError(

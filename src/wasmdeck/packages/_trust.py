@@ -202,7 +202,8 @@ class TrustStore:
 
     def assess(self, package: Package) -> Verdict:
         """The trust level of a package whose signature was checked; refuses revoked keys."""
-        return self.assess_key(package.name, package.signature and package.signature.key_id_hex)
+        signature = package.signature
+        return self.assess_key(package.name, signature.key_id_hex if signature else None)
 
     def assess_key(self, name: str, key_id: str | None) -> Verdict:
         if key_id is None:
@@ -300,7 +301,7 @@ class TrustStore:
             if len(matched) != 1 or not _KEY_ID.match(lowered):
                 raise LookupError(f"no single revoked key has the key id {key_id!r}")
             obj["revoked"].remove(matched[0])
-        return matched[0]["key_id"]
+        return str(matched[0]["key_id"])
 
     # -- repair --------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from typing import Any
 
-__all__ = ["CompileFailed", "CompileTimedOut", "compile_in_child"]
+__all__ = ["compile_in_child"]
 
 # The child: bound its own CPU time, read the binary from stdin, compile it,
 # write the artifact. Past the soft CPU limit the kernel ends it (SIGXCPU).
@@ -42,16 +42,12 @@ sys.stdout.buffer.write(made.serialize())
 """
 
 
-class CompileTimedOut(Exception):
-    """The compile ran past its time limit and was killed."""
-
-
-class CompileFailed(Exception):
-    """wasmtime rejected the binary; the message is wasmtime's."""
-
-
-def compile_in_child(wasm: bytes, kind: str, settings: dict[str, Any], cpu_seconds: float) -> bytes:
-    """The serialized artifact for ``wasm``, compiled by an engine built from ``settings``.
+def compile_in_child(
+    wasm: bytes, kind: str, settings: dict[str, Any], cpu_seconds: float
+) -> bytes | str | None:
+    """The serialized artifact for ``wasm``, compiled by an engine built from ``settings``;
+    wasmtime's message (a ``str``) if it rejects the binary; ``None`` if the
+    compile was stopped at the limit.
 
     ``cpu_seconds`` bounds the compile's CPU time (all its threads), which
     does not grow when the machine is busy the way wall-clock time does (a
@@ -69,11 +65,11 @@ def compile_in_child(wasm: bytes, kind: str, settings: dict[str, Any], cpu_secon
             check=False,
         )
     except subprocess.TimeoutExpired:  # run() has killed and reaped the child
-        raise CompileTimedOut from None
+        return None
     if done.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        raise CompileTimedOut
+        return None
     if done.returncode == 3:
-        raise CompileFailed(done.stderr.decode("utf-8", "replace"))
+        return done.stderr.decode("utf-8", "replace")
     if done.returncode != 0 or not done.stdout:
         reason = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [
             f"exit status {done.returncode}"

@@ -454,7 +454,7 @@ class ComponentPlugin(Adapter):
             if capability is not None and not self.host.grants.allows(capability):
                 if self.host.metadata_only:  # linked; HostSession.call refuses it
                     self.host.missing.add(capability)
-                    used.append((interface, name))  # type: ignore[arg-type]
+                    used.append((interface, name))
                     continue
                 raise self._not_granted(name, capability)
             used.append((interface, name))

@@ -21,7 +21,7 @@ from wasmtime import component
 
 from .._errors import InvalidModule, ModuleTooLarge
 from ._cache import CompileCache, Kind, Lookup
-from ._compilejob import CompileFailed, CompileTimedOut, compile_in_child
+from ._compilejob import compile_in_child
 from ._limits import Limits
 from ._wasmscan import WasmShape, scan
 
@@ -170,19 +170,21 @@ class Runtime:
                     return wasmtime.Module(self.engine, wasm)
                 # Only a child process can be stopped at max_compile_cpu (_compilejob.py).
                 data = compile_in_child(wasm, kind, self._settings, limits.max_compile_cpu)
+                if data is None:
+                    raise ModuleTooLarge(
+                        f"compiling the {kind} used more than its max_compile_cpu limit "
+                        f"({limits.max_compile_cpu:g} CPU seconds); it was stopped",
+                        limit="max_compile_cpu",
+                        plugin=name,
+                    )
+                if isinstance(data, str):  # wasmtime's reason, from the child
+                    raise wasmtime.WasmtimeError(data)
                 if kind == "component":
                     return component.Component.deserialize(self.engine, data)
                 return wasmtime.Module.deserialize(self.engine, data)
-        except (wasmtime.WasmtimeError, CompileFailed) as exc:
+        except wasmtime.WasmtimeError as exc:
             raise InvalidModule(
                 f"wasmtime rejected the {kind}: {error_summary(exc)}", plugin=name
-            ) from None
-        except CompileTimedOut:
-            raise ModuleTooLarge(
-                f"compiling the {kind} used more than its max_compile_cpu limit "
-                f"({limits.max_compile_cpu:g} CPU seconds); it was stopped",
-                limit="max_compile_cpu",
-                plugin=name,
             ) from None
 
     def close(self) -> None:
