@@ -394,7 +394,7 @@ def test_a_component_importing_an_ungranted_interface_fails_to_load(
     with pytest.raises(ImportNotAllowed) as caught:
         load(kv_component, runtime)
     assert str(caught.value) == (
-        "plugin 'py-kvuser.wasm': imports wasmdeck:plugin/kv@1.0.0, which needs the 'kv' "
+        "plugin 'py-kvuser.wasm': imports wasmdeck:plugin/kv@1.1.0, which needs the 'kv' "
         "capability; it was not granted (grant it with --grant kv)"
     ).replace("py-kvuser.wasm", kv_component.name)
 
@@ -417,6 +417,17 @@ def test_a_granted_interface_works(
     ("wat", "error", "message"),
     [
         ("(component)", MissingExport, "does not export the function 'metadata'"),
+        # Components built against 1.0.0 (before the trigger interface) still link.
+        (
+            '(component (import "wasmdeck:plugin/log@1.0.0" (instance)))',
+            MissingExport,
+            "does not export the function 'metadata'",
+        ),
+        (
+            '(component (import "wasmdeck:plugin/trigger@1.1.0" (instance)))',
+            MissingExport,
+            "does not export the function 'metadata'",
+        ),
         (
             '(component (import "wasmdeck:plugin/process@1.0.0" (instance)))',
             ImportNotAllowed,
@@ -431,7 +442,7 @@ def test_a_granted_interface_works(
         (
             '(component (import "wasmdeck:plugin/log@2.0.0" (instance)))',
             ImportNotAllowed,
-            "this host provides wasmdeck:plugin@1.0.0",
+            "this host provides wasmdeck:plugin@1.1.0",
         ),
         (
             '(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))',

@@ -22,7 +22,8 @@ LAYERS = {
     "cli": 6,
     "daemon": 5,
     "deck": 4,
-    "triggers": 4,
+    # The trigger engine matches events to the deck's bindings: just above the deck.
+    "triggers": 4.25,
     "host": 3,
     "packages": 2,
     "runtime": 1,

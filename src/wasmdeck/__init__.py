@@ -50,6 +50,8 @@ from ._errors import (
 )
 from ._metadata import ActionSpec, CapabilityRequest, PluginMetadata
 from ._version import __version__
+from .daemon import Daemon
+from .deck import Deck, DeckError, DeckProblem, check_deck, parse_deck, read_deck
 from .host import PluginHost
 from .packages import (
     InstalledPlugin,
@@ -72,6 +74,7 @@ from .packages import (
     sign_package,
 )
 from .runtime import Limits, Plugin, Runtime
+from .triggers import TriggerEngine
 
 __all__ = [
     "ABIViolation",
@@ -80,6 +83,10 @@ __all__ = [
     "BuildError",
     "CapabilityRequest",
     "ConsentRequired",
+    "Daemon",
+    "Deck",
+    "DeckError",
+    "DeckProblem",
     "DowngradeRefused",
     "FuelLimitExceeded",
     "Grant",
@@ -128,6 +135,7 @@ __all__ = [
     "TimeLimitExceeded",
     "ToolchainMissing",
     "TriggerContext",
+    "TriggerEngine",
     "TrustLevel",
     "TrustStore",
     "TrustStoreCorrupt",
@@ -135,11 +143,14 @@ __all__ = [
     "WasmdeckError",
     "__version__",
     "build_package",
+    "check_deck",
     "generate_key",
     "load_package",
     "load_public_key",
     "load_signing_key",
     "open_package",
+    "parse_deck",
     "parse_grant",
+    "read_deck",
     "sign_package",
 ]

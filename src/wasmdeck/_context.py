@@ -18,11 +18,22 @@ class TriggerContext:
     """Velocity (0-127) and mode of the trigger, and when it fired.
 
     ``timestamp`` is milliseconds since the Unix epoch; it defaults to now.
+    What knobs and faders need comes after (since WIT 1.1.0; each None when
+    the trigger has none, and then absent from the request, so plugins
+    written before keep working): ``kind`` (the deck's trigger kind, e.g.
+    ``"cc"``), ``channel`` (MIDI 1-16), ``note`` and ``controller`` (0-127),
+    and ``value``, the raw value (a CC value or pressure 0-127, a program,
+    a pitch bend -8192..8191).
     """
 
     velocity: int | None = None
     mode: int | None = None
     timestamp: int = field(default_factory=_now_ms)
+    kind: str | None = None
+    channel: int | None = None
+    note: int | None = None
+    controller: int | None = None
+    value: int | None = None
 
     def __post_init__(self) -> None:
         if self.velocity is not None:
@@ -39,19 +50,27 @@ class TriggerContext:
                 f"timestamp must be a non-negative integer (ms since the epoch), "
                 f"not {self.timestamp!r}"
             )
+        if self.kind is not None and (
+            type(self.kind) is not str or not self.kind.isidentifier() or len(self.kind) > 32
+        ):
+            raise ValueError(f"kind must be a short identifier or None, not {self.kind!r}")
+        for name, low, high in _RANGES:
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or not low <= value <= high):
+                raise ValueError(f"{name} must be an integer {low}-{high} or None, not {value!r}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> TriggerContext:
-        """Build a context from a mapping with ``velocity``, ``mode``, ``timestamp``.
+        """Build a context from a mapping with ``velocity``, ``mode``, ``timestamp``, ...
 
         ``current_mode`` (the name MIDIMon v2.5 plugins read) is the same field
         as ``mode``; giving both with different values is an error.
         """
-        unknown = set(data) - {"velocity", "mode", "current_mode", "timestamp"}
+        unknown = set(data) - {*_FIELDS, "current_mode"}
         if unknown:
             raise ValueError(
                 f"unknown trigger context field(s): {', '.join(sorted(map(str, unknown)))} "
-                "(expected velocity, mode (or current_mode), timestamp)"
+                f"(expected {', '.join(_FIELDS)}; current_mode for mode)"
             )
         kwargs = dict(data)
         if "current_mode" in kwargs:
@@ -67,5 +86,30 @@ class TriggerContext:
             kwargs.pop("timestamp", None)
         return cls(**kwargs)  # type: ignore[arg-type]
 
-    def to_dict(self) -> dict[str, int | None]:
-        return {"velocity": self.velocity, "mode": self.mode, "timestamp": self.timestamp}
+    def to_dict(self) -> dict[str, int | str | None]:
+        """velocity, mode and timestamp, and those of the later fields that are set."""
+        out: dict[str, int | str | None] = {
+            "velocity": self.velocity,
+            "mode": self.mode,
+            "timestamp": self.timestamp,
+        }
+        for name in _FIELDS[3:]:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def extra_json(self) -> bytes:
+        """The set fields after ``timestamp`` as JSON members (``,"kind":"cc",...``), or b""."""
+        parts = []
+        if self.kind is not None:
+            parts.append(b',"kind":"%b"' % self.kind.encode())  # an identifier: no escaping
+        for name in _FIELDS[4:]:
+            value = getattr(self, name)
+            if value is not None:
+                parts.append(b',"%b":%d' % (name.encode(), value))
+        return b"".join(parts)
+
+
+_FIELDS = ("velocity", "mode", "timestamp", "kind", "channel", "note", "controller", "value")
+_RANGES = (("channel", 1, 16), ("note", 0, 127), ("controller", 0, 127), ("value", -8192, 16383))

@@ -42,7 +42,7 @@ from . import host
 
 __all__ = ["Context", "Plugin", "PluginError", "host"]
 
-__version__ = "1.0.0"  # the version of the wasmdeck:plugin WIT package it targets
+__version__ = "1.1.0"  # the version of the wasmdeck:plugin WIT package it targets
 
 
 class PluginError(Exception):
@@ -58,12 +58,20 @@ class Context:
     """The trigger that caused the request.
 
     ``velocity`` is 0-127 or None, ``mode`` the host's mode or None, and
-    ``timestamp`` milliseconds since the Unix epoch.
+    ``timestamp`` milliseconds since the Unix epoch. For knobs and faders
+    (None when the trigger has none): ``kind`` (the deck's trigger kind,
+    e.g. ``"cc"``), ``channel`` (MIDI 1-16), ``note``, ``controller`` and
+    ``value`` (the raw value: a CC value, a program, a pitch bend).
     """
 
     velocity: int | None
     mode: int | None
     timestamp: int
+    kind: str | None = None
+    channel: int | None = None
+    note: int | None = None
+    controller: int | None = None
+    value: int | None = None
 
 
 Handler = Callable[[dict[str, Any], Context], Any]
@@ -170,7 +178,7 @@ class Plugin:
                 try:
                     params = json.loads(request.params) if request.params else {}
                     ctx = request.context
-                    context = Context(ctx.velocity, ctx.mode, ctx.timestamp)
+                    context = Context(ctx.velocity, ctx.mode, ctx.timestamp, **_trigger_fields())
                     return Ok(plugin.run(request.action, params, context))
                 except PluginError as exc:
                     return Err(exc.message)
@@ -181,6 +189,18 @@ class Plugin:
                     return Err(f"{type(exc).__name__}: {exc}")
 
         return WitWorld
+
+
+_TRIGGER_FIELDS = ("kind", "channel", "note", "controller", "value")
+
+
+def _trigger_fields() -> dict[str, Any]:
+    """What the host's ``trigger.context`` adds to the record (wasmdeck:plugin@1.1.0)."""
+    module = host._INTERFACES.get("trigger")
+    if module is None:
+        return {}
+    full = json.loads(module.context())
+    return {name: full[name] for name in _TRIGGER_FIELDS if name in full}
 
 
 def _output(value: Any) -> bytes:

@@ -60,6 +60,12 @@ try:
 except ImportError:
     pass
 try:
+    from wit_world.imports import trigger as _trigger  # since wasmdeck:plugin@1.1.0
+
+    _INTERFACES["trigger"] = _trigger
+except ImportError:
+    pass
+try:
     from wit_world.imports import config as _config
 
     _INTERFACES["config"] = _config

@@ -52,7 +52,7 @@ from ._wasiclock import ComponentClock
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
 WIT_PACKAGE = "wasmdeck:plugin"
-WIT_VERSION = "1.0.0"
+WIT_VERSION = "1.1.0"
 # The host interfaces of the WIT package: each function and the host API
 # function (``_hostapi.HOST_FUNCTIONS``) it is bound to.
 HOST_INTERFACES: dict[str, dict[str, str]] = {
@@ -67,7 +67,8 @@ HOST_INTERFACES: dict[str, dict[str, str]] = {
     "process": {"run": "process_run"},
     "kv": {"get": "kv_get", "set": "kv_set", "delete": "kv_delete", "list": "kv_list"},
 }
-_BUILTIN_INTERFACES = ("types", "log")
+# Served by the component adapter itself, behind no capability (trigger: since 1.1.0).
+_BUILTIN_INTERFACES = ("types", "log", "trigger")
 _LOG_LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -101,12 +102,17 @@ class WitTriggerContext:
 class ActionRequest:
     """The ``action-request`` record (``params``: the JSON object's text, as UTF-8)."""
 
-    __slots__ = ("action", "context", "params")
+    __slots__ = ("action", "context", "extra", "params")
 
-    def __init__(self, action: str, params: bytes, context: WitTriggerContext) -> None:
+    def __init__(
+        self, action: str, params: bytes, context: WitTriggerContext, extra: bytes = b""
+    ) -> None:
         self.action = action
         self.params = params
         self.context = context
+        # The context fields the record lacks (kind, channel, ...), as JSON
+        # members: what the `trigger` interface's `context` adds (wit/plugin.wit).
+        self.extra = extra
 
 
 class _Instance:
@@ -368,6 +374,7 @@ class ComponentPlugin(Adapter):
         )
         self._component = compiled
         self._live: _Instance | None = None
+        self._current: ActionRequest | None = None  # the request being run (trigger.context)
 
         ctype = compiled.type
         interfaces = self._check_imports(ctype.imports(runtime.engine))
@@ -456,6 +463,9 @@ class ComponentPlugin(Adapter):
                     if interface == "log":
                         instance.add_func("log", self._host_log)
                         continue
+                    if interface == "trigger":
+                        instance.add_func("context", self._trigger_context)
+                        continue
                     for function, host_function in HOST_INTERFACES[interface].items():
                         instance.add_func(function, self._json_function(host_function))
         return linker
@@ -523,9 +533,11 @@ class ComponentPlugin(Adapter):
         self._action_name(action)
         if context is None:
             record = WitTriggerContext(None, None, time.time_ns() // 1_000_000)
+            extra = b""
         else:
             record = WitTriggerContext(context.velocity, context.mode, context.timestamp)
-        return ActionRequest(action, params_json(params), record)
+            extra = context.extra_json()
+        return ActionRequest(action, params_json(params), record, extra)
 
     def execute(self, action: str, request: ActionRequest) -> bytes:
         """Run one request; return the plugin's output."""
@@ -533,6 +545,7 @@ class ComponentPlugin(Adapter):
         if direct is None:
             return self._execute_generic(action, request)
         direct.lower(request)
+        self._current = request
         live = self._live or self._instantiate()
         self._action = action
         ctx = live.ctx
@@ -557,6 +570,7 @@ class ComponentPlugin(Adapter):
 
     def _execute_generic(self, action: str, request: ActionRequest) -> bytes:
         """``execute`` through wasmtime-py's value conversion (an unexpected signature)."""
+        self._current = request
         live = self._live or self._instantiate()
         self._action = action
         store = live.store
@@ -646,6 +660,19 @@ class ComponentPlugin(Adapter):
         if live is not None:
             live.violation = violation
         return wasmtime.WasmtimeError(violation.message)
+
+    def _trigger_context(self, _store: object) -> str:
+        """``trigger.context``: the call's whole trigger context as a JSON object."""
+        request = self._current
+        if request is None:
+            return "{}"
+        context = request.context
+        velocity = "null" if context.velocity is None else str(context.velocity)
+        mode = "null" if context.mode is None else str(context.mode)
+        return (
+            f'{{"velocity":{velocity},"mode":{mode},"timestamp":{context.timestamp}'
+            f"{request.extra.decode()}}}"
+        )
 
     def _host_log(self, _store: object, level: str, message: str) -> None:
         try:

@@ -522,14 +522,16 @@ class CoreModule(Adapter):
         if context is None:
             velocity = mode = b"null"
             timestamp = time.time_ns() // 1_000_000
+            extra = b""
         else:
             velocity = b"null" if context.velocity is None else b"%d" % context.velocity
             mode = b"null" if context.mode is None else b"%d" % context.mode
             timestamp = context.timestamp
+            extra = context.extra_json()  # kind, channel, ...: only those set
         return (
             b'{"action":%b,"params":%b,"context":'
-            b'{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":%d}}'
-            % (action_json, params_bytes, velocity, mode, mode, timestamp)
+            b'{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":%d%b}}'
+            % (action_json, params_bytes, velocity, mode, mode, timestamp, extra)
         )
 
     def execute(self, action: str, request: bytes) -> bytes:

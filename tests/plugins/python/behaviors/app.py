@@ -5,6 +5,7 @@ errors, state across calls, WASI (stdio, env, files, clocks, random) and
 the host API.
 """
 
+import dataclasses
 import os
 import sys
 import time
@@ -35,6 +36,11 @@ def echo(params: dict, context: Context) -> dict:
             "timestamp": context.timestamp,
         },
     }
+
+
+@plugin.action(description="The whole context, with the fields of wasmdeck:plugin@1.1.0")
+def trigger(params: dict, context: Context) -> dict:
+    return dataclasses.asdict(context)
 
 
 @plugin.action(description="Count calls on this instance")

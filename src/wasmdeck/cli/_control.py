@@ -1,0 +1,114 @@
+"""``wasmdeck status/reload/fire/mode/events``: the running daemon's control API (docs/serve.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from .. import _json
+from .._errors import WasmdeckError
+from ..daemon import control_file
+
+
+class DaemonUnreachable(WasmdeckError):
+    """No daemon answers: none runs, or its control file is stale."""
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser("status", help="the running deck: mode, plugins, counters")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_status)
+    reload = subparsers.add_parser("reload", help="load the deck file again (a bad one is refused)")
+    reload.set_defaults(handler=_reload)
+    fire = subparsers.add_parser("fire", help="fire a binding by hand")
+    fire.add_argument("binding", metavar="BINDING")
+    fire.set_defaults(handler=_fire)
+    mode = subparsers.add_parser("mode", help="switch the running deck's mode")
+    mode.add_argument("mode", metavar="NAME")
+    mode.set_defaults(handler=_mode)
+    events = subparsers.add_parser("events", help="follow triggers -> actions -> results live")
+    events.set_defaults(handler=_events)
+
+
+def request(method: str, path: str, *, stream: bool = False) -> Any:
+    """One control API request; the JSON answer (or the open response, to stream)."""
+    try:
+        document = _json.loads(control_file().read_bytes(), what="control.json")
+    except (OSError, _json.JSONInputError) as exc:
+        raise DaemonUnreachable(f"no wasmdeck serve is running ({control_file()}: {exc})") from None
+    port, token = document.get("port"), document.get("token")
+    url = f"http://127.0.0.1:{int(port)}{path}"
+    req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
+    try:
+        response = urllib.request.urlopen(req, timeout=None if stream else 30)
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            answer = _json.loads(body, what="the answer")
+        except _json.JSONInputError:
+            answer = {"error": body.decode("utf-8", "replace")}
+        message = answer.get("error") or answer.get("message") or str(exc)
+        raise WasmdeckError(_printable(str(message))) from None
+    except OSError as exc:
+        raise DaemonUnreachable(f"the daemon on port {port} does not answer: {exc}") from None
+    if stream:
+        return response
+    with response:
+        return _json.loads(response.read(), what="the answer")
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = request("GET", "/v1/status")
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(
+        _printable(f"deck {status['deck']}: {status['bindings']} bindings, mode {status['mode']}")
+    )
+    print(
+        f"events {status['events_in']} in, {status['events_dropped']} dropped; reloads {status['reloads']}"
+    )
+    for name, plugin in status["plugins"].items():
+        errors = ", ".join(f"{k} {v}" for k, v in plugin["errors"].items()) or "no errors"
+        print(
+            _printable(
+                f"  {name} ({plugin['plugin']} {plugin['version']}): {plugin['calls']} calls, "
+                f"{errors}, {plugin['drops']} dropped, p50 {plugin.get('p50_ms')} ms, "
+                f"p99 {plugin.get('p99_ms')} ms"
+            )
+        )
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    answer = request("POST", "/v1/reload")
+    print(_printable(answer["message"]))
+    return 0
+
+
+def _fire(args: argparse.Namespace) -> int:
+    request("POST", f"/v1/fire/{urllib.parse.quote(args.binding, safe='')}")
+    return 0
+
+
+def _mode(args: argparse.Namespace) -> int:
+    answer = request("POST", f"/v1/mode/{urllib.parse.quote(args.mode, safe='')}")
+    print(_printable(f"mode {answer['mode']}"))
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    with request("GET", "/v1/events", stream=True) as response:
+        for line in response:
+            if line.strip():
+                print(_printable(line.decode("utf-8", "replace").rstrip()), flush=True)
+    return 0
+
+
+def _printable(text: str) -> str:
+    """Text from the daemon as a terminal may show it: control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -1,0 +1,142 @@
+"""``wasmdeck serve`` (the trigger host, in the foreground) and ``wasmdeck midi ports``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._errors import UsageError
+from .._home import home
+from ..daemon import Daemon, ReplayClock, list_ports
+from ..deck import DeckError
+
+EXIT_INVALID = 4
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the deck: MIDI, webhooks, OSC and timers drive the plugins",
+        description="Run the deck in the foreground until SIGINT or SIGTERM, then finish the "
+        "calls in flight and exit 0. A deck with problems does not start (exit 4).",
+    )
+    serve.add_argument(
+        "--deck", metavar="FILE", help="the deck file (default: $WASMDECK_HOME/deck.toml)"
+    )
+    serve.add_argument("--no-midi", action="store_true", help="do not open the deck's MIDI devices")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every trigger")
+    serve.set_defaults(handler=_serve)
+
+    replay = subparsers.add_parser(
+        "replay",
+        help="feed a Standard MIDI File through the deck (a dry run) and print what happened",
+        description="Play FILE.mid's messages into the deck as if DEVICE sent them, on the "
+        "file's timeline (long presses and chords fire as they would have, without waiting), "
+        "and print one JSON line per action: binding, action, result or error.",
+    )
+    replay.add_argument("file", metavar="FILE.mid")
+    replay.add_argument(
+        "--deck", metavar="FILE", help="the deck file (default: $WASMDECK_HOME/deck.toml)"
+    )
+    replay.add_argument(
+        "--device",
+        metavar="NAME",
+        help="the deck device the messages come from (default: the first)",
+    )
+    replay.set_defaults(handler=_replay)
+
+    midi = subparsers.add_parser("midi", help="MIDI ports")
+    actions = midi.add_subparsers(dest="midi_command", metavar="ACTION", required=True)
+    ports = actions.add_parser("ports", help="list the MIDI input and output ports")
+    ports.set_defaults(handler=_ports)
+
+
+def _deck_path(args: argparse.Namespace) -> Path:
+    return Path(args.deck) if args.deck else home() / "deck.toml"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("wasmdeck: %(message)s"))
+    logger = logging.getLogger("wasmdeck.daemon")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        daemon = Daemon(_deck_path(args), midi=not args.no_midi)
+    except DeckError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    asyncio.run(_run(daemon))
+    return 0
+
+
+async def _run(daemon: Daemon) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, daemon.stop)
+
+    def ready() -> None:
+        status = daemon.status()
+        midi = status["midi"]
+        print(
+            f"wasmdeck: serving {status['deck']}: {status['bindings']} bindings, "
+            f"{len(status['plugins'])} plugins, mode {status['mode']}; "
+            f"MIDI in {', '.join(midi['inputs']) or '-'}, out {', '.join(midi['outputs']) or '-'}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    await daemon.run(ready=ready)
+    print("wasmdeck: stopped", file=sys.stderr, flush=True)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import mido  # type: ignore[import-untyped]
+
+    try:
+        midi_file = mido.MidiFile(args.file)
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise UsageError(f"{args.file} is not a readable Standard MIDI File: {exc}") from None
+    try:
+        daemon = Daemon(_deck_path(args), midi=False, control=False, clock=ReplayClock())
+    except DeckError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    inputs = [d.name for d in daemon.deck.devices.values() if d.input is not None]
+    device = args.device or (inputs[0] if inputs else None)
+    if args.device is not None and args.device not in inputs:
+        raise UsageError(
+            f"no device {args.device!r} with an input in the deck: {', '.join(inputs) or '-'}"
+        )
+    timeline: list[tuple[float, Any]] = []
+    at = 0.0
+    for message in midi_file:  # delta times in seconds, tempo applied
+        at += message.time
+        if not message.is_meta:
+            timeline.append((at, message))
+    asyncio.run(daemon.replay(timeline, device))
+    for record in daemon.events:
+        print(json.dumps(record, ensure_ascii=True))
+    return 0
+
+
+def _ports(args: argparse.Namespace) -> int:
+    inputs, outputs = list_ports()
+    for name in inputs:
+        print(f"in   {_printable(name)}")
+    for name in outputs:
+        print(f"out  {_printable(name)}")
+    return 0
+
+
+def _printable(text: str) -> str:
+    """A port name as the terminal may show it: control characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

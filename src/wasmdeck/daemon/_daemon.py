@@ -1,0 +1,535 @@
+"""``Daemon``: the deck running — sources in, plugin calls out, feedback back.
+
+One asyncio loop does everything but the plugin calls: MIDI callbacks,
+webhook and OSC servers and timers hand events to it, the trigger engine
+(triggers/) turns them into firings, and each firing's actions run as a
+task of their own, their plugin calls queued on that plugin's worker
+(``_workers.py``). The engine and the running deck are touched only on the
+loop, so a reload swaps them between two events: none is lost, none
+applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from .. import _json
+from .._context import TriggerContext
+from .._errors import WasmdeckError
+from ..deck import Action, Binding, DeckError, Feedback, MidiMessage, render
+from ..triggers import Event, Firing, MidiEvent, TriggerEngine
+from ._loading import ReadyDeck, prepare
+from ._metrics import Metrics
+from ._workers import PluginWorker
+
+__all__ = ["Daemon", "ReplayClock"]
+
+log = logging.getLogger("wasmdeck.daemon")
+
+
+class Daemon:
+    """Runs the deck at ``deck_path`` until ``stop()``.
+
+    ``midi`` opens the deck's MIDI devices (off for decks driven only by
+    webhooks, OSC or by hand); ``queue_size`` bounds each plugin's queue.
+    """
+
+    def __init__(
+        self,
+        deck_path: str | os.PathLike[str],
+        *,
+        midi: bool = True,
+        control: bool = True,
+        queue_size: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deck_path = Path(deck_path)
+        self.metrics = Metrics()
+        self._use_midi = midi
+        self._use_control = control
+        self.control: Any = None
+        self.webhooks: Any = None
+        self.osc: Any = None
+        self._queue_size = queue_size
+        self._clock = clock
+        self._ready = prepare(self.deck_path)  # a bad deck never starts: DeckError
+        self.engine = TriggerEngine(self._ready.deck, clock=clock)
+        self._workers: dict[str, PluginWorker] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None
+        self._midi: Any = None
+        self._lit: dict[tuple[str, int, str, int], Feedback] = {}  # pads lit, by where
+        self._pressed: dict[tuple[str | None, int, int], list[Binding]] = {}
+        self.events: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
+        self.reloads = 0
+        self.started = time.time()
+        self.servers: list[Any] = []  # things with an async close(): webhooks, OSC, control
+
+    @property
+    def deck(self) -> Any:
+        return self._ready.deck
+
+    @property
+    def secrets(self) -> dict[str, bytes]:
+        """Each webhook binding's secret, read when the deck was loaded."""
+        return self._ready.secrets
+
+    # -- running ---------------------------------------------------------------
+
+    async def run(self, *, ready: Callable[[], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        # One thread per plugin at most is busy at a time; a pool that size
+        # means a slow plugin never takes another's thread.
+        loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
+        )
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._start_workers(self._ready)
+        if self._use_midi and self.deck.devices:
+            from ._midi import MidiIO
+
+            self._midi = MidiIO(self.deck, loop, self._on_midi)
+        await self._start_servers()
+        for firing in self.engine.start():
+            self._dispatch(firing)
+        ticker = loop.create_task(self._tick(), name="timers")
+        watcher = loop.create_task(self._watch(), name="deck watcher")
+        if ready is not None:
+            ready()
+        await self._stopping.wait()
+        ticker.cancel()
+        watcher.cancel()
+        await self._drain()
+
+    async def replay(self, messages: Iterable[tuple[float, Any]], device: str | None) -> None:
+        """Feed MIDI messages (seconds since the start, a mido message) through the deck, then stop.
+
+        No ports, servers or watcher: a dry run. The engine's clock is the
+        file's (the daemon must be made with a clock ``replay`` can set: a
+        ``ReplayClock``), so long presses and chords fire as they would
+        have, at once.
+        """
+        clock = self._clock
+        if not isinstance(clock, ReplayClock):
+            raise TypeError("replay needs a Daemon made with clock=ReplayClock()")
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
+        )
+        self._stopping = asyncio.Event()
+        self._start_workers(self._ready)
+        for firing in self.engine.start():
+            self._dispatch(firing)
+        for at, message in messages:
+            while (deadline := self.engine.next_deadline()) is not None and deadline <= at:
+                clock.now = max(clock.now, deadline)
+                for firing in self.engine.poll():
+                    self._dispatch(firing)
+            clock.now = max(clock.now, at)
+            self._on_midi(device or "", message)
+            await asyncio.sleep(0)  # let each event's actions start in order
+        self._stopping.set()
+        await self._drain()
+
+    def stop(self) -> None:
+        """Stop taking events; ``run`` returns once the calls in flight are done."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def _start_servers(self) -> None:
+        from ._http import HttpServer
+
+        listen = self.deck.listen
+        if listen.webhooks is not None:
+            from ._webhooks import WebhookApp
+
+            self.webhooks = HttpServer(WebhookApp(self), *listen.webhooks)
+            self.webhooks.start()
+            self.servers.append(self.webhooks)
+            log.info("webhooks on http://%s:%d", self.webhooks.host, self.webhooks.port)
+        if listen.osc is not None:
+            from ._osc import OscServer
+
+            self.osc = OscServer(self, *listen.osc)
+            await self.osc.start()
+            self.servers.append(self.osc)
+            log.info("OSC on udp://%s:%d", self.osc.host, self.osc.port)
+        if self._use_control:
+            from ._control import ControlAPI
+
+            self.control = ControlAPI(self)
+            server = HttpServer(self.control, "127.0.0.1", 0)
+            server.start()
+            self.control.publish(server.port)
+            self.servers.append(server)
+
+    async def _watch(self) -> None:
+        """Reload the deck when its file changes (a bad edit is refused; the deck runs on)."""
+        import watchfiles
+
+        target = self.deck_path.resolve()
+        async for changes in watchfiles.awatch(target.parent, debounce=50, step=20):
+            if any(Path(path) == target for _, path in changes) and target.exists():
+                await self.reload()
+
+    async def _drain(self) -> None:
+        if self.control is not None:
+            self.control.withdraw()
+        for server in self.servers:
+            await server.close()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=30)
+        for worker in self._workers.values():
+            await worker.drain()
+        for worker in self._workers.values():
+            worker.close()
+        if self._midi is not None:
+            self._midi.close()
+
+    def _start_workers(self, ready: ReadyDeck) -> None:
+        for name, plugin in ready.plugins.items():
+            if name not in self._workers:
+                self._workers[name] = PluginWorker(
+                    name, plugin, self.metrics, size=self._queue_size
+                )
+
+    async def _tick(self) -> None:
+        """Poll the engine when a long press or a timer is due (or the deck changed)."""
+        assert self._wake is not None
+        while True:
+            deadline = self.engine.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            for firing in self.engine.poll():
+                self._dispatch(firing)
+
+    # -- events ----------------------------------------------------------------
+
+    def _on_midi(self, device: str, message: Any) -> None:
+        event = MidiEvent.from_mido(message, device)
+        if event is None:
+            return
+        self.feed(event)
+        if event.type == "note_off":
+            self._released(event)
+
+    def feed(self, event: Event, *, only: set[str] | None = None) -> list[Firing]:
+        """Match one event and start the actions of what it fires (on the loop).
+
+        ``only`` limits it to these bindings (webhooks: those whose secret matched).
+        """
+        if self._stopping is not None and self._stopping.is_set():
+            self.metrics.events_dropped += 1
+            return []
+        self.metrics.events_in += 1
+        firings = self.engine.feed(event)
+        if only is not None:
+            firings = [f for f in firings if f.binding.name in only]
+        for firing in firings:
+            self._dispatch(firing)
+        if self._wake is not None and self.engine.next_deadline() is not None:
+            self._wake.set()  # a long press may have started its clock
+        return firings
+
+    def fire(self, name: str) -> Firing:
+        firing = self.engine.fire(name)
+        self._dispatch(firing)
+        return firing
+
+    def set_mode(self, name: str) -> None:
+        self.engine.set_mode(name)
+        self._mode_changed()
+
+    def _dispatch(self, firing: Firing) -> None:
+        binding = firing.binding
+        log.debug("trigger %s (%s) in mode %s", binding.name, binding.trigger.kind, firing.mode)
+        self.metrics.fired(binding.name)
+        self._press_feedback(firing)
+        task = asyncio.get_running_loop().create_task(self._run_actions(firing))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_actions(self, firing: Firing) -> None:
+        for action in firing.binding.actions:
+            started = time.perf_counter()
+            record: dict[str, Any] = {
+                "time": time.time(),
+                "binding": firing.binding.name,
+                "trigger": firing.binding.trigger.kind,
+                "action": action.kind,
+            }
+            try:
+                result = await self._perform(action, firing, record)
+            except (WasmdeckError, ValueError) as exc:
+                record["error"] = f"{type(exc).__name__}: {exc}"
+                log.warning("binding %s: %s", firing.binding.name, record["error"])
+                self._record(record, started)
+                return  # the rest of the sequence depended on this step
+            if result is not None:
+                record["result"] = result.decode("utf-8", "replace")[:1000]
+                self._state_feedback(firing.binding, result)
+            self._record(record, started)
+
+    async def _perform(
+        self, action: Action, firing: Firing, record: dict[str, Any]
+    ) -> bytes | None:
+        if action.kind == "mode":
+            assert action.mode is not None
+            self.set_mode(action.mode)
+            record["mode"] = action.mode
+            return None
+        if action.kind == "delay":
+            await asyncio.sleep(action.delay_ms / 1000)
+            return None
+        if action.kind == "midi":
+            assert action.midi is not None
+            self._send(action.midi, firing.variables)
+            return None
+        assert action.plugin is not None
+        worker = self._workers[action.plugin]
+        variables = dict(firing.variables)
+        velocity = variables.get("velocity")
+        if isinstance(velocity, int):
+            velocity = variables["velocity"] = action.velocity.apply(velocity)
+        params = render(action.params, variables)
+        context = _context(firing, velocity if isinstance(velocity, int) else None, self.engine)
+        name = action.action or _only_action(worker)
+        record.update(plugin=action.plugin, plugin_action=name)
+        return await worker.submit(name, params, context, firing.binding.name)
+
+    def _record(self, record: dict[str, Any], started: float) -> None:
+        record["ms"] = round((time.perf_counter() - started) * 1000, 3)
+        self.events.append(record)
+        for listener in list(self._listeners):
+            # A slow `wasmdeck events` reader misses lines; it never slows the deck.
+            with contextlib.suppress(asyncio.QueueFull):
+                listener.put_nowait(record)
+
+    def listen(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(1000)
+        self._listeners.append(queue)
+        return queue
+
+    def unlisten(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        if queue in self._listeners:
+            self._listeners.remove(queue)
+
+    # -- feedback --------------------------------------------------------------
+
+    def _press_feedback(self, firing: Firing) -> None:
+        feedback = firing.binding.feedback
+        if feedback is None or feedback.state is not None:
+            return
+        self._light(feedback, True)
+        note = firing.variables.get("note")
+        if isinstance(note, int):
+            key = (firing.binding.trigger.device, firing.variables.get("channel") or 1, note)
+            self._pressed.setdefault(key, []).append(firing.binding)
+
+    def _released(self, event: MidiEvent) -> None:
+        assert event.note is not None
+        for binding in self._pressed.pop((event.device, event.channel, event.note), []):
+            if binding.feedback is not None:
+                self._light(binding.feedback, False)
+        for binding in self._pressed.pop((None, event.channel, event.note), []):
+            if binding.feedback is not None:
+                self._light(binding.feedback, False)
+
+    def _state_feedback(self, binding: Binding, result: bytes) -> None:
+        feedback = binding.feedback
+        if feedback is None or feedback.state is None:
+            return
+        try:
+            value: Any = _json.loads(result, what="the plugin's result") if result else None
+        except _json.JSONInputError:
+            value = None
+        for part in feedback.state.split(".")[1:]:
+            value = value.get(part) if isinstance(value, dict) else None
+        lit = bool(value) if feedback.equals is None else value == feedback.equals
+        if lit and feedback.group is not None:
+            for other in self.deck.bindings:
+                if (
+                    other.feedback is not None
+                    and other.feedback.group == feedback.group
+                    and other is not binding
+                ):
+                    self._light(other.feedback, False)
+        self._light(feedback, lit)
+
+    def _light(self, feedback: Feedback, on: bool) -> None:
+        if feedback.device is None:
+            return
+        channel = feedback.channel or 1
+        where = (
+            (feedback.device, channel, "note", feedback.note)
+            if feedback.note is not None
+            else (feedback.device, channel, "cc", feedback.controller or 0)
+        )
+        if on:
+            self._lit[where] = feedback
+            value = self._colour(feedback)
+        else:
+            self._lit.pop(where, None)
+            value = feedback.off
+        self._send_raw(where, value)
+
+    def _colour(self, feedback: Feedback) -> int:
+        if feedback.on == "mode":
+            mode = self.deck.modes.get(self.engine.mode) if self.engine.mode else None
+            return mode.color if mode is not None and mode.color is not None else 127
+        assert isinstance(feedback.on, int)
+        return feedback.on
+
+    def _mode_changed(self) -> None:
+        for where, feedback in list(self._lit.items()):
+            if feedback.on == "mode":
+                self._send_raw(where, self._colour(feedback))
+
+    def _send_raw(self, where: tuple[str, int, str, int], value: int) -> None:
+        if self._midi is None:
+            return
+        import mido  # type: ignore[import-untyped]
+
+        device, channel, kind, number = where
+        if kind == "note":
+            message = mido.Message("note_on", channel=channel - 1, note=number, velocity=value)
+        else:
+            message = mido.Message(
+                "control_change", channel=channel - 1, control=number, value=value
+            )
+        self._midi.send(device, message)
+
+    def _send(self, midi: MidiMessage, variables: dict[str, Any]) -> None:
+        if self._midi is None or midi.device is None:
+            return
+        import mido
+
+        fields: dict[str, Any] = {"channel": midi.channel - 1}
+        for key, target in (
+            ("note", "note"),
+            ("velocity", "velocity"),
+            ("controller", "control"),
+            ("value", "value"),
+            ("program", "program"),
+        ):
+            value = getattr(midi, key)
+            if value is not None:
+                value = render(value, variables) if isinstance(value, str) else value
+                if type(value) is not int or not 0 <= value <= 127:
+                    raise ValueError(f"MIDI {key} must be 0-127, not {value!r}")
+                fields[target] = value
+        self._midi.send(midi.device, mido.Message(midi.type, **fields))
+
+    # -- reload and status -----------------------------------------------------
+
+    async def reload(self) -> tuple[bool, str]:
+        """Load the deck file again; a bad one is refused and the running deck stays."""
+        running = {
+            n: (spec, w.plugin)
+            for n, w in self._workers.items()
+            if (spec := self.deck.plugins.get(n))
+        }
+        try:
+            ready = await asyncio.to_thread(prepare, self.deck_path, running)
+        except DeckError as exc:
+            log.error("the edited deck is refused; the running deck stays:\n%s", exc.message)
+            return False, exc.message
+        except (WasmdeckError, OSError) as exc:
+            log.error("the edited deck is refused; the running deck stays: %s", exc)
+            return False, str(exc)
+        # The swap: on the loop, between two events.
+        gone = [
+            w for n, w in self._workers.items() if n not in ready.plugins or n not in ready.reused
+        ]
+        for worker in gone:
+            del self._workers[worker.name]
+        self._ready = ready
+        self.engine.swap(ready.deck)
+        self._start_workers(ready)
+        if self._midi is not None:
+            self._midi.open(ready.deck)
+        if self._wake is not None:
+            self._wake.set()
+        self.reloads += 1
+        for worker in gone:  # finish what they had, then let them go
+            task = asyncio.get_running_loop().create_task(_retire(worker))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        log.info("deck reloaded: %d bindings", len(ready.deck.bindings))
+        return True, f"reloaded: {len(ready.deck.bindings)} bindings"
+
+    def status(self) -> dict[str, Any]:
+        summary = self.metrics.summary()
+        plugins = {}
+        for name, worker in self._workers.items():
+            plugins[name] = {
+                "plugin": worker.plugin.name,
+                "version": worker.plugin.metadata.version,
+                "pending": worker.pending,
+                **summary["plugins"].get(name, {"calls": 0, "errors": {}, "drops": 0}),
+            }
+        return {
+            "deck": str(self.deck_path),
+            "mode": self.engine.mode,
+            "modes": list(self.deck.modes),
+            "bindings": len(self.deck.bindings),
+            "plugins": plugins,
+            "fired": summary["bindings"],
+            "events_in": summary["events_in"],
+            "events_dropped": summary["events_dropped"],
+            "reloads": self.reloads,
+            "uptime_s": round(time.time() - self.started, 1),
+            "midi": {
+                "inputs": sorted(self._midi.inputs) if self._midi else [],
+                "outputs": sorted(self._midi.outputs) if self._midi else [],
+            },
+        }
+
+
+class ReplayClock:
+    """A clock that ``Daemon.replay`` moves along a MIDI file's timeline."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _retire(worker: PluginWorker) -> None:
+    await worker.drain()
+    worker.close()
+
+
+def _only_action(worker: PluginWorker) -> str:
+    actions = worker.plugin.metadata.actions or ()
+    return actions[0].name if len(actions) == 1 else ""
+
+
+def _context(firing: Firing, velocity: int | None, engine: TriggerEngine) -> TriggerContext:
+    fields = firing.context
+    value = fields.get("value")
+    return TriggerContext(
+        velocity=velocity,
+        mode=engine.mode_number(),
+        timestamp=int(firing.variables.get("timestamp") or time.time() * 1000),
+        kind=fields.get("kind"),
+        channel=fields.get("channel"),
+        note=fields.get("note"),
+        controller=fields.get("controller"),
+        value=value if isinstance(value, int) else None,
+    )

@@ -1,0 +1,101 @@
+"""A deck made ready to run: checked, its plugins loaded, its secrets read.
+
+Everything that can fail happens here, before the running deck is touched,
+so a bad deck (or a bad edit to a running one) is refused whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..deck import (
+    Deck,
+    DeckError,
+    DeckProblem,
+    PluginSpec,
+    SecretMissing,
+    check_deck,
+    read_deck,
+    resolve_secret,
+    resolve_secrets,
+)
+from ..packages import PluginManager, load_package
+from ..runtime import Limits, Plugin
+
+__all__ = ["ReadyDeck", "prepare"]
+
+
+@dataclass
+class ReadyDeck:
+    deck: Deck
+    plugins: dict[str, Plugin]  # by deck plugin name; new ones, or reused ones
+    reused: set[str]
+    secrets: dict[str, bytes]  # webhook binding -> its secret
+
+
+def prepare(
+    path: Path, running: Mapping[str, tuple[PluginSpec, Plugin]] | None = None
+) -> ReadyDeck:
+    """Read, check and load the deck at ``path``; raises ``DeckError`` (or ``WasmdeckError``).
+
+    ``running`` maps the plugins of the deck now running to their spec and
+    instance: a plugin whose spec is unchanged is reused (its state and
+    compiled code stay), so a reload only loads what changed.
+    """
+    deck = read_deck(path)
+    check_deck(deck)
+    label = str(path)
+    secrets: dict[str, bytes] = {}
+    problems: list[DeckProblem] = []
+    for binding in deck.bindings:
+        auth = binding.trigger.auth
+        if auth is None:
+            continue
+        try:
+            secrets[binding.name] = resolve_secret(auth.secret).encode()
+        except SecretMissing as exc:
+            line, column = (
+                deck.positions.where((*binding.where, "trigger")) if deck.positions else (1, 1)
+            )
+            problems.append(DeckProblem(label, line, column, f"binding {binding.name!r}: {exc}"))
+    configs = {}
+    for name, spec in deck.plugins.items():
+        try:
+            configs[name] = resolve_secrets(spec.config)
+        except SecretMissing as exc:
+            line, column = (
+                deck.positions.where(("plugins", name, "config")) if deck.positions else (1, 1)
+            )
+            problems.append(DeckProblem(label, line, column, f"plugin {name!r}: {exc}"))
+    if problems:
+        raise DeckError(problems)
+    plugins: dict[str, Plugin] = {}
+    reused: set[str] = set()
+    try:
+        for name, spec in deck.plugins.items():
+            current = (running or {}).get(name)
+            if current is not None and current[0] == spec:
+                plugins[name] = current[1]
+                reused.add(name)
+            else:
+                plugins[name] = _load(spec, configs[name])
+    except BaseException:
+        for name, plugin in plugins.items():
+            if name not in reused:
+                plugin.close()
+        raise
+    return ReadyDeck(deck, plugins, reused, secrets)
+
+
+def _load(spec: PluginSpec, config: dict[str, object]) -> Plugin:
+    limits = Limits(timeout=spec.timeout_ms / 1000) if spec.timeout_ms else None
+    if spec.installed is not None:
+        return PluginManager().load(spec.installed, limits=limits, config=config)
+    assert spec.path is not None
+    with spec.path.open("rb") as file:
+        wasm = file.read(4) == b"\0asm"
+    if wasm:
+        return Plugin(spec.path, grants=spec.grants, config=config, limits=limits)
+    return load_package(spec.path, grants=spec.grants, config=config, limits=limits)

@@ -1,0 +1,268 @@
+"""``wasmdeck serve`` end to end: a real JACK server, the real CLI, real plugins.
+
+The test plays a controller: it sends MIDI from its own JACK ports into the
+host's input and reads the feedback from the host's output.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jack import Controller, jack_server  # noqa: F401
+from test_example_obs import obs_wasm  # noqa: F401  (the OBS example, built once)
+
+DECK = """\
+version = 1
+
+[plugins.velocity]
+path = "velocity.wasm"
+
+[devices.pad]
+input = "{client}:pad-out"
+output = "{client}-fb:pad-in"
+
+[modes.live]
+color = 21
+[modes.edit]
+color = 5
+
+[[bindings]]
+name = "hit"
+trigger = {{ kind = "note_on", device = "pad", note = 36 }}
+actions = [{{ plugin = "velocity", action = "pick", params = {{ choices = ["dark", "lit"] }} }}]
+feedback = {{ state = "result.choice", equals = "lit", on = 127 }}
+
+[[bindings]]
+name = "pad"
+trigger = {{ kind = "note_on", device = "pad", note = 40 }}
+actions = [{{ plugin = "velocity", action = "scale" }}]
+feedback = {{ on = "mode" }}
+
+[[bindings]]
+name = "to-edit"
+mode = "live"
+trigger = {{ kind = "note_on", device = "pad", note = 41 }}
+actions = [{{ mode = "edit" }}, {{ midi = {{ type = "control_change", controller = 1, value = "{{velocity}}" }} }}]
+"""
+
+
+class Host:
+    """``wasmdeck serve`` in a child process; stderr read on a thread."""
+
+    def __init__(self, deck: Path, env: dict[str, str]) -> None:
+        self.env = env
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wasmdeck", "serve", "--deck", str(deck), "-v"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(
+                    f"no {text!r} from the host; it said:\n{''.join(self.log)}"
+                ) from None
+            if text in line:
+                return line
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+_CLIENTS = itertools.count()
+
+
+@pytest.fixture
+def controller(jack_server: dict[str, str]) -> Iterator[Controller]:  # noqa: F811
+    # A JACK client name of its own per test: a closing one may linger a moment.
+    pad = Controller(f"pad{os.getpid()}x{next(_CLIENTS)}")
+    yield pad
+    pad.close()
+
+
+@pytest.fixture
+def host(
+    tmp_path: Path,
+    velocity_wasm: Path,
+    controller: Controller,
+    jack_server: dict[str, str],  # noqa: F811
+) -> Iterator[Host]:
+    shutil.copy(velocity_wasm, tmp_path / "velocity.wasm")
+    (tmp_path / "deck.toml").write_text(DECK.format(client=controller.client))
+    env = {**jack_server, "WASMDECK_HOME": str(tmp_path / "home")}
+    running = Host(tmp_path / "deck.toml", env)
+    running.wait_for("wasmdeck: serving")
+    yield running
+    running.stop()
+
+
+def note(controller: Controller) -> tuple[str, int, int]:
+    message = controller.receive()
+    if message.type == "control_change":
+        return (message.type, message.control, message.value)
+    return (message.type, message.note, message.velocity)
+
+
+def test_pads_drive_a_plugin_and_its_result_lights_the_pad(
+    host: Host, controller: Controller
+) -> None:
+    controller.send("note_on", note=36, velocity=100)  # hard: the plugin picks "lit"
+    assert note(controller) == ("note_on", 36, 127)
+    controller.send("note_on", note=36, velocity=20)  # soft: "dark"
+    assert note(controller) == ("note_on", 36, 0)
+    host.wait_for("trigger hit")  # one line per trigger at debug level (-v)
+
+
+def test_press_feedback_in_the_modes_colour_and_mode_changes(
+    host: Host, controller: Controller
+) -> None:
+    controller.send("note_on", note=40, velocity=90)
+    assert note(controller) == ("note_on", 40, 21)  # live's colour
+    controller.send("note_off", note=40, velocity=0)
+    assert note(controller) == ("note_on", 40, 0)
+    controller.send("note_on", note=41, velocity=77)  # to edit, then a CC with the velocity
+    assert note(controller) == ("control_change", 1, 77)
+    controller.send("note_on", note=40, velocity=90)
+    assert note(controller) == ("note_on", 40, 5)  # edit's colour
+    controller.send("note_on", note=41, velocity=77)  # "to-edit" is a live binding: nothing now
+    controller.send("note_off", note=40, velocity=0)
+    assert note(controller) == ("note_on", 40, 0)
+
+
+def test_sigterm_stops_the_host_with_exit_0(host: Host, controller: Controller) -> None:
+    controller.send("note_on", note=36, velocity=100)
+    assert note(controller) == ("note_on", 36, 127)
+    assert host.stop() == 0
+    host.wait_for("wasmdeck: stopped")
+
+
+def test_a_bad_deck_does_not_start(tmp_path: Path, jack_server: dict[str, str]) -> None:  # noqa: F811
+    (tmp_path / "deck.toml").write_text('version = 1\n[[bindings]]\nname = "x"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "wasmdeck", "serve", "--deck", str(tmp_path / "deck.toml")],
+        env={**jack_server, "WASMDECK_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 4
+    assert f"{tmp_path / 'deck.toml'}:2:1: a binding needs" not in result.stderr  # named, not this
+    assert "binding 'x' needs a trigger" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+OBS_DECK = """\
+version = 1
+
+[plugins.obs]
+path = "obs.wasm"
+grants = ["network:127.0.0.1:{port}"]
+config = {{ url = "{url}", password = {{ env = "OBS_PASSWORD" }} }}
+
+[devices.pad]
+input = "{client}:pad-out"
+output = "{client}-fb:pad-in"
+
+[[bindings]]
+name = "live"
+trigger = {{ kind = "note_on", device = "pad", note = 36 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Live" }} }}]
+feedback = {{ state = "result.scene", equals = "Live", group = "scenes" }}
+
+[[bindings]]
+name = "brb"
+trigger = {{ kind = "note_on", device = "pad", note = 37 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Be Right Back" }} }}]
+feedback = {{ state = "result.scene", equals = "Be Right Back", group = "scenes" }}
+"""
+
+
+def test_pads_switch_obs_scenes_and_light_the_active_one(
+    tmp_path: Path,
+    obs_wasm: Path,  # noqa: F811
+    obs_server: Any,
+    controller: Controller,
+    jack_server: dict[str, str],  # noqa: F811
+) -> None:
+    shutil.copy(obs_wasm, tmp_path / "obs.wasm")
+    deck = OBS_DECK.format(port=obs_server.port, url=obs_server.url, client=controller.client)
+    (tmp_path / "deck.toml").write_text(deck)
+    env = {
+        **jack_server,
+        "WASMDECK_HOME": str(tmp_path / "home"),
+        "OBS_PASSWORD": obs_server.password,
+    }
+    host = Host(tmp_path / "deck.toml", env)
+    try:
+        host.wait_for("wasmdeck: serving")
+        assert obs_server.state.program_scene == "Starting Soon"
+        controller.send("note_on", note=36, velocity=100)
+        assert [note(controller), note(controller)] == [("note_on", 37, 0), ("note_on", 36, 127)]
+        assert obs_server.state.program_scene == "Live"
+        controller.send("note_on", note=37, velocity=100)
+        assert [note(controller), note(controller)] == [("note_on", 36, 0), ("note_on", 37, 127)]
+        assert obs_server.state.program_scene == "Be Right Back"
+    finally:
+        assert host.stop() == 0
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "wasmdeck", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_the_cli_drives_the_running_host(host: Host, controller: Controller) -> None:
+    env = host.env
+    status = json.loads(cli(env, "status", "--json").stdout)
+    assert (status["mode"], status["bindings"], status["midi"]) == (
+        "live", 3, {"inputs": ["pad"], "outputs": ["pad"]}
+    )  # fmt: skip
+    assert cli(env, "mode", "edit").stdout == "mode edit\n"
+    assert cli(env, "fire", "pad").returncode == 0  # by hand: the press feedback, edit's colour
+    assert note(controller) == ("note_on", 40, 5)
+    missing = cli(env, "mode", "nope")
+    assert missing.returncode != 0 and "no mode named 'nope'" in missing.stderr
+    text = cli(env, "status").stdout
+    assert "mode edit" in text and "velocity (velocity 1.0.0): 1 calls" in text
