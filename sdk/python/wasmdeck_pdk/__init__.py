@@ -53,7 +53,6 @@ class PluginError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
 class Context:
     """The trigger that caused the request.
 
@@ -62,16 +61,44 @@ class Context:
     (None when the trigger has none): ``kind`` (the deck's trigger kind,
     e.g. ``"cc"``), ``channel`` (MIDI 1-16), ``note``, ``controller`` and
     ``value`` (the raw value: a CC value, a program, a pitch bend).
+
+    Those five come from the host's ``trigger`` interface, asked only when
+    one of them is first read: most actions never need them, and the host
+    call would otherwise double the cost of every call.
     """
 
-    velocity: int | None
-    mode: int | None
-    timestamp: int
-    kind: str | None = None
-    channel: int | None = None
-    note: int | None = None
-    controller: int | None = None
-    value: int | None = None
+    __slots__ = ("_trigger", "mode", "timestamp", "velocity")
+
+    def __init__(
+        self, velocity: int | None, mode: int | None, timestamp: int, **trigger: Any
+    ) -> None:
+        self.velocity = velocity
+        self.mode = mode
+        self.timestamp = timestamp
+        self._trigger: dict[str, Any] | None = trigger or None
+
+    def _field(self, name: str) -> Any:
+        if self._trigger is None:
+            self._trigger = _trigger_fields()
+        return self._trigger.get(name)
+
+    kind = property(lambda self: self._field("kind"))
+    channel = property(lambda self: self._field("channel"))
+    note = property(lambda self: self._field("note"))
+    controller = property(lambda self: self._field("controller"))
+    value = property(lambda self: self._field("value"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, by name."""
+        names = ("velocity", "mode", "timestamp", *_TRIGGER_FIELDS)
+        return {name: getattr(self, name) for name in names}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Context) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items())
+        return f"Context({fields})"
 
 
 Handler = Callable[[dict[str, Any], Context], Any]
@@ -178,7 +205,7 @@ class Plugin:
                 try:
                     params = json.loads(request.params) if request.params else {}
                     ctx = request.context
-                    context = Context(ctx.velocity, ctx.mode, ctx.timestamp, **_trigger_fields())
+                    context = Context(ctx.velocity, ctx.mode, ctx.timestamp)
                     return Ok(plugin.run(request.action, params, context))
                 except PluginError as exc:
                     return Err(exc.message)

@@ -5,7 +5,6 @@ errors, state across calls, WASI (stdio, env, files, clocks, random) and
 the host API.
 """
 
-import dataclasses
 import os
 import sys
 import time
@@ -40,7 +39,7 @@ def echo(params: dict, context: Context) -> dict:
 
 @plugin.action(description="The whole context, with the fields of wasmdeck:plugin@1.1.0")
 def trigger(params: dict, context: Context) -> dict:
-    return dataclasses.asdict(context)
+    return context.to_dict()
 
 
 @plugin.action(description="Count calls on this instance")
