@@ -144,9 +144,10 @@ class Adapter:
         label: str,
         limits: Limits,
         host: HostAPI,
-        stdout: LineLogger,
-        stderr: LineLogger,
     ) -> None:
+        # WASI stdout and stderr, line by line into the plugin's logger.
+        stdout = LineLogger(plugin_logger(label), logging.INFO, "stdout")
+        stderr = LineLogger(plugin_logger(label), logging.WARNING, "stderr")
         self.runtime = runtime
         self.limits = limits
         self.label = label  # the file name until metadata names the plugin

@@ -46,7 +46,6 @@ from ._sandbox import (
     new_store,
     trap_code_of,
 )
-from ._stdio import LineLogger, plugin_logger
 from ._wasiclock import ComponentClock
 
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
@@ -369,8 +368,6 @@ class ComponentPlugin(Adapter):
             label=label,
             limits=limits,
             host=host,
-            stdout=LineLogger(plugin_logger(label), logging.INFO, "stdout"),
-            stderr=LineLogger(plugin_logger(label), logging.WARNING, "stderr"),
         )
         self._component = compiled
         self._live: _Instance | None = None

@@ -14,7 +14,6 @@ buffer and frees it with ``dealloc`` only when it needs a larger one.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
@@ -44,7 +43,6 @@ from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
 from ._limits import Limits, MiB
 from ._memory import MemoryLimit
 from ._sandbox import describe_trap, instantiation_error, limit_error, new_store
-from ._stdio import LineLogger, plugin_logger
 from ._wasiclock import poll_oneoff
 
 __all__ = ["CoreModule"]
@@ -250,8 +248,6 @@ class CoreModule(Adapter):
             label=label,
             limits=limits,
             host=host,
-            stdout=LineLogger(plugin_logger(label), logging.INFO, "stdout"),
-            stderr=LineLogger(plugin_logger(label), logging.WARNING, "stderr"),
         )
         self._live: _Instance | None = None
         self._check_exports(module)
