@@ -4,11 +4,24 @@ Depends on the runtime and the top-level modules only; the host and the CLI
 build on it.
 """
 
+from .._errors import MalformedPackage, PackageError, SignatureInvalid, TamperedPackage
+from .._json import JSONInputError
+from .._json import dumps as json_dumps
+from .._json import loads as json_loads
 from ._config import ConfigStore
 from ._files import atomic_write
 from ._manager import InstalledPlugin, InstallPlan, LoadedPlugins, PluginManager
+from ._market import (
+    PACKAGE_CONTENT_TYPE,
+    MarketClient,
+    MarketError,
+    MarketVersion,
+    capability_risks,
+    check_download,
+    version_key,
+)
 from ._pack import build_package, find_module, project_fields
-from ._package import Manifest, Package, Signature, build_manifest
+from ._package import MAX_PACKAGE, Manifest, Package, Signature, build_manifest, version_tuple
 from ._signing import (
     PublicKey,
     SigningKey,
@@ -24,17 +37,27 @@ from ._verify import VerifiedPackage, check_compatible, load_package, open_packa
 
 __all__ = [
     "DEFAULT_POLICY",
+    "MAX_PACKAGE",
+    "PACKAGE_CONTENT_TYPE",
     "ConfigStore",
     "InstallPlan",
     "InstalledPlugin",
+    "JSONInputError",
     "LoadedPlugins",
+    "MalformedPackage",
     "Manifest",
+    "MarketClient",
+    "MarketError",
+    "MarketVersion",
     "Package",
+    "PackageError",
     "PluginManager",
     "Policy",
     "PublicKey",
     "Signature",
+    "SignatureInvalid",
     "SigningKey",
+    "TamperedPackage",
     "TrustLevel",
     "TrustStore",
     "Verdict",
@@ -42,10 +65,14 @@ __all__ = [
     "atomic_write",
     "build_manifest",
     "build_package",
+    "capability_risks",
     "check_compatible",
+    "check_download",
     "check_signature",
     "find_module",
     "generate_key",
+    "json_dumps",
+    "json_loads",
     "key_is_encrypted",
     "load_package",
     "load_public_key",
@@ -54,4 +81,6 @@ __all__ = [
     "project_fields",
     "read_bytes",
     "sign_package",
+    "version_key",
+    "version_tuple",
 ]
