@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pytest
@@ -213,12 +213,11 @@ class _Server(uvicorn.Server):
         yield
 
 
-class MarketServer:
-    """The marketplace app served on loopback from a thread; ``.url``, ``.market``."""
+class Served:
+    """An ASGI app on uvicorn on loopback, from a thread; ``.url``."""
 
-    def __init__(self, market: Market, **app_options: Any) -> None:
-        self.market = market
-        self.app = create_app(market, **app_options)
+    def __init__(self, app: Any) -> None:
+        self.app = app
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))
         self.port = int(self._socket.getsockname()[1])
@@ -229,7 +228,7 @@ class MarketServer:
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
         )
 
-    def __enter__(self) -> MarketServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         until = time.monotonic() + 30
         while not self._server.started:
@@ -242,6 +241,17 @@ class MarketServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._socket.close()
+
+
+class MarketServer(Served):
+    """The marketplace app served on loopback from a thread; ``.url``, ``.market``."""
+
+    def __init__(self, market: Market, **app_options: Any) -> None:
+        self.market = market
+        super().__init__(create_app(market, **app_options))
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
         self.market.close()
 
     def client(self, token: str | None = None) -> httpx.Client:
@@ -321,6 +331,7 @@ __all__ = [
     "MarketServer",
     "Postgres",
     "Registry",
+    "Served",
     "free_port",
     "make_market",
     "new_key",

@@ -13,8 +13,8 @@ the old key's signed consent or an explicit rotation, ``rotate``).
 from __future__ import annotations
 
 import base64
-import contextlib
 import binascii
+import contextlib
 import datetime
 import hashlib
 import re
@@ -31,6 +31,7 @@ from wasmdeck.packages import (
     PublicKey,
     capability_risks,
     check_signature,
+    rotation_message,
     version_key,
 )
 
@@ -47,14 +48,8 @@ VERSION = re.compile(r"^[0-9]{1,9}(?:\.[0-9]{1,9}){0,3}(?:-[0-9A-Za-z.-]{1,32})?
 CATEGORY = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 SORTS = ("relevance", "downloads", "rating", "recent", "name")
 TOKEN_PREFIX = "wdm_"
-ROTATION_DOMAIN = b"wasmdeck-market-rotation-v1\x00"
 MAX_REVIEW = 4000
 MAX_REASON = 500
-
-
-def rotation_message(package: str, new_key_id: str) -> bytes:
-    """What the old key signs to consent to ``new_key_id`` signing ``package`` next."""
-    return ROTATION_DOMAIN + package.encode() + b"\x00" + new_key_id.encode()
 
 
 def hash_token(token: str) -> str:

@@ -10,9 +10,10 @@ import sys
 from typing import Any
 
 from .._capabilities import Grant, describe_request, parse_grant
-from .._errors import ConsentRequired, RevokedKey, UsageError
+from .._errors import ConsentRequired, PluginNotFound, RevokedKey, UsageError
 from .._text import terminal_safe as safe
 from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
+from ._fetch import add_market_options, fetch, is_market_reference, split_reference
 from ._packages import POLICIES, usage_errors
 
 
@@ -20,13 +21,16 @@ def register(subparsers: Any) -> None:
     install = subparsers.add_parser(
         "install",
         help="install or upgrade a plugin from a package",
-        description="Verify PACKAGE (format, digest, signature, trust policy), show the "
+        description="Verify PACKAGE (a .wdpk file, or NAME[@VERSION] from the marketplace: "
+        "its digest and signature checked here, never a rollback) (format, digest, "
+        "signature, trust policy), show the "
         "capabilities it asks for with their risk, and install it once you consent: "
         "interactively on a terminal, with --yes (grant what it asks for) or with --grant "
         "(grant exactly these; narrower than asked is fine). Installing a new version of an "
         "installed plugin upgrades it, keeping its grants unless it asks for more.",
     )
-    install.add_argument("package", metavar="PACKAGE")
+    install.add_argument("package", metavar="PACKAGE", help="a .wdpk file or NAME[@VERSION]")
+    add_market_options(install)
     install.add_argument(
         "-y", "--yes", action="store_true", help="grant the capabilities it asks for"
     )
@@ -157,15 +161,33 @@ def _ask_scopes(plan: InstallPlan) -> list[Grant]:
 
 @usage_errors
 def _install(args: argparse.Namespace) -> int:
+    manager = PluginManager()
+    source: bytes | str = args.package
+    replace_signer = args.replace_signer
+    if is_market_reference(args.package):
+        name, version = split_reference(args.package)
+        try:
+            installed = manager.get(name)
+        except PluginNotFound:
+            installed = None
+        fetched = fetch(args, name, version, installed)
+        source, replace_signer = fetched.data, replace_signer or fetched.replace_signer
+    return run_install(manager, source, args, replace_signer=replace_signer)
+
+
+def run_install(
+    manager: PluginManager, source: bytes | str, args: argparse.Namespace, *, replace_signer: bool
+) -> int:
+    """The install of a local file or a downloaded package: the same checks, the same
+    consent screen."""
     policy = Policy.ALLOW_UNSIGNED if args.allow_unsigned else args.policy
     if args.allow_unsigned and args.policy and args.policy != Policy.ALLOW_UNSIGNED.value:
         raise UsageError("--allow-unsigned and --policy disagree; give one")
     grants = [parse_grant(g) for g in args.grant] if args.grant else None
-    manager = PluginManager()
     plan = manager.plan(
-        args.package,
+        source,
         policy=policy,
-        replace_signer=args.replace_signer,
+        replace_signer=replace_signer,
         allow_downgrade=args.allow_downgrade,
     )
     for line in plan.describe():

@@ -12,12 +12,18 @@ from ._config import ConfigStore
 from ._files import atomic_write
 from ._manager import InstalledPlugin, InstallPlan, LoadedPlugins, PluginManager
 from ._market import (
+    DEFAULT_MARKET,
     PACKAGE_CONTENT_TYPE,
     MarketClient,
+    MarketDownload,
     MarketError,
+    MarketSettings,
     MarketVersion,
     capability_risks,
     check_download,
+    fetch_from_market,
+    newest_listed,
+    rotation_message,
     version_key,
 )
 from ._pack import build_package, find_module, project_fields
@@ -36,6 +42,7 @@ from ._trust import DEFAULT_POLICY, Policy, TrustLevel, TrustStore, Verdict
 from ._verify import VerifiedPackage, check_compatible, load_package, open_package, read_bytes
 
 __all__ = [
+    "DEFAULT_MARKET",
     "DEFAULT_POLICY",
     "MAX_PACKAGE",
     "PACKAGE_CONTENT_TYPE",
@@ -47,7 +54,9 @@ __all__ = [
     "MalformedPackage",
     "Manifest",
     "MarketClient",
+    "MarketDownload",
     "MarketError",
+    "MarketSettings",
     "MarketVersion",
     "Package",
     "PackageError",
@@ -69,6 +78,7 @@ __all__ = [
     "check_compatible",
     "check_download",
     "check_signature",
+    "fetch_from_market",
     "find_module",
     "generate_key",
     "json_dumps",
@@ -77,9 +87,11 @@ __all__ = [
     "load_package",
     "load_public_key",
     "load_signing_key",
+    "newest_listed",
     "open_package",
     "project_fields",
     "read_bytes",
+    "rotation_message",
     "sign_package",
     "version_key",
     "version_tuple",

@@ -13,27 +13,52 @@ versions are never chosen unless asked for by number.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .._capabilities import KINDS
-from .._errors import TamperedPackage, WasmdeckError
-from .._json import JSONInputError, loads
+from .._errors import DowngradeRefused, TamperedPackage, WasmdeckError
+from .._home import home
+from .._json import JSONInputError, dumps, loads
 from .._metadata import CapabilityRequest
-from ._package import MAX_PACKAGE, version_tuple
+from ._files import atomic_write
+from ._package import MAX_PACKAGE, Package, version_tuple
+
+if TYPE_CHECKING:
+    from ._manager import InstalledPlugin
 
 __all__ = [
+    "DEFAULT_MARKET",
     "PACKAGE_CONTENT_TYPE",
     "MarketClient",
+    "MarketDownload",
     "MarketError",
+    "MarketSettings",
     "MarketVersion",
     "capability_risks",
     "check_download",
+    "fetch_from_market",
+    "newest_listed",
+    "rotation_message",
     "version_key",
 ]
+
+DEFAULT_MARKET = "http://127.0.0.1:8470"
+ROTATION_DOMAIN = b"wasmdeck-market-rotation-v1\x00"
+
+
+def rotation_message(package: str, new_key_id: str) -> bytes:
+    """What a package's old signing key signs to consent to ``new_key_id`` signing
+    its next versions (the marketplace's ``rotate``, docs/marketplace.md)."""
+    return ROTATION_DOMAIN + package.encode() + b"\x00" + new_key_id.encode()
+
 
 PACKAGE_CONTENT_TYPE = "application/vnd.wasmdeck.package.v1+wdpk"
 _SUFFIX = re.compile(r"^[0-9]+(?:\.[0-9]+)*(.*)$")
@@ -180,25 +205,7 @@ class MarketClient:
     def choose(self, name: str, version: str | None = None) -> MarketVersion:
         """The version to install: ``version`` exactly (yanked or not: it was asked
         for by number), else the newest that is not yanked, by our own ordering."""
-        versions = self.versions(name)
-        if version is not None:
-            for entry in versions:
-                if entry.version == version:
-                    return entry
-            listed = ", ".join(v.version for v in versions) or "(none)"
-            raise MarketError(
-                f"{name} has no version {version} on the marketplace; it has: {listed}",
-                status=404,
-                code="not_found",
-            )
-        usable = [v for v in versions if v.yanked is None]
-        if not usable:
-            raise MarketError(
-                f"{name} has no version that is not yanked; name one (NAME@VERSION)",
-                status=404,
-                code="not_found",
-            )
-        return max(usable, key=lambda v: version_key(v.version))
+        return _choose(name, self.versions(name), version)
 
     def download(self, entry: MarketVersion, *, progress: Progress | None = None) -> bytes:
         """The package file of ``entry``, checked against the index entry's size and
@@ -280,3 +287,155 @@ def check_download(entry: MarketVersion, package: Any) -> None:
             "the marketplace sent another package than it lists: " + "; ".join(problems),
             plugin=entry.name,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSettings:
+    """Which marketplace to use and the API token for it: ``--market``/``--token``,
+    else ``$WASMDECK_MARKET``/``$WASMDECK_MARKET_TOKEN``, else ``market.json`` in the
+    home (written by ``wasmdeck market login``, mode 0600), else the default URL."""
+
+    url: str = DEFAULT_MARKET
+    token: str | None = field(default=None, repr=False)
+
+    @staticmethod
+    def path() -> Path:
+        return home() / "market.json"
+
+    @classmethod
+    def load(cls, url: str | None = None, token: str | None = None) -> MarketSettings:
+        stored: dict[str, Any] = {}
+        path = cls.path()
+        if path.exists():
+            try:
+                value = loads(path.read_bytes(), what=str(path), max_bytes=64 << 10)
+            except JSONInputError as exc:
+                raise MarketError(
+                    f"{path} is damaged ({exc}); write it again with 'wasmdeck market login'"
+                ) from None
+            stored = value if isinstance(value, dict) else {}
+        chosen_url = url or os.environ.get("WASMDECK_MARKET") or stored.get("url") or DEFAULT_MARKET
+        chosen_token = token or os.environ.get("WASMDECK_MARKET_TOKEN")
+        if chosen_token is None and stored.get("url") == chosen_url:
+            chosen_token = stored.get("token") if isinstance(stored.get("token"), str) else None
+        return cls(str(chosen_url).rstrip("/"), chosen_token)
+
+    def save(self) -> Path:
+        path = self.path()
+        atomic_write(path, dumps({"url": self.url, "token": self.token}), mode=0o600)
+        return path
+
+    def client(self) -> MarketClient:
+        return MarketClient(self.url, token=self.token)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDownload:
+    """A package fetched from the marketplace and checked against its index entry."""
+
+    entry: MarketVersion
+    data: bytes
+    replace_signer: bool  # the installed version's key consented to the new signer
+    notes: tuple[str, ...] = ()
+
+
+def fetch_from_market(
+    client: MarketClient,
+    name: str,
+    version: str | None = None,
+    *,
+    installed: InstalledPlugin | None = None,
+    progress: Progress | None = None,
+) -> MarketDownload:
+    """Choose, download and check a package for install or update.
+
+    Refuses a rollback: with nothing pinned, a newest version older than the
+    installed one (``DowngradeRefused``); never picks a yanked version unless
+    ``version`` names it. The download must be the package the index lists
+    (``check_download``). A new signer is accepted here only with a consent the
+    installed key signed (``rotation_message``); otherwise the plugin manager's
+    own signer check decides (trust the new key, or ``--replace-signer``).
+    """
+    info = client.package(name)
+    versions = [MarketVersion.from_json(name, v) for v in info["versions"]]
+    entry = _choose(name, versions, version)
+    notes = []
+    if entry.yanked is not None:
+        notes.append(f"{name} {entry.version} is yanked ({entry.yanked}); installing it as pinned")
+    if isinstance(info.get("deprecated"), str):
+        notes.append(f"{name} is deprecated: {info['deprecated']}")
+    rollback = installed is not None and version_key(entry.version) < version_key(installed.version)
+    if rollback and version is None:
+        assert installed is not None
+        raise DowngradeRefused(
+            f"the marketplace offers {entry.version} as the newest, older than the "
+            f"installed {installed.version}: refusing a rollback (name a version with "
+            "NAME@VERSION and --allow-downgrade to install it anyway)",
+            plugin=name,
+        )
+    data = client.download(entry, progress=progress)
+    package = Package.parse(data)
+    check_download(entry, package)
+    replace = False
+    signature = installed.signature if installed is not None else None
+    if signature is not None and signature.key_id_hex != entry.key_id:
+        replace = _consented(info, name, signature.public_key, signature.key_id_hex, entry.key_id)
+    return MarketDownload(entry, data, replace, tuple(notes))
+
+
+def _choose(name: str, versions: list[MarketVersion], version: str | None) -> MarketVersion:
+    if version is not None:
+        for entry in versions:
+            if entry.version == version:
+                return entry
+        listed = ", ".join(v.version for v in versions) or "(none)"
+        raise MarketError(
+            f"{name} has no version {version} on the marketplace; it has: {listed}",
+            status=404,
+            code="not_found",
+        )
+    usable = [v for v in versions if v.yanked is None]
+    if not usable:
+        raise MarketError(
+            f"{name} has no version that is not yanked; name one (NAME@VERSION)",
+            status=404,
+            code="not_found",
+        )
+    return max(usable, key=lambda v: version_key(v.version))
+
+
+def _consented(
+    info: dict[str, Any], name: str, old_public: bytes, old: str | None, new: str
+) -> bool:
+    """Whether the package's rotations hold a consent by the installed key ``old``
+    to ``new``, signed over ``rotation_message`` (checked here, not believed)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    rotations = info.get("rotations")
+    for rotation in rotations if isinstance(rotations, list) else []:
+        if not isinstance(rotation, dict) or rotation.get("from_key") != old:
+            continue
+        if rotation.get("to_key") != new or not isinstance(rotation.get("consent"), str):
+            continue
+        try:
+            signature = base64.b64decode(rotation["consent"], validate=True)
+            Ed25519PublicKey.from_public_bytes(old_public).verify(
+                signature, rotation_message(name, new)
+            )
+        except (binascii.Error, ValueError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def newest_listed(client: MarketClient, name: str) -> MarketVersion | None:
+    """The newest version that is not yanked, or None when the package is not listed."""
+    try:
+        versions = client.versions(name)
+    except MarketError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    usable = [v for v in versions if v.yanked is None]
+    return max(usable, key=lambda v: version_key(v.version)) if usable else None
