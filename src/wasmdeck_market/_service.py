@@ -238,12 +238,17 @@ class Market:
             self._check_key(account, key_id, tx)
             row = self._check_name(account, name, version, key_id, tx)
             if row is None:
-                created = tx.one(
-                    "INSERT INTO packages (name, owner_id, description, keywords, author, "
-                    "category, homepage, license, readme, latest, signer_key_id, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (name, account.id, *fields.values(), version, key_id, now, now),
-                )
+                try:
+                    created = tx.one(
+                        "INSERT INTO packages (name, owner_id, description, keywords, author, "
+                        "category, homepage, license, readme, latest, signer_key_id, "
+                        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                        "RETURNING id",
+                        (name, account.id, *fields.values(), version, key_id, now, now),
+                    )
+                except self.db.integrity_errors:
+                    # Another process created it between our check and this insert.
+                    raise Conflict(f"{name} was just published by another request") from None
                 assert created is not None
                 package_id = int(created["id"])
             else:
