@@ -142,3 +142,20 @@ def test_two_processes_serve_one_postgresql_and_one_registry(
         assert sorted(r.status_code for r in answers) == [201, 409, 409, 409, 409, 409]
         versions = httpx.get(f"{b}/api/v1/packages/{name}").json()["versions"]
         assert [v["version"] for v in versions] == ["2.0.0", "1.0.0"]
+        # A new package published through both at once: one wins, no 500.
+        fresh = pack(tmp_path, signer, name=unique("fresh")).read_bytes()
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(
+                pool.map(
+                    lambda url: httpx.post(
+                        f"{url}/api/v1/packages",
+                        content=fresh,
+                        headers={**auth, **WDPK},
+                        timeout=30,
+                    ),
+                    [a, b] * 2,
+                )
+            )
+        assert sorted(r.status_code for r in answers) == [201, 409, 409, 409], [
+            r.text for r in answers
+        ]

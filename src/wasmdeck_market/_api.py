@@ -9,6 +9,7 @@ request into one call of ``Market`` and its answer into JSON; a refusal is
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from ._limits import RateLimiter, read_body
 from ._service import Account, Market
 
 __all__ = ["API", "Endpoint", "api_routes", "error_response", "openapi"]
+
+_log = logging.getLogger("wasmdeck_market")
 
 Handler = Callable[[Market, Request, Account | None], Awaitable[Response]]
 
@@ -460,6 +463,13 @@ def _endpoint(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             return await endpoint.handler(market, request, account)
         except MarketError as exc:
             return error_response(exc)
+        except Exception:
+            # A fault of ours or of a backend (the database or registry went away):
+            # logged with its traceback here, a plain 500 for the client.
+            _log.exception("%s %s failed", request.method, request.url.path)
+            return error_response(
+                MarketError("the marketplace failed; try again", status=500, code="internal")
+            )
 
     return handle
 

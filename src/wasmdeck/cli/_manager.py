@@ -21,13 +21,13 @@ def register(subparsers: Any) -> None:
     install = subparsers.add_parser(
         "install",
         help="install or upgrade a plugin from a package",
-        description="Verify PACKAGE (a .wdpk file, or NAME[@VERSION] from the marketplace: "
-        "its digest and signature checked here, never a rollback) (format, digest, "
-        "signature, trust policy), show the "
+        description="Verify PACKAGE (format, digest, signature, trust policy), show the "
         "capabilities it asks for with their risk, and install it once you consent: "
         "interactively on a terminal, with --yes (grant what it asks for) or with --grant "
         "(grant exactly these; narrower than asked is fine). Installing a new version of an "
-        "installed plugin upgrades it, keeping its grants unless it asks for more.",
+        "installed plugin upgrades it, keeping its grants unless it asks for more. PACKAGE may "
+        "be NAME or NAME@VERSION from the marketplace (--market): the download is checked "
+        "against the marketplace's index and verified here, and never rolls back.",
     )
     install.add_argument("package", metavar="PACKAGE", help="a .wdpk file or NAME[@VERSION]")
     add_market_options(install)

@@ -266,7 +266,7 @@ def _quote(part: str) -> str:
     return quote(part, safe="")
 
 
-def check_download(entry: MarketVersion, package: Any) -> None:
+def check_download(entry: MarketVersion, package: Package) -> None:
     """The package downloaded for ``entry`` must be the one the index describes:
     same name, version, module digest and signer (a swapped package is refused)."""
     signature = package.signature
