@@ -253,3 +253,46 @@ def test_a_new_signer_is_refused_unless_the_installed_key_consented(
     assert result.returncode == 0, result.stderr
     assert "the installed version's key consented" in result.stderr
     assert PluginManager().get(name).key_id == thief_id
+
+
+def test_a_signer_rotation_reaches_installed_clients_only_with_the_old_keys_consent(
+    sqlite_server: MarketServer, signer: Path, tmp_path: Path
+) -> None:
+    server = sqlite_server
+    token = server.publisher(signer)
+    name = unique("rotate")
+
+    def publish(key: Path, version: str) -> None:
+        (tmp_path / version).mkdir()
+        path = pack(tmp_path / version, key, name=name, version=version)
+        result = cli(server.url, "publish", path, token=token)
+        assert result.returncode == 0, result.stderr
+
+    publish(signer, "1.0.0")
+    assert cli(server.url, "install", name, "--yes").returncode == 0
+    laptop = new_key(tmp_path / "k", "laptop.key")
+    pub = laptop.with_name("laptop.key.pub")
+    assert cli(server.url, "market", "add-key", pub, token=token).returncode == 0
+    no_reason = cli(server.url, "market", "rotate", name, pub, token=token)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    rotated = cli(server.url, "market", "rotate", name, pub, "--consent-key", signer,
+                  "--reason", "new laptop", token=token)  # fmt: skip
+    assert rotated.returncode == 0 and "with the old key's consent" in rotated.stdout
+    publish(laptop, "2.0.0")
+    updated = cli(server.url, "update", name)
+    assert updated.returncode == 0, updated.stderr
+    assert PluginManager().get(name).key_id == load_signing_key(laptop).public.key_id
+    # An explicit rotation (no consent): installed clients refuse the new signer...
+    spare = new_key(tmp_path / "k", "spare.key")
+    spare_pub = spare.with_name("spare.key.pub")
+    assert cli(server.url, "market", "add-key", spare_pub, token=token).returncode == 0
+    explicit = cli(server.url, "market", "rotate", name, spare_pub, "--reason", "lost", token=token)
+    assert explicit.returncode == 0 and "explicit rotation" in explicit.stdout
+    publish(spare, "3.0.0")
+    refused = cli(server.url, "update", name)
+    assert refused.returncode == 4 and "--replace-signer" in refused.stderr, refused.stderr
+    assert PluginManager().get(name).version == "2.0.0"
+    # ... until the user accepts it.
+    accepted = cli(server.url, "update", name, "--replace-signer")
+    assert accepted.returncode == 0, accepted.stderr
+    assert PluginManager().get(name).version == "3.0.0"

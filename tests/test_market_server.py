@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from marketfix import MarketServer, make_market, new_key, pack, unique
+from marketfix import MarketServer, Postgres, make_market, new_key, pack, unique
 from starlette.routing import Route
 
 from wasmdeck.packages import Package, load_signing_key, sign_package
@@ -385,3 +385,26 @@ def test_openapi_describes_every_route(server: MarketServer) -> None:
     }
     assert described == served
     assert len(described) > 20
+
+
+def test_a_lost_database_connection_is_replaced(postgres: Postgres) -> None:
+    import psycopg
+
+    from wasmdeck_market import open_database
+
+    url = postgres.new_database()
+    db = open_database(url=url)
+    try:
+        with db.transaction() as tx:
+            assert tx.one("SELECT 1 AS one") == {"one": 1}
+        with psycopg.connect(postgres.url(), autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (url.rsplit("/", 1)[1],),
+            )
+        with pytest.raises(psycopg.OperationalError), db.transaction() as tx:
+            tx.one("SELECT 1 AS one")  # the request in flight fails (a JSON 500)...
+        with db.transaction() as tx:  # ... the next one gets a new connection
+            assert tx.one("SELECT 1 AS one") == {"one": 1}
+    finally:
+        db.close()

@@ -145,8 +145,19 @@ class Database:
 
     # -- shared ---------------------------------------------------------------
 
+    def _usable(self, conn: Any) -> bool:
+        return True
+
     def connection(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and not self._usable(conn):
+            # The server closed it (a restart, a failover): a new one, not a 500 forever.
+            with self._guard:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(Exception):
+                conn.close()
+            conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn
@@ -262,6 +273,9 @@ class PostgresDatabase(Database):
 
     def _connect(self) -> Any:
         return self._psycopg.connect(self.url, autocommit=False)
+
+    def _usable(self, conn: Any) -> bool:
+        return not (conn.closed or conn.broken)
 
     def _begin(self, conn: Any, write: bool) -> None:
         pass  # psycopg opens a transaction at the first statement

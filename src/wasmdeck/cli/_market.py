@@ -17,14 +17,16 @@ from .._text import terminal_safe as safe
 from ..packages import (
     MarketSettings,
     PluginManager,
+    load_public_key,
     newest_listed,
     open_package,
     read_bytes,
+    rotation_message,
     version_key,
 )
 from ._fetch import add_market_options, fetch, settings, split_reference
 from ._manager import run_install
-from ._packages import usage_errors
+from ._packages import add_passphrase_option, unlock_key, usage_errors
 
 
 def register(subparsers: Any) -> None:
@@ -86,11 +88,19 @@ def register(subparsers: Any) -> None:
 
     market = subparsers.add_parser(
         "market",
-        help="show or set the marketplace and its API token",
+        help="the marketplace: show it, log in, register a key, rotate a package's signer",
         description="Without arguments: the marketplace in use. 'login' stores --market "
-        "and the token (read from stdin, or --token) in market.json (0600) in the home.",
+        "and the token (read from stdin, or --token) in market.json (0600) in the home. "
+        "'add-key KEY.pub' registers a signing key to your account. 'rotate NAME "
+        "NEW.pub --reason TEXT' lets that key sign NAME's next versions: with "
+        "--consent-key OLD.key the old key signs its consent (clients then accept the "
+        "new signer); without, it is an explicit rotation users must accept themselves.",
     )
-    market.add_argument("action", nargs="?", choices=["login"])
+    market.add_argument("action", nargs="?", choices=["login", "add-key", "rotate"])
+    market.add_argument("operands", nargs="*", metavar="ARG")
+    market.add_argument("--reason", help="why the signer changes (rotate)")
+    market.add_argument("--consent-key", metavar="OLD.key", help="the old key, to consent")
+    add_passphrase_option(market)
     add_market_options(market, token=True)
     market.set_defaults(handler=_market)
 
@@ -190,6 +200,30 @@ def _update(args: argparse.Namespace) -> int:
     return 0
 
 
+def _authorized(market: MarketSettings) -> MarketSettings:
+    if not market.token:
+        raise UsageError(
+            "this needs an API token: --token, $WASMDECK_MARKET_TOKEN or 'wasmdeck market login'"
+        )
+    return market
+
+
+def _rotate(args: argparse.Namespace, market: MarketSettings) -> int:
+    name, pub = args.operands
+    if not args.reason:
+        raise UsageError("a rotation needs --reason")
+    new = load_public_key(pub)
+    consent = None
+    if args.consent_key:
+        old = unlock_key(args, args.consent_key)
+        consent = old.sign(rotation_message(name, new.key_id))
+    with _authorized(market).client() as client:
+        client.rotate(name, new.key_id, args.reason, consent=consent)
+    how = "with the old key's consent" if consent else "as an explicit rotation (no consent)"
+    print(safe(f"{name} is now signed by key {new.key_id}, {how}"))
+    return 0
+
+
 def _publish(args: argparse.Namespace) -> int:
     verified = open_package(read_bytes(args.package))  # the format and signature, here first
     if verified.package.signature is None:
@@ -228,9 +262,27 @@ def _yank(args: argparse.Namespace) -> int:
     return 0
 
 
+@usage_errors
 def _market(args: argparse.Namespace) -> int:
     current = settings(args)
-    if args.action != "login":
+    wanted = {None: 0, "login": 0, "add-key": 1, "rotate": 2}[args.action]
+    if len(args.operands) != wanted:
+        raise UsageError(
+            {
+                0: f"'{args.action or 'market'}' takes no operands",
+                1: "add-key takes the public key file: add-key KEY.pub",
+                2: "rotate takes the package and the new key: rotate NAME NEW.pub",
+            }[wanted]
+        )
+    if args.action == "add-key":
+        key = load_public_key(args.operands[0])
+        with _authorized(current).client() as client:
+            client.add_key(key.to_line())
+        print(safe(f"registered key {key.key_id} at {current.url}"))
+        return 0
+    if args.action == "rotate":
+        return _rotate(args, current)
+    if args.action is None:
         print(safe(f"marketplace: {current.url}"))
         print("token: " + ("set" if current.token else "none"))
         return 0

@@ -252,6 +252,26 @@ class MarketClient:
             raise MarketError("the marketplace sent a malformed answer")
         return result
 
+    def add_key(self, public_key_line: str) -> dict[str, Any]:
+        """Register a public key (the ``.pub`` line) to the token's account."""
+        result = self._request("POST", "/keys", json={"public_key": public_key_line})
+        if not isinstance(result, dict):
+            raise MarketError("the marketplace sent a malformed answer")
+        return result
+
+    def rotate(
+        self, name: str, key_id: str, reason: str, *, consent: bytes | None = None
+    ) -> dict[str, Any]:
+        """Let ``key_id`` sign ``name`` from now on; ``consent`` is the old key's
+        signature over ``rotation_message(name, key_id)``."""
+        body: dict[str, Any] = {"key_id": key_id, "reason": reason}
+        if consent is not None:
+            body["consent"] = base64.b64encode(consent).decode()
+        result = self._request("POST", f"/packages/{_quote(name)}/rotate", json=body)
+        if not isinstance(result, dict):
+            raise MarketError("the marketplace sent a malformed answer")
+        return result
+
     def yank(self, name: str, version: str, reason: str, *, undo: bool = False) -> dict[str, Any]:
         path = f"/packages/{_quote(name)}/versions/{_quote(version)}/yank"
         result = self._request("DELETE" if undo else "POST", path, json={"reason": reason})
