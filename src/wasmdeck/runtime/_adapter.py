@@ -156,6 +156,9 @@ class Adapter:
         self._deadline = 0.0  # monotonic time the current call must end by
         self._fuel = limits.fuel
         self._ticks = runtime.deadline_ticks(limits.timeout)
+        # The epoch count when the live store's deadline was last armed (see _arm).
+        self._epoch = runtime.epoch
+        self._epoch_armed = -1
         self._action: str | None = None  # the action being run, for error messages
         # One log budget per call over stdout, stderr and the log host function.
         self._log_budget = stdout.budget = stderr.budget = LogBudget(
@@ -226,7 +229,10 @@ class Adapter:
         error = capi.set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
-        capi.set_epoch_deadline(ctx, self._ticks)
+        epoch = self._epoch.value
+        if epoch != self._epoch_armed:  # else the deadline set then still holds (EpochCount)
+            self._epoch_armed = epoch
+            capi.set_epoch_deadline(ctx, self._ticks)
 
     def _flush(self) -> None:
         self._stdout.flush()

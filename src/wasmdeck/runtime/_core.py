@@ -376,6 +376,7 @@ class CoreModule(Adapter):
         return used
 
     def _instantiate(self) -> _Instance:
+        self._epoch_armed = self._epoch.value  # read before new_store arms the deadline
         store, ctx = new_store(
             self.runtime,
             self.limits,
@@ -548,7 +549,10 @@ class CoreModule(Adapter):
         error = _set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
-        _set_epoch_deadline(ctx, self._ticks)
+        epoch = self._epoch.value
+        if epoch != self._epoch_armed:  # else the deadline armed then still holds (EpochCount)
+            self._epoch_armed = epoch
+            _set_epoch_deadline(ctx, self._ticks)
         _pack_args(live.args, 0, buf, size)
         error = _call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
         if self._stdout.pending or self._stderr.pending:
