@@ -102,6 +102,13 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
+    with running_postgres() as pg:
+        yield pg
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[Postgres]:
+    """A PostgreSQL server in a temporary directory, stopped and removed on exit."""
     initdb, server = _tool("initdb"), _tool("postgres")
     root = Path(tempfile.mkdtemp(prefix="wasmdeck-pg-"))
     prefix: list[str] = []
@@ -173,6 +180,13 @@ class Registry:
 
 @pytest.fixture(scope="session")
 def registry() -> Iterator[Registry]:
+    with running_registry() as reg:
+        yield reg
+
+
+@contextlib.contextmanager
+def running_registry() -> Iterator[Registry]:
+    """Debian's docker-registry on a free port, stopped and removed on exit."""
     binary = shutil.which("docker-registry") or shutil.which("registry")
     if binary is None:
         pytest.fail(
@@ -338,6 +352,8 @@ __all__ = [
     "pack",
     "postgres",
     "registry",
+    "running_postgres",
+    "running_registry",
     "server",
     "signer",
     "unique",
