@@ -109,17 +109,19 @@ def params_json(params: Params) -> bytes:
     if params is None:
         return b"{}"
     if isinstance(params, bytes | bytearray | memoryview):
-        data = bytes(params)
-        text = data.strip(b" \t\r\n")
-        if text[:1] != b"{" or text[-1:] != b"}":
-            raise ValueError(
-                "params given as bytes must be an encoded JSON object ({...}), not "
-                f"{data[:40]!r}{'...' if len(data) > 40 else ''}"
-            )
-        try:
-            data.decode()
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"params given as bytes are not UTF-8: {exc.reason}") from None
+        data = params if type(params) is bytes else bytes(params)
+        if data[:1] != b"{" or data[-1:] != b"}":  # else the same, around whitespace
+            text = data.strip(b" \t\r\n")
+            if text[:1] != b"{" or text[-1:] != b"}":
+                raise ValueError(
+                    "params given as bytes must be an encoded JSON object ({...}), not "
+                    f"{data[:40]!r}{'...' if len(data) > 40 else ''}"
+                )
+        if not data.isascii():  # ASCII is UTF-8, and checked without decoding
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"params given as bytes are not UTF-8: {exc.reason}") from None
         return data
     if isinstance(params, Mapping):
         return params_json(dict(params))
