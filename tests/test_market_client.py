@@ -296,3 +296,17 @@ def test_a_signer_rotation_reaches_installed_clients_only_with_the_old_keys_cons
     accepted = cli(server.url, "update", name, "--replace-signer")
     assert accepted.returncode == 0, accepted.stderr
     assert PluginManager().get(name).version == "3.0.0"
+
+
+def test_search_results_reach_the_terminal_escaped(
+    sqlite_server: MarketServer, signer: Path, tmp_path: Path
+) -> None:
+    token = sqlite_server.publisher(signer)
+    name = unique("esc")
+    hostile = "fine\x1b[2K\rtotally safe \u202egnp.exe"
+    published = sqlite_server.publish(token, pack(tmp_path, signer, name=name, description=hostile))
+    assert published.status_code == 201, published.text
+    found = cli(sqlite_server.url, "search", name)
+    assert found.returncode == 0, found.stderr
+    assert "\x1b" not in found.stdout and "\u202e" not in found.stdout
+    assert "fine\\x1b[2K\\rtotally safe \\u202egnp.exe" in found.stdout

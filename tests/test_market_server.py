@@ -325,6 +325,12 @@ def test_tokens_are_stored_hashed(server: MarketServer, signer: Path) -> None:
     assert hashlib.sha256(token.encode()).hexdigest() in stored
     with server.client("wdm_not-a-token") as http:
         refused(http.get("/api/v1/me"), 401, "not valid")
+    with server.client(token) as http:
+        second = http.post("/api/v1/tokens", json={"label": "ci"}).json()["token"]
+        assert http.delete("/api/v1/tokens").status_code == 200
+        refused(http.get("/api/v1/me"), 401, "not valid")
+    with server.client(second) as http:
+        assert http.get("/api/v1/me").status_code == 200
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

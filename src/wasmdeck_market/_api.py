@@ -126,6 +126,14 @@ async def new_token(market: Market, request: Request, account: Account | None) -
     return _json({"token": token}, 201)
 
 
+async def revoke_token(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    token = _bearer(request)
+    assert token is not None  # authenticated with it
+    await run_in_threadpool(market.revoke_token, account, token)
+    return _json({"revoked": True})
+
+
 async def add_key(market: Market, request: Request, account: Account | None) -> Response:
     assert account is not None
     body = await _body(request, market)
@@ -308,6 +316,14 @@ API: tuple[Endpoint, ...] = (
         auth=True,
         write=True,
         body={"type": "object", "properties": {"label": {"type": "string"}}},
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/v1/tokens",
+        "Revoke the token this request is made with",
+        revoke_token,
+        auth=True,
+        write=True,
     ),
     Endpoint(
         "POST",
