@@ -204,7 +204,12 @@ def test_search_covers_name_description_keywords_author_with_categories_sorting_
     ):
         name = f"{tag}-{i}"
         names.append(name)
-        published(server, token, pack(tmp_path, signer, name=name, category=category, **extra))
+        path = pack(tmp_path, signer, name=name, category=category, **extra)
+        saved, server.market.clock = server.market.clock, lambda i=i: 2e9 + i  # one a second
+        try:
+            published(server, token, path)
+        finally:
+            server.market.clock = saved
     with server.client() as http:
 
         def found(**params: object) -> list[str]:
