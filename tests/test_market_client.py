@@ -310,3 +310,24 @@ def test_search_results_reach_the_terminal_escaped(
     assert found.returncode == 0, found.stderr
     assert "\x1b" not in found.stdout and "\u202e" not in found.stdout
     assert "fine\\x1b[2K\\rtotally safe \\u202egnp.exe" in found.stdout
+
+
+def test_the_progress_bar_draws_on_a_terminal_and_names_what_it_downloads() -> None:
+    import io
+
+    from wasmdeck.cli._progress import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = ProgressBar("evil\x1b[2Jname", stream=out)
+    for done in (0, 512 << 10, 1 << 20, 2 << 20):
+        bar(done, 2 << 20)
+    bar.finish()
+    text = out.getvalue()
+    assert "[------------------------------]   0% 0.0 kB/2.0 MB" in text  # the first draw
+    assert "[##############################] 100% 2.0 MB/2.0 MB" in text
+    assert "\x1b[2J" not in text and "evil\\x1b[2Jname" in text
+    assert text.endswith("\n") and "downloaded evil\\x1b[2Jname (2.0 MB)" in text
