@@ -1,4 +1,4 @@
-"""``wasmdeck serve`` (the trigger host, in the foreground) and ``wasmdeck midi ports``."""
+"""``wasmdeck serve`` (the trigger host, in the foreground), ``replay``, ``learn``, ``midi ports``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from .._errors import UsageError
 from .._home import home
-from ..daemon import Daemon, ReplayClock, list_ports
+from ..daemon import Daemon, LearnTimeout, ReplayClock, learn, list_ports, to_toml
 from ..deck import DeckError
 
 EXIT_INVALID = 4
@@ -55,6 +56,29 @@ def register(subparsers: Any) -> None:
     actions = midi.add_subparsers(dest="midi_command", metavar="ACTION", required=True)
     ports = actions.add_parser("ports", help="list the MIDI input and output ports")
     ports.set_defaults(handler=_ports)
+
+    learn = subparsers.add_parser(
+        "learn",
+        help="press a pad or turn a knob: print the binding's TOML",
+        description="Listen on the MIDI inputs (those matching --port, or all) and print a "
+        "deck fragment for each event heard: a [devices.NAME] table for its port and a "
+        "[[bindings]] entry (note on/off, CC or relative encoder, program change, pitch bend, "
+        "aftertouch). Paste it into the deck and check it with 'wasmdeck check'.",
+    )
+    learn.add_argument("--port", metavar="PATTERN", help="listen only on inputs matching this")
+    learn.add_argument(
+        "--count", type=int, default=1, metavar="N", help="learn N events (default 1)"
+    )
+    learn.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this"
+    )
+    learn.add_argument(
+        "--device", metavar="NAME", help="the deck device name (default: from the port's name)"
+    )
+    learn.add_argument(
+        "--action", metavar="PLUGIN.ACTION", help="the action the bindings run (default: a no-op)"
+    )
+    learn.set_defaults(handler=_learn)
 
 
 def _deck_path(args: argparse.Namespace) -> Path:
@@ -134,6 +158,34 @@ def _ports(args: argparse.Namespace) -> int:
         print(f"in   {_printable(name)}")
     for name in outputs:
         print(f"out  {_printable(name)}")
+    return 0
+
+
+def _learn(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise UsageError("--count must be 1 or more")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be above 0 seconds")
+    action = None
+    if args.action is not None:
+        plugin, dot, name = args.action.partition(".")
+        if not (plugin and dot and name):
+            raise UsageError(f"--action must be PLUGIN.ACTION, not {args.action!r}")
+        action = (plugin, name)
+    if args.device is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", args.device):
+        raise UsageError(f"--device {args.device!r} is not a valid device name")
+
+    def ready(ports: list[str]) -> None:
+        listening = ", ".join(_printable(p) for p in ports)
+        print(f"wasmdeck: listening on {listening}", file=sys.stderr, flush=True)
+
+    try:
+        learned = learn(pattern=args.port, count=args.count, timeout=args.timeout, ready=ready)
+    except LearnTimeout as exc:
+        if exc.learned:
+            print(to_toml(exc.learned, device=args.device, action=action), flush=True)
+        raise
+    print(to_toml(learned, device=args.device, action=action), end="", flush=True)
     return 0
 
 
