@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jack import Controller, jack_server  # noqa: F401
+from jack import Controller, Outsider, jack_server  # noqa: F401
 from test_example_obs import obs_wasm  # noqa: F401  (the OBS example, built once)
 
 DECK = """\
@@ -266,3 +266,52 @@ def test_the_cli_drives_the_running_host(host: Host, controller: Controller) -> 
     assert missing.returncode != 0 and "no mode named 'nope'" in missing.stderr
     text = cli(env, "status").stdout
     assert "mode edit" in text and "velocity (velocity 1.0.0): 1 calls" in text
+
+
+VIRTUAL_DECK = """\
+version = 1
+
+[plugins.velocity]
+path = "velocity.wasm"
+
+[devices.virt]
+virtual = true
+input = "deck in"
+output = "deck out"
+
+[[bindings]]
+name = "hit"
+trigger = { kind = "note_on", device = "virt", note = 36 }
+actions = [{ plugin = "velocity", action = "pick", params = { choices = ["dark", "lit"] } }]
+feedback = { state = "result.choice", equals = "lit", on = 127 }
+"""
+
+
+def test_virtual_ports_are_the_hosts_own_and_an_outside_client_drives_them(
+    tmp_path: Path,
+    velocity_wasm: Path,
+    jack_server: dict[str, str],  # noqa: F811
+) -> None:
+    shutil.copy(velocity_wasm, tmp_path / "velocity.wasm")
+    (tmp_path / "deck.toml").write_text(VIRTUAL_DECK)
+    host = Host(tmp_path / "deck.toml", {**jack_server, "WASMDECK_HOME": str(tmp_path / "home")})
+    try:
+        host.wait_for("wasmdeck: serving")
+        ports = subprocess.run(
+            ["jack_lsp"], env=jack_server, capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()
+        assert {"wasmdeck-virt-in:deck in", "wasmdeck-virt-out:deck out"} <= set(ports)
+        outside = Outsider(
+            f"outside{os.getpid()}", "wasmdeck-virt-in:deck in", "wasmdeck-virt-out:deck out"
+        )
+        try:
+            outside.send("note_on", note=36, velocity=100)
+            message = outside.receive()
+            assert (message.type, message.note, message.velocity) == ("note_on", 36, 127)
+            outside.send("note_on", note=36, velocity=10)
+            message = outside.receive()
+            assert (message.type, message.note, message.velocity) == ("note_on", 36, 0)
+        finally:
+            outside.close()
+    finally:
+        assert host.stop() == 0
