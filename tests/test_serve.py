@@ -315,3 +315,45 @@ def test_virtual_ports_are_the_hosts_own_and_an_outside_client_drives_them(
             outside.close()
     finally:
         assert host.stop() == 0
+
+
+def test_the_events_command_streams_what_happens(host: Host, controller: Controller) -> None:
+    events = subprocess.Popen(
+        [sys.executable, "-m", "wasmdeck", "events"],
+        env=host.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert events.stderr is not None and events.stdout is not None
+        assert "following the running deck's events" in events.stderr.readline()
+        controller.send("note_on", note=36, velocity=100)
+        assert note(controller) == ("note_on", 36, 127)
+        controller.send("note_on", note=41, velocity=77)  # to edit: a mode action, then MIDI
+        lines = [json.loads(events.stdout.readline()) for _ in range(3)]
+    finally:
+        events.terminate()
+        events.wait(30)
+    hit, mode, midi = lines
+    assert (hit["binding"], hit["trigger"], hit["plugin"], hit["plugin_action"]) == (
+        "hit", "note_on", "velocity", "pick"
+    )  # fmt: skip
+    assert json.loads(hit["result"]) == {"choice": "lit", "index": 1} and hit["ms"] >= 0
+    assert (mode["binding"], mode["action"], mode["mode"]) == ("to-edit", "mode", "edit")
+    assert (midi["binding"], midi["action"]) == ("to-edit", "midi")
+
+
+def test_midi_ports_lists_the_jack_ports(
+    controller: Controller,
+    jack_server: dict[str, str],  # noqa: F811
+) -> None:
+    result = cli(jack_server, "midi", "ports")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert f"in   {controller.client}:pad-out" in lines
+    assert f"out  {controller.client}-fb:pad-in" in lines
+    missing = cli({**jack_server, "MIDO_BACKEND": "mido.backends.rtmidi/NOPE"}, "midi", "ports")
+    assert missing.returncode == 1
+    assert "MIDI API 'NOPE' is not available; this build has:" in missing.stderr

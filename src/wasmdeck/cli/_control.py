@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -103,6 +104,8 @@ def _mode(args: argparse.Namespace) -> int:
 
 def _events(args: argparse.Namespace) -> int:
     with request("GET", "/v1/events", stream=True) as response:
+        # The daemon listens for this reader once it has answered: from here nothing is missed.
+        print("wasmdeck: following the running deck's events", file=sys.stderr, flush=True)
         for line in response:
             if line.strip():
                 print(_printable(line.decode("utf-8", "replace").rstrip()), flush=True)
