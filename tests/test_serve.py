@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 from jack import Controller, Outsider, jack_server  # noqa: F401
-from test_example_obs import obs_wasm  # noqa: F401  (the OBS example, built once)
+from test_example_hue import hue_wasm  # noqa: F401  (the examples, built once)
+from test_example_obs import obs_wasm  # noqa: F401
+from test_example_webhook import webhook_wasm  # noqa: F401
 
 DECK = """\
 version = 1
@@ -357,3 +359,114 @@ def test_midi_ports_lists_the_jack_ports(
     missing = cli({**jack_server, "MIDO_BACKEND": "mido.backends.rtmidi/NOPE"}, "midi", "ports")
     assert missing.returncode == 1
     assert "MIDI API 'NOPE' is not available; this build has:" in missing.stderr
+
+
+STUDIO_DECK = """\
+version = 1
+
+[plugins.obs]
+path = "obs.wasm"
+grants = ["network:127.0.0.1:{obs_port}"]
+config = {{ url = "{obs_url}", password = {{ env = "OBS_PASSWORD" }} }}
+
+[plugins.hue]
+path = "hue.wasm"
+grants = ["network:127.0.0.1:{hue_port}"]
+config = {{ bridge = "127.0.0.1:{hue_port}", username = {{ env = "HUE_USERNAME" }} }}
+
+[plugins.hook]
+path = "webhook.wasm"
+grants = ["network:127.0.0.1:{hook_port}"]
+config = {{ url = "{hook_url}" }}
+
+[devices.pad]
+input = "{client}:pad-out"
+output = "{client}-fb:pad-in"
+
+[[bindings]]
+name = "live"
+trigger = {{ kind = "note_on", device = "pad", note = 36 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Live" }} }}]
+feedback = {{ state = "result.scene", equals = "Live", group = "scenes" }}
+
+[[bindings]]
+name = "brb"
+trigger = {{ kind = "note_on", device = "pad", note = 37 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Be Right Back" }} }}]
+feedback = {{ state = "result.scene", equals = "Be Right Back", group = "scenes" }}
+
+[[bindings]]
+name = "lamp"
+trigger = {{ kind = "note_on", device = "pad", note = 40 }}
+actions = [{{ plugin = "hue", action = "toggle", params = {{ light = "2" }} }}]
+feedback = {{ state = "result.state.on" }}
+
+[[bindings]]
+name = "dimmer"
+trigger = {{ kind = "cc", device = "pad", controller = 7, value = [1, 127] }}
+actions = [{{ plugin = "hue", action = "brightness", params = {{ light = "1", bri = "{{value}}" }} }}]
+feedback = {{ state = "result.state.on" }}
+
+[[bindings]]
+name = "notify"
+trigger = {{ kind = "note_on", device = "pad", note = 44 }}
+actions = [{{ plugin = "hook", action = "post", params = {{ event = "pad", note = "{{note}}" }} }}]
+feedback = {{ state = "result.status", equals = 200 }}
+"""
+
+
+def test_a_deck_of_obs_hue_and_webhook_driven_over_jack(
+    tmp_path: Path,
+    obs_wasm: Path,  # noqa: F811
+    hue_wasm: Path,  # noqa: F811
+    webhook_wasm: Path,  # noqa: F811
+    obs_server: Any,
+    hue_bridge: Any,
+    webhook_server: Any,
+    controller: Controller,
+    jack_server: dict[str, str],  # noqa: F811
+) -> None:
+    for wasm, name in ((obs_wasm, "obs"), (hue_wasm, "hue"), (webhook_wasm, "webhook")):
+        shutil.copy(wasm, tmp_path / f"{name}.wasm")
+    deck = STUDIO_DECK.format(
+        obs_port=obs_server.port,
+        obs_url=obs_server.url,
+        hue_port=hue_bridge.port,
+        hook_port=webhook_server.port,
+        hook_url=webhook_server.url("/hooks/pad"),
+        client=controller.client,
+    )
+    (tmp_path / "deck.toml").write_text(deck)
+    env = {
+        **jack_server,
+        "WASMDECK_HOME": str(tmp_path / "home"),
+        "OBS_PASSWORD": obs_server.password,
+        "HUE_USERNAME": hue_bridge.username,
+    }
+    assert cli(env, "check", str(tmp_path / "deck.toml")).returncode == 0
+    host = Host(tmp_path / "deck.toml", env)
+    try:
+        host.wait_for("wasmdeck: serving")
+        controller.send("note_on", note=36, velocity=100)  # OBS: the scene, its pad lit
+        assert [note(controller), note(controller)] == [("note_on", 37, 0), ("note_on", 36, 127)]
+        assert obs_server.state.program_scene == "Live"
+        controller.send("note_on", note=40, velocity=100)  # Hue: the lamp on, its pad lit
+        assert note(controller) == ("note_on", 40, 127)
+        assert hue_bridge.light_state("2")["on"] is True
+        controller.send("note_on", note=40, velocity=100)  # and off again, dark
+        assert note(controller) == ("note_on", 40, 0)
+        assert hue_bridge.light_state("2")["on"] is False
+        controller.send("control_change", control=7, value=100)  # a knob sets the brightness
+        assert note(controller) == ("control_change", 7, 127)
+        assert hue_bridge.light_state("1")["bri"] == 100
+        controller.send("note_on", note=44, velocity=90)  # the webhook delivered: lit
+        assert note(controller) == ("note_on", 44, 127)
+        [request] = webhook_server.requests
+        assert request.path == "/hooks/pad"
+        assert request.json()["params"] == {"event": "pad", "note": 44}
+        assert request.json()["trigger"]["velocity"] == 90
+        controller.send("note_on", note=37, velocity=100)
+        assert [note(controller), note(controller)] == [("note_on", 36, 0), ("note_on", 37, 127)]
+        assert obs_server.state.program_scene == "Be Right Back"
+    finally:
+        assert host.stop() == 0
