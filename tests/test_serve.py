@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -268,6 +269,8 @@ def test_the_cli_drives_the_running_host(host: Host, controller: Controller) -> 
     assert missing.returncode != 0 and "no mode named 'nope'" in missing.stderr
     text = cli(env, "status").stdout
     assert "mode edit" in text and "velocity (velocity 1.0.0): 1 calls" in text
+    assert re.search(r"limit hits: none, 0 dropped, fuel [\d,]+", text), text
+    assert re.search(r"^  pad: fired 1, 1 calls, ", text, re.M), text
 
 
 VIRTUAL_DECK = """\

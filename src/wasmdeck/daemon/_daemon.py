@@ -480,7 +480,7 @@ class Daemon:
                 "plugin": worker.plugin.name,
                 "version": worker.plugin.metadata.version,
                 "pending": worker.pending,
-                **summary["plugins"].get(name, {"calls": 0, "errors": {}, "drops": 0}),
+                **summary["plugins"].get(name, _NO_CALLS),
             }
         return {
             "deck": str(self.deck_path),
@@ -488,7 +488,8 @@ class Daemon:
             "modes": list(self.deck.modes),
             "bindings": len(self.deck.bindings),
             "plugins": plugins,
-            "fired": summary["bindings"],
+            "fired": summary["fired"],
+            "per_binding": summary["bindings"],
             "events_in": summary["events_in"],
             "events_dropped": summary["events_dropped"],
             "reloads": self.reloads,
@@ -498,6 +499,16 @@ class Daemon:
                 "outputs": sorted(self._midi.outputs) if self._midi else [],
             },
         }
+
+
+_NO_CALLS = {
+    "calls": 0,
+    "errors": {},
+    "limit_hits": {},
+    "drops": 0,
+    "fuel_used": 0,
+    "fuel_per_call": None,
+}
 
 
 class ReplayClock:
