@@ -473,3 +473,62 @@ def test_a_deck_of_obs_hue_and_webhook_driven_over_jack(
         assert obs_server.state.program_scene == "Be Right Back"
     finally:
         assert host.stop() == 0
+
+
+LOUD_DECK = """\
+version = 1
+
+[plugins.beh]
+path = "behaviors.wasm"
+
+[[bindings]]
+name = "log"
+trigger = { kind = "osc", address = "/log" }
+actions = [{ plugin = "beh", action = "log" }]
+
+[[bindings]]
+name = "fail"
+trigger = { kind = "osc", address = "/fail" }
+actions = [{ plugin = "beh", action = "fail", params = { reason = "on purpose \\u001b[2J" } }]
+"""
+
+
+@pytest.mark.parametrize("flag", ["-v", None, "-q"])
+def test_serve_verbose_and_quiet(tmp_path: Path, behaviors_wasm: Path, flag: str | None) -> None:
+    shutil.copy(behaviors_wasm, tmp_path / "behaviors.wasm")
+    (tmp_path / "deck.toml").write_text(LOUD_DECK)
+    env = {**os.environ, "WASMDECK_HOME": str(tmp_path / "home")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wasmdeck",
+            "serve",
+            "--no-midi",
+            "--deck",
+            str(tmp_path / "deck.toml"),
+        ]
+        + ([flag] if flag else []),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        control = tmp_path / "home" / "control.json"
+        deadline = time.monotonic() + 60
+        while not control.exists():  # written once the deck runs (-q prints nothing)
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()  # type: ignore[union-attr]
+            time.sleep(0.05)
+        assert cli(env, "fire", "log").returncode == 0
+        assert cli(env, "fire", "fail").returncode == 0
+    finally:
+        process.send_signal(signal.SIGTERM)  # the calls in flight finish first
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    failed = "wasmdeck: binding fail: PluginReportedError: "
+    assert failed in err and "\x1b" not in err  # a warning, escaped
+    assert ("wasmdeck: serving" in err) is (flag != "-q")
+    assert ("wasmdeck: trigger log (osc)" in err) is (flag == "-v")
+    assert ("[behaviors] first line" in err) is (flag != "-q")  # tagged with the plugin

@@ -14,6 +14,7 @@ from typing import Any
 
 from .._errors import UsageError
 from .._home import home
+from .._text import terminal_safe
 from ..daemon import Daemon, LearnTimeout, ReplayClock, learn, list_ports, to_toml
 from ..deck import DeckError
 
@@ -31,7 +32,16 @@ def register(subparsers: Any) -> None:
         "--deck", metavar="FILE", help="the deck file (default: $WASMDECK_HOME/deck.toml)"
     )
     serve.add_argument("--no-midi", action="store_true", help="do not open the deck's MIDI devices")
-    serve.add_argument("-v", "--verbose", action="store_true", help="log every trigger")
+    loudness = serve.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log one line per trigger, and plugins' debug lines",
+    )
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="log only warnings and errors (plugins' too)"
+    )
     serve.set_defaults(handler=_serve)
 
     replay = subparsers.add_parser(
@@ -86,27 +96,41 @@ def _deck_path(args: argparse.Namespace) -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The host's own lines ("wasmdeck: ...") and, tagged "[plugin]" by cli/_main.py,
+    # what the plugins log: -v adds each trigger and plugins' debug lines, -q
+    # leaves warnings and errors (a plugin's stderr is a warning).
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("wasmdeck: %(message)s"))
+    handler.setFormatter(_HostLogFormatter())
     logger = logging.getLogger("wasmdeck.daemon")
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logger.setLevel(level)
+    logging.getLogger("wasmdeck.plugin").setLevel(level)
     try:
         daemon = Daemon(_deck_path(args), midi=not args.no_midi)
     except DeckError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
-    asyncio.run(_run(daemon))
+    asyncio.run(_run(daemon, quiet=args.quiet))
     return 0
 
 
-async def _run(daemon: Daemon) -> None:
+class _HostLogFormatter(logging.Formatter):
+    """``wasmdeck: line``; escaped, as it may carry plugins' words (their errors)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"wasmdeck: {terminal_safe(record.getMessage(), multiline=True)}"
+
+
+async def _run(daemon: Daemon, *, quiet: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, daemon.stop)
 
     def ready() -> None:
+        if quiet:
+            return
         status = daemon.status()
         midi = status["midi"]
         print(
@@ -118,7 +142,8 @@ async def _run(daemon: Daemon) -> None:
         )
 
     await daemon.run(ready=ready)
-    print("wasmdeck: stopped", file=sys.stderr, flush=True)
+    if not quiet:
+        print("wasmdeck: stopped", file=sys.stderr, flush=True)
 
 
 def _replay(args: argparse.Namespace) -> int:
