@@ -13,6 +13,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,8 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from jack import Controller, Outsider, jack_server  # noqa: F401
+from test_daemon import HeldServer, hostcalls_c  # noqa: F401  (the held HTTP server, a C plugin)
 from test_example_hue import hue_wasm  # noqa: F401  (the examples, built once)
 from test_example_obs import obs_wasm  # noqa: F401
 from test_example_webhook import webhook_wasm  # noqa: F401
@@ -65,10 +68,10 @@ actions = [{{ mode = "edit" }}, {{ midi = {{ type = "control_change", controller
 class Host:
     """``wasmdeck serve`` in a child process; stderr read on a thread."""
 
-    def __init__(self, deck: Path, env: dict[str, str]) -> None:
+    def __init__(self, deck: Path, env: dict[str, str], *flags: str) -> None:
         self.env = env
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "wasmdeck", "serve", "--deck", str(deck), "-v"],
+            [sys.executable, "-m", "wasmdeck", "serve", "--deck", str(deck), "-v", *flags],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -108,6 +111,13 @@ class Host:
 
 
 _CLIENTS = itertools.count()
+
+
+@pytest.fixture
+def held() -> Iterator[HeldServer]:
+    server = HeldServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture
@@ -532,3 +542,64 @@ def test_serve_verbose_and_quiet(tmp_path: Path, behaviors_wasm: Path, flag: str
     assert ("wasmdeck: serving" in err) is (flag != "-q")
     assert ("wasmdeck: trigger log (osc)" in err) is (flag == "-v")
     assert ("[behaviors] first line" in err) is (flag != "-q")  # tagged with the plugin
+
+
+SIGTERM_DECK = """\
+version = 1
+
+[listen]
+webhooks = "127.0.0.1:{hook_port}"
+
+[plugins.slow]
+path = "hostcalls.wasm"
+grants = ["network:127.0.0.1:{held_port}", "network:127.0.0.1:{record_port}", "kv", "process:true"]
+timeout_ms = 30000
+
+[[bindings]]
+name = "held"
+trigger = {{ kind = "webhook", path = "/held", auth = {{ bearer = {{ env = "HOOK_TOKEN" }} }} }}
+actions = [
+  {{ plugin = "slow", action = "http-get", params = {{ url = "http://127.0.0.1:{held_port}/" }} }},
+  {{ plugin = "slow", action = "http-get", params = {{ url = "{record_url}" }} }},
+]
+"""
+
+
+def test_sigterm_with_calls_in_flight_finishes_them_then_exits_0(
+    tmp_path: Path,
+    hostcalls_c: Path,  # noqa: F811
+    held: HeldServer,
+    webhook_server: Any,
+) -> None:
+    shutil.copy(hostcalls_c, tmp_path / "hostcalls.wasm")
+    with socket.socket() as probe:  # a free port for the webhooks
+        probe.bind(("127.0.0.1", 0))
+        hook_port = probe.getsockname()[1]
+    deck = SIGTERM_DECK.format(
+        hook_port=hook_port,
+        held_port=held.port,
+        record_port=webhook_server.port,
+        record_url=webhook_server.url("/after"),
+    )
+    (tmp_path / "deck.toml").write_text(deck)
+    env = {**os.environ, "WASMDECK_HOME": str(tmp_path / "home"), "HOOK_TOKEN": "t0ken"}
+    host = Host(tmp_path / "deck.toml", env, "--no-midi")
+    try:
+        host.wait_for("wasmdeck: serving")
+        answer = httpx.post(
+            f"http://127.0.0.1:{hook_port}/held", headers={"Authorization": "Bearer t0ken"}
+        )
+        assert answer.status_code == 202
+        assert held.arrived.wait(30)  # the plugin is inside its call
+        host.process.send_signal(signal.SIGTERM)
+        assert "1 plugin calls to finish" in host.wait_for("wasmdeck: stopping")
+        assert host.process.poll() is None  # draining: the held call is still in flight
+        assert webhook_server.requests == []
+        held.release()
+        assert host.process.wait(60) == 0
+        host.wait_for("wasmdeck: stopped")
+        # The binding's sequence ran to its end: the second call, after the held one.
+        assert [r.path for r in webhook_server.requests] == ["/after"]
+        assert "Traceback" not in "".join(host.log)
+    finally:
+        host.stop()

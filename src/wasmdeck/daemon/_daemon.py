@@ -145,7 +145,9 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop taking events; ``run`` returns once the calls in flight are done."""
-        if self._stopping is not None:
+        if self._stopping is not None and not self._stopping.is_set():
+            busy = sum(w.pending for w in self._workers.values())
+            log.info("stopping: no new events; %d plugin calls to finish", busy)
             self._stopping.set()
 
     async def _start_servers(self) -> None:
