@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._context import TriggerContext
-from .._errors import WasmdeckError
+from .._errors import LimitExceeded, WasmdeckError
 from ..runtime import Plugin
 from ._metrics import Metrics
 
@@ -51,6 +51,7 @@ class PluginWorker:
     ) -> None:
         self.name = name
         self.plugin = plugin
+        plugin.measure_fuel = True  # for the metrics: fuel used per plugin and binding
         self._metrics = metrics
         self._clock = clock
         self._queue: asyncio.Queue[_Call | None] = asyncio.Queue(size)
@@ -92,10 +93,11 @@ class PluginWorker:
             self.busy = True
             start = self._clock()
             error: str | None = None
+            limit = False
             try:
                 output = await self.plugin.call_async(call.action, call.params, call.context)
             except (WasmdeckError, ValueError) as exc:
-                error = type(exc).__name__
+                error, limit = type(exc).__name__, isinstance(exc, LimitExceeded)
                 if not call.done.cancelled():
                     call.done.set_exception(exc)
             else:
@@ -103,7 +105,11 @@ class PluginWorker:
                     call.done.set_result(output)
             finally:
                 self.busy = False
-                self._metrics.call(self.name, call.binding, self._clock() - start, error)
+                # Read here, before this worker's next call: only it calls the plugin.
+                fuel = self.plugin.fuel_used
+                self._metrics.call(
+                    self.name, call.binding, self._clock() - start, error, fuel=fuel, limit=limit
+                )
 
     async def drain(self) -> None:
         """Run what is queued, then stop."""

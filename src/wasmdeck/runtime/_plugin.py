@@ -14,7 +14,7 @@ from wasmtime.component import Component
 
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
-from .._errors import WasmdeckError
+from .._errors import FuelLimitExceeded, WasmdeckError
 from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
@@ -130,6 +130,9 @@ class Plugin:
         self._closed = False
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
+        # Off by default: reading the fuel left costs every call a C call.
+        self.measure_fuel = False
+        self.fuel_used: int | None = None  # the last call's, when measure_fuel is on
 
     @property
     def name(self) -> str:
@@ -174,6 +177,8 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self.measure_fuel:
+                return self._metered(action, request)
             if self._per_call:
                 try:
                     return self._impl.execute(action, request)
@@ -203,12 +208,34 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self.measure_fuel:
+                return self._metered(action, request)
             if self._per_call:
                 try:
                     return self._impl.execute(action, request)
                 finally:
                     self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
+
+    def _metered(self, action: str, request: object) -> bytes:
+        """``execute``, noting the fuel the call used in ``fuel_used`` (under the lock).
+
+        A call stopped by the fuel limit used it all; after any other failure
+        the instance is gone with its tank, so the figure is unknown (None).
+        """
+        self.fuel_used = None
+        try:
+            output = self._impl.execute(action, request)
+            live = getattr(self._impl, "_live", None)  # both adapters keep their store there
+            if live is not None:
+                self.fuel_used = self.limits.fuel - int(live.store.get_fuel())
+            return output
+        except FuelLimitExceeded:
+            self.fuel_used = self.limits.fuel
+            raise
+        finally:
+            if self._per_call:
+                self._impl.reset()  # Limits(instance="per-call"): nothing carries over
 
     # -- lifecycle -----------------------------------------------------------
 
