@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,14 +16,14 @@ from wasmtime.component import Component
 
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
-from .._errors import WasmdeckError
+from .._errors import TimeLimitExceeded, WasmdeckError
 from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
 from ._component import ComponentPlugin
 from ._core import CoreModule
 from ._engine import Runtime, default_runtime
-from ._hostapi import HostAPI
+from ._hostapi import HostAPI, HostLinks
 from ._limits import Limits
 from ._shutdown import EXITED, closes_at_exit
 from ._stdio import plugin_logger
@@ -136,6 +138,15 @@ class Plugin:
         return self.metadata.name
 
     @property
+    def links(self) -> HostLinks | None:
+        """The bus and the other plugins, as the host layer gives them (``PluginHost``)."""
+        return self._impl.host.links
+
+    @links.setter
+    def links(self, links: HostLinks | None) -> None:
+        self._impl.host.links = links
+
+    @property
     def missing_capabilities(self) -> list[str]:
         """Capabilities its imports need but it was not granted (``metadata_only``)."""
         return sorted(self._impl.host.missing)
@@ -209,6 +220,54 @@ class Plugin:
                 finally:
                     self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
+
+    def call_before(
+        self,
+        deadline: float,
+        action: str,
+        params: Params = None,
+        context: TriggerContext | None = None,
+    ) -> bytes:
+        """``call``, ending by ``deadline`` (monotonic seconds) at the latest.
+
+        For a call made on behalf of another (a plugin calling a plugin): the
+        wait for this plugin's lock and the call itself both end by then, and
+        the call keeps its own limits otherwise (fuel, memory, a shorter
+        timeout of its own). ``TimeLimitExceeded`` when the time runs out.
+        """
+        if self._metadata_only:
+            raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
+        request = self._request(action, params, context)
+        left = deadline - time.monotonic()
+        if left <= 0 or not self._lock.acquire(timeout=left):
+            raise TimeLimitExceeded(
+                "the caller's time ran out before it could start (the plugin was busy)",
+                value=max(left, 0.0),
+                plugin=self.name,
+                action=action,
+            )
+        impl = self._impl
+        own = self.limits
+        try:
+            if self._closed:
+                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            left = deadline - time.monotonic()
+            if left < own.timeout:
+                # The adapter reads its timeout from limits and its epoch ticks
+                # from _ticks at each call (runtime/_adapter.py): lend it the
+                # shorter ones for this call only.
+                limits = copy.copy(own)
+                object.__setattr__(limits, "timeout", max(left, 0.001))
+                impl.limits, impl._ticks = limits, self.runtime.deadline_ticks(limits.timeout)
+            try:
+                return impl.execute(action, request)
+            finally:
+                if impl.limits is not own:
+                    impl.limits, impl._ticks = own, self.runtime.deadline_ticks(own.timeout)
+                if self._per_call:
+                    impl.reset()
+        finally:
+            self._lock.release()
 
     # -- lifecycle -----------------------------------------------------------
 
