@@ -212,7 +212,7 @@ class EventBus:
             hops, trail = parent.hops + 1, (*parent.trail, f"{parent.topic} ({parent.source})")
         if hops > self.max_hops:
             self.refused += 1
-            chain = " -> ".join((*trail[-self.max_hops :], f"{topic} ({source})"))
+            chain = " -> ".join((*trail, f"{topic} ({source})"))
             message = (
                 f"event {topic!r} from {source!r} refused: it would be hop {hops}, past the "
                 f"limit of {self.max_hops} (a loop of events?): {chain}"

@@ -98,7 +98,7 @@ class CallGraph:
         except PluginError as exc:
             raise HostRequestError("failed", f"{name!r}: {exc}") from None
         except RoutingError as exc:
-            raise HostRequestError("not_found", f"{name!r}: {exc.message}") from None
+            raise HostRequestError("not_found", str(exc)) from None
         except ValueError as exc:
             raise HostRequestError("invalid_request", f"{name!r}: {exc}") from None
         except WasmdeckError as exc:
