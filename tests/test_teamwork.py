@@ -27,6 +27,7 @@ spin          (none)                 loops until a limit stops it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -419,3 +420,96 @@ def test_changes_to_shared_state_arrive_as_events(host: PluginHost, wasm: Path) 
         {"namespace": "show", "key": "scene", "version": set_["version"], "by": "writer"},
         {"namespace": "show", "key": "scene", "version": 0, "by": "writer", "deleted": True},
     ]
+
+
+# -- through the daemon (``wasmdeck serve``) -------------------------------------------
+
+DECK = """\
+version = 1
+
+[plugins.a]
+path = "a.wasm"
+grants = ["events:publish:obs.*", "events:publish:ping", "plugins:b:echo", "state:link-unused"]
+
+[plugins.b]
+path = "b.wasm"
+grants = ["events:subscribe:wasmdeck.mode.*", "events:publish:link.unused",
+          "plugins:link-unused", "state:link-unused"]
+
+[modes.live]
+[modes.edit]
+
+[[bindings]]
+name = "start"
+trigger = { kind = "startup" }
+actions = [
+    { plugin = "a", action = "publish", params = { topic = "obs.scene", payload = { scene = "Live" } } },
+    { plugin = "a", action = "publish", params = { topic = "ping", payload = 1 } },
+]
+
+[[bindings]]
+name = "follow"
+trigger = { kind = "event", topic = "obs.*" }
+actions = [
+    { plugin = "b", action = "echo", params = { scene = "{payload.scene}", from = "{source}", topic = "{topic}" } },
+    { mode = "edit" },
+]
+
+[[bindings]]
+name = "ping"
+trigger = { kind = "event", topic = "ping" }
+actions = [{ plugin = "a", action = "publish", params = { topic = "ping", payload = 1 } }]
+
+[[bindings]]
+name = "nobody"
+trigger = { kind = "event", topic = "midi.*" }
+actions = [{ plugin = "b", action = "echo" }]
+"""
+
+
+async def test_the_deck_binds_plugin_events_and_stops_their_loops(tmp_path: Path) -> None:
+    from wasmdeck.daemon import Daemon
+    from wasmdeck.deck import check_deck, read_deck
+
+    (tmp_path / "a.wasm").write_bytes(teamwork("c").read_bytes())
+    (tmp_path / "b.wasm").write_bytes(teamwork("python").read_bytes())
+    deck = tmp_path / "deck.toml"
+    deck.write_text(DECK)
+    [warning] = check_deck(read_deck(deck))
+    assert "binding 'nobody': no plugin of the deck is granted events:publish for topics " in str(
+        warning
+    )
+    daemon = Daemon(deck, midi=False, control=False)
+    ready = asyncio.Event()
+    task = asyncio.create_task(daemon.run(ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 30)
+
+    def records(binding: str) -> list[dict[str, Any]]:
+        return [r for r in daemon.events if r.get("binding") == binding]
+
+    try:
+        async with asyncio.timeout(20):
+            # Both of follow's actions (the mode change last), and the loop's refusal.
+            while not (len(records("follow")) == 2 and any("error" in r for r in daemon.events)):
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(daemon.host.bus.settle)
+        [followed] = [r for r in records("follow") if r["action"] == "plugin"]
+        assert json.loads(followed["result"]) == {
+            "scene": "Live",
+            "from": "a",
+            "topic": "obs.scene",
+        }
+        assert daemon.engine.mode == "edit"
+        # b heard of the mode change (its metadata subscribes, its grant narrows to wasmdeck.mode.*).
+        b = daemon.host.get("b")
+        assert [e["payload"] for e in seen(b)] == [{"mode": "edit"}]
+        [loop] = [r for r in daemon.events if r.get("trigger") == "event" and "error" in r]
+        assert "event 'ping' from 'a' refused: it would be hop 9" in loop["error"]
+        # The events of hops 0..8 each ran the binding; the publish of the ninth run was refused.
+        pings = records("ping")
+        assert len(pings) == 9
+        assert json.loads(pings[-1]["result"])["error"]["kind"] == "loop"
+        assert daemon.status()["bus"]["refused"] == 1
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 60)
