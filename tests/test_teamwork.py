@@ -42,7 +42,7 @@ import wasmdeck
 from wasmdeck import ImportNotAllowed, Limits, TimeLimitExceeded
 from wasmdeck.host import EventBus, PluginHost
 
-LANGUAGES = ["c", "rust", "python"]
+LANGUAGES = ["c", "rust", "zig", "python"]
 SPIN = Limits(timeout=30, fuel=10**13)  # a callee that only its caller's deadline stops
 # The teamwork plugins import every function of the three capabilities, so they
 # link only with all three granted: these grants, reaching nothing a test uses,
@@ -513,3 +513,31 @@ async def test_the_deck_binds_plugin_events_and_stops_their_loops(tmp_path: Path
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 60)
+
+
+def test_two_first_connections_to_a_new_store_at_once_both_work(tmp_path: Path) -> None:
+    # Two plugins' first calls on a fresh home: one used to fail at once with
+    # "database is locked" while the other set the file up (runtime/_kv.py).
+    from wasmdeck.runtime._kv import SharedState
+
+    failures: list[BaseException] = []
+    for trial in range(60):
+        path = tmp_path / f"kv{trial}.sqlite3"
+        start = threading.Barrier(2)
+
+        def first_call(start: threading.Barrier = start, path: Path = path) -> None:
+            store = SharedState(quota=1 << 20, path=path)
+            start.wait()
+            try:
+                store.read("ns", "k", deadline=time.monotonic() + 5)
+            except Exception as exc:
+                failures.append(exc)
+            finally:
+                store.close()
+
+        threads = [threading.Thread(target=first_call) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

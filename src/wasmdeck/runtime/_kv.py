@@ -33,6 +33,10 @@ class _Store:
     """The SQLite file of kv and shared state: its connection, lock and deadlines."""
 
     _lock = threading.Lock()  # one writer at a time within this process
+    # One connection set up at a time: two first connections to a new file at
+    # once (two plugins' first calls) made one fail at once with "database is
+    # locked" while the other switched the file to WAL (tests/test_teamwork.py).
+    _setup = threading.Lock()
 
     def __init__(self, *, quota: int, path: Path | None = None) -> None:
         self.quota = quota
@@ -60,32 +64,38 @@ class _Store:
         """The connection, its busy wait set to what the call has left."""
         left = self._left(deadline)
         if self._db is None:
-            db = sqlite3.connect(
-                self.path, timeout=left, check_same_thread=False, isolation_level=None
-            )
+            if not self._setup.acquire(timeout=left):
+                raise self._timed_out()
             try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS kv (plugin TEXT NOT NULL, key TEXT NOT NULL,"
-                    " value BLOB NOT NULL, PRIMARY KEY (plugin, key))"
-                )
-                # Shared state (SharedState): each write takes the namespace's next
-                # version from shared_clock, so a version never comes back (no ABA).
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS shared (namespace TEXT NOT NULL, key TEXT NOT"
-                    " NULL, value BLOB NOT NULL, version INTEGER NOT NULL,"
-                    " PRIMARY KEY (namespace, key))"
-                )
-                db.execute(
-                    "CREATE TABLE IF NOT EXISTS shared_clock (namespace TEXT PRIMARY KEY,"
-                    " version INTEGER NOT NULL)"
-                )
-            except BaseException:
-                db.close()
-                raise
-            self._db = db
+                self._db = self._open(left)
+            finally:
+                self._setup.release()
         self._db.execute(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
         return self._db
+
+    def _open(self, left: float) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=left, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS kv (plugin TEXT NOT NULL, key TEXT NOT NULL,"
+                " value BLOB NOT NULL, PRIMARY KEY (plugin, key))"
+            )
+            # Shared state (SharedState): each write takes the namespace's next
+            # version from shared_clock, so a version never comes back (no ABA).
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS shared (namespace TEXT NOT NULL, key TEXT NOT"
+                " NULL, value BLOB NOT NULL, version INTEGER NOT NULL,"
+                " PRIMARY KEY (namespace, key))"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS shared_clock (namespace TEXT PRIMARY KEY,"
+                " version INTEGER NOT NULL)"
+            )
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _run(self, deadline: float, work: _Work) -> object:
         """Do ``work`` on the connection; SQLite's lock waits end at the deadline."""
