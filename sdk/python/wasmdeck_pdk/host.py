@@ -137,7 +137,9 @@ def _interface(name: str) -> Any:
 
 def _call(interface: str, function: str, request: Mapping[str, Any]) -> dict[str, Any]:
     module = _interface(interface)
-    response = json.loads(getattr(module, function)(json.dumps(request)))
+    # Compact, as the host writes JSON: such a request is parsed once (wasmdeck/_json.py).
+    text = json.dumps(request, separators=(",", ":"), ensure_ascii=False)
+    response = json.loads(getattr(module, function)(text))
     error = response.get("error") if isinstance(response, dict) else None
     if error:
         raise HostError(error.get("kind", "error"), error.get("message", ""))

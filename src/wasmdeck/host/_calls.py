@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._context import TriggerContext
 from .._errors import (
     HostRequestError,
     LimitExceeded,
@@ -69,26 +68,28 @@ class CallGraph:
         chain = _CHAIN.get()
         if not chain or chain[-1] != caller:
             chain = (caller,)
-        path = " -> ".join((*chain, name))
         if name in chain:
             raise HostRequestError(
-                "cycle", f"{path}: a plugin cannot call itself, directly or around a cycle"
+                "cycle",
+                f"{_path(chain, name)}: a plugin cannot call itself, directly or around a cycle",
             )
         if len(chain) >= self.max_depth:
             raise HostRequestError(
-                "depth", f"{path}: a chain of calls may be {self.max_depth} plugins deep"
+                "depth",
+                f"{_path(chain, name)}: a chain of calls may be {self.max_depth} plugins deep",
             )
         try:
             callee = resolve(name)
         except RoutingError as exc:
             raise HostRequestError("not_found", f"{name!r}: {exc.message}") from None
         me = threading.get_ident()
-        added = self._wait_for(me, chain, name, path)
+        outer = self._waiting.get(me)  # this thread's wait in an enclosing call, if any
+        added = self._wait_for(me, chain, name)
         token = _CHAIN.set((*chain, name))
         self.calls += 1
         try:
-            context = TriggerContext(kind="call")
-            return callee.call_before(deadline, action, dict(params), context)
+            # No trigger behind a call: the callee's context has only the time.
+            return callee.call_before(deadline, action, params)
         except TimeLimitExceeded as exc:
             if time.monotonic() >= deadline - 0.001:
                 raise DeadlinePassed(f"calling plugin {name!r} action {action!r}") from None
@@ -106,11 +107,14 @@ class CallGraph:
         finally:
             _CHAIN.reset(token)
             with self._lock:
-                self._waiting.pop(me, None)
+                if outer is None:
+                    del self._waiting[me]
+                else:
+                    self._waiting[me] = outer
                 for plugin in added:
-                    self._holders.pop(plugin, None)
+                    del self._holders[plugin]
 
-    def _wait_for(self, me: int, chain: tuple[str, ...], name: str, path: str) -> list[str]:
+    def _wait_for(self, me: int, chain: tuple[str, ...], name: str) -> list[str]:
         """Record that this thread holds ``chain`` and waits for ``name``, unless
         that closes a loop of waits; returns the holdings it added."""
         with self._lock:
@@ -125,7 +129,7 @@ class CallGraph:
                         del self._holders[plugin]
                     raise HostRequestError(
                         "cycle",
-                        f"{path}: {name!r} is busy in a chain of calls that waits for "
+                        f"{_path(chain, name)}: {name!r} is busy in a chain of calls that waits for "
                         f"{chain[-1]!r} (a cycle across threads; waiting would deadlock)",
                     )
                 seen.add(holder)
@@ -133,3 +137,7 @@ class CallGraph:
                 holder = None if waits_for is None else self._holders.get(waits_for)
             self._waiting[me] = name
             return added
+
+
+def _path(chain: tuple[str, ...], name: str) -> str:
+    return " -> ".join((*chain, name))

@@ -159,10 +159,15 @@ class HostAPI:
         self.publish_patterns = grants.topics("publish")
         self.callable = [(*s.partition(":")[::2],) for s in grants.scopes("plugins")]
         self.namespaces = _namespaces(grants)
+        # Checked on every host call: worked out once.
+        self._granted = frozenset(
+            name
+            for name, f in HOST_FUNCTIONS.items()
+            if f.capability is None or grants.allows(f.capability)
+        )
 
     def granted(self, function: str) -> bool:
-        capability = HOST_FUNCTIONS[function].capability
-        return capability is None or self.grants.allows(capability)
+        return function in self._granted
 
     @property
     def tls(self) -> ssl.SSLContext:

@@ -132,6 +132,7 @@ class Plugin:
         self._closed = False
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
+        self._bounded: Limits | None = None  # call_before's copy of limits
 
     @property
     def name(self) -> str:
@@ -255,8 +256,11 @@ class Plugin:
             if left < own.timeout:
                 # The adapter reads its timeout from limits and its epoch ticks
                 # from _ticks at each call (runtime/_adapter.py): lend it the
-                # shorter ones for this call only.
-                limits = copy.copy(own)
+                # shorter ones for this call only. The copy is this plugin's
+                # own, made once, and never leaves it.
+                limits = self._bounded
+                if limits is None:
+                    limits = self._bounded = copy.copy(own)
                 object.__setattr__(limits, "timeout", max(left, 0.001))
                 impl.limits, impl._ticks = limits, self.runtime.deadline_ticks(limits.timeout)
             try:
