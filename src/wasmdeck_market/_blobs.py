@@ -38,6 +38,7 @@ PACKAGE_MEDIA_TYPE = "application/vnd.wasmdeck.package.v1+wdpk"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
+_MANIFEST_ATTEMPTS = 5
 
 
 class BlobStore(Protocol):
@@ -133,8 +134,6 @@ class OciBlobs:
         repo = self._repo(package)
         digest = hashlib.sha256(data).hexdigest()
         empty = hashlib.sha256(EMPTY_CONFIG).hexdigest()
-        self._push_blob(repo, EMPTY_CONFIG, empty)
-        self._push_blob(repo, data, digest)
         manifest = {
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
@@ -154,14 +153,22 @@ class OciBlobs:
             ],
             "annotations": {"org.opencontainers.image.version": version},
         }
-        response = self._http.put(
-            urljoin(self.url, f"v2/{repo}/manifests/{version}"),
-            content=json.dumps(manifest, sort_keys=True).encode(),
-            headers={"content-type": MANIFEST_MEDIA_TYPE},
-        )
-        if response.status_code != 201:
-            raise self._fail("the manifest", response)
-        return digest
+        for attempt in range(_MANIFEST_ATTEMPTS):
+            self._push_blob(repo, EMPTY_CONFIG, empty)
+            self._push_blob(repo, data, digest)
+            response = self._http.put(
+                urljoin(self.url, f"v2/{repo}/manifests/{version}"),
+                content=json.dumps(manifest, sort_keys=True).encode(),
+                headers={"content-type": MANIFEST_MEDIA_TYPE},
+            )
+            if response.status_code == 201:
+                return digest
+            # Two processes pushing the same blob at once: distribution can answer
+            # the manifest with MANIFEST_BLOB_UNKNOWN while the other upload is being
+            # linked (tests/test_market_processes.py found it); push again, then retry.
+            if "BLOB_UNKNOWN" not in response.text or attempt == _MANIFEST_ATTEMPTS - 1:
+                break
+        raise self._fail("the manifest", response)
 
     def get(self, package: str, digest: str) -> bytes:
         url = urljoin(self.url, f"v2/{self._repo(package)}/blobs/sha256:{digest}")
