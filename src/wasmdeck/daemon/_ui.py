@@ -54,7 +54,7 @@ _HEADERS = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" makes the browser send Origin: null
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
