@@ -119,7 +119,9 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     # demo: signed by a trusted key; obs: reads kv (so it needs its kv grant); the
     # hostile one and a spare to uninstall: signed by a key the store does not know.
     manager.install(pack(tmp, tmp / "trusted.key", name="demo"))
-    kv = host_call_module("kv_get", {"key": "password"}, name="obs", version="2.0.0")
+    kv = host_call_module(
+        "kv_get", {"key": "password"}, name="obs", version="2.0.0", capabilities=["kv"]
+    )
     manager.install(_signed(tmp, tmp / "unknown.key", kv, "obs"), grants=["kv"])
     output = HOSTILE_RESULT.encode()
     hostile = abi_module(
@@ -209,7 +211,10 @@ def shot(browser: WebDriver, name: str) -> None:
     target = os.environ.get("WASMDECK_SCREENSHOTS")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(1280, min(int(height) + 160, 2400))  # the whole page
         browser.save_screenshot(str(Path(target) / f"{name}.png"))
+        browser.set_window_size(1280, 900)
 
 
 def text(browser: WebDriver, css: str) -> str:
@@ -361,6 +366,16 @@ def test_events_appear_live_after_wasmdeck_fire_and_a_webhook(ui: UI, logged_in:
     assert answer.status_code == 202, answer.text
     before += 1
     assert wait(browser).until(newest)[1:6] == ["hit", "webhook", "demo.ok", "ok", "ok"]
+    browser.refresh()  # the per-plugin counters are as of the page's loading
+    wait(browser).until(lambda b: text(b, "#live-state") == "Live.")
+    metrics = {
+        row.find_element(By.CSS_SELECTOR, "th").text: [
+            c.text for c in row.find_elements(By.CSS_SELECTOR, "td")
+        ]
+        for row in browser.find_elements(By.CSS_SELECTOR, "#metrics-table tbody tr")
+    }
+    calls = json.loads(cli(ui, "status", "--json").stdout)["plugins"]["demo"]["calls"]
+    assert calls >= 2 and metrics["demo"][1:4] == [str(calls), "none", "0"]
     shot(browser, "events")
 
 

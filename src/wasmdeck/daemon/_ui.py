@@ -67,13 +67,12 @@ class _Session:
     flash: list[tuple[str, str]] = field(default_factory=list)  # (kind, text)
 
 
-class Refused(Exception):
+class Refused(WasmdeckError):
     """A request the UI does not act on: a status and a message for the page."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.message = message
 
 
 class ManagementUI:
@@ -509,7 +508,9 @@ async def _read_form(request: Request) -> dict[str, str]:
 
 def _describe_trigger(trigger: Any) -> str:
     parts = [trigger.kind]
-    for label in ("device", "channel", "note", "controller", "method", "path", "address"):
+    if trigger.kind == "webhook":
+        return f"webhook {trigger.method} {trigger.path}"
+    for label in ("device", "channel", "note", "controller", "address"):
         value = getattr(trigger, label, None)
         if value not in (None, "", ()):
             if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
