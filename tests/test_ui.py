@@ -375,7 +375,7 @@ def test_events_appear_live_after_wasmdeck_fire_and_a_webhook(ui: UI, logged_in:
         for row in browser.find_elements(By.CSS_SELECTOR, "#metrics-table tbody tr")
     }
     calls = json.loads(cli(ui, "status", "--json").stdout)["plugins"]["demo"]["calls"]
-    assert calls >= 2 and metrics["demo"][1:4] == [str(calls), "none", "0"]
+    assert calls >= 2 and metrics["demo"][1:5] == [str(calls), "none", "none", "0"]
     shot(browser, "events")
 
 
