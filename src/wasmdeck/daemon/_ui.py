@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import _json
 from .._capabilities import KINDS, describe_request, parse_grant
-from .._errors import RevokedKey, WasmdeckError
+from .._errors import WasmdeckError
 from ..packages import InstalledPlugin, PluginManager
 from ..triggers import UnknownMode
 
@@ -348,25 +348,12 @@ class ManagementUI:
         )
 
     def _describe(self, manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
-        problem = manager.problem(plugin)
-        try:
-            verdict = manager.verdict(plugin)
-            trust, publisher = verdict.level.label, verdict.publisher
-        except RevokedKey:
-            trust, publisher = "revoked", None
-        state = "disabled" if not plugin.enabled else "not loadable" if problem else "enabled"
-        return {
-            "name": plugin.name,
-            "version": plugin.version,
-            "enabled": plugin.enabled,
-            "state": state,
-            "problem": problem,
-            "trust": trust,
-            "key_id": plugin.key_id,
-            "signer": publisher,
-            "policy": manager.effective_policy(plugin).value,
-            "grants": [{"text": str(g), "risk": g.risk} for g in plugin.grants],
-        }
+        view = manager.summary(plugin)  # what `wasmdeck list --json` prints
+        state = "not loadable" if view["problem"] else "enabled"
+        view["state"] = state if plugin.enabled else "disabled"
+        view["grants"] = [{"text": str(g), "risk": g.risk} for g in plugin.grants]
+        view["signer"] = view["publisher"]
+        return view
 
     async def plugin_change(
         self, request: Request, session: _Session, form: dict[str, str]
