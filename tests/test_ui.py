@@ -157,6 +157,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("no chromium/chromedriver: run scripts/install-system-deps", pytrace=False)
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in (
@@ -425,6 +427,10 @@ def test_a_post_without_the_csrf_token_is_refused(ui: UI, logged_in: WebDriver) 
     with httpx.Client(base_url=ui.url, cookies=cookies) as client:
         page = client.get("/plugins/spare")
         assert page.status_code == 200
+        # Scripts from this server only, none inline: a missed escape could not run one.
+        policy = page.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src 'self';" in policy
+        assert "<script>" not in page.text  # the page's own script is a file
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
         for form, headers in (
             ({"x": "1"}, {}),  # no token
