@@ -10,9 +10,9 @@ import sys
 from typing import Any
 
 from .._capabilities import Grant, describe_request, parse_grant
-from .._errors import ConsentRequired, PluginNotFound, RevokedKey, UsageError
+from .._errors import ConsentRequired, PluginNotFound, UsageError
 from .._text import terminal_safe as safe
-from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
+from ..packages import InstallPlan, PluginManager, Policy
 from ._fetch import add_market_options, fetch, is_market_reference, split_reference
 from ._packages import POLICIES, usage_errors
 
@@ -227,33 +227,9 @@ def _say(line: str) -> None:
     print(safe(line))
 
 
-def _trust(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
-    try:
-        verdict = manager.verdict(plugin)
-    except RevokedKey:
-        return {"trust": "revoked", "key_id": plugin.key_id, "publisher": None}
-    return {"trust": verdict.level.label, "key_id": verdict.key_id, "publisher": verdict.publisher}
-
-
-def _summary(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
-    problem = manager.problem(plugin)
-    return {
-        "name": plugin.name,
-        "version": plugin.version,
-        "enabled": plugin.enabled,
-        "digest": f"sha256:{plugin.digest}",
-        **_trust(manager, plugin),
-        "policy": manager.effective_policy(plugin).value,
-        "grants": plugin.grants.to_strings(),
-        "requested": [{"kind": r.kind, **dict(r.scope)} for r in plugin.metadata.capabilities],
-        "loadable": problem is None,
-        "problem": problem,
-    }
-
-
 def _list(args: argparse.Namespace) -> int:
     manager = PluginManager()
-    plugins = [_summary(manager, p) for p in manager.list()]
+    plugins = [manager.summary(p) for p in manager.list()]
     if args.json:
         print(json.dumps(plugins, indent=2))
         return 0
@@ -292,7 +268,7 @@ def _state(summary: dict[str, Any]) -> str:
 def _show(args: argparse.Namespace) -> int:
     manager = PluginManager()
     plugin = manager.get(args.name)
-    summary = _summary(manager, plugin)
+    summary = manager.summary(plugin)
     manifest = plugin.manifest
     if args.json:
         summary["metadata"] = dict(manifest.metadata.raw)
