@@ -20,6 +20,7 @@ from ._errors import (
     Unauthorized,
 )
 from ._limits import Limits
+from ._pages import page_routes
 from ._service import Account, Market, rotation_message
 
 __all__ = [
@@ -44,5 +45,6 @@ __all__ = [
     "Unauthorized",
     "create_app",
     "open_database",
+    "page_routes",
     "rotation_message",
 ]

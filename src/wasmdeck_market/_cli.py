@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wasmdeck-market", description="The wasmdeck plugin marketplace server."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run the server (JSON API, /openapi.json)")
+    serve = sub.add_parser("serve", help="run the server (web pages, JSON API, /openapi.json)")
     _storage_args(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8470)
@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import uvicorn
 
         from ._app import create_app
+        from ._pages import page_routes
 
         limits = Limits(
             read_rate=args.read_rate,
@@ -116,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_burst=args.write_burst,
             max_package=args.max_package,
         )
-        app = create_app(market, limits=limits, open_signup=args.open_signup)
+        app = create_app(market, limits=limits, open_signup=args.open_signup, routes=page_routes())
         print(
             f"wasmdeck-market: serving on http://{args.host}:{args.port} "
             f"({market.db.name}, {market.blobs.name} blobs)",

@@ -38,6 +38,7 @@ from .._capabilities import KINDS, describe_request, parse_grant
 from .._errors import WasmdeckError
 from ..packages import InstalledPlugin, PluginManager
 from ..triggers import UnknownMode
+from ._ui_market import MarketInstalls
 
 __all__ = ["ManagementUI"]
 
@@ -90,6 +91,7 @@ class ManagementUI:
         self._port = port
         self._manager = manager
         self._sessions: dict[str, _Session] = {}
+        self._market = MarketInstalls()
         self._templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(_FILES / "templates"),
             autoescape=True,  # every template, whatever its name
@@ -107,6 +109,9 @@ class ManagementUI:
                     "/plugins/{name:path}/{verb}", self._post(self.plugin_change), methods=["POST"]
                 ),
                 Route("/plugins/{name:path}", self.plugin_page, methods=["GET"]),
+                Route("/market", self.market_page, methods=["GET"]),
+                Route("/market/review", self._post(self.market_review), methods=["POST"]),
+                Route("/market/install", self._post(self.market_install), methods=["POST"]),
                 Route("/mode", self._post(self.mode), methods=["POST"]),
                 Route("/fire", self._post(self.fire), methods=["POST"]),
                 Route("/reload", self._post(self.reload), methods=["POST"]),
@@ -371,6 +376,41 @@ class ManagementUI:
         return self._back(
             session, f"{PREFIX}/plugins" if verb == "uninstall" else page, "ok", message
         )
+
+    # -- installing from the marketplace (_ui_market.py) ----------------------
+
+    async def market_page(self, request: Request) -> Response:
+        session = self._page_session(request)
+        if isinstance(session, Response):
+            return session
+        q = request.query_params.get("q", "")[:200]
+        try:
+            url, found = await asyncio.to_thread(self._market.search, q)
+        except WasmdeckError as exc:
+            return self._render(request, "refused.html", session, 502, message=exc.message)
+        return self._render(request, "market.html", session, q=q, url=url, found=found)
+
+    async def market_review(
+        self, request: Request, session: _Session, form: dict[str, str]
+    ) -> Response:
+        name = form.get("name", "")
+        try:
+            plan = await asyncio.to_thread(self._market.review, self._manager(), session.csrf, name)
+        except WasmdeckError as exc:
+            return self._back(session, f"{PREFIX}/market", "error", exc.message)
+        return self._render(request, "consent.html", session, plan=plan)
+
+    async def market_install(
+        self, request: Request, session: _Session, form: dict[str, str]
+    ) -> Response:
+        try:
+            message = await asyncio.to_thread(
+                self._market.install, self._manager(), session.csrf, form.get("pending", "")
+            )
+        except WasmdeckError as exc:
+            return self._back(session, f"{PREFIX}/market", "error", exc.message)
+        page = f"{PREFIX}/plugins/{urllib.parse.quote(form.get('name', ''), safe='')}"
+        return self._back(session, page, "ok", message)
 
     # -- events ----------------------------------------------------------------
 

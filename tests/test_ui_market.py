@@ -1,0 +1,285 @@
+"""The marketplace's pages and installing from them into a local host, in a real Chromium.
+
+The issue's flow end to end (docs/marketplace.md, docs/ui.md): search the
+marketplace, open a package, install it into ``wasmdeck serve`` from its
+local UI (the consent page lists the capabilities and their risks), see it
+enabled, revoke a grant, rate it as a logged-in account; and the pages' own
+defences: a hostile description and readme shown as text, a POST without the
+CSRF token refused, a yank from the publisher's view.
+
+The browser fixture is tests/test_ui.py's; the marketplace runs on uvicorn in
+this process (tests/marketfix.py) on SQLite, the host in a child process.
+With ``WASMDECK_SCREENSHOTS=DIR`` the main pages are saved there
+(scripts/ui-screenshots writes docs/ui/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from marketfix import GENEROUS, MarketServer, make_market, new_key, pack
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from test_serve import Host
+from test_ui import browser, not_pwned, shot, text, wait
+
+from wasmdeck.packages import PluginManager
+from wasmdeck_market import page_routes
+
+__all__ = ["browser"]  # the fixture, used by name
+
+HOSTILE_DESCRIPTION = '<img src=x onerror="window.pwned=4">'
+HOSTILE_README = "<script>window.pwned=5</script>\n<b>not bold</b>"
+HOSTILE_REVIEW = '<img src=x onerror="window.pwned=6">'
+
+
+@dataclass
+class Setup:
+    market: MarketServer
+    publisher_token: str
+    reviewer_token: str
+    host: Host
+    home: Path
+    ui_url: str  # http://127.0.0.1:PORT/ui
+    ui_token: str
+
+
+@pytest.fixture(scope="module")
+def setup(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
+    tmp = tmp_path_factory.mktemp("ui-market")
+    market = MarketServer(
+        make_market("sqlite", tmp / "market", request),
+        limits=GENEROUS,
+        open_signup=True,
+        routes=page_routes(),
+    )
+    with market:
+        key = new_key(tmp / "keys", "publisher.key")
+        publisher = market.publisher(key, "streamer-tools")
+        for version in ("1.0.0", "1.1.0"):
+            published = market.publish(
+                publisher,
+                pack(
+                    tmp,
+                    key,
+                    name="scene-switcher",
+                    version=version,
+                    description="Switch OBS scenes from a pad",
+                    capabilities=[{"kind": "kv"}],
+                    keywords=["obs", "scenes"],
+                    category="streaming",
+                    readme="Bind a pad to a scene.\nIt keeps the last scene in kv.",
+                ),
+            )
+            assert published.status_code == 201, published.text
+        hostile = pack(
+            tmp,
+            key,
+            name="hostile-notes",
+            description=HOSTILE_DESCRIPTION,
+            readme=HOSTILE_README,
+            category="streaming",
+        )
+        assert market.publish(publisher, hostile).status_code == 201
+        for n in range(22):  # more than one page of results
+            filler = pack(tmp, key, name=f"filler-{n:02d}", category="misc")
+            assert market.publish(publisher, filler).status_code == 201
+        with market.client() as http:
+            reviewer = http.post("/api/v1/accounts", json={"name": "a-listener"}).json()["token"]
+        home = tmp / "home"
+        (tmp / "deck.toml").write_text("version = 1\n")
+        env = {**os.environ, "WASMDECK_HOME": str(home), "WASMDECK_MARKET": market.url}
+        env.pop("WASMDECK_MARKET_TOKEN", None)
+        host = Host(tmp / "deck.toml", env)
+        try:
+            host.wait_for("wasmdeck: serving")
+            control = json.loads((home / "control.json").read_text())
+            yield Setup(
+                market,
+                publisher,
+                reviewer,
+                host,
+                home,
+                f"http://127.0.0.1:{control['port']}/ui",
+                control["token"],
+            )
+        finally:
+            code = host.stop()
+        assert code == 0, "".join(host.log)
+
+
+def market_login(browser: WebDriver, setup: Setup, token: str) -> None:
+    browser.get(f"{setup.market.url}/login")
+    browser.find_element(By.ID, "token").send_keys(token + "\n")
+    wait(browser).until(expected_conditions.title_contains("Publisher"))
+
+
+# -- the issue's flow ----------------------------------------------------------------
+
+
+def test_search_open_install_enabled_revoke_and_rate(setup: Setup, browser: WebDriver) -> None:
+    # Search the marketplace and open the package.
+    browser.get(setup.market.url)
+    shot(browser, "market-browse")
+    box = browser.find_element(By.ID, "search-q")
+    box.send_keys("scenes\n")
+    wait(browser).until(lambda b: text(b, "#total").startswith("1 plugin"))
+    shot(browser, "market-search")
+    browser.find_element(By.LINK_TEXT, "scene-switcher").click()
+    wait(browser).until(lambda b: text(b, "#package-title").startswith("scene-switcher"))
+    assert "low risk kv" in text(browser, "#capabilities")
+    assert "It keeps the last scene in kv." in text(browser, "#readme")
+    versions = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#versions tbody tr")]
+    assert [v.split()[0] for v in versions] == ["1.1.0", "1.0.0"]
+    signer = text(browser, "#signer")
+    assert re.fullmatch(r"[0-9a-f]{16,64}", signer), signer
+
+    # Install it into the local host from its UI: search there, Install, consent.
+    browser.get(f"{setup.ui_url}/login#token={setup.ui_token}")
+    wait(browser).until(expected_conditions.title_contains("Deck"))
+    browser.find_element(By.LINK_TEXT, "Marketplace").click()
+    wait(browser).until(expected_conditions.title_contains("Marketplace"))
+    browser.find_element(By.ID, "market-q").send_keys("scene switcher\n")
+    wait(browser).until(lambda b: "scene-switcher" in text(b, "#market-results"))
+    browser.find_element(By.CSS_SELECTOR, "button[aria-label='Install scene-switcher']").click()
+    wait(browser).until(
+        lambda b: text(b, "#consent-title").startswith("Install scene-switcher 1.1.0")
+    )
+    assert "low risk kv" in text(browser, "#consent-requested")
+    assert "kv (low risk)" in text(browser, "#consent-grants")
+    assert "unknown" in text(browser, "#consent-trust") or text(browser, "#consent-trust")
+    shot(browser, "market-consent")
+    assert PluginManager(setup.home).list() == []  # nothing installed before consenting
+    browser.find_element(By.ID, "consent-install").click()
+
+    # See it enabled, with its grant; revoke the grant.
+    wait(browser).until(lambda b: text(b, "#plugin-title").startswith("scene-switcher"))
+    assert "installed scene-switcher 1.1.0 (enabled); granted: kv" in text(browser, "[role=status]")
+    assert text(browser, "#state") == "enabled"
+    installed = PluginManager(setup.home).get("scene-switcher")
+    assert (installed.version, installed.enabled) == ("1.1.0", True)
+    assert installed.grants.to_strings() == ["kv"]
+    browser.find_element(By.CSS_SELECTOR, "button[aria-label='Revoke kv']").click()
+    wait(browser).until(lambda b: "took back kv" in text(b, "[role=status]"))
+    assert PluginManager(setup.home).get("scene-switcher").grants.to_strings() == []
+    # The marketplace counted the download (the install went through its API).
+    assert setup.market.market.package("scene-switcher")["downloads"] == 1
+
+    # Rate it, logged in to the marketplace as an account.
+    market_login(browser, setup, setup.reviewer_token)
+    browser.get(f"{setup.market.url}/packages/scene-switcher")
+    assert "Rate it" in text(browser, "#review-form")
+    browser.find_element(By.ID, "rating-choice").send_keys("4")
+    browser.find_element(By.ID, "review-body").send_keys("Works. " + HOSTILE_REVIEW)
+    browser.find_element(By.CSS_SELECTOR, "#review-form button").click()
+    wait(browser).until(lambda b: "from 1 review" in text(b, "#rating"))
+    assert text(browser, "#rating").startswith("4.0")
+    assert HOSTILE_REVIEW in text(browser, ".review-body")
+    assert text(browser, "#downloads") == "1"
+    not_pwned(browser)
+    shot(browser, "market-package")
+    (review,) = setup.market.market.reviews("scene-switcher")
+    assert (review["author"], review["rating"]) == ("a-listener", 4)
+
+
+def test_browse_sorts_filters_and_pages(setup: Setup, browser: WebDriver) -> None:
+    browser.get(f"{setup.market.url}/?category=misc&sort=name")
+    assert text(browser, "#total") == "22 plugins, page 1 of 2"
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results tbody a")]
+    assert names == [f"filler-{n:02d}" for n in range(20)]
+    browser.find_element(By.ID, "next-page").click()
+    wait(browser).until(lambda b: "page 2 of 2" in text(b, "#total"))
+    names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results tbody a")]
+    assert names == ["filler-20", "filler-21"]
+    with httpx.Client(base_url=setup.market.url) as http:
+        refused = http.get("/", params={"sort": "nonsense"})
+        assert refused.status_code == 422 and "sort must be one of" in refused.text
+
+
+def test_a_hostile_description_and_readme_are_shown_as_text(
+    setup: Setup, browser: WebDriver
+) -> None:
+    browser.get(f"{setup.market.url}/?q=hostile")
+    wait(browser).until(lambda b: "hostile-notes" in text(b, "#results"))
+    assert HOSTILE_DESCRIPTION in text(browser, "#results")
+    browser.find_element(By.LINK_TEXT, "hostile-notes").click()
+    wait(browser).until(lambda b: text(b, "#package-title").startswith("hostile-notes"))
+    assert text(browser, "#description") == HOSTILE_DESCRIPTION
+    assert text(browser, "#readme") == HOSTILE_README
+    assert browser.find_elements(By.CSS_SELECTOR, "#readme b, main img, main script") == []
+    not_pwned(browser)
+    with httpx.Client(base_url=setup.market.url) as http:
+        page = http.get("/packages/hostile-notes")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+
+
+def test_a_post_without_the_csrf_token_is_refused(setup: Setup, browser: WebDriver) -> None:
+    with httpx.Client(base_url=setup.market.url) as http:
+        done = http.post("/login", data={"token": setup.reviewer_token})
+        assert done.status_code == 303
+        cookie = done.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        page = http.get("/packages/hostile-notes")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        for form, headers in (
+            ({"rating": "1"}, {}),
+            ({"rating": "1", "csrf": "forged"}, {}),
+            ({"rating": "1", "csrf": csrf}, {"Origin": "http://evil.example"}),
+        ):
+            refused = http.post("/packages/hostile-notes/review", data=form, headers=headers)
+            assert refused.status_code == 403, refused.text
+        with httpx.Client(base_url=setup.market.url) as stranger:  # no cookie
+            refused = stranger.post(
+                "/packages/hostile-notes/review", data={"csrf": csrf, "rating": "1"}
+            )
+            assert refused.status_code == 401
+    assert setup.market.market.reviews("hostile-notes") == []
+    # In the browser: a form without the token shows the refusal.
+    market_login(browser, setup, setup.reviewer_token)
+    browser.get(f"{setup.market.url}/packages/hostile-notes")
+    browser.execute_script(
+        "const f = document.createElement('form'); f.method = 'post';"
+        "f.action = arguments[0]; document.body.appendChild(f); f.submit();",
+        f"{setup.market.url}/packages/hostile-notes/review",
+    )
+    wait(browser).until(lambda b: "CSRF token is missing or wrong" in text(b, "[role=alert]"))
+    assert setup.market.market.reviews("hostile-notes") == []
+
+
+def test_a_yank_from_the_publisher_view(setup: Setup, browser: WebDriver) -> None:
+    market_login(browser, setup, setup.publisher_token)
+    assert "active" in text(browser, "#keys")
+    browser.find_element(By.ID, "reason-scene-switcher-1_0_0").send_keys("<b>broken</b> on 2.x")
+    assert "filler-00" in text(browser, "main")  # every package of the account is listed
+    shot(browser, "market-publisher")
+    field = browser.find_element(By.ID, "reason-scene-switcher-1_0_0")
+    field.find_element(By.XPATH, "following-sibling::button").click()
+    wait(browser).until(lambda b: text(b, "#notice") == "yanked scene-switcher 1.0.0")
+    assert (
+        setup.market.market.version("scene-switcher", "1.0.0")["yanked"] == "<b>broken</b> on 2.x"
+    )
+    browser.get(f"{setup.market.url}/packages/scene-switcher")
+    assert "yanked: <b>broken</b> on 2.x" in text(browser, "#versions")
+    # Another account's token cannot yank it: the service's own check.
+    market_login(browser, setup, setup.reviewer_token)
+    with httpx.Client(base_url=setup.market.url) as http:
+        http.post("/login", data={"token": setup.reviewer_token})
+        page = http.get("/publisher")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        refused = http.post(
+            "/publisher/yank",
+            data={"csrf": csrf, "name": "scene-switcher", "version": "1.1.0", "reason": "mine"},
+        )
+    assert refused.status_code == 403 and "belongs to another publisher" in refused.text
+    assert setup.market.market.version("scene-switcher", "1.1.0")["yanked"] is None
