@@ -157,7 +157,7 @@ def test_search_open_install_enabled_revoke_and_rate(setup: Setup, browser: WebD
     )
     assert "low risk kv" in text(browser, "#consent-requested")
     assert "kv (low risk)" in text(browser, "#consent-grants")
-    assert "unknown" in text(browser, "#consent-trust") or text(browser, "#consent-trust")
+    assert text(browser, "#consent-trust") == f"signed by an unknown key {signer}"
     shot(browser, "market-consent")
     assert PluginManager(setup.home).list() == []  # nothing installed before consenting
     browser.find_element(By.ID, "consent-install").click()
@@ -190,6 +190,43 @@ def test_search_open_install_enabled_revoke_and_rate(setup: Setup, browser: WebD
     shot(browser, "market-package")
     (review,) = setup.market.market.reviews("scene-switcher")
     assert (review["author"], review["rating"]) == ("a-listener", 4)
+
+
+def ui_client(setup: Setup) -> tuple[httpx.Client, str]:
+    """An HTTP client logged in to the local UI, and its session's CSRF token."""
+    http = httpx.Client(base_url=setup.ui_url)
+    assert http.post("/login", data={"token": setup.ui_token}).status_code == 303
+    page = http.get("/market")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    return http, csrf
+
+
+def test_the_local_ui_refuses_what_wasmdeck_install_refuses(setup: Setup) -> None:
+    market = setup.market.market
+    owner = market.authenticate(setup.publisher_token)
+    only = pack(setup.home.parent, None, name="only-yanked")  # unsigned: refused at publish
+    assert setup.market.publish(setup.publisher_token, only).status_code == 422
+    market.yank(owner, "hostile-notes", "1.0.0", "withdrawn")
+    http, csrf = ui_client(setup)
+    try:
+        # Nothing left that is not yanked: the client's own refusal, on the page.
+        answer = http.post("/market/review", data={"csrf": csrf, "name": "hostile-notes"})
+        assert answer.status_code == 303
+        page = http.get(setup.ui_url.removesuffix("/ui") + answer.headers["location"]).text
+        assert "hostile-notes has no version that is not yanked" in page
+        # A consent page that was never shown (or another session's) installs nothing.
+        answer = http.post("/market/install", data={"csrf": csrf, "pending": "made-up"})
+        assert (
+            "that consent page has expired"
+            in http.get(setup.ui_url.removesuffix("/ui") + answer.headers["location"]).text
+        )
+        refused = http.post("/market/review", data={"name": "hostile-notes"})
+        assert refused.status_code == 403  # no CSRF token
+    finally:
+        http.close()
+    names = [p.name for p in PluginManager(setup.home).list()]
+    assert "hostile-notes" not in names
+    market.yank(owner, "hostile-notes", "1.0.0", None)
 
 
 def test_browse_sorts_filters_and_pages(setup: Setup, browser: WebDriver) -> None:
