@@ -35,6 +35,11 @@ __all__ = ["Daemon", "ReplayClock"]
 
 log = logging.getLogger("wasmdeck.daemon")
 
+# The deck watcher yields a change once the file has had no new write for
+# WATCH_STEP_MS (an editor saves in steps), WATCH_DEBOUNCE_MS at the latest.
+WATCH_STEP_MS = 5
+WATCH_DEBOUNCE_MS = 50
+
 
 class Daemon:
     """Runs the deck at ``deck_path`` until ``stop()``.
@@ -180,7 +185,9 @@ class Daemon:
         import watchfiles
 
         target = self.deck_path.resolve()
-        async for changes in watchfiles.awatch(target.parent, debounce=50, step=20):
+        async for changes in watchfiles.awatch(
+            target.parent, debounce=WATCH_DEBOUNCE_MS, step=WATCH_STEP_MS
+        ):
             if any(Path(path) == target for _, path in changes) and target.exists():
                 await self.reload()
 
