@@ -409,37 +409,28 @@ class Daemon:
     def _send_raw(self, where: tuple[str, int, str, int], value: int) -> None:
         if self._midi is None:
             return
-        import mido  # type: ignore[import-untyped]
-
         device, channel, kind, number = where
-        if kind == "note":
-            message = mido.Message("note_on", channel=channel - 1, note=number, velocity=value)
-        else:
-            message = mido.Message(
-                "control_change", channel=channel - 1, control=number, value=value
-            )
-        self._midi.send(device, message)
+        status = (0x90 if kind == "note" else 0xB0) | (channel - 1)
+        self._midi.send_bytes(device, [status, number, value])
 
     def _send(self, midi: MidiMessage, variables: dict[str, Any]) -> None:
         if self._midi is None or midi.device is None:
             return
-        import mido
-
-        fields: dict[str, Any] = {"channel": midi.channel - 1}
-        for key, target in (
-            ("note", "note"),
-            ("velocity", "velocity"),
-            ("controller", "control"),
-            ("value", "value"),
-            ("program", "program"),
-        ):
+        # The bytes are made here rather than by mido.Message, whose checks cost
+        # more than the rest of the send (benchmarks/sustained_load.py); the
+        # values are checked alike, and mido's defaults kept.
+        fields = _MIDI_FIELDS[midi.type]
+        data = [fields[0] | (midi.channel - 1)]
+        for key, default in fields[1]:
             value = getattr(midi, key)
-            if value is not None:
-                value = render(value, variables) if isinstance(value, str) else value
-                if type(value) is not int or not 0 <= value <= 127:
-                    raise ValueError(f"MIDI {key} must be 0-127, not {value!r}")
-                fields[target] = value
-        self._midi.send(midi.device, mido.Message(midi.type, **fields))
+            if value is None:
+                value = default
+            elif isinstance(value, str):
+                value = render(value, variables)
+            if type(value) is not int or not 0 <= value <= 127:
+                raise ValueError(f"MIDI {key} must be 0-127, not {value!r}")
+            data.append(value)
+        self._midi.send_bytes(midi.device, data)
 
     # -- reload and status -----------------------------------------------------
 
@@ -505,6 +496,15 @@ class Daemon:
                 "outputs": sorted(self._midi.outputs) if self._midi else [],
             },
         }
+
+
+# Each MIDI action's status byte and data bytes: (deck field, mido's default).
+_MIDI_FIELDS: dict[str, tuple[int, tuple[tuple[str, int], ...]]] = {
+    "note_on": (0x90, (("note", 0), ("velocity", 64))),
+    "note_off": (0x80, (("note", 0), ("velocity", 64))),
+    "control_change": (0xB0, (("controller", 0), ("value", 0))),
+    "program_change": (0xC0, (("program", 0),)),
+}
 
 
 class ReplayClock:

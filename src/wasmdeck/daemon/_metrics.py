@@ -49,6 +49,10 @@ class Metrics:
         self._triggers = Counter(
             "wasmdeck_triggers", "Bindings fired", ("binding",), registry=self.registry
         )
+        # prometheus-client's labels() looks the child up under a lock on every
+        # call; the children of each (plugin, binding) are kept here instead.
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._fired: dict[str, Any] = {}
         self.plugins: dict[str, _PluginStats] = {}
         self.bindings: dict[str, int] = {}
         self.events_in = 0
@@ -62,14 +66,23 @@ class Metrics:
 
     def fired(self, binding: str) -> None:
         self.bindings[binding] = self.bindings.get(binding, 0) + 1
-        self._triggers.labels(binding).inc()
+        child = self._fired.get(binding)
+        if child is None:
+            child = self._fired[binding] = self._triggers.labels(binding)
+        child.inc()
 
     def call(self, plugin: str, binding: str, seconds: float, error: str | None) -> None:
         stats = self._stats(plugin)
         stats.calls += 1
         stats.latencies.append(seconds)
-        self._calls.labels(plugin, binding).inc()
-        self._latency.labels(plugin, binding).observe(seconds)
+        children = self._children.get((plugin, binding))
+        if children is None:
+            children = self._children[(plugin, binding)] = (
+                self._calls.labels(plugin, binding),
+                self._latency.labels(plugin, binding),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if error is not None:
             stats.errors[error] = stats.errors.get(error, 0) + 1
             self._errors.labels(plugin, binding, error).inc()
