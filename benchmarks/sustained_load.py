@@ -198,12 +198,13 @@ def main() -> int:
     )
     parser.add_argument("--floor-seconds", type=float, default=5)
     parser.add_argument("--period", type=int, default=256)
+    parser.add_argument("--realtime", action="store_true", help="jackd --realtime (needs rtprio)")
     args = parser.parse_args()
     window = args.window or max(5.0, args.seconds / 6)
     os.environ.update(ENV)
     with (
         tempfile.TemporaryDirectory(prefix="wasmdeck-bench-") as scratch,
-        jack_server(48000, args.period),
+        jack_server(48000, args.period, realtime=args.realtime),
     ):
         work = Path(scratch)
         build_velocity(work)
@@ -211,9 +212,7 @@ def main() -> int:
         load = Load()
         echo = Echo()
         load.wait_connected()
-        floor_sent, floor_rows = run_load(
-            load, args.rate, args.floor_seconds, args.floor_seconds, None
-        )
+        floor_sent, _ = run_load(load, args.rate, args.floor_seconds, args.floor_seconds, None)
         floor_replies = [ms for _, ms in load.replies]
         echo.close()
         time.sleep(0.3)
