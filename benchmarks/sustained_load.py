@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import rtmidi
-from _jack import ENV, build_velocity, jack_server, serving
+from _harness import ENV, build_velocity, jack_server, serving
 
 API = rtmidi.API_UNIX_JACK
 PADS = 100

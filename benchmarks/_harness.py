@@ -1,4 +1,4 @@
-"""What the MIDI benchmarks share: a JACK dummy server of their own, the plugin, ``wasmdeck serve``."""
+"""What the host benchmarks share: a JACK dummy server of their own, the plugin, `wasmdeck serve`."""
 
 from __future__ import annotations
 
