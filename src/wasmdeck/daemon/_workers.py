@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._context import TriggerContext
-from .._errors import WasmdeckError
+from .._errors import LimitExceeded, WasmdeckError
+from ..host import CURRENT, BusEvent
 from ..runtime import Plugin
 from ._metrics import Metrics
 
@@ -45,6 +46,7 @@ class _Call:
     context: TriggerContext
     binding: str
     done: asyncio.Future[bytes]
+    event: BusEvent | None  # the bus event behind the call: its publishes are a hop further
 
 
 class PluginWorker:
@@ -59,6 +61,7 @@ class PluginWorker:
     ) -> None:
         self.name = name
         self.plugin = plugin
+        plugin.measure_fuel = True  # for the metrics: fuel used per plugin and binding
         self._metrics = metrics
         self._clock = clock
         self._size = size
@@ -92,7 +95,7 @@ class PluginWorker:
             )
         done: asyncio.Future[bytes] = self._loop.create_future()
         self._pending += 1
-        self._calls.put(_Call(action, params, context, binding, done))
+        self._calls.put(_Call(action, params, context, binding, done, CURRENT.get()))
         return done
 
     @property
@@ -103,20 +106,28 @@ class PluginWorker:
         # The plugin's thread: calls until the None that drain() or close() sends.
         while (call := self._calls.get()) is not None:
             start = self._clock()
+            token = CURRENT.set(call.event)  # what the plugin publishes during the call
             try:
                 output: bytes | BaseException = self.plugin.call(
                     call.action, call.params, call.context
                 )
             except Exception as exc:  # delivered to the caller, whatever it is
                 output = exc
-            self._hand_back(self._finished, call, output, self._clock() - start)
+            finally:
+                CURRENT.reset(token)
+            seconds = self._clock() - start
+            # Read here, before this thread's next call: only it calls the plugin.
+            fuel = self.plugin.fuel_used
+            self._hand_back(self._finished, call, output, seconds, fuel)
         self._hand_back(self._stopped.set_result, None)
 
     def _hand_back(self, callback: Callable[..., object], *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             self._loop.call_soon_threadsafe(callback, *args)
 
-    def _finished(self, call: _Call, output: bytes | BaseException, seconds: float) -> None:
+    def _finished(
+        self, call: _Call, output: bytes | BaseException, seconds: float, fuel: int | None
+    ) -> None:
         self._pending -= 1
         error = None
         if isinstance(output, BaseException):
@@ -125,7 +136,8 @@ class PluginWorker:
                 call.done.set_exception(output)
         elif not call.done.cancelled():
             call.done.set_result(output)
-        self._metrics.call(self.name, call.binding, seconds, error)
+        limit = isinstance(output, LimitExceeded)
+        self._metrics.call(self.name, call.binding, seconds, error, fuel=fuel, limit=limit)
 
     async def drain(self) -> None:
         """Run what is queued, then stop."""

@@ -15,6 +15,7 @@ from typing import Any
 from ._curves import VelocityCurve
 from ._positions import Path as KeyPath
 from ._positions import PositionIndex
+from ._profiles import Profile
 
 __all__ = [
     "Action",
@@ -49,6 +50,7 @@ TRIGGER_KINDS = (
     "osc",
     "timer",
     "startup",
+    "event",
 )
 MIDI_KINDS = frozenset(TRIGGER_KINDS[:10])
 NOTE_KINDS = frozenset({"note_on", "note_off", "long_press", "double_tap"})
@@ -89,6 +91,7 @@ class DeviceSpec:
     input: str | None = None
     output: str | None = None
     virtual: bool = False
+    profile: str | None = None  # its pads and controls by name (deck/_profiles.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,7 @@ class Trigger:
     address: str = ""
     interval_ms: int | None = None
     at: str | None = None  # "HH:MM" or "HH:MM:SS" in the deck's time zone
+    topic: str = ""  # event triggers: a topic pattern of the event bus ("obs.*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,9 @@ class Deck:
     timing: Timing = field(default_factory=Timing)
     timezone: str | None = None
     listen: Listen = field(default_factory=Listen)
+    profiles: Mapping[str, Profile] = field(
+        default_factory=dict
+    )  # the deck's own and built-ins used
     positions: PositionIndex | None = field(default=None, compare=False, repr=False)
 
     def binding(self, name: str) -> Binding | None:
