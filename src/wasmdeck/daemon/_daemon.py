@@ -157,6 +157,11 @@ class Daemon:
         self._stopping.set()
         await self._drain()
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` was called (live streams end so the servers can close)."""
+        return self._stopping is not None and self._stopping.is_set()
+
     def stop(self) -> None:
         """Stop taking events; ``run`` returns once the calls in flight are done."""
         if self._stopping is not None and not self._stopping.is_set():
