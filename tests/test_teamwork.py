@@ -42,7 +42,7 @@ import wasmdeck
 from wasmdeck import ImportNotAllowed, Limits, TimeLimitExceeded
 from wasmdeck.host import EventBus, PluginHost
 
-LANGUAGES = ["c", "rust", "zig", "assemblyscript", "python"]
+LANGUAGES = ["c", "rust", "zig", "go", "assemblyscript", "python"]
 SPIN = Limits(timeout=30, fuel=10**13)  # a callee that only its caller's deadline stops
 # The teamwork plugins import every function of the three capabilities, so they
 # link only with all three granted: these grants, reaching nothing a test uses,
