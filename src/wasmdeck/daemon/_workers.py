@@ -3,8 +3,10 @@
 Each plugin has a FIFO queue of at most ``size`` calls and one task that
 runs them one at a time (``Plugin.call_async``, on a thread of its own from
 the daemon's executor), so a slow or failing plugin holds up only its own
-queue. A call that finds the queue full is dropped: counted, logged, and
-its binding's later actions skipped — never silently lost.
+queue. A plugin with an instance pool (``pool = N`` in the deck) has N
+tasks: up to N of its calls run at once, started in queue order. A call
+that finds the queue full is dropped: counted, logged, and its binding's
+later actions skipped — never silently lost.
 """
 
 from __future__ import annotations
@@ -56,8 +58,11 @@ class PluginWorker:
         self._metrics = metrics
         self._clock = clock
         self._queue: asyncio.Queue[_Call | None] = asyncio.Queue(size)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"plugin {name}")
-        self.busy = False
+        loop = asyncio.get_running_loop()
+        self._runners = [
+            loop.create_task(self._run(), name=f"plugin {name}") for _ in range(plugin.limits.pool)
+        ]
+        self.busy = 0
 
     def submit(
         self, action: str, params: Mapping[str, Any], context: TriggerContext, binding: str
@@ -84,14 +89,14 @@ class PluginWorker:
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() + (1 if self.busy else 0)
+        return self._queue.qsize() + self.busy
 
     async def _run(self) -> None:
         while True:
             call = await self._queue.get()
             if call is None:
                 return
-            self.busy = True
+            self.busy += 1
             start = self._clock()
             error: str | None = None
             token = CURRENT.set(call.event)  # call_async's thread runs in a copy of this context
@@ -106,14 +111,16 @@ class PluginWorker:
                     call.done.set_result(output)
             finally:
                 CURRENT.reset(token)
-                self.busy = False
+                self.busy -= 1
                 self._metrics.call(self.name, call.binding, self._clock() - start, error)
 
     async def drain(self) -> None:
         """Run what is queued, then stop."""
-        await self._queue.put(None)
-        await self._task
+        for _ in self._runners:
+            await self._queue.put(None)
+        await asyncio.gather(*self._runners)
 
     def close(self) -> None:
-        self._task.cancel()
+        for runner in self._runners:
+            runner.cancel()
         self.plugin.close()
