@@ -88,3 +88,40 @@ class Controller:
     def close(self) -> None:
         self.out.close()
         self.inp.close()
+
+
+class Outsider:
+    """Another program's client: connects to ports the host made (virtual ones), by name.
+
+    python-rtmidi directly (daemon/_midi.py says why not mido): ``open_port``
+    on a named port is a JACK connection from this client to it.
+    """
+
+    def __init__(self, client: str, send_to: str, listen_to: str) -> None:
+        import rtmidi  # type: ignore[import-untyped]
+
+        self.received: queue.Queue[Any] = queue.Queue()
+        self.out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, client)
+        self.inp = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, f"{client}-fb")
+        self.inp.set_callback(lambda event, _: self.received.put(mido.Message.from_bytes(event[0])))
+        self.out.open_port(self._index(self.out, send_to), "to-host")
+        self.inp.open_port(self._index(self.inp, listen_to), "from-host")
+
+    @staticmethod
+    def _index(client: Any, name: str) -> int:
+        ports = client.get_ports()
+        if name not in ports:
+            raise AssertionError(f"no JACK port {name!r}; ports: {ports}")
+        return int(ports.index(name))
+
+    def send(self, type_: str, **fields: Any) -> None:
+        self.out.send_message(mido.Message(type_, **fields).bytes())
+
+    def receive(self, timeout: float = 5.0) -> Any:
+        return self.received.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.inp.cancel_callback()
+        for port in (self.out, self.inp):
+            port.close_port()
+            port.delete()

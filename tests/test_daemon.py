@@ -395,3 +395,101 @@ async def test_the_events_stream_follows_actions(deck_file: Callable[..., Path])
         )
         assert json.loads(record["result"]) == {"choice": "Live", "index": 0}
         assert record["ms"] >= 0
+
+
+# -- limits and fuel in the metrics ---------------------------------------------------
+
+
+def limits_deck(behaviors_wasm: Path, held_port: int) -> str:
+    hook = 'auth = { bearer = { env = "HOOK_TOKEN" } }'
+    return f"""
+[plugins.beh]
+path = "{behaviors_wasm}"
+timeout_ms = 20000
+
+[plugins.impatient]
+path = "hostcalls.wasm"
+grants = ["network:127.0.0.1:{held_port}", "kv", "process:true"]
+timeout_ms = 1500
+
+[[bindings]]
+name = "count"
+trigger = {{ kind = "webhook", path = "/count", {hook} }}
+actions = [{{ plugin = "beh", action = "count" }}]
+
+[[bindings]]
+name = "burn"
+trigger = {{ kind = "webhook", path = "/burn", {hook} }}
+actions = [{{ plugin = "beh", action = "burn", params = {{ n = 1000000000000 }} }}]
+
+[[bindings]]
+name = "impatient"
+trigger = {{ kind = "webhook", path = "/impatient", {hook} }}
+actions = [{{ plugin = "impatient", action = "http-get", params = {{ url = "http://127.0.0.1:{held_port}/" }} }}]
+"""
+
+
+async def test_a_plugin_that_times_out_while_others_keep_answering(
+    deck_file: Callable[..., Path], held: HeldServer, behaviors_wasm: Path
+) -> None:
+    path = deck_file(extra=limits_deck(behaviors_wasm, held.port))
+    async with serving(path) as daemon, httpx.AsyncClient() as client:
+        await client.post(hook_url(daemon, "/impatient"), headers=BEARER)
+        await asyncio.to_thread(held.arrived.wait, 20)  # inside its call, which will not end
+        for scene in ("a", "b"):
+            await client.post(hook_url(daemon, "/scene"), json={"scene": scene}, headers=BEARER)
+        await client.post(hook_url(daemon, "/count"), headers=BEARER)
+        await until(lambda: len(records(daemon, "scene")) == 2 and records(daemon, "count"))
+        [stopped] = await until(lambda: records(daemon, "impatient"))
+        assert stopped["error"].startswith("TimeLimitExceeded")
+        assert stopped["ms"] < 10_000  # its 1.5 s timeout, not the server's 30 s hold
+        assert [json.loads(r["result"])["choice"] for r in records(daemon, "scene")] == ["a", "b"]
+        held.release()
+        await client.post(hook_url(daemon, "/impatient"), headers=BEARER)  # it answers again
+        await until(lambda: len(records(daemon, "impatient")) == 2)
+        assert json.loads(records(daemon, "impatient")[1]["result"])["status"] == 200
+        status = daemon.status()
+        impatient = status["plugins"]["impatient"]
+        assert (impatient["calls"], impatient["limit_hits"]) == (2, {"TimeLimitExceeded": 1})
+        assert impatient["errors"] == {"TimeLimitExceeded": 1}
+        assert status["plugins"]["velocity"]["limit_hits"] == {}
+        per_binding = status["per_binding"]["impatient"]
+        assert (per_binding["fired"], per_binding["calls"]) == (2, 2)
+        assert per_binding["limit_hits"] == {"TimeLimitExceeded": 1}
+
+
+async def test_fuel_and_limit_hits_per_plugin_and_binding(
+    deck_file: Callable[..., Path], held: HeldServer, behaviors_wasm: Path
+) -> None:
+    path = deck_file(extra=limits_deck(behaviors_wasm, held.port))
+    async with serving(path) as daemon, httpx.AsyncClient() as client:
+        for _ in range(2):
+            await client.post(hook_url(daemon, "/count"), headers=BEARER)
+        await client.post(hook_url(daemon, "/burn"), headers=BEARER)
+        await until(lambda: len(records(daemon, "count")) == 2 and records(daemon, "burn"))
+        [burnt] = records(daemon, "burn")
+        assert burnt["error"].startswith("FuelLimitExceeded")
+        status = daemon.status()
+        count, burn = status["per_binding"]["count"], status["per_binding"]["burn"]
+        assert count["calls"] == 2 and count["limit_hits"] == {}
+        assert 0 < count["fuel_per_call"] < 1_000_000  # a counter's worth, not the budget
+        assert abs(count["fuel_used"] - 2 * count["fuel_per_call"]) <= 1
+        assert burn["limit_hits"] == {"FuelLimitExceeded": 1}
+        assert burn["fuel_used"] == 100_000_000  # the whole default budget
+        beh = status["plugins"]["beh"]
+        assert beh["fuel_used"] == count["fuel_used"] + burn["fuel_used"]
+        assert beh["limit_hits"] == {"FuelLimitExceeded": 1} and beh["calls"] == 3
+        control = json.loads((Path(daemon_home()) / "control.json").read_text())
+        metrics = (
+            await client.get(
+                f"http://127.0.0.1:{control['port']}/metrics",
+                headers={"Authorization": f"Bearer {control['token']}"},
+            )
+        ).text
+        assert (
+            'wasmdeck_limit_hits_total{binding="burn",limit="FuelLimitExceeded",plugin="beh"} 1.0'
+            in metrics
+        )
+        assert 'wasmdeck_fuel_used_total{binding="burn",plugin="beh"} 1e+08' in metrics
+        fuel = f'wasmdeck_fuel_used_total{{binding="count",plugin="beh"}} {count["fuel_used"]:.1f}'
+        assert fuel in metrics

@@ -392,3 +392,104 @@ def test_plugin_facts_of_a_file(velocity_wasm: Path, tmp_path: Path) -> None:
     )
     facts = plugin_facts(deck.plugins["v"])
     assert facts.metadata.name == "velocity" and not facts.grants
+
+
+# -- device profiles -----------------------------------------------------------------
+
+PROFILE_DECK = """\
+version = 1
+[profiles.mixer]
+pads = { play = 36, stop = 37, rec = 38 }
+controls = { volume = 7, jog = 16 }
+[devices.desk]
+input = "Desk*"
+output = "Desk*"
+profile = "mixer"
+[devices.lp]
+input = "Launchpad*"
+output = "Launchpad*"
+profile = "launchpad-programmer"
+[devices.keys]
+input = "Keys*"
+profile = "note-names"
+[modes.live]
+[[bindings]]
+name = "play"
+trigger = { kind = "note_on", device = "desk", pad = "play" }
+actions = [{ mode = "live" }]
+feedback = { on = 5 }
+[[bindings]]
+name = "volume"
+trigger = { kind = "cc", device = "desk", control = "volume" }
+actions = [{ mode = "live" }]
+[[bindings]]
+name = "jog"
+trigger = { kind = "encoder", device = "desk", control = "jog" }
+actions = [{ mode = "live" }]
+[[bindings]]
+name = "corner"
+trigger = { kind = "long_press", device = "lp", pad = "H8" }
+actions = [{ mode = "live" }]
+feedback = { pad = "A1", on = 21 }
+[[bindings]]
+name = "arrow"
+trigger = { kind = "cc", device = "lp", control = "top1" }
+actions = [{ mode = "live" }]
+[[bindings]]
+name = "triad"
+trigger = { kind = "chord", device = "keys", pads = ["C4", "E4", "G4"] }
+actions = [{ mode = "live" }]
+[[bindings]]
+name = "flat"
+trigger = { kind = "note_on", device = "keys", pad = "Bb3" }
+actions = [{ mode = "live" }]
+"""
+
+
+def test_device_profiles_name_pads_and_controls() -> None:
+    deck = parse_deck(PROFILE_DECK)
+    trigger = {b.name: b.trigger for b in deck.bindings}
+    assert trigger["play"].note == (36, 36)
+    assert trigger["volume"].controller == 7 and trigger["jog"].controller == 16
+    assert trigger["corner"].note == (88, 88)  # Launchpad programmer mode: 10 * row + column
+    assert trigger["arrow"].controller == 91
+    assert trigger["triad"].notes == (60, 64, 67)  # C4 is middle C, 60
+    assert trigger["flat"].note == (58, 58)
+    feedback = {b.name: b.feedback for b in deck.bindings if b.feedback}
+    assert feedback["play"].note == 36  # the trigger's pad  # type: ignore[union-attr]
+    assert feedback["corner"].note == 11  # type: ignore[union-attr]
+    assert set(deck.profiles) == {"mixer", "launchpad-programmer", "note-names"}
+    assert check_deck(deck, {}) == []
+
+
+def test_profile_problems_are_placed(tmp_path: Path) -> None:
+    text = (
+        PROFILE_DECK.replace('pad = "play"', 'pad = "paly"')
+        .replace('control = "top1"', 'control = "top9"')
+        .replace('profile = "note-names"', 'profile = "notenames"')
+        .replace("rec = 38", "rec = 300")
+        + '[[bindings]]\nname = "x"\ntrigger = { kind = "note_on", pad = "play" }\n'
+        'actions = [{ mode = "live" }]\n'
+        '[[bindings]]\nname = "y"\ntrigger = { kind = "note_on", device = "desk", pad = "stop", '
+        'note = 37 }\nactions = [{ mode = "live" }]\n'
+    )
+    assert problems_of(text) == [
+        "3:38: pads.rec must be a note number 0-127, not 300",
+        "15:11: unknown profile 'notenames'; built-in: note-names, launchpad-programmer; "
+        "the deck's: mixer",
+        "19:54: no pad 'paly' in profile 'mixer' of device 'desk'; did you mean play? "
+        "(pads: play, stop)",
+        "37:51: no control 'top9' in profile 'launchpad-programmer' of device 'lp'; "
+        "did you mean top8, top7, top6? (controls: top1, top2, top3, top4, top5, top6, top7, "
+        "top8, side1, side2, side3, side4, side5, side6, side7, side8)",
+        "41:54: pad = 'C4': device 'keys' has no profile (profile = \"...\")",
+        "41:60: pad = 'E4': device 'keys' has no profile (profile = \"...\")",
+        "41:66: pad = 'G4': device 'keys' has no profile (profile = \"...\")",
+        "45:54: pad = 'Bb3': device 'keys' has no profile (profile = \"...\")",
+        "49:37: pad = 'play' needs device = \"NAME\", a device with a profile",
+        "53:54: give note or pad, not both",
+    ]
+    (tmp_path / "deck.toml").write_text(text)
+    result = wasmdeck_cli("check", str(tmp_path / "deck.toml"))
+    assert result.returncode == 4
+    assert f"{tmp_path / 'deck.toml'}:19:54: no pad 'paly'" in result.stderr

@@ -59,13 +59,15 @@ class Clock:
 WALL = dt.datetime(2026, 3, 1, 7, 29, 0, tzinfo=dt.UTC)
 
 
-def engine(*bindings: str, extra: str = "") -> tuple[TriggerEngine, Clock]:
+def engine(
+    *bindings: str, extra: str = "", timezone: str = "UTC", wall_at: dt.datetime = WALL
+) -> tuple[TriggerEngine, Clock]:
     clock = Clock()
-    deck = parse_deck(HEAD + extra + "".join(bindings))
+    deck = parse_deck(f'timezone = "{timezone}"\n' + HEAD + extra + "".join(bindings))
     wall_start = clock.now
 
     def wall() -> dt.datetime:
-        return WALL + dt.timedelta(seconds=clock.now - wall_start)
+        return wall_at + dt.timedelta(seconds=clock.now - wall_start)
 
     return TriggerEngine(deck, clock=clock, wall=wall), clock
 
@@ -379,3 +381,83 @@ def test_swapping_the_deck_keeps_the_mode_and_pending_holds() -> None:
     assert names(e.poll()) == ["hold"]
     e.swap(parse_deck(HEAD.replace("[modes.edit]\n", "") + hold))
     assert e.mode == "live"  # "edit" is gone: the new deck's starting mode
+
+
+# -- times of day across daylight saving (Europe/Berlin: 2026-03-29 02:00 -> 03:00,
+#    2026-10-25 03:00 -> 02:00) -----------------------------------------------------
+
+BERLIN = "Europe/Berlin"
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
+
+
+def due_in(e: TriggerEngine, clock: Clock) -> float:
+    deadline = e.next_deadline()
+    assert deadline is not None
+    return round(deadline - clock.now, 3)
+
+
+def test_a_time_skipped_in_spring_comes_at_the_end_of_the_gap() -> None:
+    # 01:00 CET (00:00 UTC) on the night the clocks jump from 02:00 to 03:00.
+    e, clock = engine(
+        binding("night", 'kind = "timer", at = "02:30"'),
+        timezone=BERLIN,
+        wall_at=utc(2026, 3, 29, 0, 0),
+    )
+    e.start()
+    assert due_in(e, clock) == 3600  # 03:00 CEST, the first moment after 02:30 exists
+    clock.advance(3_600_000)
+    assert names(e.poll()) == ["night"]
+    assert due_in(e, clock) == 23.5 * 3600  # the next night's 02:30 CEST
+
+
+def test_a_time_repeated_in_autumn_fires_once_the_first_time() -> None:
+    # 00:00 CEST (22:00 UTC the day before); 02:30 comes at 00:30 UTC and again at 01:30.
+    e, clock = engine(
+        binding("night", 'kind = "timer", at = "02:30"'),
+        timezone=BERLIN,
+        wall_at=utc(2026, 10, 24, 22, 0),
+    )
+    e.start()
+    assert due_in(e, clock) == 2.5 * 3600
+    clock.advance(9_000_000)
+    assert names(e.poll()) == ["night"]
+    assert due_in(e, clock) == 25 * 3600  # not again at 02:30 CET: tomorrow's 02:30 CET
+    clock.advance(3_600_000)  # the second 02:30
+    assert e.poll() == []
+
+
+def test_a_day_with_a_dst_change_is_23_or_25_hours_long() -> None:
+    # 08:00 CET the day before spring: tomorrow's 07:30 is 22.5 h away, not 23.5.
+    e, clock = engine(
+        binding("morning", 'kind = "timer", at = "07:30"'),
+        timezone=BERLIN,
+        wall_at=utc(2026, 3, 28, 7, 0),
+    )
+    e.start()
+    assert due_in(e, clock) == 22.5 * 3600
+    autumn, clock = engine(
+        binding("morning", 'kind = "timer", at = "07:30"'),
+        timezone=BERLIN,
+        wall_at=utc(2026, 10, 24, 6, 0),  # 08:00 CEST
+    )
+    autumn.start()
+    assert due_in(autumn, clock) == 24.5 * 3600
+
+
+def test_without_a_deck_zone_the_machines_zone_keeps_its_dst_rules(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", BERLIN)
+    deck = parse_deck(HEAD + binding("night", 'kind = "timer", at = "02:30"'))
+    clock = Clock()
+    start = clock.now
+    e = TriggerEngine(
+        deck,
+        clock=clock,
+        wall=lambda: utc(2026, 3, 29, 0, 0) + dt.timedelta(seconds=clock.now - start),
+    )
+    e.start()
+    assert due_in(e, clock) == 3600

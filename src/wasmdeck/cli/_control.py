@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -73,15 +74,29 @@ def _status(args: argparse.Namespace) -> int:
         f"events {status['events_in']} in, {status['events_dropped']} dropped; reloads {status['reloads']}"
     )
     for name, plugin in status["plugins"].items():
-        errors = ", ".join(f"{k} {v}" for k, v in plugin["errors"].items()) or "no errors"
         print(
             _printable(
-                f"  {name} ({plugin['plugin']} {plugin['version']}): {plugin['calls']} calls, "
-                f"{errors}, {plugin['drops']} dropped, p50 {plugin.get('p50_ms')} ms, "
-                f"p99 {plugin.get('p99_ms')} ms"
+                f"  {name} ({plugin['plugin']} {plugin['version']}): {_calls(plugin)}, "
+                f"p50 {plugin.get('p50_ms')} ms, p99 {plugin.get('p99_ms')} ms"
             )
         )
+    calling = {n: b for n, b in status.get("per_binding", {}).items() if b["calls"] or b["drops"]}
+    if calling:
+        print("bindings:")
+    for name, binding in calling.items():
+        print(_printable(f"  {name}: fired {binding['fired']}, {_calls(binding)}"))
     return 0
+
+
+def _calls(stats: dict[str, Any]) -> str:
+    """Calls, errors, limit hits, drops and fuel, as a status line says them."""
+    errors = ", ".join(f"{k} {v}" for k, v in stats["errors"].items()) or "no errors"
+    limits = ", ".join(f"{k} {v}" for k, v in stats["limit_hits"].items()) or "none"
+    fuel = stats["fuel_per_call"]
+    return (
+        f"{stats['calls']} calls, {errors}, limit hits: {limits}, {stats['drops']} dropped, "
+        f"fuel {stats['fuel_used']:,}" + (f" ({fuel:,} per call)" if fuel is not None else "")
+    )
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -103,6 +118,8 @@ def _mode(args: argparse.Namespace) -> int:
 
 def _events(args: argparse.Namespace) -> int:
     with request("GET", "/v1/events", stream=True) as response:
+        # The daemon listens for this reader once it has answered: from here nothing is missed.
+        print("wasmdeck: following the running deck's events", file=sys.stderr, flush=True)
         for line in response:
             if line.strip():
                 print(_printable(line.decode("utf-8", "replace").rstrip()), flush=True)

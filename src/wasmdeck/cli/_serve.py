@@ -1,4 +1,4 @@
-"""``wasmdeck serve`` (the trigger host, in the foreground) and ``wasmdeck midi ports``."""
+"""``wasmdeck serve`` (the trigger host, in the foreground), ``replay``, ``learn``, ``midi ports``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ from typing import Any
 
 from .._errors import UsageError
 from .._home import home
-from ..daemon import Daemon, ReplayClock, list_ports
+from .._text import terminal_safe
+from ..daemon import Daemon, LearnTimeout, ReplayClock, learn, list_ports, to_toml
 from ..deck import DeckError
 
 EXIT_INVALID = 4
@@ -30,7 +32,16 @@ def register(subparsers: Any) -> None:
         "--deck", metavar="FILE", help="the deck file (default: $WASMDECK_HOME/deck.toml)"
     )
     serve.add_argument("--no-midi", action="store_true", help="do not open the deck's MIDI devices")
-    serve.add_argument("-v", "--verbose", action="store_true", help="log every trigger")
+    loudness = serve.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log one line per trigger, and plugins' debug lines",
+    )
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="log only warnings and errors (plugins' too)"
+    )
     serve.set_defaults(handler=_serve)
 
     replay = subparsers.add_parser(
@@ -56,33 +67,70 @@ def register(subparsers: Any) -> None:
     ports = actions.add_parser("ports", help="list the MIDI input and output ports")
     ports.set_defaults(handler=_ports)
 
+    learn = subparsers.add_parser(
+        "learn",
+        help="press a pad or turn a knob: print the binding's TOML",
+        description="Listen on the MIDI inputs (those matching --port, or all) and print a "
+        "deck fragment for each event heard: a [devices.NAME] table for its port and a "
+        "[[bindings]] entry (note on/off, CC or relative encoder, program change, pitch bend, "
+        "aftertouch). Paste it into the deck and check it with 'wasmdeck check'.",
+    )
+    learn.add_argument("--port", metavar="PATTERN", help="listen only on inputs matching this")
+    learn.add_argument(
+        "--count", type=int, default=1, metavar="N", help="learn N events (default 1)"
+    )
+    learn.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="give up after this"
+    )
+    learn.add_argument(
+        "--device", metavar="NAME", help="the deck device name (default: from the port's name)"
+    )
+    learn.add_argument(
+        "--action", metavar="PLUGIN.ACTION", help="the action the bindings run (default: a no-op)"
+    )
+    learn.set_defaults(handler=_learn)
+
 
 def _deck_path(args: argparse.Namespace) -> Path:
     return Path(args.deck) if args.deck else home() / "deck.toml"
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # The host's own lines ("wasmdeck: ...") and, tagged "[plugin]" by cli/_main.py,
+    # what the plugins log: -v adds each trigger and plugins' debug lines, -q
+    # leaves warnings and errors (a plugin's stderr is a warning).
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("wasmdeck: %(message)s"))
+    handler.setFormatter(_HostLogFormatter())
     logger = logging.getLogger("wasmdeck.daemon")
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logger.setLevel(level)
+    logging.getLogger("wasmdeck.plugin").setLevel(level)
     try:
         daemon = Daemon(_deck_path(args), midi=not args.no_midi)
     except DeckError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
-    asyncio.run(_run(daemon))
+    asyncio.run(_run(daemon, quiet=args.quiet))
     return 0
 
 
-async def _run(daemon: Daemon) -> None:
+class _HostLogFormatter(logging.Formatter):
+    """``wasmdeck: line``; escaped, as it may carry plugins' words (their errors)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"wasmdeck: {terminal_safe(record.getMessage(), multiline=True)}"
+
+
+async def _run(daemon: Daemon, *, quiet: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, daemon.stop)
 
     def ready() -> None:
+        if quiet:
+            return
         status = daemon.status()
         midi = status["midi"]
         print(
@@ -94,7 +142,8 @@ async def _run(daemon: Daemon) -> None:
         )
 
     await daemon.run(ready=ready)
-    print("wasmdeck: stopped", file=sys.stderr, flush=True)
+    if not quiet:
+        print("wasmdeck: stopped", file=sys.stderr, flush=True)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -134,6 +183,34 @@ def _ports(args: argparse.Namespace) -> int:
         print(f"in   {_printable(name)}")
     for name in outputs:
         print(f"out  {_printable(name)}")
+    return 0
+
+
+def _learn(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise UsageError("--count must be 1 or more")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be above 0 seconds")
+    action = None
+    if args.action is not None:
+        plugin, dot, name = args.action.partition(".")
+        if not (plugin and dot and name):
+            raise UsageError(f"--action must be PLUGIN.ACTION, not {args.action!r}")
+        action = (plugin, name)
+    if args.device is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", args.device):
+        raise UsageError(f"--device {args.device!r} is not a valid device name")
+
+    def ready(ports: list[str]) -> None:
+        listening = ", ".join(_printable(p) for p in ports)
+        print(f"wasmdeck: listening on {listening}", file=sys.stderr, flush=True)
+
+    try:
+        learned = learn(pattern=args.port, count=args.count, timeout=args.timeout, ready=ready)
+    except LearnTimeout as exc:
+        if exc.learned:
+            print(to_toml(exc.learned, device=args.device, action=action), flush=True)
+        raise
+    print(to_toml(learned, device=args.device, action=action), end="", flush=True)
     return 0
 
 

@@ -2,8 +2,22 @@
 
 from ._control import control_file
 from ._daemon import Daemon, ReplayClock
+from ._learn import Learned, Learner, LearnTimeout, guess_encoding, learn, to_toml
 from ._metrics import Metrics
 from ._midi import list_ports
 from ._workers import QueueFull
 
-__all__ = ["Daemon", "Metrics", "QueueFull", "ReplayClock", "control_file", "list_ports"]
+__all__ = [
+    "Daemon",
+    "LearnTimeout",
+    "Learned",
+    "Learner",
+    "Metrics",
+    "QueueFull",
+    "ReplayClock",
+    "control_file",
+    "guess_encoding",
+    "learn",
+    "list_ports",
+    "to_toml",
+]

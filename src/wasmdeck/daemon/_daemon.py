@@ -154,7 +154,9 @@ class Daemon:
 
     def stop(self) -> None:
         """Stop taking events; ``run`` returns once the calls in flight are done."""
-        if self._stopping is not None:
+        if self._stopping is not None and not self._stopping.is_set():
+            busy = sum(w.pending for w in self._workers.values())
+            log.info("stopping: no new events; %d plugin calls to finish", busy)
             self._stopping.set()
 
     async def _start_servers(self) -> None:
@@ -556,7 +558,7 @@ class Daemon:
                 "plugin": worker.plugin.name,
                 "version": worker.plugin.metadata.version,
                 "pending": worker.pending,
-                **summary["plugins"].get(name, {"calls": 0, "errors": {}, "drops": 0}),
+                **summary["plugins"].get(name, _NO_CALLS),
             }
         return {
             "deck": str(self.deck_path),
@@ -564,7 +566,8 @@ class Daemon:
             "modes": list(self.deck.modes),
             "bindings": len(self.deck.bindings),
             "plugins": plugins,
-            "fired": summary["bindings"],
+            "fired": summary["fired"],
+            "per_binding": summary["bindings"],
             "events_in": summary["events_in"],
             "events_dropped": summary["events_dropped"],
             "reloads": self.reloads,
@@ -575,6 +578,16 @@ class Daemon:
                 "outputs": sorted(self._midi.outputs) if self._midi else [],
             },
         }
+
+
+_NO_CALLS = {
+    "calls": 0,
+    "errors": {},
+    "limit_hits": {},
+    "drops": 0,
+    "fuel_used": 0,
+    "fuel_per_call": None,
+}
 
 
 class ReplayClock:

@@ -1,4 +1,4 @@
-"""Counters of the running deck, per plugin and binding: calls, errors, drops, latency.
+"""Counters of the running deck, per plugin and binding: calls, errors, limit hits, fuel, drops, latency.
 
 Kept in a prometheus-client registry of the daemon's own (served as
 Prometheus text on the control API, ``/metrics``) and, for ``wasmdeck
@@ -23,9 +23,22 @@ _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5
 @dataclass
 class _PluginStats:
     calls: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # by class
+    limit_hits: dict[str, int] = field(default_factory=dict)  # the LimitExceeded ones, by class
     drops: int = 0
+    fuel_used: int = 0  # over the calls whose fuel is known (all but failures other than fuel)
+    fuel_calls: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=_WINDOW))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "errors": dict(self.errors),
+            "limit_hits": dict(self.limit_hits),
+            "drops": self.drops,
+            "fuel_used": self.fuel_used,
+            "fuel_per_call": round(self.fuel_used / self.fuel_calls) if self.fuel_calls else None,
+        }
 
 
 class Metrics:
@@ -49,8 +62,18 @@ class Metrics:
         self._triggers = Counter(
             "wasmdeck_triggers", "Bindings fired", ("binding",), registry=self.registry
         )
+        self._limits = Counter(
+            "wasmdeck_limit_hits",
+            "Plugin calls stopped by a sandbox limit",
+            (*labels, "limit"),
+            registry=self.registry,
+        )
+        self._fuel = Counter(
+            "wasmdeck_fuel_used", "Fuel the plugin calls used", labels, registry=self.registry
+        )
         self.plugins: dict[str, _PluginStats] = {}
-        self.bindings: dict[str, int] = {}
+        self.bindings: dict[str, int] = {}  # fired, by binding
+        self.binding_calls: dict[str, _PluginStats] = {}  # the plugin calls of each binding
         self.events_in = 0
         self.events_dropped = 0
 
@@ -64,18 +87,45 @@ class Metrics:
         self.bindings[binding] = self.bindings.get(binding, 0) + 1
         self._triggers.labels(binding).inc()
 
-    def call(self, plugin: str, binding: str, seconds: float, error: str | None) -> None:
-        stats = self._stats(plugin)
-        stats.calls += 1
-        stats.latencies.append(seconds)
+    def call(
+        self,
+        plugin: str,
+        binding: str,
+        seconds: float,
+        error: str | None,
+        *,
+        fuel: int | None = None,
+        limit: bool = False,
+    ) -> None:
+        """One call done: ``error`` its class (``limit``: a sandbox limit), ``fuel`` used."""
+        for stats in (self._stats(plugin), self._binding(binding)):
+            stats.calls += 1
+            if error is not None:
+                stats.errors[error] = stats.errors.get(error, 0) + 1
+                if limit:
+                    stats.limit_hits[error] = stats.limit_hits.get(error, 0) + 1
+            if fuel is not None:
+                stats.fuel_used += fuel
+                stats.fuel_calls += 1
+        self._stats(plugin).latencies.append(seconds)
         self._calls.labels(plugin, binding).inc()
         self._latency.labels(plugin, binding).observe(seconds)
         if error is not None:
-            stats.errors[error] = stats.errors.get(error, 0) + 1
             self._errors.labels(plugin, binding, error).inc()
+            if limit:
+                self._limits.labels(plugin, binding, error).inc()
+        if fuel is not None:
+            self._fuel.labels(plugin, binding).inc(fuel)
+
+    def _binding(self, name: str) -> _PluginStats:
+        stats = self.binding_calls.get(name)
+        if stats is None:
+            stats = self.binding_calls[name] = _PluginStats()
+        return stats
 
     def dropped(self, plugin: str, binding: str) -> None:
         self._stats(plugin).drops += 1
+        self._binding(binding).drops += 1
         self._drops.labels(plugin, binding).inc()
 
     def prometheus(self) -> bytes:
@@ -86,15 +136,18 @@ class Metrics:
         for name, stats in self.plugins.items():
             ordered = sorted(stats.latencies)
             plugins[name] = {
-                "calls": stats.calls,
-                "errors": dict(stats.errors),
-                "drops": stats.drops,
+                **stats.summary(),
                 "p50_ms": _percentile(ordered, 0.50),
                 "p99_ms": _percentile(ordered, 0.99),
             }
+        bindings = {
+            name: {"fired": fired, **self._binding(name).summary()}
+            for name, fired in self.bindings.items()
+        }
         return {
             "plugins": plugins,
-            "bindings": dict(self.bindings),
+            "fired": dict(self.bindings),
+            "bindings": bindings,
             "events_in": self.events_in,
             "events_dropped": self.events_dropped,
         }

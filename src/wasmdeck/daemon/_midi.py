@@ -99,8 +99,9 @@ class MidiIO:
             client.ignore_types(sysex=True, timing=True, active_sense=True)
             client.set_callback(self._received, device)
         if virtual:
-            client.open_virtual_port(short)
-            log.info("device %s: virtual %s port", device, kind)
+            # The host's own port, named by the deck; other programs connect to it.
+            client.open_virtual_port(pattern)
+            log.info("device %s: virtual %s port %r", device, kind, pattern)
             return client
         ports = client.get_ports()
         for index, name in enumerate(ports):

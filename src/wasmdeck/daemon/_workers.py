@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._context import TriggerContext
-from .._errors import WasmdeckError
+from .._errors import LimitExceeded, WasmdeckError
 from ..host import CURRENT, BusEvent
 from ..runtime import Plugin
 from ._metrics import Metrics
@@ -55,6 +55,7 @@ class PluginWorker:
     ) -> None:
         self.name = name
         self.plugin = plugin
+        plugin.measure_fuel = True  # for the metrics: fuel used per plugin and binding
         self._metrics = metrics
         self._clock = clock
         self._queue: asyncio.Queue[_Call | None] = asyncio.Queue(size)
@@ -99,11 +100,12 @@ class PluginWorker:
             self.busy += 1
             start = self._clock()
             error: str | None = None
+            limit = False
             token = CURRENT.set(call.event)  # call_async's thread runs in a copy of this context
             try:
                 output = await self.plugin.call_async(call.action, call.params, call.context)
             except (WasmdeckError, ValueError) as exc:
-                error = type(exc).__name__
+                error, limit = type(exc).__name__, isinstance(exc, LimitExceeded)
                 if not call.done.cancelled():
                     call.done.set_exception(exc)
             else:
@@ -112,7 +114,12 @@ class PluginWorker:
             finally:
                 CURRENT.reset(token)
                 self.busy -= 1
-                self._metrics.call(self.name, call.binding, self._clock() - start, error)
+                # Read here, before this worker's next call: only it calls the plugin
+                # (a pool's calls overlap, and it measures none: None).
+                fuel = self.plugin.fuel_used
+                self._metrics.call(
+                    self.name, call.binding, self._clock() - start, error, fuel=fuel, limit=limit
+                )
 
     async def drain(self) -> None:
         """Run what is queued, then stop."""

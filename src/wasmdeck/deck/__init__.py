@@ -19,9 +19,11 @@ from ._model import (
 from ._params import TemplateError, render
 from ._parse import parse_deck, port_matches, read_deck, trigger_variables
 from ._problems import DeckError, DeckProblem
+from ._profiles import BUILTIN_PROFILES, Profile
 from ._secrets import SecretMissing, resolve_secret, resolve_secrets
 
 __all__ = [
+    "BUILTIN_PROFILES",
     "Action",
     "Binding",
     "Deck",
@@ -33,6 +35,7 @@ __all__ = [
     "ModeSpec",
     "PluginFacts",
     "PluginSpec",
+    "Profile",
     "SecretMissing",
     "SecretRef",
     "TemplateError",

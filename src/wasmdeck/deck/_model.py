@@ -15,6 +15,7 @@ from typing import Any
 from ._curves import VelocityCurve
 from ._positions import Path as KeyPath
 from ._positions import PositionIndex
+from ._profiles import Profile
 
 __all__ = [
     "Action",
@@ -91,6 +92,7 @@ class DeviceSpec:
     input: str | None = None
     output: str | None = None
     virtual: bool = False
+    profile: str | None = None  # its pads and controls by name (deck/_profiles.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +209,9 @@ class Deck:
     timing: Timing = field(default_factory=Timing)
     timezone: str | None = None
     listen: Listen = field(default_factory=Listen)
+    profiles: Mapping[str, Profile] = field(
+        default_factory=dict
+    )  # the deck's own and built-ins used
     positions: PositionIndex | None = field(default=None, compare=False, repr=False)
 
     def binding(self, name: str) -> Binding | None:

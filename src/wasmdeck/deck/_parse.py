@@ -7,6 +7,7 @@ one run of ``wasmdeck check`` shows them all.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 import tomllib
@@ -38,6 +39,7 @@ from ._params import TemplateError, names_in
 from ._positions import Path as KeyPath
 from ._positions import PositionIndex
 from ._problems import DeckError, DeckProblem
+from ._profiles import BUILTIN_PROFILES, Profile
 
 __all__ = ["parse_deck", "read_deck"]
 
@@ -93,6 +95,7 @@ class _Reader:
         self.label = label
         self.positions = positions
         self.problems: list[DeckProblem] = []
+        self._profiles: dict[str, Profile] = {}  # by name: the deck's own, and built-ins used
 
     def errors(self) -> list[DeckProblem]:
         return [p for p in self.problems if p.severity == "error"]
@@ -201,6 +204,7 @@ class _Reader:
                 "timing",
                 "listen",
                 "plugins",
+                "profiles",
                 "devices",
                 "modes",
                 "bindings",
@@ -220,7 +224,14 @@ class _Reader:
         timing = self.timing(top.get("timing", {}))
         listen = self.listen(top.get("listen", {}))
         plugins = self.plugins(top.get("plugins", {}), base)
-        devices = self.devices(top.get("devices", {}))
+        own = self.profiles(top.get("profiles", {}))
+        devices = self.devices(top.get("devices", {}), own)
+        self._profiles = {
+            d.profile: own.get(d.profile) or BUILTIN_PROFILES[d.profile]
+            for d in devices.values()
+            if d.profile is not None
+        }
+        self._profiles.update(own)
         modes = self.modes(top.get("modes", {}))
         start_mode = self.text(top, "start_mode", ())
         if start_mode is not None and start_mode not in modes:
@@ -238,6 +249,7 @@ class _Reader:
             timing=timing,
             timezone=timezone,
             listen=listen,
+            profiles=self._profiles,
             positions=self.positions,
         )
 
@@ -351,7 +363,44 @@ class _Reader:
                 result[key] = value
         return result
 
-    def devices(self, raw: Any) -> dict[str, DeviceSpec]:
+    def profiles(self, raw: Any) -> dict[str, Profile]:
+        profiles: dict[str, Profile] = {}
+        for name, value in self.table(
+            raw, ("profiles",), tuple(raw) if isinstance(raw, dict) else ()
+        ).items():
+            path: KeyPath = ("profiles", name)
+            if not self.name(name, path, "profile name"):
+                continue
+            if name in BUILTIN_PROFILES:
+                self.problem(path, f"{name!r} is a built-in profile; name yours differently")
+                continue
+            table = self.table(value, path, ("pads", "controls"))
+            maps: list[dict[str, int]] = []
+            for key, what in (("pads", "note"), ("controls", "controller")):
+                numbers: dict[str, int] = {}
+                entries = table.get(key, {})
+                if not isinstance(entries, dict):
+                    self.problem((*path, key), f"{key} must be a table of NAME = {what} number")
+                    entries = {}
+                for entry, number in entries.items():
+                    if not self.name(entry, (*path, key, entry), f"{key[:-1]} name"):
+                        continue
+                    if type(number) is not int or not 0 <= number <= 127:
+                        self.problem(
+                            (*path, key, entry),
+                            f"{key}.{entry} must be a {what} number 0-127, not {number!r}",
+                        )
+                        continue
+                    numbers[entry] = number
+                maps.append(numbers)
+            if not maps[0] and not maps[1]:
+                self.problem(
+                    path, f"profile {name!r} needs pads = {{ ... }} or controls = {{ ... }}"
+                )
+            profiles[name] = Profile(name, maps[0], maps[1])
+        return profiles
+
+    def devices(self, raw: Any, profiles: Mapping[str, Profile]) -> dict[str, DeviceSpec]:
         devices: dict[str, DeviceSpec] = {}
         for name, value in self.table(
             raw, ("devices",), tuple(raw) if isinstance(raw, dict) else ()
@@ -359,12 +408,21 @@ class _Reader:
             path: KeyPath = ("devices", name)
             if not self.name(name, path, "device name"):
                 continue
-            table = self.table(value, path, ("input", "output", "virtual"))
+            table = self.table(value, path, ("input", "output", "virtual", "profile"))
+            profile = self.text(table, "profile", path)
+            if profile is not None and profile not in profiles and profile not in BUILTIN_PROFILES:
+                self.problem(
+                    (*path, "profile"),
+                    f"unknown profile {profile!r}; built-in: {', '.join(BUILTIN_PROFILES)}; "
+                    f"the deck's: {', '.join(profiles) or '(none)'}",
+                )
+                profile = None
             device = DeviceSpec(
                 name=name,
                 input=self.text(table, "input", path),
                 output=self.text(table, "output", path),
                 virtual=bool(table.get("virtual", False)),
+                profile=profile,
             )
             if "virtual" in table and type(table["virtual"]) is not bool:
                 self.problem((*path, "virtual"), "virtual must be true or false")
@@ -473,14 +531,25 @@ class _Reader:
             fields["channel"] = self.integer(table, "channel", path, 1, 16, None)
         if kind in NOTE_KINDS or kind == "aftertouch":
             fields["note"] = self.span(table, "note", path, 0, 127, None)
-            if fields["note"] is None and kind != "aftertouch" and "note" not in table:
-                self.problem(path, f"a {kind} trigger needs note = N (or [low, high])")
+            if "pad" in table:
+                fields["note"] = self.named(table, "pad", path, fields["device"], devices, "note")
+                if fields["note"] is None:
+                    return None  # reported
+            elif fields["note"] is None and kind != "aftertouch" and "note" not in table:
+                self.problem(
+                    path, f"a {kind} trigger needs note = N (or [low, high]) or pad = NAME"
+                )
         if kind in ("note_on", "long_press", "double_tap"):
             fields["velocity"] = self.span(table, "velocity", path, 1, 127, (1, 127))
         if kind in ("cc", "encoder"):
             controller = self.integer(table, "controller", path, 0, 127, None)
-            if controller is None:
-                self.problem(path, f"a {kind} trigger needs controller = N")
+            if "control" in table:
+                number = self.named(table, "control", path, fields["device"], devices, "controller")
+                if number is None:
+                    return None  # reported
+                controller = number[0]
+            elif controller is None:
+                self.problem(path, f"a {kind} trigger needs controller = N or control = NAME")
             fields["controller"] = controller
         if kind == "cc":
             fields["value"] = self.span(table, "value", path, 0, 127, (0, 127))
@@ -508,6 +577,10 @@ class _Reader:
             fields["window_ms"] = self.integer(table, "window_ms", path, 1, 10_000, None)
         if kind == "chord":
             notes = table.get("notes")
+            if "pads" in table:
+                notes = self.named_pads(table, path, fields["device"], devices)
+                if notes is None:
+                    return None
             if (
                 not isinstance(notes, list)
                 or len(notes) < 2
@@ -559,6 +632,80 @@ class _Reader:
                 return None
             fields["interval_ms"], fields["at"] = interval, at
         return Trigger(**fields)
+
+    def named(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        path: KeyPath,
+        device: str | None,
+        devices: Mapping[str, DeviceSpec],
+        number_key: str,
+    ) -> tuple[int, int] | None:
+        """``pad = NAME`` / ``control = NAME`` through the device's profile: ``(n, n)``."""
+        if number_key in table:
+            self.problem((*path, key), f"give {number_key} or {key}, not both")
+            return None
+        name = self.text(table, key, path)
+        if name is None:
+            return None
+        number = self.profile_number(name, (*path, key), key, device, devices)
+        return None if number is None else (number, number)
+
+    def named_pads(
+        self,
+        table: Mapping[str, Any],
+        path: KeyPath,
+        device: str | None,
+        devices: Mapping[str, DeviceSpec],
+    ) -> list[int] | None:
+        if "notes" in table:
+            self.problem((*path, "pads"), "give notes or pads, not both")
+            return None
+        names = table["pads"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self.problem((*path, "pads"), 'pads must be a list of pad names: ["A1", "B1"]')
+            return None
+        numbers = [
+            self.profile_number(n, (*path, "pads", i), "pad", device, devices)
+            for i, n in enumerate(names)
+        ]
+        if any(n is None for n in numbers):
+            return None
+        return [n for n in numbers if n is not None]
+
+    def profile_number(
+        self,
+        name: str,
+        path: KeyPath,
+        key: str,
+        device: str | None,
+        devices: Mapping[str, DeviceSpec],
+    ) -> int | None:
+        if device is not None and device not in devices:
+            return None  # reported as an unknown device already
+        spec = devices.get(device) if device is not None else None
+        if spec is None or spec.profile is None:
+            self.problem(
+                path,
+                f'{key} = {name!r} needs device = "NAME", a device with a profile'
+                if spec is None
+                else f'{key} = {name!r}: device {device!r} has no profile (profile = "...")',
+            )
+            return None
+        profile = self._profiles[spec.profile]
+        names = profile.pads if key == "pad" else profile.controls
+        number = names.get(name)
+        if number is None:
+            close = difflib.get_close_matches(name, list(names), 3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            listed = ", ".join(list(names)[:16]) + (", ..." if len(names) > 16 else "")
+            self.problem(
+                path,
+                f"no {key} {name!r} in profile {profile.name!r} of device {device!r}{hint} "
+                f"({key}s: {listed or '(none)'})",
+            )
+        return number
 
     def webhook_auth(self, raw: Any, path: KeyPath) -> WebhookAuth | None:
         if not isinstance(raw, dict) or ("bearer" in raw) == ("hmac_sha256" in raw):
@@ -735,7 +882,10 @@ class _Reader:
         devices: Mapping[str, DeviceSpec],
         modes: Mapping[str, ModeSpec],
     ) -> Feedback | None:
-        keys = ("device", "channel", "note", "controller", "on", "off", "state", "equals", "group")
+        keys = (
+            "device", "channel", "note", "controller", "pad", "control",
+            "on", "off", "state", "equals", "group",
+        )  # fmt: skip
         table = self.table(raw, path, keys)
         device = self.text(table, "device", path, trigger.device)
         if device is None or device not in devices or devices[device].output is None:
@@ -746,6 +896,15 @@ class _Reader:
             return None
         note = self.integer(table, "note", path, 0, 127, None)
         controller = self.integer(table, "controller", path, 0, 127, None)
+        for key, number_key in (("pad", "note"), ("control", "controller")):
+            if key in table:
+                found = self.named(table, key, path, device, devices, number_key)
+                if found is None:
+                    return None
+                if key == "pad":
+                    note = found[0]
+                else:
+                    controller = found[0]
         if note is None and controller is None:
             if trigger.note is not None and trigger.note[0] == trigger.note[1]:
                 note = trigger.note[0]
@@ -785,16 +944,16 @@ class _Reader:
 
 _COMMON_MIDI = ("device", "channel")
 _TRIGGER_KEYS: dict[str, tuple[str, ...]] = {
-    "note_on": (*_COMMON_MIDI, "note", "velocity"),
-    "note_off": (*_COMMON_MIDI, "note"),
-    "cc": (*_COMMON_MIDI, "controller", "value"),
-    "encoder": (*_COMMON_MIDI, "controller", "encoding", "direction", "acceleration"),
+    "note_on": (*_COMMON_MIDI, "note", "pad", "velocity"),
+    "note_off": (*_COMMON_MIDI, "note", "pad"),
+    "cc": (*_COMMON_MIDI, "controller", "control", "value"),
+    "encoder": (*_COMMON_MIDI, "controller", "control", "encoding", "direction", "acceleration"),
     "program": (*_COMMON_MIDI, "program"),
     "pitch_bend": (*_COMMON_MIDI, "value"),
-    "aftertouch": (*_COMMON_MIDI, "note", "value"),
-    "long_press": (*_COMMON_MIDI, "note", "velocity", "hold_ms"),
-    "double_tap": (*_COMMON_MIDI, "note", "velocity", "window_ms"),
-    "chord": (*_COMMON_MIDI, "notes", "window_ms"),
+    "aftertouch": (*_COMMON_MIDI, "note", "pad", "value"),
+    "long_press": (*_COMMON_MIDI, "note", "pad", "velocity", "hold_ms"),
+    "double_tap": (*_COMMON_MIDI, "note", "pad", "velocity", "window_ms"),
+    "chord": (*_COMMON_MIDI, "notes", "pads", "window_ms"),
     "webhook": ("method", "path", "auth"),
     "osc": ("address",),
     "timer": ("interval_ms", "at"),

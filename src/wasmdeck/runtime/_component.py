@@ -477,6 +477,7 @@ class ComponentPlugin(Adapter):
         return linker
 
     def _instantiate(self) -> _Instance:
+        self._epoch_armed = self._epoch.value  # read before new_store arms the deadline
         store, _ = new_store(
             self.runtime,
             self.limits,

@@ -16,7 +16,7 @@ from wasmtime.component import Component
 
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
-from .._errors import TimeLimitExceeded, WasmdeckError
+from .._errors import FuelLimitExceeded, TimeLimitExceeded, WasmdeckError
 from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
@@ -141,9 +141,13 @@ class Plugin:
         self._closed = False
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
+        # Off by default: reading the fuel left costs every call a C call. Not
+        # measured for a pool (its calls overlap): fuel_used stays None.
+        self.measure_fuel = False
+        self.fuel_used: int | None = None  # the last call's, when measure_fuel is on
+        self._bounded: dict[int, Limits] = {}  # _bounded_run's limits, per instance
         # Limits.pool > 1: more instances, made when needed (runtime/_pool.py);
         # the first is _impl, under _lock.
-        self._bounded: dict[int, Limits] = {}  # _bounded_run's limits, per instance
         self._pool: InstancePool | None = None
         if self.limits.pool > 1:
             self._pool = InstancePool(
@@ -229,6 +233,8 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self.measure_fuel:
+                return self._metered(action, request)
             if self._per_call:
                 try:
                     return self._impl.execute(action, request)
@@ -260,12 +266,34 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if self.measure_fuel:
+                return self._metered(action, request)
             if self._per_call:
                 try:
                     return self._impl.execute(action, request)
                 finally:
                     self._impl.reset()  # Limits(instance="per-call"): nothing carries over
             return self._impl.execute(action, request)
+
+    def _metered(self, action: str, request: object) -> bytes:
+        """``execute``, noting the fuel the call used in ``fuel_used`` (under the lock).
+
+        A call stopped by the fuel limit used it all; after any other failure
+        the instance is gone with its tank, so the figure is unknown (None).
+        """
+        self.fuel_used = None
+        try:
+            output = self._impl.execute(action, request)
+            live = getattr(self._impl, "_live", None)  # both adapters keep their store there
+            if live is not None:
+                self.fuel_used = self.limits.fuel - int(live.store.get_fuel())
+            return output
+        except FuelLimitExceeded:
+            self.fuel_used = self.limits.fuel
+            raise
+        finally:
+            if self._per_call:
+                self._impl.reset()  # Limits(instance="per-call"): nothing carries over
 
     def call_before(
         self,
@@ -315,11 +343,13 @@ class Plugin:
                 limits = self._bounded[id(impl)] = copy.copy(own)
             object.__setattr__(limits, "timeout", max(left, 0.001))
             impl.limits, impl._ticks = limits, self.runtime.deadline_ticks(limits.timeout)
+            impl._epoch_armed = -1  # arm the shorter deadline (see Adapter._arm)
         try:
             return impl.execute(action, request)
         finally:
             if impl.limits is not own:
                 impl.limits, impl._ticks = own, self.runtime.deadline_ticks(own.timeout)
+                impl._epoch_armed = -1
             if self._per_call:
                 impl.reset()
 

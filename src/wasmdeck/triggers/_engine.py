@@ -17,6 +17,7 @@ within ``window_ms``, and again only after one of them was released.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 import zoneinfo
 from collections.abc import Callable, Iterable
@@ -88,8 +89,8 @@ class TriggerEngine:
         wall: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self._clock = clock
-        self._zone = zoneinfo.ZoneInfo(deck.timezone) if deck.timezone else None
-        self._wall = wall or (lambda: dt.datetime.now(self._zone).astimezone(self._zone))
+        self._zone = zoneinfo.ZoneInfo(deck.timezone) if deck.timezone else machine_zone()
+        self._wall = wall or (lambda: dt.datetime.now(self._zone))
         self._holds: dict[tuple[str, _NOTE_KEY], _Hold] = {}
         self._taps: dict[tuple[str, _NOTE_KEY], float] = {}
         self._down: dict[tuple[str | None, int], dict[int, float]] = {}
@@ -412,15 +413,59 @@ class TriggerEngine:
         return now + max(self._until(trigger.at or "00:00"), 1.0)
 
     def _until(self, at: str) -> float:
-        """Seconds from the wall clock's now to the next ``HH:MM[:SS]`` in the deck's zone."""
-        now = self._wall()
+        """Seconds from the wall clock's now to the next ``HH:MM[:SS]`` in the deck's zone.
+
+        Across a DST change (docs/deck.md, "Timers and daylight saving"): a
+        time the clocks skip (02:30 on a spring-forward night) comes at the
+        end of the gap (03:00); a time they pass twice (02:30 on an autumn
+        night) comes once, the first time. Instants are compared in UTC:
+        subtracting two datetimes of one zone would ignore the change.
+        """
+        now = self._wall().astimezone(dt.UTC)
         parts = [int(p) for p in at.split(":")]
-        target = now.replace(
-            hour=parts[0], minute=parts[1], second=parts[2] if len(parts) > 2 else 0, microsecond=0
-        )
-        if target <= now:
-            target += dt.timedelta(days=1)
-        return (target - now).total_seconds()
+        clock_time = dt.time(parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
+        today = now.astimezone(self._zone).date()
+        for days in range(3):  # today, tomorrow, or (past a skipped time) the day after
+            day = today + dt.timedelta(days=days)
+            target = _instant(dt.datetime.combine(day, clock_time), self._zone)
+            if target > now:
+                return (target - now).total_seconds()
+        raise AssertionError("unreachable: a time of day comes within two days")
+
+
+def machine_zone() -> dt.tzinfo:
+    """The machine's time zone with its DST rules: ``TZ``, else /etc/localtime, else UTC.
+
+    (``datetime.astimezone()`` gives a fixed offset, which is wrong after the next change.)
+    """
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return zoneinfo.ZoneInfo(name)
+        with open("/etc/localtime", "rb") as file:
+            return zoneinfo.ZoneInfo.from_file(file, key="localtime")
+    except (OSError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return dt.UTC
+
+
+def _instant(local: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """The UTC instant of a naive local time: its first occurrence, or the end of a gap."""
+    first = local.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == local:
+        return first  # it exists; fold=0 is the first of a repeated time
+    # Skipped. fold=0 read it with the offset from before the change (an instant
+    # after the change), fold=1 with the one after (an instant before it): the
+    # change lies between; find its second.
+    low = int(local.replace(tzinfo=zone, fold=1).timestamp())
+    high = int(first.timestamp())
+    before = dt.datetime.fromtimestamp(low, zone).utcoffset()
+    while high - low > 1:
+        middle = (low + high) // 2
+        if dt.datetime.fromtimestamp(middle, zone).utcoffset() == before:
+            low = middle
+        else:
+            high = middle
+    return dt.datetime.fromtimestamp(high, dt.UTC)
 
 
 def _within(value: int | None, span: tuple[int, int] | None) -> bool:
