@@ -510,6 +510,9 @@ async def test_the_deck_binds_plugin_events_and_stops_their_loops(tmp_path: Path
         assert len(pings) == 9
         assert json.loads(pings[-1]["result"])["error"]["kind"] == "loop"
         assert daemon.status()["bus"]["refused"] == 1
+        metrics = daemon.metrics.prometheus().decode()
+        assert "wasmdeck_bus_refused_total 1.0" in metrics
+        assert 'wasmdeck_bus_delivered_total{subscriber="deck"}' in metrics
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 60)

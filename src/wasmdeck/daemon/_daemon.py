@@ -69,6 +69,7 @@ class Daemon:
         # The deck's plugins, linked: the bus, calls between them, shared state
         # (host/). Calls from triggers still go through the workers.
         self.host = PluginHost()
+        self.metrics.watch_bus(self.host.bus.stats)
         self._deck_subscription: Subscription | None = None
         self._workers: dict[str, PluginWorker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
