@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from marketfix import postgres, registry, server, signer  # noqa: F401
 from servers.fixtures import echo_server, hue_bridge, obs_server, webhook_server  # noqa: F401
 
 import wasmdeck

@@ -435,7 +435,7 @@ def test_a_granted_interface_works(
             "process:SCOPE)",
         ),
         (
-            '(component (import "wasmdeck:plugin/midi@1.0.0" (instance)))',
+            '(component (import "wasmdeck:plugin/telepathy@1.0.0" (instance)))',
             ImportNotAllowed,
             "which wasmdeck does not provide",
         ),

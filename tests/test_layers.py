@@ -239,3 +239,51 @@ def test_the_checker_finds_upward_private_and_toolchain_imports(fake: Path) -> N
     assert any("packages._doctor" in p and "toolchains" in p for p in found), found
     assert any("web/ is in no layer" in p for p in found), found
     assert len(found) == 4, found
+
+
+# -- the marketplace server: a separate program --------------------------------------
+
+MARKET = SRC.parent / "wasmdeck_market"
+# What wasmdeck-market may use of wasmdeck: the package format and signing code,
+# through the packages layer's __init__ (docs/marketplace.md).
+MARKET_MAY_IMPORT = {"wasmdeck.packages"}
+
+
+def market_imports(root: Path) -> list[tuple[str, int, str]]:
+    """(file, line, module) for every import of wasmdeck by the marketplace's code."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                # `from wasmdeck import X` uses the facade's X; anything else, the module.
+                names = (
+                    [f"wasmdeck.{a.name}" for a in node.names]
+                    if node.module == "wasmdeck"
+                    else [node.module]
+                )
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            for name in names:
+                if name == "wasmdeck" or name.startswith("wasmdeck."):
+                    found.append((path.name, node.lineno, name))
+    return found
+
+
+def test_the_marketplace_uses_only_the_package_code_of_wasmdeck() -> None:
+    used = market_imports(MARKET)
+    assert used, "the marketplace verifies packages with wasmdeck's code"
+    assert [u for u in used if u[2] not in MARKET_MAY_IMPORT] == []
+
+
+def test_the_marketplace_check_finds_a_runtime_import(tmp_path: Path) -> None:
+    (tmp_path / "_x.py").write_text(
+        "from wasmdeck.packages import Package\nfrom wasmdeck.runtime import Plugin\n"
+        "import wasmdeck.packages._verify\nfrom wasmdeck import Plugin\n"
+    )
+    bad = [u for u in market_imports(tmp_path) if u[2] not in MARKET_MAY_IMPORT]
+    assert [u[2] for u in bad] == [
+        "wasmdeck.runtime",
+        "wasmdeck.packages._verify",
+        "wasmdeck.Plugin",
+    ]

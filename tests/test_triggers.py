@@ -461,3 +461,29 @@ def test_without_a_deck_zone_the_machines_zone_keeps_its_dst_rules(
     )
     e.start()
     assert due_in(e, clock) == 3600
+
+
+def test_bindings_found_by_note_and_controller_fire_in_deck_order_per_mode() -> None:
+    # The engine indexes note and controller bindings (triggers/_engine.py, _install):
+    # ranges, single notes and global bindings still fire together, in deck order.
+    e, _ = engine(
+        binding("wide", 'kind = "note_on", note = [30, 50]'),
+        binding("live-36", 'kind = "note_on", note = 36', mode="live"),
+        binding("edit-36", 'kind = "note_on", note = 36', mode="edit"),
+        binding("any-36", 'kind = "note_on", note = 36, velocity = [1, 127]'),
+        binding("knob", 'kind = "cc", controller = 7'),
+        binding("edit-knob", 'kind = "cc", controller = 7, value = [64, 127]', mode="edit"),
+        binding("off-36", 'kind = "note_off", note = [36, 37]'),
+    )
+    assert e.mode == "live"  # the first mode
+    assert names(e.feed(on(36))) == ["wide", "live-36", "any-36"]
+    assert names(e.feed(on(51))) == []
+    assert names(e.feed(off(37))) == ["off-36"]
+    assert names(e.feed(cc(7, 100))) == ["knob"]
+    e.set_mode("edit")
+    assert names(e.feed(on(36))) == ["wide", "edit-36", "any-36"]
+    assert names(e.feed(on(30))) == ["wide"]
+    assert names(e.feed(cc(7, 100))) == ["knob", "edit-knob"]
+    assert names(e.feed(cc(8, 100))) == []
+    e.swap(parse_deck(HEAD + binding("new", 'kind = "note_on", note = 36')))
+    assert names(e.feed(on(36))) == ["new"]  # the index follows a swapped deck

@@ -33,15 +33,28 @@ def register(subparsers: Any) -> None:
     mode.set_defaults(handler=_mode)
     events = subparsers.add_parser("events", help="follow triggers -> actions -> results live")
     events.set_defaults(handler=_events)
+    ui = subparsers.add_parser(
+        "ui",
+        help="print (or open) the address of the running host's web UI, which logs you in",
+        description="The address carries the control token after '#', which browsers never "
+        "send to a server; the login page takes it from there (docs/ui.md).",
+    )
+    ui.add_argument("--open", action="store_true", help="open it in the default browser")
+    ui.set_defaults(handler=_ui)
+
+
+def _control_document() -> tuple[int, str]:
+    """The running daemon's port and token, from its control file."""
+    try:
+        document = _json.loads(control_file().read_bytes(), what="control.json")
+        return int(document["port"]), str(document["token"])
+    except (OSError, _json.JSONInputError, KeyError, TypeError, ValueError) as exc:
+        raise DaemonUnreachable(f"no wasmdeck serve is running ({control_file()}: {exc})") from None
 
 
 def request(method: str, path: str, *, stream: bool = False) -> Any:
     """One control API request; the JSON answer (or the open response, to stream)."""
-    try:
-        document = _json.loads(control_file().read_bytes(), what="control.json")
-    except (OSError, _json.JSONInputError) as exc:
-        raise DaemonUnreachable(f"no wasmdeck serve is running ({control_file()}: {exc})") from None
-    port, token = document.get("port"), document.get("token")
+    port, token = _control_document()
     url = f"http://127.0.0.1:{int(port)}{path}"
     req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
     try:
@@ -123,6 +136,17 @@ def _events(args: argparse.Namespace) -> int:
         for line in response:
             if line.strip():
                 print(_printable(line.decode("utf-8", "replace").rstrip()), flush=True)
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    port, token = _control_document()
+    url = f"http://127.0.0.1:{port}/ui/login#token={urllib.parse.quote(token, safe='')}"
+    print(url)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(url)
     return 0
 
 

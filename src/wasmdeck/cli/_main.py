@@ -27,12 +27,12 @@ from .._errors import (
 )
 from .._text import terminal_safe
 from .._version import __version__
-from . import _build, _compile, _control, _deck, _manager, _packages, _run, _serve
+from . import _build, _compile, _control, _deck, _manager, _market, _packages, _run, _serve
 
 EXIT_OK, EXIT_PLUGIN_ERROR, EXIT_USAGE, EXIT_LIMIT, EXIT_INVALID = 0, 1, 2, 3, 4
 
 # Each command module offers register(subparsers) and sets a `handler` default.
-_COMMANDS = (_run, _compile, _build, _packages, _manager, _deck, _serve, _control)
+_COMMANDS = (_run, _compile, _build, _packages, _manager, _market, _deck, _serve, _control)
 
 
 def build_parser() -> argparse.ArgumentParser:

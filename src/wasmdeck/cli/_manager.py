@@ -10,9 +10,10 @@ import sys
 from typing import Any
 
 from .._capabilities import Grant, describe_request, parse_grant
-from .._errors import ConsentRequired, RevokedKey, UsageError
+from .._errors import ConsentRequired, PluginNotFound, UsageError
 from .._text import terminal_safe as safe
-from ..packages import InstalledPlugin, InstallPlan, PluginManager, Policy
+from ..packages import InstallPlan, PluginManager, Policy
+from ._fetch import add_market_options, fetch, is_market_reference, split_reference
 from ._packages import POLICIES, usage_errors
 
 
@@ -24,9 +25,12 @@ def register(subparsers: Any) -> None:
         "capabilities it asks for with their risk, and install it once you consent: "
         "interactively on a terminal, with --yes (grant what it asks for) or with --grant "
         "(grant exactly these; narrower than asked is fine). Installing a new version of an "
-        "installed plugin upgrades it, keeping its grants unless it asks for more.",
+        "installed plugin upgrades it, keeping its grants unless it asks for more. PACKAGE may "
+        "be NAME or NAME@VERSION from the marketplace (--market): the download is checked "
+        "against the marketplace's index and verified here, and never rolls back.",
     )
-    install.add_argument("package", metavar="PACKAGE")
+    install.add_argument("package", metavar="PACKAGE", help="a .wdpk file or NAME[@VERSION]")
+    add_market_options(install)
     install.add_argument(
         "-y", "--yes", action="store_true", help="grant the capabilities it asks for"
     )
@@ -157,15 +161,33 @@ def _ask_scopes(plan: InstallPlan) -> list[Grant]:
 
 @usage_errors
 def _install(args: argparse.Namespace) -> int:
+    manager = PluginManager()
+    source: bytes | str = args.package
+    replace_signer = args.replace_signer
+    if is_market_reference(args.package):
+        name, version = split_reference(args.package)
+        try:
+            installed = manager.get(name)
+        except PluginNotFound:
+            installed = None
+        fetched = fetch(args, name, version, installed)
+        source, replace_signer = fetched.data, replace_signer or fetched.replace_signer
+    return run_install(manager, source, args, replace_signer=replace_signer)
+
+
+def run_install(
+    manager: PluginManager, source: bytes | str, args: argparse.Namespace, *, replace_signer: bool
+) -> int:
+    """The install of a local file or a downloaded package: the same checks, the same
+    consent screen."""
     policy = Policy.ALLOW_UNSIGNED if args.allow_unsigned else args.policy
     if args.allow_unsigned and args.policy and args.policy != Policy.ALLOW_UNSIGNED.value:
         raise UsageError("--allow-unsigned and --policy disagree; give one")
     grants = [parse_grant(g) for g in args.grant] if args.grant else None
-    manager = PluginManager()
     plan = manager.plan(
-        args.package,
+        source,
         policy=policy,
-        replace_signer=args.replace_signer,
+        replace_signer=replace_signer,
         allow_downgrade=args.allow_downgrade,
     )
     for line in plan.describe():
@@ -205,33 +227,9 @@ def _say(line: str) -> None:
     print(safe(line))
 
 
-def _trust(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
-    try:
-        verdict = manager.verdict(plugin)
-    except RevokedKey:
-        return {"trust": "revoked", "key_id": plugin.key_id, "publisher": None}
-    return {"trust": verdict.level.label, "key_id": verdict.key_id, "publisher": verdict.publisher}
-
-
-def _summary(manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
-    problem = manager.problem(plugin)
-    return {
-        "name": plugin.name,
-        "version": plugin.version,
-        "enabled": plugin.enabled,
-        "digest": f"sha256:{plugin.digest}",
-        **_trust(manager, plugin),
-        "policy": manager.effective_policy(plugin).value,
-        "grants": plugin.grants.to_strings(),
-        "requested": [{"kind": r.kind, **dict(r.scope)} for r in plugin.metadata.capabilities],
-        "loadable": problem is None,
-        "problem": problem,
-    }
-
-
 def _list(args: argparse.Namespace) -> int:
     manager = PluginManager()
-    plugins = [_summary(manager, p) for p in manager.list()]
+    plugins = [manager.summary(p) for p in manager.list()]
     if args.json:
         print(json.dumps(plugins, indent=2))
         return 0
@@ -270,7 +268,7 @@ def _state(summary: dict[str, Any]) -> str:
 def _show(args: argparse.Namespace) -> int:
     manager = PluginManager()
     plugin = manager.get(args.name)
-    summary = _summary(manager, plugin)
+    summary = manager.summary(plugin)
     manifest = plugin.manifest
     if args.json:
         summary["metadata"] = dict(manifest.metadata.raw)

@@ -172,7 +172,7 @@ def _read_passphrase(args: argparse.Namespace) -> bytes | None:
     return None
 
 
-def _unlock(args: argparse.Namespace, keyfile: str) -> Any:
+def unlock_key(args: argparse.Namespace, keyfile: str) -> Any:
     passphrase = _read_passphrase(args)
     if passphrase is None and key_is_encrypted(keyfile) and sys.stdin.isatty():
         passphrase = getpass.getpass(f"passphrase for {keyfile}: ").encode() or None
@@ -198,7 +198,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 @usage_errors
 def _pack(args: argparse.Namespace) -> int:
-    key = _unlock(args, args.key) if args.key else None
+    key = unlock_key(args, args.key) if args.key else None
     package = build_package(
         args.source,
         key=key,
@@ -218,7 +218,7 @@ def _pack(args: argparse.Namespace) -> int:
 def _sign(args: argparse.Namespace) -> int:
     package = Package.parse(read_bytes(args.package))
     check_signature(package)  # never bless a package whose signature shows it was altered
-    signed = sign_package(package, _unlock(args, args.key))
+    signed = sign_package(package, unlock_key(args, args.key))
     out = Path(args.out or args.package)
     atomic_write(out, signed.encode(), mode=0o644)
     assert signed.signature is not None

@@ -1,4 +1,4 @@
-"""The control API: what ``wasmdeck status/reload/fire/mode/events`` and, later, the web UI speak.
+"""The control API: what ``wasmdeck status/reload/fire/mode/events`` and the web UI speak.
 
 HTTP on 127.0.0.1 only, version 1 under ``/v1`` (docs/serve.md). Every
 request needs ``Authorization: Bearer TOKEN``, the token in
@@ -20,12 +20,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from .. import _json
 from .._home import home
 from ..packages import atomic_write
 from ..triggers import UnknownMode
+from ._ui import ManagementUI
 
 __all__ = ["ControlAPI", "control_file"]
 
@@ -50,6 +51,8 @@ class ControlAPI:
                 Route("/v1/mode/{mode}", self.mode, methods=["POST"]),
                 Route("/v1/events", self.events, methods=["GET"]),
                 Route("/metrics", self.metrics, methods=["GET"]),
+                # The web UI (docs/ui.md): its own login, by this token, and a session cookie.
+                Mount("/ui", app=ManagementUI(daemon, lambda: self.token, lambda: self.port)),
             ]
         )
 
@@ -65,6 +68,8 @@ class ControlAPI:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if headers.get("host") not in (f"127.0.0.1:{self.port}", f"localhost:{self.port}"):
             return JSONResponse({"error": "wrong Host header"}, status_code=421)
+        if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
+            return None  # the UI checks its session cookie and CSRF token itself (_ui.py)
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             token.encode(), self.token.encode()

@@ -38,6 +38,11 @@ __all__ = ["Daemon", "ReplayClock"]
 
 log = logging.getLogger("wasmdeck.daemon")
 
+# The deck watcher yields a change once the file has had no new write for
+# WATCH_STEP_MS (an editor saves in steps), WATCH_DEBOUNCE_MS at the latest.
+WATCH_STEP_MS = 5
+WATCH_DEBOUNCE_MS = 50
+
 
 class Daemon:
     """Runs the deck at ``deck_path`` until ``stop()``.
@@ -153,6 +158,11 @@ class Daemon:
         self._stopping.set()
         await self._drain()
 
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` was called (live streams end so the servers can close)."""
+        return self._stopping is not None and self._stopping.is_set()
+
     def stop(self) -> None:
         """Stop taking events; ``run`` returns once the calls in flight are done."""
         if self._stopping is not None and not self._stopping.is_set():
@@ -192,7 +202,9 @@ class Daemon:
         import watchfiles
 
         target = self.deck_path.resolve()
-        async for changes in watchfiles.awatch(target.parent, debounce=50, step=20):
+        async for changes in watchfiles.awatch(
+            target.parent, debounce=WATCH_DEBOUNCE_MS, step=WATCH_STEP_MS
+        ):
             if any(Path(path) == target for _, path in changes) and target.exists():
                 await self.reload()
 
@@ -474,37 +486,28 @@ class Daemon:
     def _send_raw(self, where: tuple[str, int, str, int], value: int) -> None:
         if self._midi is None:
             return
-        import mido  # type: ignore[import-untyped]
-
         device, channel, kind, number = where
-        if kind == "note":
-            message = mido.Message("note_on", channel=channel - 1, note=number, velocity=value)
-        else:
-            message = mido.Message(
-                "control_change", channel=channel - 1, control=number, value=value
-            )
-        self._midi.send(device, message)
+        status = (0x90 if kind == "note" else 0xB0) | (channel - 1)
+        self._midi.send_bytes(device, [status, number, value])
 
     def _send(self, midi: MidiMessage, variables: dict[str, Any]) -> None:
         if self._midi is None or midi.device is None:
             return
-        import mido
-
-        fields: dict[str, Any] = {"channel": midi.channel - 1}
-        for key, target in (
-            ("note", "note"),
-            ("velocity", "velocity"),
-            ("controller", "control"),
-            ("value", "value"),
-            ("program", "program"),
-        ):
+        # The bytes are made here rather than by mido.Message, whose checks cost
+        # more than the rest of the send (benchmarks/sustained_load.py); the
+        # values are checked alike, and mido's defaults kept.
+        fields = _MIDI_FIELDS[midi.type]
+        data = [fields[0] | (midi.channel - 1)]
+        for key, default in fields[1]:
             value = getattr(midi, key)
-            if value is not None:
-                value = render(value, variables) if isinstance(value, str) else value
-                if type(value) is not int or not 0 <= value <= 127:
-                    raise ValueError(f"MIDI {key} must be 0-127, not {value!r}")
-                fields[target] = value
-        self._midi.send(midi.device, mido.Message(midi.type, **fields))
+            if value is None:
+                value = default
+            elif isinstance(value, str):
+                value = render(value, variables)
+            if type(value) is not int or not 0 <= value <= 127:
+                raise ValueError(f"MIDI {key} must be 0-127, not {value!r}")
+            data.append(value)
+        self._midi.send_bytes(midi.device, data)
 
     # -- reload and status -----------------------------------------------------
 
@@ -588,6 +591,14 @@ _NO_CALLS = {
     "drops": 0,
     "fuel_used": 0,
     "fuel_per_call": None,
+}
+
+# Each MIDI action's status byte and data bytes: (deck field, mido's default).
+_MIDI_FIELDS: dict[str, tuple[int, tuple[tuple[str, int], ...]]] = {
+    "note_on": (0x90, (("note", 0), ("velocity", 64))),
+    "note_off": (0x80, (("note", 0), ("velocity", 64))),
+    "control_change": (0xB0, (("controller", 0), ("value", 0))),
+    "program_change": (0xC0, (("program", 0),)),
 }
 
 

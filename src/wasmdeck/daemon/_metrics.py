@@ -73,6 +73,10 @@ class Metrics:
         self._fuel = Counter(
             "wasmdeck_fuel_used", "Fuel the plugin calls used", labels, registry=self.registry
         )
+        # prometheus-client's labels() looks the child up under a lock on every
+        # call; the children of each (plugin, binding) are kept here instead.
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._fired: dict[str, Any] = {}
         self.plugins: dict[str, _PluginStats] = {}
         self.bindings: dict[str, int] = {}  # fired, by binding
         self.binding_calls: dict[str, _PluginStats] = {}  # the plugin calls of each binding
@@ -87,7 +91,10 @@ class Metrics:
 
     def fired(self, binding: str) -> None:
         self.bindings[binding] = self.bindings.get(binding, 0) + 1
-        self._triggers.labels(binding).inc()
+        child = self._fired.get(binding)
+        if child is None:
+            child = self._fired[binding] = self._triggers.labels(binding)
+        child.inc()
 
     def call(
         self,
@@ -110,8 +117,14 @@ class Metrics:
                 stats.fuel_used += fuel
                 stats.fuel_calls += 1
         self._stats(plugin).latencies.append(seconds)
-        self._calls.labels(plugin, binding).inc()
-        self._latency.labels(plugin, binding).observe(seconds)
+        children = self._children.get((plugin, binding))
+        if children is None:
+            children = self._children[(plugin, binding)] = (
+                self._calls.labels(plugin, binding),
+                self._latency.labels(plugin, binding),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if error is not None:
             self._errors.labels(plugin, binding, error).inc()
             if limit:

@@ -31,6 +31,7 @@ from .._errors import (
     PluginNotFound,
     PolicyRefused,
     RegistryCorrupt,
+    RevokedKey,
     WasmdeckError,
 )
 from .._home import home
@@ -262,6 +263,33 @@ class PluginManager:
     def verdict(self, plugin: InstalledPlugin) -> Verdict:
         """The plugin's trust level now (the trust store may have changed since install)."""
         return self.trust.assess_key(plugin.name, plugin.key_id)
+
+    def summary(self, plugin: InstalledPlugin) -> dict[str, Any]:
+        """What ``wasmdeck list/show --json`` and the web UI show of an installed plugin:
+        its state, trust (``revoked`` for a revoked key), signer, policy, grants, what it
+        asks for, and whether it would load now (``problem``: why not)."""
+        try:
+            verdict = self.verdict(plugin)
+            trust = {
+                "trust": verdict.level.label,
+                "key_id": verdict.key_id,
+                "publisher": verdict.publisher,
+            }
+        except RevokedKey:
+            trust = {"trust": "revoked", "key_id": plugin.key_id, "publisher": None}
+        problem = self.problem(plugin)
+        return {
+            "name": plugin.name,
+            "version": plugin.version,
+            "enabled": plugin.enabled,
+            "digest": f"sha256:{plugin.digest}",
+            **trust,
+            "policy": self.effective_policy(plugin).value,
+            "grants": plugin.grants.to_strings(),
+            "requested": [{"kind": r.kind, **dict(r.scope)} for r in plugin.metadata.capabilities],
+            "loadable": problem is None,
+            "problem": problem,
+        }
 
     def effective_policy(self, plugin: InstalledPlugin | None = None) -> Policy:
         if plugin is not None and plugin.policy is not None:
