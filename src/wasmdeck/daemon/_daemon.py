@@ -74,6 +74,7 @@ class Daemon:
         # The deck's plugins, linked: the bus, calls between them, shared state
         # (host/). Calls from triggers still go through the workers.
         self.host = PluginHost()
+        self.metrics.watch_bus(self.host.bus.stats)
         self._deck_subscription: Subscription | None = None
         self._workers: dict[str, PluginWorker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -101,10 +102,10 @@ class Daemon:
 
     async def run(self, *, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        # One thread per plugin at most is busy at a time; a pool that size
-        # means a slow plugin never takes another's thread.
+        # One thread per plugin instance at most is busy at a time; a pool
+        # that size means a slow plugin never takes another's thread.
         loop.set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
+            concurrent.futures.ThreadPoolExecutor(max_workers=_threads(self._ready))
         )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -139,7 +140,7 @@ class Daemon:
             raise TypeError("replay needs a Daemon made with clock=ReplayClock()")
         loop = asyncio.get_running_loop()
         loop.set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
+            concurrent.futures.ThreadPoolExecutor(max_workers=_threads(self._ready))
         )
         self._stopping = asyncio.Event()
         self._listen_to_bus(loop)
@@ -614,6 +615,11 @@ class ReplayClock:
 async def _retire(worker: PluginWorker) -> None:
     await worker.drain()
     worker.close()
+
+
+def _threads(ready: ReadyDeck) -> int:
+    """A thread for every call that may run at once (a plugin's pool), and some to spare."""
+    return sum(p.limits.pool for p in ready.plugins.values()) + 4
 
 
 def _only_action(worker: PluginWorker) -> str:

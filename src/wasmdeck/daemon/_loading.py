@@ -101,7 +101,10 @@ def prepare(
 
 
 def _load(spec: PluginSpec, config: dict[str, object]) -> Plugin:
-    limits = Limits(timeout=spec.timeout_ms / 1000) if spec.timeout_ms else None
+    limits = None
+    if spec.timeout_ms or spec.pool > 1:
+        timeout = spec.timeout_ms / 1000 if spec.timeout_ms else Limits().timeout
+        limits = Limits(timeout=timeout, pool=spec.pool)
     if spec.installed is not None:
         return PluginManager().load(spec.installed, limits=limits, config=config)
     assert spec.path is not None

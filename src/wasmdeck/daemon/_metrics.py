@@ -9,10 +9,12 @@ read exactly.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 __all__ = ["Metrics"]
 
@@ -141,6 +143,10 @@ class Metrics:
         self._binding(binding).drops += 1
         self._drops.labels(plugin, binding).inc()
 
+    def watch_bus(self, stats: Callable[[], dict[str, Any]]) -> None:
+        """Export the event bus's counts (host/_bus.py ``EventBus.stats``) as well."""
+        self.registry.register(_BusCollector(stats))
+
     def prometheus(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
@@ -171,3 +177,34 @@ def _percentile(ordered: list[float], q: float) -> float | None:
         return None
     index = min(len(ordered) - 1, int(q * len(ordered)))
     return round(ordered[index] * 1000, 3)
+
+
+class _BusCollector:
+    """The bus's counters, read when /metrics is: published, refused (loops), and
+    per subscriber delivered, dropped (its queue full) and failed."""
+
+    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+        self._stats = stats
+
+    def describe(self) -> list[Any]:
+        return []  # described at collection: no fixed set of subscribers
+
+    def collect(self) -> Iterator[Any]:
+        stats = self._stats()
+        yield CounterMetricFamily(
+            "wasmdeck_bus_published", "Events published on the bus", value=stats["published"]
+        )
+        yield CounterMetricFamily(
+            "wasmdeck_bus_refused",
+            "Events refused at the hop limit (loops)",
+            value=stats["refused"],
+        )
+        for key, help_text in (
+            ("delivered", "Events handled by a subscriber"),
+            ("dropped", "Events dropped: a subscriber's queue was full"),
+            ("failed", "Events whose subscriber failed"),
+        ):
+            family = CounterMetricFamily(f"wasmdeck_bus_{key}", help_text, labels=["subscriber"])
+            for name, counts in stats["subscribers"].items():
+                family.add_metric([name], counts[key])
+            yield family

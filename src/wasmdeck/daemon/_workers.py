@@ -2,9 +2,11 @@
 
 Each plugin has a thread of its own that runs its calls one at a time, in
 the order they were submitted (a FIFO of at most ``size`` waiting calls),
-so a slow or failing plugin holds up only its own queue. A call that finds
-the queue full is dropped: counted, logged, and its binding's later actions
-skipped — never silently lost.
+so a slow or failing plugin holds up only its own queue. A plugin with an
+instance pool (``pool = N`` in the deck) has N threads: up to N of its calls
+run at once, started in the order submitted. A call that finds the queue
+full is dropped: counted, logged, and its binding's later actions skipped —
+never silently lost.
 
 The loop hands a call over with one ``SimpleQueue.put`` and gets its result
 back with one ``call_soon_threadsafe``: no task, executor or future chain per
@@ -70,8 +72,13 @@ class PluginWorker:
         self._pending = 0  # submitted and not finished (the loop's count)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._closing = False  # drain() or close() was called: no more calls
-        self._thread = threading.Thread(target=self._run, name=f"plugin {name}", daemon=True)
-        self._thread.start()
+        self._running = plugin.limits.pool  # threads not yet stopped (the loop's count)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"plugin {name}", daemon=True)
+            for _ in range(plugin.limits.pool)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(
         self, action: str, params: Mapping[str, Any], context: TriggerContext, binding: str
@@ -79,7 +86,7 @@ class PluginWorker:
         """Queue one call; its future has the output. Raises ``QueueFull`` when full."""
         if self._closing:
             raise WasmdeckError("the plugin is being stopped", plugin=self.name, action=action)
-        if self._pending > self._size:  # ``size`` waiting, one running
+        if self._pending >= self._size + len(self._threads):  # ``size`` waiting, the rest running
             self._metrics.dropped(self.name, binding)
             log.warning(
                 "plugin %s: queue full (%d calls waiting); dropped %s from binding %s",
@@ -116,10 +123,16 @@ class PluginWorker:
             finally:
                 CURRENT.reset(token)
             seconds = self._clock() - start
-            # Read here, before this thread's next call: only it calls the plugin.
+            # Read here, before this thread's next call: only it calls the plugin
+            # (a pool's calls overlap, and it measures none: None).
             fuel = self.plugin.fuel_used
             self._hand_back(self._finished, call, output, seconds, fuel)
-        self._hand_back(self._stopped.set_result, None)
+        self._hand_back(self._thread_stopped)
+
+    def _thread_stopped(self) -> None:
+        self._running -= 1
+        if self._running == 0 and not self._stopped.done():
+            self._stopped.set_result(None)
 
     def _hand_back(self, callback: Callable[..., object], *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
@@ -141,13 +154,15 @@ class PluginWorker:
 
     async def drain(self) -> None:
         """Run what is queued, then stop."""
-        if not self._closing:
-            self._closing = True
-            self._calls.put(None)
+        self._stop()
         await asyncio.shield(self._stopped)
 
-    def close(self) -> None:
+    def _stop(self) -> None:
         if not self._closing:
             self._closing = True
-            self._calls.put(None)
+            for _ in self._threads:  # one None for each thread
+                self._calls.put(None)
+
+    def close(self) -> None:
+        self._stop()
         self.plugin.close()

@@ -306,7 +306,9 @@ class _Reader:
             path: KeyPath = ("plugins", name)
             if not self.name(name, path, "plugin name"):
                 continue
-            table = self.table(value, path, ("installed", "path", "grants", "config", "timeout_ms"))
+            table = self.table(
+                value, path, ("installed", "path", "grants", "config", "timeout_ms", "pool")
+            )
             installed = self.text(table, "installed", path)
             file = self.text(table, "path", path)
             if (installed is None) == (file is None):
@@ -339,6 +341,7 @@ class _Reader:
                 grants=tuple(grants),
                 config=self.config(config, (*path, "config")),
                 timeout_ms=self.integer(table, "timeout_ms", path, 1, 600_000, None),
+                pool=self.integer(table, "pool", path, 1, 64, 1),
             )
         return plugins
 
