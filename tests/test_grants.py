@@ -31,7 +31,11 @@ def test_parse_grant(text: str, kind: str, scope: str, risk: str) -> None:
     [
         ("telepathy", "unknown capability 'telepathy'"),
         ("network", r"network needs a scope, written network:HOST"),
-        ("events:all", "events takes no scope"),
+        ("events:all", "write events:publish:PATTERN or events:subscribe:PATTERN"),
+        ("events", "events needs a scope"),
+        ("state", "state needs a scope"),
+        ("state:show:rw", "write state:NAMESPACE or state:NAMESPACE:ro"),
+        ("plugins:a b", "write plugins:PLUGIN_NAME"),
         ("kv:../other", "a kv namespace is"),
         ("env:NOT A NAME", "not an environment variable name"),
         ("fs:data", "write fs:GUEST_DIR=HOST_DIR"),

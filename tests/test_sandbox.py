@@ -122,6 +122,36 @@ def test_deep_recursion_is_a_stack_overflow(neighbour: wasmdeck.Plugin) -> None:
     assert_contained(plugin, neighbour)
 
 
+def test_a_deadline_kept_from_the_last_call_is_still_whole_and_rearmed_once_it_moves() -> None:
+    # The epoch deadline is re-armed only when the epoch has moved since the
+    # last call (runtime/_engine.py, EpochCount). With long ticks, the spin
+    # right after a quick call keeps the quick call's deadline: it must still
+    # get its whole timeout, and no more than about two ticks beyond it.
+    runtime = wasmdeck.Runtime(tick=0.25)
+    plugin = wasmdeck.Plugin(
+        abi_module(SPIN), runtime=runtime, limits=Limits(timeout=0.25, fuel=10**15)
+    )
+    try:
+        assert plugin.call("ok") == b"ok"
+        armed = runtime.epoch.value
+        started = time.monotonic()
+        with pytest.raises(TimeLimitExceeded):
+            plugin.call("spin")
+        elapsed = time.monotonic() - started
+        assert 0.25 <= elapsed < 2.0, elapsed
+        # Once the epoch has gone past the first deadline, a call is re-armed:
+        # an old deadline kept would stop this quick call at once.
+        assert plugin.call("ok") == b"ok"  # a fresh instance, armed now
+        armed = runtime.epoch.value
+        deadline = time.monotonic() + 10
+        while runtime.epoch.value < armed + 8 and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the epoch thread, not for a result
+        assert runtime.epoch.value >= armed + 8
+        assert plugin.call("ok") == b"ok"
+    finally:
+        runtime.close()
+
+
 def test_stack_size_is_configurable_per_runtime() -> None:
     runtime = wasmdeck.Runtime(max_stack=128 * 1024)
     plugin = wasmdeck.Plugin(

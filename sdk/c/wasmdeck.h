@@ -61,6 +61,12 @@ WD_IMPORT("kv_get") int32_t wd__kv_get(const void *ptr, size_t len);
 WD_IMPORT("kv_set") int32_t wd__kv_set(const void *ptr, size_t len);
 WD_IMPORT("kv_delete") int32_t wd__kv_delete(const void *ptr, size_t len);
 WD_IMPORT("kv_list") int32_t wd__kv_list(const void *ptr, size_t len);
+WD_IMPORT("event_publish") int32_t wd__event_publish(const void *ptr, size_t len);
+WD_IMPORT("plugin_call") int32_t wd__plugin_call(const void *ptr, size_t len);
+WD_IMPORT("state_get") int32_t wd__state_get(const void *ptr, size_t len);
+WD_IMPORT("state_set") int32_t wd__state_set(const void *ptr, size_t len);
+WD_IMPORT("state_delete") int32_t wd__state_delete(const void *ptr, size_t len);
+WD_IMPORT("state_list") int32_t wd__state_list(const void *ptr, size_t len);
 
 /* ---- JSON values ------------------------------------------------------- */
 
@@ -520,6 +526,16 @@ static inline wd_response wd_host_call(wd__host_fn fn, const wd_buf *request) {
 #define wd_kv_set(req) wd_host_call(wd__kv_set, (req))
 #define wd_kv_delete(req) wd_host_call(wd__kv_delete, (req))
 #define wd_kv_list(req) wd_host_call(wd__kv_list, (req))
+/* Events (`events:publish:PATTERN`): {"topic", "payload"} -> {"delivered"}. */
+#define wd_event_publish(req) wd_host_call(wd__event_publish, (req))
+/* Another plugin's action (`plugins:NAME`): {"plugin", "action", "params"} -> {"output"}. */
+#define wd_plugin_call(req) wd_host_call(wd__plugin_call, (req))
+/* Shared state (`state:NAMESPACE[:ro]`): {"namespace", "key", ...}; set and delete
+ * take an optional "version" (compare-and-swap: 0 means "absent"). */
+#define wd_state_get(req) wd_host_call(wd__state_get, (req))
+#define wd_state_set(req) wd_host_call(wd__state_set, (req))
+#define wd_state_delete(req) wd_host_call(wd__state_delete, (req))
+#define wd_state_list(req) wd_host_call(wd__state_list, (req))
 
 /* A configuration value as a newly malloc'ed string (free it), or NULL. */
 static inline char *wd_config_string(const char *key) {

@@ -13,17 +13,23 @@ type hostFunc func(ptr unsafe.Pointer, n uint32) int32
 func unavailable(unsafe.Pointer, uint32) int32 { return -1 }
 
 var (
-	hostConfigGet   hostFunc = unavailable
-	hostHTTPRequest hostFunc = unavailable
-	hostWSConnect   hostFunc = unavailable
-	hostWSSend      hostFunc = unavailable
-	hostWSRecv      hostFunc = unavailable
-	hostWSClose     hostFunc = unavailable
-	hostProcessRun  hostFunc = unavailable
-	hostKVGet       hostFunc = unavailable
-	hostKVSet       hostFunc = unavailable
-	hostKVDelete    hostFunc = unavailable
-	hostKVList      hostFunc = unavailable
+	hostConfigGet    hostFunc = unavailable
+	hostHTTPRequest  hostFunc = unavailable
+	hostWSConnect    hostFunc = unavailable
+	hostWSSend       hostFunc = unavailable
+	hostWSRecv       hostFunc = unavailable
+	hostWSClose      hostFunc = unavailable
+	hostProcessRun   hostFunc = unavailable
+	hostKVGet        hostFunc = unavailable
+	hostKVSet        hostFunc = unavailable
+	hostKVDelete     hostFunc = unavailable
+	hostKVList       hostFunc = unavailable
+	hostEventPublish hostFunc = unavailable
+	hostPluginCall   hostFunc = unavailable
+	hostStateGet     hostFunc = unavailable
+	hostStateSet     hostFunc = unavailable
+	hostStateDelete  hostFunc = unavailable
+	hostStateList    hostFunc = unavailable
 )
 
 func setError(string) {}

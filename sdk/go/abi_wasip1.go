@@ -53,6 +53,24 @@ func hostKVDelete(ptr unsafe.Pointer, n uint32) int32
 //go:wasmimport wasmdeck kv_list
 func hostKVList(ptr unsafe.Pointer, n uint32) int32
 
+//go:wasmimport wasmdeck event_publish
+func hostEventPublish(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport wasmdeck plugin_call
+func hostPluginCall(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport wasmdeck state_get
+func hostStateGet(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport wasmdeck state_set
+func hostStateSet(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport wasmdeck state_delete
+func hostStateDelete(ptr unsafe.Pointer, n uint32) int32
+
+//go:wasmimport wasmdeck state_list
+func hostStateList(ptr unsafe.Pointer, n uint32) int32
+
 // data is the address of b's bytes (nil for an empty slice: the host
 // accepts address 0 with length 0).
 func data(b []byte) unsafe.Pointer { return unsafe.Pointer(unsafe.SliceData(b)) }

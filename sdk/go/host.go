@@ -461,3 +461,93 @@ func KVList(prefix string) ([]string, error) {
 	}
 	return keys, nil
 }
+
+// ---- events (capability events:publish:PATTERN) ---------------------------
+
+// EventPublish publishes payload (any JSON value) on topic; delivered is how
+// many subscribers it was queued for.
+func EventPublish(topic string, payload any) (delivered int, err error) {
+	response, err := callHost(hostEventPublish, Obj("topic", topic, "payload", payload))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := response["delivered"].(float64)
+	return int(n), nil
+}
+
+// ---- other plugins (capability plugins:NAME[:ACTION]) ---------------------
+
+// PluginCall runs another plugin's action with params; its output. A call
+// that would come back around to a plugin in the chain fails with the kind
+// "cycle", one too deep with "depth".
+func PluginCall(plugin, action string, params Object) ([]byte, error) {
+	if params == nil {
+		params = Object{}
+	}
+	response, err := callHost(hostPluginCall, Obj("plugin", plugin, "action", action, "params", params))
+	if err != nil {
+		return nil, err
+	}
+	output, _, err := textOrBase64(response, "output")
+	return output, err
+}
+
+// ---- shared state (capability state:NAMESPACE[:ro]) -----------------------
+
+// StateGet reads key of the shared namespace; version is 0 when absent.
+func StateGet(namespace, key string) (value []byte, version int64, err error) {
+	response, err := callHost(hostStateGet, Obj("namespace", namespace, "key", key))
+	if err != nil {
+		return nil, 0, err
+	}
+	value, _, err = textOrBase64(response, "value")
+	v, _ := response["version"].(float64)
+	return value, int64(v), err
+}
+
+// StateSet stores value under key. With version >= 0 it is a compare-and-swap:
+// stored only if the key still has that version (0: only if absent); pass -1
+// to store unconditionally. Returns whether it was stored and the version now.
+func StateSet(namespace, key string, value []byte, version int64) (stored bool, now int64, err error) {
+	request := withBytes(Obj("namespace", namespace, "key", key), "value", value)
+	if version >= 0 {
+		request = append(request, Field{"version", version})
+	}
+	response, err := callHost(hostStateSet, request)
+	if err != nil {
+		return false, 0, err
+	}
+	stored, _ = response["ok"].(bool)
+	v, _ := response["version"].(float64)
+	return stored, int64(v), nil
+}
+
+// StateDelete removes key (with version >= 0: only if it still has it).
+func StateDelete(namespace, key string, version int64) (deleted bool, err error) {
+	request := Obj("namespace", namespace, "key", key)
+	if version >= 0 {
+		request = append(request, Field{"version", version})
+	}
+	response, err := callHost(hostStateDelete, request)
+	if err != nil {
+		return false, err
+	}
+	deleted, _ = response["deleted"].(bool)
+	return deleted, nil
+}
+
+// StateList returns the keys of the shared namespace that start with prefix.
+func StateList(namespace, prefix string) ([]string, error) {
+	response, err := callHost(hostStateList, Obj("namespace", namespace, "prefix", prefix))
+	if err != nil {
+		return nil, err
+	}
+	list, _ := response["keys"].([]any)
+	keys := make([]string, 0, len(list))
+	for _, item := range list {
+		if key, ok := item.(string); ok {
+			keys = append(keys, key)
+		}
+	}
+	return keys, nil
+}

@@ -68,6 +68,12 @@ const host = struct {
     extern "wasmdeck" fn kv_set(ptr: [*]const u8, len: usize) i32;
     extern "wasmdeck" fn kv_delete(ptr: [*]const u8, len: usize) i32;
     extern "wasmdeck" fn kv_list(ptr: [*]const u8, len: usize) i32;
+    extern "wasmdeck" fn event_publish(ptr: [*]const u8, len: usize) i32;
+    extern "wasmdeck" fn plugin_call(ptr: [*]const u8, len: usize) i32;
+    extern "wasmdeck" fn state_get(ptr: [*]const u8, len: usize) i32;
+    extern "wasmdeck" fn state_set(ptr: [*]const u8, len: usize) i32;
+    extern "wasmdeck" fn state_delete(ptr: [*]const u8, len: usize) i32;
+    extern "wasmdeck" fn state_list(ptr: [*]const u8, len: usize) i32;
 };
 
 // ---- metadata ------------------------------------------------------------------
@@ -88,6 +94,14 @@ pub const Metadata = struct {
     /// JSON object naming the kind and its scope, e.g.
     /// `{"kind":"network","hosts":["api.example.com"]}`.
     capabilities: []const []const u8 = &.{},
+    /// Events to receive (as the user grants `events:subscribe`): each topic
+    /// pattern and the action called with the event, params `{topic, payload, source}`.
+    subscribe: []const Subscription = &.{},
+};
+
+pub const Subscription = struct {
+    topic: []const u8,
+    action: []const u8,
 };
 
 pub const Action = struct {
@@ -142,6 +156,15 @@ fn metadataJson(comptime m: Metadata) []const u8 {
                 if (i > 0) out = out ++ ",";
                 const raw = std.mem.trim(u8, c, " \t\r\n");
                 out = out ++ if (raw.len > 0 and raw[0] == '{') raw else jsonQuote(raw);
+            }
+            out = out ++ "]";
+        }
+        if (m.subscribe.len > 0) {
+            out = out ++ ",\"subscribe\":[";
+            for (m.subscribe, 0..) |sub, i| {
+                if (i > 0) out = out ++ ",";
+                out = out ++ "{\"topic\":" ++ jsonQuote(sub.topic) ++
+                    ",\"action\":" ++ jsonQuote(sub.action) ++ "}";
             }
             out = out ++ "]";
         }
@@ -421,6 +444,12 @@ pub const HostFunction = enum {
     kv_set,
     kv_delete,
     kv_list,
+    event_publish,
+    plugin_call,
+    state_get,
+    state_set,
+    state_delete,
+    state_list,
 };
 
 /// Call host function `f` with a request given as JSON text; return the
@@ -751,6 +780,80 @@ pub fn kvDelete(key: []const u8) HostError!bool {
 /// The keys that start with `prefix` ("" for all).
 pub fn kvList(prefix: []const u8) HostError![]const []const u8 {
     const r = try call(.kv_list, .{ .prefix = prefix });
+    const keys = r.get("keys") orelse return error.BadResponse;
+    if (keys != .array) return error.BadResponse;
+    const out = try allocator().alloc([]const u8, keys.array.items.len);
+    for (keys.array.items, out) |k, *slot| {
+        if (k != .string) return error.BadResponse;
+        slot.* = k.string;
+    }
+    return out;
+}
+
+// ---- events (capability `events:publish:PATTERN`) ------------------------------------
+
+/// Publish `payload` (anything std.json can write) on `topic`; how many
+/// subscribers it was queued for. A loop of events past the host's hop limit
+/// fails with error.HostFailed, `errorKind` "loop".
+pub fn eventPublish(topic: []const u8, payload: anytype) HostError!i64 {
+    const r = try call(.event_publish, .{ .topic = topic, .payload = payload });
+    return int(r.get("delivered") orelse return error.BadResponse) orelse error.BadResponse;
+}
+
+// ---- other plugins (capability `plugins:NAME[:ACTION]`) ------------------------------
+
+/// Run `action` of the plugin named `name` with `params` (a struct, written as
+/// a JSON object); its output. A cycle or a chain too deep fails with
+/// error.HostFailed, `errorKind` "cycle" or "depth".
+pub fn pluginCall(name: []const u8, action: []const u8, params: anytype) HostError![]const u8 {
+    const r = try call(.plugin_call, .{ .plugin = name, .action = action, .params = params });
+    return try bytesField(r, "output") orelse "";
+}
+
+// ---- shared state (capability `state:NAMESPACE[:ro]`) --------------------------------
+
+/// A shared value and its version (null and 0 when absent).
+pub const Versioned = struct { value: ?[]const u8, version: i64 };
+
+pub fn stateGet(namespace: []const u8, key: []const u8) HostError!Versioned {
+    const r = try call(.state_get, .{ .namespace = namespace, .key = key });
+    const version = int(r.get("version") orelse return error.BadResponse) orelse
+        return error.BadResponse;
+    return .{ .value = try bytesField(r, "value"), .version = version };
+}
+
+/// Store `value` under `key`; with a `version`, only if the key still has it
+/// (compare-and-swap; 0: only if absent). Whether it was stored, and the version now.
+pub fn stateSet(
+    namespace: []const u8,
+    key: []const u8,
+    value: []const u8,
+    version: ?i64,
+) HostError!struct { stored: bool, version: i64 } {
+    const v = try Bytes.of(value);
+    const r = try call(.state_set, .{
+        .namespace = namespace,
+        .key = key,
+        .value = v.text,
+        .value_base64 = v.base64,
+        .version = version,
+    });
+    const ok = r.get("ok") orelse return error.BadResponse;
+    const now = int(r.get("version") orelse return error.BadResponse) orelse
+        return error.BadResponse;
+    return .{ .stored = ok == .bool and ok.bool, .version = now };
+}
+
+/// Delete `key` (with a `version`: only if it still has it); whether it was deleted.
+pub fn stateDelete(namespace: []const u8, key: []const u8, version: ?i64) HostError!bool {
+    const r = try call(.state_delete, .{ .namespace = namespace, .key = key, .version = version });
+    const deleted = r.get("deleted") orelse return false;
+    return deleted == .bool and deleted.bool;
+}
+
+/// The keys of the shared `namespace` that start with `prefix`.
+pub fn stateList(namespace: []const u8, prefix: []const u8) HostError![]const []const u8 {
+    const r = try call(.state_list, .{ .namespace = namespace, .prefix = prefix });
     const keys = r.get("keys") orelse return error.BadResponse;
     if (keys != .array) return error.BadResponse;
     const out = try allocator().alloc([]const u8, keys.array.items.len);

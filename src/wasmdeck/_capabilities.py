@@ -9,7 +9,8 @@ A grant is written ``KIND`` or ``KIND:SCOPE``; repeating a kind adds scope:
     network:api.example.com        network:*.example.com   network:127.0.0.1:4455
     fs:/data=./data:ro             fs:/out=/tmp/out:rw
     process:/usr/bin/git           env:LANG   env:HOME
-    kv                             events     plugins:obs
+    kv                             events:publish:obs.*   events:subscribe:obs.*
+    plugins:obs                    plugins:obs:set-scene  state:show   state:show:ro
 
 Kinds from MIDIMon v2.5 (``filesystem``, ``subprocess``) are aliases of
 ``fs`` and ``process``. MIDIMon's ``midi``, ``audio`` and ``systemcontrol``
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ._metadata import CapabilityRequest
+from ._topics import valid_pattern
 
 __all__ = [
     "KINDS",
@@ -70,8 +72,21 @@ KINDS: dict[str, CapabilityKind] = {
         CapabilityKind("kv", "low", "keep private key-value state on this machine"),
         # kv's scope is optional: kv:NAMESPACE names the data it reaches (see
         # docs/host-api.md); bare kv keeps it private to the plugin's identity.
-        CapabilityKind("events", "low", "publish and subscribe to host events"),
-        CapabilityKind("plugins", "medium", "call other plugins", "PLUGIN_NAME"),
+        CapabilityKind(
+            "events",
+            "low",
+            "publish or receive events on the granted topics",
+            "publish:PATTERN or subscribe:PATTERN (a topic; * is any run of characters)",
+        ),
+        CapabilityKind(
+            "plugins", "medium", "call the granted plugins' actions", "PLUGIN_NAME[:ACTION]"
+        ),
+        CapabilityKind(
+            "state",
+            "low",
+            "read (ro) or read and write the granted shared state namespaces",
+            "NAMESPACE[:ro]",
+        ),
     )
 }
 # MIDIMon v2.5's kinds that name no host API here. Granting them would give
@@ -90,9 +105,10 @@ UNMAPPED: dict[str, str] = {
     ),
 }
 _ALIASES = {"filesystem": "fs", "subprocess": "process", "environment": "env"}
-_SCOPED = {"network", "fs", "process", "env", "plugins"}
+_SCOPED = {"network", "fs", "process", "env", "plugins", "events", "state"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KV_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PLUGIN_NAME = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$")
 
 
 def canonical_kind(kind: str) -> str:
@@ -137,6 +153,24 @@ def parse_grant(text: str) -> Grant:
         raise ValueError(f"grant {text!r}: a kv namespace is 1-64 letters, digits, '.', '_' or '-'")
     if kind not in _SCOPED and kind != "kv" and scope:
         raise ValueError(f"grant {text!r}: {kind} takes no scope; write just {kind!r}")
+    if kind == "events":
+        direction, _, pattern = scope.partition(":")
+        if direction not in ("publish", "subscribe") or not valid_pattern(pattern):
+            raise ValueError(
+                f"grant {text!r}: write events:publish:PATTERN or events:subscribe:PATTERN, "
+                "e.g. events:publish:obs.* (a pattern is letters, digits, '.', '_', '-', '*')"
+            )
+    if kind == "plugins":
+        name, _, action = scope.partition(":")
+        if not _PLUGIN_NAME.match(name) or (action and not _PLUGIN_NAME.match(action)):
+            raise ValueError(f"grant {text!r}: write plugins:{spec.scope_help}, e.g. plugins:obs")
+    if kind == "state":
+        namespace, _, mode = scope.partition(":")
+        if not _KV_NAMESPACE.match(namespace) or mode not in ("", "ro"):
+            raise ValueError(
+                f"grant {text!r}: write state:NAMESPACE or state:NAMESPACE:ro (a namespace is "
+                "1-64 letters, digits, '.', '_' or '-')"
+            )
     if kind == "env" and not _ENV_NAME.match(scope):
         raise ValueError(f"grant {text!r}: {scope!r} is not an environment variable name")
     if kind == "fs":
@@ -198,6 +232,11 @@ class Grants:
     def scopes(self, kind: str) -> list[str]:
         kind = canonical_kind(kind)
         return [g.scope for g in self._grants if g.kind == kind]
+
+    def topics(self, direction: str) -> list[str]:
+        """The topic patterns of the ``events:publish:`` (or ``subscribe``) grants."""
+        prefix = f"{direction}:"
+        return [s[len(prefix) :] for s in self.scopes("events") if s.startswith(prefix)]
 
     def to_strings(self) -> list[str]:
         return [str(g) for g in self._grants]

@@ -101,6 +101,14 @@ class TriggerContext:
 
     def extra_json(self) -> bytes:
         """The set fields after ``timestamp`` as JSON members (``,"kind":"cc",...``), or b""."""
+        if (
+            self.kind is None
+            and self.channel is None
+            and self.note is None
+            and self.controller is None
+            and self.value is None
+        ):
+            return b""  # a pad's or a webhook's context: the common case, kept cheap
         parts = []
         if self.kind is not None:
             parts.append(b',"kind":"%b"' % self.kind.encode())  # an identifier: no escaping

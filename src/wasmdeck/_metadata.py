@@ -15,8 +15,9 @@ from typing import Any
 
 from ._errors import InvalidMetadata
 from ._json import JSONInputError, loads
+from ._topics import valid_pattern
 
-__all__ = ["ActionSpec", "CapabilityRequest", "PluginMetadata"]
+__all__ = ["ActionSpec", "CapabilityRequest", "EventSubscription", "PluginMetadata"]
 
 # Metadata is read from guest memory before anything else is trusted: its
 # size, nesting, values and actions are bounded (docs/architecture.md,
@@ -26,6 +27,7 @@ MAX_METADATA_DEPTH = 32
 MAX_METADATA_VALUES = 100_000
 MAX_ACTIONS = 4096
 MAX_CAPABILITIES = 256
+MAX_SUBSCRIPTIONS = 64
 
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _PLUGIN_TYPES = ("action", "trigger")
@@ -56,6 +58,15 @@ class CapabilityRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSubscription:
+    """Events a plugin asks to receive (``"subscribe"``): the topic pattern, and
+    the action the host calls with each (params ``{"topic", "payload", "source"}``)."""
+
+    topic: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
 class PluginMetadata:
     """What a plugin says about itself (``init``/``metadata``), parsed and checked."""
 
@@ -68,6 +79,7 @@ class PluginMetadata:
     type: str = "action"
     actions: tuple[ActionSpec, ...] | None = None
     capabilities: tuple[CapabilityRequest, ...] = ()
+    subscriptions: tuple[EventSubscription, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -142,8 +154,10 @@ class PluginMetadata:
             "type",
             "actions",
             "capabilities",
+            "subscribe",
             *_OPTIONAL_TEXT,
         }
+        actions = _parse_actions(obj.get("actions"), bad)
         return cls(
             name=name,
             version=obj["version"],
@@ -152,11 +166,35 @@ class PluginMetadata:
             license=obj.get("license"),
             homepage=obj.get("homepage"),
             type=plugin_type,
-            actions=_parse_actions(obj.get("actions"), bad),
+            actions=actions,
             capabilities=_parse_capabilities(obj.get("capabilities"), bad),
+            subscriptions=_parse_subscriptions(obj.get("subscribe"), actions, bad),
             extra={k: v for k, v in obj.items() if k not in known},
             raw=obj,
         )
+
+
+def _parse_subscriptions(
+    value: object, actions: tuple[ActionSpec, ...] | None, bad: Any
+) -> tuple[EventSubscription, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_SUBSCRIPTIONS:
+        raise bad(f"metadata subscribe must be a list of at most {MAX_SUBSCRIPTIONS} objects")
+    found = []
+    for i, entry in enumerate(value):
+        where = f"metadata subscribe[{i}]"
+        if not isinstance(entry, dict) or set(entry) - {"topic", "action"}:
+            raise bad(f'{where} must be an object {{"topic": PATTERN, "action": NAME}}')
+        topic, action = entry.get("topic"), entry.get("action")
+        if not valid_pattern(topic):
+            raise bad(f"{where}: topic must be a topic pattern such as 'obs.*', not {topic!r}")
+        if not isinstance(action, str) or not action:
+            raise bad(f"{where}: action must name the action that receives the events")
+        if actions is not None and all(a.name != action for a in actions):
+            raise bad(f"{where}: action {action!r} is not one of the declared actions")
+        found.append(EventSubscription(topic, action))  # type: ignore[arg-type]
+    return tuple(found)
 
 
 def _parse_actions(value: object, bad: Any) -> tuple[ActionSpec, ...] | None:

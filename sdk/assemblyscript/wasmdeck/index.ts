@@ -77,6 +77,24 @@ declare function _kv_delete(ptr: usize, len: usize): i32;
 // @ts-ignore: decorator
 @external("wasmdeck", "kv_list")
 declare function _kv_list(ptr: usize, len: usize): i32;
+// @ts-ignore: decorator
+@external("wasmdeck", "event_publish")
+declare function _event_publish(ptr: usize, len: usize): i32;
+// @ts-ignore: decorator
+@external("wasmdeck", "plugin_call")
+declare function _plugin_call(ptr: usize, len: usize): i32;
+// @ts-ignore: decorator
+@external("wasmdeck", "state_get")
+declare function _state_get(ptr: usize, len: usize): i32;
+// @ts-ignore: decorator
+@external("wasmdeck", "state_set")
+declare function _state_set(ptr: usize, len: usize): i32;
+// @ts-ignore: decorator
+@external("wasmdeck", "state_delete")
+declare function _state_delete(ptr: usize, len: usize): i32;
+// @ts-ignore: decorator
+@external("wasmdeck", "state_list")
+declare function _state_list(ptr: usize, len: usize): i32;
 
 type HostFunction = (ptr: usize, len: usize) => i32;
 
@@ -103,6 +121,7 @@ export class Plugin {
   private _license: string | null = null;
   private _homepage: string | null = null;
   private _capabilities: JsonValue = Json.arr();
+  private _subscriptions: JsonValue = Json.arr();
   private _actions: Array<Action> = new Array<Action>();
   private _fallback: Handler | null = null;
   private _metadata: ArrayBuffer | null = null;
@@ -185,6 +204,13 @@ export class Plugin {
     return this;
   }
 
+  // Receive the events of `topic` (a pattern such as "obs.*"; as far as the
+  // user grants events:subscribe) as calls of `action`, params {topic, payload, source}.
+  subscribe(topic: string, action: string): Plugin {
+    this._subscriptions.push(Json.obj().setString("topic", topic).setString("action", action));
+    return this;
+  }
+
   // The metadata JSON, as the host reads it from `init`.
   metadataJson(): string {
     const meta = Json.obj()
@@ -205,6 +231,7 @@ export class Plugin {
       meta.set("actions", actions);
     }
     if (this._capabilities.length > 0) meta.set("capabilities", this._capabilities);
+    if (this._subscriptions.length > 0) meta.set("subscribe", this._subscriptions);
     return meta.toString();
   }
 
@@ -450,6 +477,24 @@ export namespace host {
   }
   export function kvList(request: JsonValue): HostResponse {
     return hostCall(_kv_list, request);
+  }
+  export function eventPublish(request: JsonValue): HostResponse {
+    return hostCall(_event_publish, request);
+  }
+  export function pluginCall(request: JsonValue): HostResponse {
+    return hostCall(_plugin_call, request);
+  }
+  export function stateGet(request: JsonValue): HostResponse {
+    return hostCall(_state_get, request);
+  }
+  export function stateSet(request: JsonValue): HostResponse {
+    return hostCall(_state_set, request);
+  }
+  export function stateDelete(request: JsonValue): HostResponse {
+    return hostCall(_state_delete, request);
+  }
+  export function stateList(request: JsonValue): HostResponse {
+    return hostCall(_state_list, request);
   }
 }
 
@@ -790,6 +835,93 @@ export namespace kv {
   export function list(prefix: string = ""): KvKeys {
     const result = new KvKeys();
     result._fill(hostCall(_kv_list, Json.obj().setString("prefix", prefix)));
+    return result;
+  }
+}
+
+// ---- events (capability `events:publish:PATTERN`) ------------------------------
+
+export namespace events {
+  // Publish `payload` on `topic`; `.json.getInteger("delivered")` is how many
+  // subscribers it was queued for. A loop past the hop limit: error kind "loop".
+  export function publish(topic: string, payload: JsonValue): HostResponse {
+    return hostCall(_event_publish, Json.obj().setString("topic", topic).set("payload", payload));
+  }
+}
+
+// ---- other plugins (capability `plugins:NAME[:ACTION]`) ------------------------
+
+export class PluginOutput extends HostResponse {
+  // The callee's output as text.
+  get output(): string {
+    return textField(this.json, "output");
+  }
+}
+
+export namespace plugins {
+  // Run another plugin's action; a cycle or a chain too deep: error kind "cycle" or "depth".
+  export function call(plugin: string, action: string, params: JsonValue): PluginOutput {
+    const result = new PluginOutput();
+    const req = Json.obj().setString("plugin", plugin).setString("action", action);
+    result._fill(hostCall(_plugin_call, req.set("params", params)));
+    return result;
+  }
+}
+
+// ---- shared state (capability `state:NAMESPACE[:ro]`) --------------------------
+
+export class StateValue extends KvValue {
+  // The value's version (0 when absent): pass it to state.set to swap only if unchanged.
+  get version(): i64 {
+    return this.json.getInteger("version");
+  }
+}
+
+export class StateWritten extends HostResponse {
+  // Was the value stored (false: its version had changed)?
+  get stored(): bool {
+    return this.json.getBool("ok");
+  }
+  get version(): i64 {
+    return this.json.getInteger("version");
+  }
+}
+
+export namespace state {
+  export function get(namespace: string, key: string): StateValue {
+    const result = new StateValue();
+    result._fill(
+      hostCall(_state_get, Json.obj().setString("namespace", namespace).setString("key", key)),
+    );
+    return result;
+  }
+
+  // Store `value`; with `version` >= 0, only if the key still has it
+  // (compare-and-swap; 0: only if absent). -1 stores unconditionally.
+  export function set(namespace: string, key: string, value: string, version: i64 = -1): StateWritten {
+    const req = Json.obj()
+      .setString("namespace", namespace)
+      .setString("key", key)
+      .setString("value", value);
+    if (version >= 0) req.setInt("version", version);
+    const result = new StateWritten();
+    result._fill(hostCall(_state_set, req));
+    return result;
+  }
+
+  export function remove(namespace: string, key: string, version: i64 = -1): KvDeleted {
+    const req = Json.obj().setString("namespace", namespace).setString("key", key);
+    if (version >= 0) req.setInt("version", version);
+    const result = new KvDeleted();
+    result._fill(hostCall(_state_delete, req));
+    return result;
+  }
+
+  export function list(namespace: string, prefix: string = ""): KvKeys {
+    const result = new KvKeys();
+    result._fill(
+      hostCall(_state_list, Json.obj().setString("namespace", namespace).setString("prefix", prefix)),
+    );
     return result;
   }
 }

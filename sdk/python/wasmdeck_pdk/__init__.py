@@ -139,6 +139,7 @@ class Plugin:
         self.homepage = homepage
         self.capabilities = list(capabilities)
         self._actions: dict[str, _Action] = {}
+        self._subscriptions: list[dict[str, str]] = []
 
     def action(
         self,
@@ -146,10 +147,14 @@ class Plugin:
         *,
         description: str = "",
         params: Mapping[str, Any] | None = None,
+        subscribe: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare the decorated function as an action (named after it by default).
 
         ``params`` is a JSON Schema for the action's parameters, shown to users.
+        ``subscribe`` (a topic pattern such as ``"obs.*"``) makes the action
+        receive the events of those topics, as far as the user granted
+        ``events:subscribe``: params ``{"topic", "payload", "source"}``.
         """
 
         def register(handler: Handler) -> Handler:
@@ -158,6 +163,8 @@ class Plugin:
                 raise ValueError(f"action {action!r} is declared twice")
             text = description or (handler.__doc__ or "").strip().split("\n")[0]
             self._actions[action] = _Action(action, text, params, handler)
+            if subscribe is not None:
+                self._subscriptions.append({"topic": subscribe, "action": action})
             return handler
 
         return register
@@ -180,6 +187,8 @@ class Plugin:
                 entry["params"] = dict(action.params)
             actions.append(entry)
         document["actions"] = actions
+        if self._subscriptions:
+            document["subscribe"] = list(self._subscriptions)
         if self.capabilities:
             document["capabilities"] = self.capabilities
         return document

@@ -6,9 +6,10 @@ host refuses or that fails raises ``HostError`` with the host's ``kind``
 (``denied``, ``timeout``, ``connection``, ...) and message.
 
 ``log`` and ``config`` are always there. The others are built into the
-plugin only when its metadata declares their capability (``network`` for
-``http_request`` and ``ws_*``, ``process``, ``kv``), and work only when
-the user granted it.
+plugin only when its project names their interface (``[build] interfaces``
+in wasmdeck.toml: ``http`` and ``websocket`` need ``network``; ``process``,
+``kv``, ``events``, ``plugins`` and ``state`` the capability of that name),
+and work only when the user granted it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 __all__ = [
     "HostError",
     "config",
+    "event_publish",
     "http_get",
     "http_request",
     "kv_delete",
@@ -28,7 +30,12 @@ __all__ = [
     "kv_list",
     "kv_set",
     "log",
+    "plugin_call",
     "process_run",
+    "state_delete",
+    "state_get",
+    "state_list",
+    "state_set",
     "ws_close",
     "ws_connect",
     "ws_recv",
@@ -36,7 +43,7 @@ __all__ = [
 ]
 
 # The capability that brings each interface in, for the error when it was left out.
-_CAPABILITIES = {"http": "network", "websocket": "network", "kv": "kv", "process": "process"}
+_CAPABILITIES = {"http": "network", "websocket": "network"}  # the others: their own name
 _LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -95,6 +102,24 @@ try:
     _INTERFACES["kv"] = _kv
 except ImportError:
     pass
+try:
+    from wit_world.imports import events as _events  # since wasmdeck:plugin@1.2.0
+
+    _INTERFACES["events"] = _events
+except ImportError:
+    pass
+try:
+    from wit_world.imports import plugins as _plugins
+
+    _INTERFACES["plugins"] = _plugins
+except ImportError:
+    pass
+try:
+    from wit_world.imports import state as _state
+
+    _INTERFACES["state"] = _state
+except ImportError:
+    pass
 
 
 def _interface(name: str) -> Any:
@@ -103,15 +128,18 @@ def _interface(name: str) -> Any:
         capability = _CAPABILITIES.get(name, name)
         raise HostError(
             "unavailable",
-            f"the plugin was built without the {name!r} host interface: declare the "
-            f"{capability!r} capability in its metadata and build it again",
+            f"the plugin was built without the {name!r} host interface: name it in "
+            f"[build] interfaces of wasmdeck.toml (it needs the {capability!r} capability) "
+            "and build it again",
         )
     return module
 
 
 def _call(interface: str, function: str, request: Mapping[str, Any]) -> dict[str, Any]:
     module = _interface(interface)
-    response = json.loads(getattr(module, function)(json.dumps(request)))
+    # Compact, as the host writes JSON: such a request is parsed once (wasmdeck/_json.py).
+    text = json.dumps(request, separators=(",", ":"), ensure_ascii=False)
+    response = json.loads(getattr(module, function)(text))
     error = response.get("error") if isinstance(response, dict) else None
     if error:
         raise HostError(error.get("kind", "error"), error.get("message", ""))
@@ -218,3 +246,58 @@ def kv_delete(key: str) -> bool:
 
 def kv_list(prefix: str = "") -> list[str]:
     return list(_call("kv", "list", {"prefix": prefix})["keys"])
+
+
+def event_publish(topic: str, payload: Any = None) -> int:
+    """Publish ``payload`` (any JSON value) on ``topic``; how many subscribers get it."""
+    return int(_call("events", "publish", {"topic": topic, "payload": payload})["delivered"])
+
+
+def plugin_call(plugin: str, action: str, params: Mapping[str, Any] | None = None) -> bytes:
+    """Run another plugin's action (``plugins:NAME`` granted); its output bytes."""
+    response = _call(
+        "plugins", "call", {"plugin": plugin, "action": action, "params": dict(params or {})}
+    )
+    if "output_base64" in response:
+        return base64.b64decode(response["output_base64"])
+    return str(response.get("output", "")).encode()
+
+
+def _value(response: Mapping[str, Any]) -> bytes | None:
+    if "value_base64" in response:
+        return base64.b64decode(response["value_base64"])
+    value = response.get("value")
+    return None if value is None else str(value).encode()
+
+
+def state_get(namespace: str, key: str) -> tuple[bytes | None, int]:
+    """A shared value and its version: ``(None, 0)`` when absent."""
+    response = _call("state", "get", {"namespace": namespace, "key": key})
+    return _value(response), int(response["version"])
+
+
+def state_set(
+    namespace: str, key: str, value: str | bytes, *, version: int | None = None
+) -> tuple[bool, int]:
+    """Store a shared value; with ``version``, only if the key still has it
+    (compare-and-swap; 0: only if absent). Returns ``(stored, version now)``."""
+    request: dict[str, Any] = {"namespace": namespace, "key": key}
+    if isinstance(value, bytes):
+        request["value_base64"] = base64.b64encode(value).decode()
+    else:
+        request["value"] = value
+    if version is not None:
+        request["version"] = version
+    response = _call("state", "set", request)
+    return bool(response["ok"]), int(response["version"])
+
+
+def state_delete(namespace: str, key: str, *, version: int | None = None) -> bool:
+    request: dict[str, Any] = {"namespace": namespace, "key": key}
+    if version is not None:
+        request["version"] = version
+    return bool(_call("state", "delete", request)["deleted"])
+
+
+def state_list(namespace: str, prefix: str = "") -> list[str]:
+    return list(_call("state", "list", {"namespace": namespace, "prefix": prefix})["keys"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import logging
 import os
 import time
@@ -25,8 +26,10 @@ from typing import Any
 from .. import _json
 from .._context import TriggerContext
 from .._errors import WasmdeckError
+from .._topics import matches
 from ..deck import Action, Binding, DeckError, Feedback, MidiMessage, render
-from ..triggers import Event, Firing, MidiEvent, TriggerEngine
+from ..host import BusEvent, PluginHost, Subscription
+from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
 from ._loading import ReadyDeck, prepare
 from ._metrics import Metrics
 from ._workers import PluginWorker
@@ -64,6 +67,10 @@ class Daemon:
         self._loaded = _signature(self.deck_path)  # taken before reading: see _watch
         self._ready = prepare(self.deck_path)  # a bad deck never starts: DeckError
         self.engine = TriggerEngine(self._ready.deck, clock=clock)
+        # The deck's plugins, linked: the bus, calls between them, shared state
+        # (host/). Calls from triggers still go through the workers.
+        self.host = PluginHost()
+        self._deck_subscription: Subscription | None = None
         self._workers: dict[str, PluginWorker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Event | None = None
@@ -97,6 +104,7 @@ class Daemon:
         )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        self._listen_to_bus(loop)
         self._start_workers(self._ready)
         if self._use_midi and self.deck.devices:
             from ._midi import MidiIO
@@ -130,6 +138,7 @@ class Daemon:
             concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
         )
         self._stopping = asyncio.Event()
+        self._listen_to_bus(loop)
         self._start_workers(self._ready)
         for firing in self.engine.start():
             self._dispatch(firing)
@@ -203,17 +212,66 @@ class Daemon:
             await asyncio.wait(set(self._tasks), timeout=30)
         for worker in self._workers.values():
             await worker.drain()
+        self.host.bus.close()
         for worker in self._workers.values():
             worker.close()
         if self._midi is not None:
             self._midi.close()
 
-    def _start_workers(self, ready: ReadyDeck) -> None:
+    def _start_workers(self, ready: ReadyDeck, replaced: Iterable[str] = ()) -> None:
         for name, plugin in ready.plugins.items():
             if name not in self._workers:
                 self._workers[name] = PluginWorker(
                     name, plugin, self.metrics, size=self._queue_size
                 )
+                self.host.add(plugin, name=name)  # publishes wasmdeck.plugin.loaded
+                if name in replaced:
+                    self._publish("wasmdeck.plugin.reloaded", {"plugin": name})
+
+    # -- the event bus -----------------------------------------------------------
+
+    def _listen_to_bus(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bus events reach the engine on the loop (``event`` triggers); loops the
+        bus refuses go to the event log."""
+
+        def deliver(event: BusEvent) -> None:
+            # The copied context carries the bus's CURRENT event to the firing's
+            # tasks and so to the workers: a plugin's publish is one hop further.
+            loop.call_soon_threadsafe(self._on_bus_event, event, context=contextvars.copy_context())
+
+        def problem(found: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(self._bus_problem, found)
+
+        self._deck_subscription = self.host.bus.subscribe("*", deliver, name="deck")
+        self.host.bus.on_problem.append(problem)
+
+    def _on_bus_event(self, event: BusEvent) -> None:
+        # Only events a binding is for count as events in (the host's own are many).
+        if any(
+            b.trigger.kind == "event" and matches(b.trigger.topic, event.topic)
+            for b in self.deck.bindings
+        ):
+            self.feed(TopicEvent(event.topic, event.payload, event.source))
+
+    def _bus_problem(self, found: dict[str, Any]) -> None:
+        record = {
+            "time": found["time"],
+            "trigger": "event",
+            "topic": found["topic"],
+            "source": found["source"],
+            "error": found["error"],
+        }
+        self.events.append(record)
+        for listener in list(self._listeners):
+            with contextlib.suppress(asyncio.QueueFull):
+                listener.put_nowait(record)
+
+    def _publish(self, topic: str, payload: dict[str, Any]) -> None:
+        """A lifecycle event of the host's (``wasmdeck.*``)."""
+        try:
+            self.host.bus.publish(topic, payload, source="wasmdeck")
+        except WasmdeckError as exc:  # the hop limit: logged and recorded by the bus
+            log.debug("not published: %s", exc)
 
     async def _tick(self) -> None:
         """Poll the engine when a long press or a timer is due (or the deck changed)."""
@@ -263,6 +321,7 @@ class Daemon:
     def set_mode(self, name: str) -> None:
         self.engine.set_mode(name)
         self._mode_changed()
+        self._publish("wasmdeck.mode.changed", {"mode": name})
 
     def _dispatch(self, firing: Firing) -> None:
         binding = firing.binding
@@ -288,6 +347,16 @@ class Daemon:
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 log.warning("binding %s: %s", firing.binding.name, record["error"])
                 self._record(record, started)
+                if action.kind == "plugin":
+                    self._publish(
+                        "wasmdeck.plugin.failed",
+                        {
+                            "plugin": action.plugin,
+                            "action": record.get("plugin_action"),
+                            "binding": firing.binding.name,
+                            "error": record["error"],
+                        },
+                    )
                 return  # the rest of the sequence depended on this step
             if result is not None:
                 record["result"] = result.decode("utf-8", "replace")[:1000]
@@ -458,9 +527,15 @@ class Daemon:
             ready = await asyncio.to_thread(prepare, self.deck_path, running)
         except DeckError as exc:
             log.error("the edited deck is refused; the running deck stays:\n%s", exc.message)
+            self._publish(
+                "wasmdeck.plugin.failed", {"deck": str(self.deck_path), "error": exc.message}
+            )
             return False, exc.message
         except (WasmdeckError, OSError) as exc:
             log.error("the edited deck is refused; the running deck stays: %s", exc)
+            self._publish(
+                "wasmdeck.plugin.failed", {"deck": str(self.deck_path), "error": str(exc)}
+            )
             return False, str(exc)
         # The swap: on the loop, between two events.
         gone = [
@@ -468,9 +543,10 @@ class Daemon:
         ]
         for worker in gone:
             del self._workers[worker.name]
+            self.host.remove(worker.name)  # the worker closes it once its queue is done
         self._ready = ready
         self.engine.swap(ready.deck)
-        self._start_workers(ready)
+        self._start_workers(ready, replaced=[w.name for w in gone if w.name in ready.plugins])
         if self._midi is not None:
             self._midi.open(ready.deck)
         if self._wake is not None:
@@ -504,6 +580,7 @@ class Daemon:
             "events_in": summary["events_in"],
             "events_dropped": summary["events_dropped"],
             "reloads": self.reloads,
+            "bus": self.host.bus.stats(),
             "uptime_s": round(time.time() - self.started, 1),
             "midi": {
                 "inputs": sorted(self._midi.inputs) if self._midi else [],

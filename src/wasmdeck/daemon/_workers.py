@@ -18,6 +18,7 @@ from typing import Any
 
 from .._context import TriggerContext
 from .._errors import LimitExceeded, WasmdeckError
+from ..host import CURRENT, BusEvent
 from ..runtime import Plugin
 from ._metrics import Metrics
 
@@ -37,6 +38,7 @@ class _Call:
     context: TriggerContext
     binding: str
     done: asyncio.Future[bytes]
+    event: BusEvent | None  # the bus event behind the call: its publishes are a hop further
 
 
 class PluginWorker:
@@ -64,7 +66,7 @@ class PluginWorker:
         """Queue one call; its future has the output. Raises ``QueueFull`` when full."""
         done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(_Call(action, params, context, binding, done))
+            self._queue.put_nowait(_Call(action, params, context, binding, done, CURRENT.get()))
         except asyncio.QueueFull:
             self._metrics.dropped(self.name, binding)
             log.warning(
@@ -94,6 +96,7 @@ class PluginWorker:
             start = self._clock()
             error: str | None = None
             limit = False
+            token = CURRENT.set(call.event)  # call_async's thread runs in a copy of this context
             try:
                 output = await self.plugin.call_async(call.action, call.params, call.context)
             except (WasmdeckError, ValueError) as exc:
@@ -104,6 +107,7 @@ class PluginWorker:
                 if not call.done.cancelled():
                     call.done.set_result(output)
             finally:
+                CURRENT.reset(token)
                 self.busy = False
                 # Read here, before this worker's next call: only it calls the plugin.
                 fuel = self.plugin.fuel_used

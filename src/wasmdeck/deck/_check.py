@@ -20,6 +20,7 @@ import jsonschema
 from .._capabilities import Grants, canonical_kind
 from .._errors import ImportNotAllowed, WasmdeckError
 from .._metadata import PluginMetadata
+from .._topics import HOST_PREFIX, covers
 from ..packages import PluginManager, open_package
 from ..runtime import Plugin
 from ._model import Binding, Deck, PluginSpec, Trigger
@@ -97,9 +98,38 @@ def check_deck(
             if action.kind == "plugin" and action.plugin in known:
                 _check_action(binding, action.where, action, known[action.plugin], problem)
     _check_overlaps(deck, problem)
+    _check_event_sources(deck, known, problem)
     if any(p.severity == "error" for p in problems):
         raise DeckError(problems)
     return problems
+
+
+def _check_event_sources(deck: Deck, known: Mapping[str, PluginFacts], problem: Any) -> None:
+    """An event trigger no plugin may publish to (and not the host's) never fires."""
+    publishers = {
+        name: facts.grants.topics("publish")
+        for name, facts in known.items()
+        if name in deck.plugins
+    }
+    for binding in deck.bindings:
+        topic = binding.trigger.topic
+        if (
+            binding.trigger.kind != "event"
+            or covers(f"{HOST_PREFIX}*", topic)
+            or (covers(topic, f"{HOST_PREFIX}*"))
+        ):
+            continue
+        if not any(
+            covers(granted, topic) or covers(topic, granted)
+            for patterns in publishers.values()
+            for granted in patterns
+        ):
+            problem(
+                (*binding.where, "trigger", "topic"),
+                f"binding {binding.name!r}: no plugin of the deck is granted "
+                f"events:publish for topics matching {topic!r}, so it never fires",
+                "warning",
+            )
 
 
 def _check_grants(name: str, plugin: PluginFacts, problem: Any) -> None:
@@ -182,6 +212,8 @@ _SAMPLES: dict[str, Any] = {
     "method": "POST",
     "path": "/",
     "address": "/",
+    "topic": "topic",
+    "source": "plugin",
 }
 
 

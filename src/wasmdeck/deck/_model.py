@@ -50,6 +50,7 @@ TRIGGER_KINDS = (
     "osc",
     "timer",
     "startup",
+    "event",
 )
 MIDI_KINDS = frozenset(TRIGGER_KINDS[:10])
 NOTE_KINDS = frozenset({"note_on", "note_off", "long_press", "double_tap"})
@@ -131,6 +132,7 @@ class Trigger:
     address: str = ""
     interval_ms: int | None = None
     at: str | None = None  # "HH:MM" or "HH:MM:SS" in the deck's time zone
+    topic: str = ""  # event triggers: a topic pattern of the event bus ("obs.*")
 
 
 @dataclass(frozen=True, slots=True)

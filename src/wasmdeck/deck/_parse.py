@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._topics import valid_pattern
 from ._curves import CURVES, VelocityCurve
 from ._model import (
     MIDI_KINDS,
@@ -607,6 +608,16 @@ class _Reader:
                 self.problem((*path, "address"), 'an osc trigger needs address = "/..."')
                 return None
             fields["address"] = address
+        if kind == "event":
+            topic = self.text(table, "topic", path)
+            if not valid_pattern(topic):
+                self.problem(
+                    (*path, "topic"),
+                    'an event trigger needs topic = "PATTERN" (letters, digits, . _ -, and * '
+                    'for any run of characters, e.g. "obs.*")',
+                )
+                return None
+            fields["topic"] = topic
         if kind == "timer":
             interval = self.integer(table, "interval_ms", path, 10, 7 * 86_400_000, None)
             at = self.text(table, "at", path)
@@ -944,10 +955,11 @@ _TRIGGER_KEYS: dict[str, tuple[str, ...]] = {
     "osc": ("address",),
     "timer": ("interval_ms", "at"),
     "startup": (),
+    "event": ("topic",),
 }
 
 _COMMON_VARS = frozenset({"binding", "mode", "timestamp", "kind"})
-_NESTED = frozenset({"body", "osc", "query", "result"})
+_NESTED = frozenset({"body", "osc", "query", "result", "payload"})
 _VARIABLES: dict[str, frozenset[str]] = {
     "note_on": frozenset({"note", "velocity", "channel", "value"}),
     "note_off": frozenset({"note", "velocity", "channel", "value"}),
@@ -963,6 +975,7 @@ _VARIABLES: dict[str, frozenset[str]] = {
     "osc": frozenset({"osc", "address"}),
     "timer": frozenset(),
     "startup": frozenset(),
+    "event": frozenset({"topic", "payload", "source"}),
 }
 
 

@@ -1,16 +1,28 @@
-"""``PluginHost``: holds plugins and routes each call to one of them."""
+"""``PluginHost``: holds plugins, routes each call to one of them, and links them.
+
+Linked (docs/host-api.md, "Events", "Calling other plugins", "Shared state"):
+plugins publish and receive events on the host's bus (``bus``), call each
+other's actions, and see each other's changes to shared state as events.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .._context import TriggerContext
 from .._errors import ActionNotFound, PluginNotFound
+from .._topics import covers
 from ..packages import LoadedPlugins, PluginManager
 from ..runtime import Plugin
+from ._bus import BusEvent, EventBus, Subscription
+from ._calls import CallGraph
+from ._links import PluginLinks
+
+log = logging.getLogger("wasmdeck.host")
 
 __all__ = ["PluginHost"]
 
@@ -23,21 +35,61 @@ class PluginHost:
     accept any action, so they are reached by plugin name only.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, bus: EventBus | None = None, calls: CallGraph | None = None) -> None:
         self._plugins: dict[str, Plugin] = {}
         self._routes: dict[str, list[Plugin]] = {}
+        self._subscriptions: dict[str, list[Subscription]] = {}
         self._lock = threading.Lock()
+        self.bus = bus or EventBus()
+        self.calls = calls or CallGraph()
 
     # -- plugins -------------------------------------------------------------
 
-    def add(self, plugin: Plugin) -> Plugin:
-        """Add a loaded plugin; its name must be unique in this host."""
+    def add(self, plugin: Plugin, *, name: str | None = None) -> Plugin:
+        """Add a loaded plugin under ``name`` (default: its own), unique in this host.
+
+        The plugin is linked: its events go to ``bus``, its calls to this
+        host's plugins, and the subscriptions of its metadata start (each
+        narrowed to its ``events:subscribe`` grants; one with none is skipped
+        with a warning). Publishes ``wasmdeck.plugin.loaded``.
+        """
+        key = plugin.name if name is None else name
         with self._lock:
-            if plugin.name in self._plugins:
-                raise ValueError(f"a plugin named {plugin.name!r} is already loaded")
-            self._plugins[plugin.name] = plugin
+            if key in self._plugins:
+                raise ValueError(f"a plugin named {key!r} is already loaded")
+            self._plugins[key] = plugin
             self._rebuild_routes()
+        plugin.links = PluginLinks(key, self.bus, self.calls, self.get)
+        self._subscriptions[key] = self._subscribe(key, plugin)
+        self.bus.publish(
+            "wasmdeck.plugin.loaded",
+            {"plugin": key, "version": plugin.metadata.version},
+            source="wasmdeck",
+        )
         return plugin
+
+    def _subscribe(self, key: str, plugin: Plugin) -> list[Subscription]:
+        granted = plugin.grants.topics("subscribe")
+        subscriptions = []
+        for wanted in plugin.metadata.subscriptions:
+            allowed = [g for g in granted if covers(g, wanted.topic) or covers(wanted.topic, g)]
+            if not allowed:
+                log.warning(
+                    "plugin %s: not subscribed to %s: it needs a grant events:subscribe:%s",
+                    key,
+                    wanted.topic,
+                    wanted.topic,
+                )
+                continue
+            subscriptions.append(
+                self.bus.subscribe(
+                    wanted.topic,
+                    _deliver(plugin, wanted.action),
+                    name=f"{key}:{wanted.action}",
+                    allowed=allowed,
+                )
+            )
+        return subscriptions
 
     def load(self, source: Any, **options: Any) -> Plugin:
         """Load a plugin (``Plugin(source, **options)``) and add it."""
@@ -59,6 +111,10 @@ class PluginHost:
             if plugin is None:
                 raise PluginNotFound(f"no plugin named {name!r} is loaded", plugin=name)
             self._rebuild_routes()
+        for subscription in self._subscriptions.pop(name, []):
+            self.bus.unsubscribe(subscription)
+        plugin.links = None
+        self.bus.publish("wasmdeck.plugin.removed", {"plugin": name}, source="wasmdeck")
         return plugin
 
     def get(self, name: str) -> Plugin:
@@ -131,6 +187,8 @@ class PluginHost:
     def close(self) -> None:
         with self._lock:
             plugins, self._plugins, self._routes = list(self._plugins.values()), {}, {}
+        self._subscriptions = {}
+        self.bus.close()
         for plugin in plugins:
             plugin.close()
 
@@ -139,3 +197,12 @@ class PluginHost:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _deliver(plugin: Plugin, action: str) -> Callable[[BusEvent], bytes]:
+    """A subscription's handler: the event as the params of ``action``."""
+
+    def deliver(event: BusEvent) -> bytes:
+        return plugin.call(action, event.params(), TriggerContext(kind="event"))
+
+    return deliver

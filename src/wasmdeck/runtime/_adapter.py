@@ -109,17 +109,19 @@ def params_json(params: Params) -> bytes:
     if params is None:
         return b"{}"
     if isinstance(params, bytes | bytearray | memoryview):
-        data = bytes(params)
-        text = data.strip(b" \t\r\n")
-        if text[:1] != b"{" or text[-1:] != b"}":
-            raise ValueError(
-                "params given as bytes must be an encoded JSON object ({...}), not "
-                f"{data[:40]!r}{'...' if len(data) > 40 else ''}"
-            )
-        try:
-            data.decode()
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"params given as bytes are not UTF-8: {exc.reason}") from None
+        data = params if type(params) is bytes else bytes(params)
+        if data[:1] != b"{" or data[-1:] != b"}":  # else the same, around whitespace
+            text = data.strip(b" \t\r\n")
+            if text[:1] != b"{" or text[-1:] != b"}":
+                raise ValueError(
+                    "params given as bytes must be an encoded JSON object ({...}), not "
+                    f"{data[:40]!r}{'...' if len(data) > 40 else ''}"
+                )
+        if not data.isascii():  # ASCII is UTF-8, and checked without decoding
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"params given as bytes are not UTF-8: {exc.reason}") from None
         return data
     if isinstance(params, Mapping):
         return params_json(dict(params))
@@ -156,6 +158,9 @@ class Adapter:
         self._deadline = 0.0  # monotonic time the current call must end by
         self._fuel = limits.fuel
         self._ticks = runtime.deadline_ticks(limits.timeout)
+        # The epoch count when the live store's deadline was last armed (see _arm).
+        self._epoch = runtime.epoch
+        self._epoch_armed = -1
         self._action: str | None = None  # the action being run, for error messages
         # One log budget per call over stdout, stderr and the log host function.
         self._log_budget = stdout.budget = stderr.budget = LogBudget(
@@ -226,7 +231,10 @@ class Adapter:
         error = capi.set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
-        capi.set_epoch_deadline(ctx, self._ticks)
+        epoch = self._epoch.value
+        if epoch != self._epoch_armed:  # else the deadline set then still holds (EpochCount)
+            self._epoch_armed = epoch
+            capi.set_epoch_deadline(ctx, self._ticks)
 
     def _flush(self) -> None:
         self._stdout.flush()

@@ -56,18 +56,28 @@ def _proto(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  
     return CFUNCTYPE(restype, *argtypes)((name, ffi.dll))  # type: ignore[arg-type]
 
 
+def _quick(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
+    """``_proto`` for a function that runs no wasm and never blocks: called holding the GIL.
+
+    Releasing and re-taking the GIL costs more than such a call, and with
+    other threads waiting, hands the GIL away in the middle of a plugin call.
+    """
+    C_FUNCTIONS.append(name)
+    return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))  # type: ignore[arg-type]
+
+
 # wasmtime_error_t *wasmtime_func_call_unchecked(context, func, args_and_results, len, trap_out)
 call_unchecked = _proto(
     "wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p
 )
 # wasmtime_error_t *wasmtime_context_set_fuel(context, fuel)
-set_fuel = _proto("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64)
+set_fuel = _quick("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64)
 # void wasmtime_context_set_epoch_deadline(context, ticks_beyond_current)
-set_epoch_deadline = _proto("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64)
+set_epoch_deadline = _quick("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64)
 # uint8_t *wasmtime_memory_data(context, memory)
-memory_data = _proto("wasmtime_memory_data", c_void_p, c_void_p, c_void_p)
+memory_data = _quick("wasmtime_memory_data", c_void_p, c_void_p, c_void_p)
 # size_t wasmtime_memory_data_size(context, memory)
-memory_data_size = _proto("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p)
+memory_data_size = _quick("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p)
 # wasm_trap_t *wasmtime_trap_new(const char *msg, size_t len)
 trap_new = _proto("wasmtime_trap_new", c_void_p, ctypes.c_char_p, c_size_t)
 

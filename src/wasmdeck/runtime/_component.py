@@ -51,7 +51,7 @@ from ._wasiclock import ComponentClock
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
 WIT_PACKAGE = "wasmdeck:plugin"
-WIT_VERSION = "1.1.0"
+WIT_VERSION = "1.2.0"
 # The host interfaces of the WIT package: each function and the host API
 # function (``_hostapi.HOST_FUNCTIONS``) it is bound to.
 HOST_INTERFACES: dict[str, dict[str, str]] = {
@@ -65,6 +65,15 @@ HOST_INTERFACES: dict[str, dict[str, str]] = {
     },
     "process": {"run": "process_run"},
     "kv": {"get": "kv_get", "set": "kv_set", "delete": "kv_delete", "list": "kv_list"},
+    # since 1.2.0
+    "events": {"publish": "event_publish"},
+    "plugins": {"call": "plugin_call"},
+    "state": {
+        "get": "state_get",
+        "set": "state_set",
+        "delete": "state_delete",
+        "list": "state_list",
+    },
 }
 # Served by the component adapter itself, behind no capability (trigger: since 1.1.0).
 _BUILTIN_INTERFACES = ("types", "log", "trigger")
@@ -468,6 +477,7 @@ class ComponentPlugin(Adapter):
         return linker
 
     def _instantiate(self) -> _Instance:
+        self._epoch_armed = self._epoch.value  # read before new_store arms the deadline
         store, _ = new_store(
             self.runtime,
             self.limits,

@@ -100,6 +100,23 @@ def _sig(params: list[ValType], results: list[ValType]) -> str:
 _EXPORTS = (b"memory", b"alloc", b"dealloc", b"init", b"execute", b"_initialize")
 
 
+# The context's text up to its timestamp, by (velocity, mode); see CoreModule.request.
+_CONTEXT_HEADS: dict[tuple[int | None, int | None], bytes] = {}
+
+
+def _context_head(key: tuple[int | None, int | None]) -> bytes:
+    velocity = b"null" if key[0] is None else b"%d" % key[0]
+    mode = b"null" if key[1] is None else b"%d" % key[1]
+    head = b',"context":{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":' % (
+        velocity,
+        mode,
+        mode,
+    )
+    if len(_CONTEXT_HEADS) < 4096:  # 128 velocities x a few modes; any mode number is allowed
+        _CONTEXT_HEADS[key] = head
+    return head
+
+
 class _Instance:
     """One store and instance, with the raw handles the hot path needs.
 
@@ -250,6 +267,7 @@ class CoreModule(Adapter):
             host=host,
         )
         self._live: _Instance | None = None
+        self._request_heads: dict[str, bytes] = {}  # the request's text before its params
         self._check_exports(module)
         imported = self._check_imports(module)
         linker = wasmtime.Linker(runtime.engine)
@@ -376,6 +394,7 @@ class CoreModule(Adapter):
         return used
 
     def _instantiate(self) -> _Instance:
+        self._epoch_armed = self._epoch.value  # read before new_store arms the deadline
         store, ctx = new_store(
             self.runtime,
             self.limits,
@@ -512,22 +531,30 @@ class CoreModule(Adapter):
 
         The mode goes out twice, as ``mode`` and as ``current_mode`` (the name
         MIDIMon v2.5 plugins read; docs/abi.md, "MIDIMon v2.5 plugins").
+        The text before the params (per action) and the context's text up to
+        its timestamp (per velocity and mode) are made once and kept.
         """
-        action_json = self._action_name(action)
+        head = self._request_heads.get(action)
+        if head is None:
+            head = b'{"action":%b,"params":' % self._action_name(action)
+            if len(self._request_heads) < 256:  # as _action_name's cache
+                self._request_heads[action] = head
         params_bytes = params_json(params)
         if context is None:
-            velocity = mode = b"null"
-            timestamp = time.time_ns() // 1_000_000
-            extra = b""
-        else:
-            velocity = b"null" if context.velocity is None else b"%d" % context.velocity
-            mode = b"null" if context.mode is None else b"%d" % context.mode
-            timestamp = context.timestamp
-            extra = context.extra_json()  # kind, channel, ...: only those set
-        return (
-            b'{"action":%b,"params":%b,"context":'
-            b'{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":%d%b}}'
-            % (action_json, params_bytes, velocity, mode, mode, timestamp, extra)
+            return b'%b%b,"context":{"velocity":null,"mode":null,"current_mode":null,' % (
+                head,
+                params_bytes,
+            ) + b'"timestamp":%d}}' % (time.time_ns() // 1_000_000)
+        key = (context.velocity, context.mode)
+        context_head = _CONTEXT_HEADS.get(key)
+        if context_head is None:
+            context_head = _context_head(key)
+        return b"%b%b%b%d%b}}" % (
+            head,
+            params_bytes,
+            context_head,
+            context.timestamp,
+            context.extra_json(),  # kind, channel, ...: only those set
         )
 
     def execute(self, action: str, request: bytes) -> bytes:
@@ -548,7 +575,10 @@ class CoreModule(Adapter):
         error = _set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
-        _set_epoch_deadline(ctx, self._ticks)
+        epoch = self._epoch.value
+        if epoch != self._epoch_armed:  # else the deadline armed then still holds (EpochCount)
+            self._epoch_armed = epoch
+            _set_epoch_deadline(ctx, self._ticks)
         _pack_args(live.args, 0, buf, size)
         error = _call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
         if self._stdout.pending or self._stderr.pending:

@@ -107,9 +107,10 @@ class Runtime:
         self.progress: CompileProgress | None = None
         self._max_ticks = 0  # the longest deadline handed out (expire_deadlines)
         self._stopped = threading.Event()
+        self.epoch = EpochCount()
         self._ticker = threading.Thread(
             target=_advance_epoch,
-            args=(self.engine, self._stopped, tick),
+            args=(self.engine, self.epoch, self._stopped, tick),
             name="wasmdeck-epoch",
             daemon=True,
         )
@@ -118,8 +119,13 @@ class Runtime:
         _running.add(self)
 
     def deadline_ticks(self, timeout: float) -> int:
-        """Epoch ticks that cover ``timeout`` seconds (one more for the partial tick)."""
-        ticks = math.ceil(timeout / self.tick) + 1
+        """Epoch ticks that cover ``timeout`` seconds.
+
+        One more for the partial tick, and one more because a store's
+        deadline is re-armed only when ``epoch`` has moved (``EpochCount``):
+        a deadline armed just before a tick may be kept for the next call.
+        """
+        ticks = math.ceil(timeout / self.tick) + 2
         self._max_ticks = max(self._max_ticks, ticks)
         return ticks
 
@@ -130,7 +136,9 @@ class Runtime:
         beyond that a call's own deadline ends it.
         """
         increment = self.engine.increment_epoch
-        for _ in range(min(self._max_ticks + 1, 1_000_000)):
+        count = min(self._max_ticks + 1, 1_000_000)
+        self.epoch.value += count  # first, as the epoch thread does
+        for _ in range(count):
             increment()
 
     def compile(
@@ -271,13 +279,32 @@ def _loader(runtime: Runtime, lookup: Lookup) -> Callable[[str], Artifact]:
     return lambda path: wasmtime.Module.deserialize_file(runtime.engine, path)
 
 
-def _advance_epoch(engine: wasmtime.Engine, stopped: threading.Event, tick: float) -> None:
+class EpochCount:
+    """How many times the engine's epoch has been advanced, readable without a C call.
+
+    The adapters compare it with its value when they last armed a store's
+    epoch deadline, and skip re-arming while it has not moved: the deadline
+    then still lies ``deadline_ticks`` (less at most one tick, which
+    ``deadline_ticks`` adds) ahead. It is raised before the engine's epoch,
+    so it is never behind it.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def _advance_epoch(
+    engine: wasmtime.Engine, epoch: EpochCount, stopped: threading.Event, tick: float
+) -> None:
     # The thread owns a reference to the engine and stops when its runtime is
     # collected (the finalizer in Runtime.__init__), dropping the engine last.
     # (Through a weak reference, the engine could be freed mid-tick: its
     # __del__ releases the GIL while wasmtime deletes it, and the weak
     # reference still answers then; a tick against it crashed the process.)
     while not stopped.wait(tick):
+        epoch.value += 1
         engine.increment_epoch()
 
 

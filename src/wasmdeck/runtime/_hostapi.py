@@ -18,16 +18,20 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .._capabilities import Grants
-from ._kv import KeyValueStore
+from .._json import dumps
+from .._topics import is_host_topic, matches, valid_topic
+from ._kv import KeyValueStore, SharedState
 from ._limits import Limits
 from ._netclient import HostRequestError, WebSocketSessions, decode_body, encode_body, http_request
 from ._netpolicy import NetworkPolicy
 from ._process import ProcessPolicy
 
-__all__ = ["HOST_FUNCTIONS", "HostAPI", "HostFunction", "HostSession", "Preopen"]
+__all__ = ["HOST_FUNCTIONS", "HostAPI", "HostFunction", "HostLinks", "HostSession", "Preopen"]
+
+MAX_EVENT_PAYLOAD = 64 * 1024  # bytes of JSON; an event is a notice, not a transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +55,37 @@ HOST_FUNCTIONS: dict[str, HostFunction] = {
         HostFunction("kv_set", "kv", "store a value"),
         HostFunction("kv_delete", "kv", "delete a stored value"),
         HostFunction("kv_list", "kv", "list stored keys"),
+        HostFunction("event_publish", "events", "publish an event"),
+        HostFunction("plugin_call", "plugins", "call another plugin's action"),
+        HostFunction("state_get", "state", "read a shared value"),
+        HostFunction("state_set", "state", "store a shared value (compare-and-swap)"),
+        HostFunction("state_delete", "state", "delete a shared value"),
+        HostFunction("state_list", "state", "list shared keys"),
     )
 }
+
+
+class HostLinks(Protocol):
+    """What a plugin reaches beyond its own sandbox: the bus and the other plugins.
+
+    The host layer (host/_links.py) gives each plugin it holds one, for that
+    plugin; without one (a lone ``Plugin``) publishing and calling answer
+    ``unavailable``. The grant was checked here before either is asked;
+    failures raise ``HostRequestError`` (an answer to the plugin) or
+    ``DeadlinePassed``.
+    """
+
+    def publish(self, topic: str, payload: object, deadline: float) -> int:
+        """Publish from this plugin; returns how many subscribers it was queued for."""
+        ...
+
+    def call(self, plugin: str, action: str, params: Mapping[str, Any], deadline: float) -> bytes:
+        """Run another plugin's action by this deadline; returns its output."""
+        ...
+
+    def state_changed(self, namespace: str, key: str, version: int, deleted: bool) -> None:
+        """A shared value changed (published as ``wasmdeck.state.NAMESPACE``)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +153,21 @@ class HostAPI:
         self.missing: set[str] = set()
         self.kv_namespace = _kv_namespace(grants, kv_namespace or f"name:{plugin}")
         self._kv: KeyValueStore | None = None
+        self._state: SharedState | None = None
         self._tls: ssl.SSLContext | None = None
+        self.links: HostLinks | None = None  # set by the host layer (PluginHost)
+        self.publish_patterns = grants.topics("publish")
+        self.callable = [(*s.partition(":")[::2],) for s in grants.scopes("plugins")]
+        self.namespaces = _namespaces(grants)
+        # Checked on every host call: worked out once.
+        self._granted = frozenset(
+            name
+            for name, f in HOST_FUNCTIONS.items()
+            if f.capability is None or grants.allows(f.capability)
+        )
 
     def granted(self, function: str) -> bool:
-        capability = HOST_FUNCTIONS[function].capability
-        return capability is None or self.grants.allows(capability)
+        return function in self._granted
 
     @property
     def tls(self) -> ssl.SSLContext:
@@ -138,6 +181,15 @@ class HostAPI:
             self._kv = KeyValueStore(self.kv_namespace, quota=self.limits.max_kv_bytes)
         return self._kv
 
+    @property
+    def state(self) -> SharedState:
+        if self._state is None:
+            self._state = SharedState(quota=self.limits.max_kv_bytes)
+        return self._state
+
+    def may_call(self, plugin: str, action: str) -> bool:
+        return any(name in ("*", plugin) and what in ("", action) for name, what in self.callable)
+
     def session(self) -> HostSession:
         """State owned by one instance (its WebSockets), closed with it."""
         return HostSession(self)
@@ -146,6 +198,18 @@ class HostAPI:
         if self._kv is not None:
             self._kv.close()
             self._kv = None
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+
+def _namespaces(grants: Grants) -> dict[str, bool]:
+    """Each granted shared namespace, and whether it may be written."""
+    namespaces: dict[str, bool] = {}
+    for scope in grants.scopes("state"):
+        name, _, mode = scope.partition(":")
+        namespaces[name] = namespaces.get(name, False) or mode != "ro"
+    return namespaces
 
 
 class HostSession:
@@ -164,6 +228,12 @@ class HostSession:
             "kv_set": self._kv_set,
             "kv_delete": lambda r, d: {"deleted": self.api.kv.delete(r.get("key"), deadline=d)},
             "kv_list": lambda r, d: {"keys": self.api.kv.keys(r.get("prefix", ""), deadline=d)},
+            "event_publish": self._event_publish,
+            "plugin_call": self._plugin_call,
+            "state_get": self._state_get,
+            "state_set": self._state_set,
+            "state_delete": self._state_delete,
+            "state_list": self._state_list,
         }
 
     @property
@@ -228,3 +298,114 @@ class HostSession:
         value = decode_body(request, "value", "value_base64")
         self.api.kv.set(request.get("key"), value, deadline=deadline)
         return {}
+
+    # -- events, plugin calls, shared state (host/ serves them through links) --
+
+    def _links(self, function: str) -> HostLinks:
+        links = self.api.links
+        if links is None:
+            raise HostRequestError(
+                "unavailable", f"{function} needs a plugin host (the plugin runs on its own)"
+            )
+        return links
+
+    def _event_publish(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        topic = request.get("topic")
+        if not valid_topic(topic):
+            raise HostRequestError(
+                "invalid_request",
+                "topic must be 1-128 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit",
+            )
+        assert isinstance(topic, str)
+        if is_host_topic(topic):
+            raise HostRequestError("denied", f"{topic!r}: wasmdeck.* topics are the host's own")
+        if not any(matches(p, topic) for p in self.api.publish_patterns):
+            raise HostRequestError(
+                "denied",
+                f"publishing {topic!r} needs a grant events:publish:PATTERN matching it; "
+                f"granted: {', '.join(self.api.publish_patterns) or '(none)'}",
+            )
+        payload = request.get("payload")
+        size = len(dumps(payload))
+        if size > MAX_EVENT_PAYLOAD:
+            raise HostRequestError(
+                "too_large", f"an event payload may be {MAX_EVENT_PAYLOAD:,} bytes, not {size:,}"
+            )
+        return {"delivered": self._links("event_publish").publish(topic, payload, deadline)}
+
+    def _plugin_call(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        plugin, action = request.get("plugin"), request.get("action")
+        params = request.get("params", {})
+        if not isinstance(plugin, str) or not plugin:
+            raise HostRequestError("invalid_request", "plugin must be a plugin's name")
+        if not isinstance(action, str) or not action:
+            raise HostRequestError("invalid_request", "action must be the action's name")
+        if not isinstance(params, Mapping):
+            raise HostRequestError("invalid_request", "params must be a JSON object")
+        if not self.api.may_call(plugin, action):
+            raise HostRequestError(
+                "denied",
+                f"calling {plugin!r} action {action!r} needs a grant plugins:{plugin} or "
+                f"plugins:{plugin}:{action}",
+            )
+        output = self._links("plugin_call").call(plugin, action, params, deadline)
+        return encode_body(output, "output")
+
+    def _namespace(self, request: Mapping[str, Any], write: bool) -> str:
+        namespace = request.get("namespace")
+        if not isinstance(namespace, str) or namespace not in self.api.namespaces:
+            granted = ", ".join(sorted(self.api.namespaces)) or "(none)"
+            raise HostRequestError(
+                "denied",
+                f"shared namespace {namespace!r} is not granted (state:NAMESPACE); "
+                f"granted: {granted}",
+            )
+        if write and not self.api.namespaces[namespace]:
+            raise HostRequestError(
+                "denied",
+                f"shared namespace {namespace!r} is granted read-only (state:{namespace}:ro)",
+            )
+        return namespace
+
+    def _state_get(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        namespace = self._namespace(request, write=False)
+        value, version = self.api.state.read(namespace, request.get("key"), deadline=deadline)
+        answer = {"value": None} if value is None else encode_body(value, "value")
+        return {**answer, "version": version}
+
+    def _changed(self, namespace: str, key: str, version: int, deleted: bool) -> None:
+        links = self.api.links
+        if links is not None:
+            links.state_changed(namespace, key, version, deleted)
+
+    def _state_set(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        namespace = self._namespace(request, write=True)
+        value = decode_body(request, "value", "value_base64")
+        key, expect = request.get("key"), request.get("version")
+        done, version, current = self.api.state.write(
+            namespace, key, value, expect=expect, deadline=deadline
+        )
+        if not done:
+            held = {"value": None} if current is None else encode_body(current, "value")
+            return {"ok": False, "version": version, **held}
+        self._changed(namespace, str(key), version, False)
+        return {"ok": True, "version": version}
+
+    def _state_delete(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        namespace = self._namespace(request, write=True)
+        key, expect = request.get("key"), request.get("version")
+        done, version, _ = self.api.state.write(
+            namespace, key, None, expect=expect, deadline=deadline
+        )
+        if expect is not None and not done and version != expect:
+            return {"ok": False, "deleted": False, "version": version}
+        if done:
+            self._changed(namespace, str(key), 0, True)
+        return {"ok": True, "deleted": done}
+
+    def _state_list(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        namespace = self._namespace(request, write=False)
+        return {
+            "keys": self.api.state.keys(namespace, request.get("prefix", ""), deadline=deadline)
+        }

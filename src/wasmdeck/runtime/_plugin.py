@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,14 +16,14 @@ from wasmtime.component import Component
 
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
-from .._errors import FuelLimitExceeded, WasmdeckError
+from .._errors import FuelLimitExceeded, TimeLimitExceeded, WasmdeckError
 from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
 from ._component import ComponentPlugin
 from ._core import CoreModule
 from ._engine import Runtime, default_runtime
-from ._hostapi import HostAPI
+from ._hostapi import HostAPI, HostLinks
 from ._limits import Limits
 from ._shutdown import EXITED, closes_at_exit
 from ._stdio import plugin_logger
@@ -133,10 +135,20 @@ class Plugin:
         # Off by default: reading the fuel left costs every call a C call.
         self.measure_fuel = False
         self.fuel_used: int | None = None  # the last call's, when measure_fuel is on
+        self._bounded: Limits | None = None  # call_before's copy of limits
 
     @property
     def name(self) -> str:
         return self.metadata.name
+
+    @property
+    def links(self) -> HostLinks | None:
+        """The bus and the other plugins, as the host layer gives them (``PluginHost``)."""
+        return self._impl.host.links
+
+    @links.setter
+    def links(self, links: HostLinks | None) -> None:
+        self._impl.host.links = links
 
     @property
     def missing_capabilities(self) -> list[str]:
@@ -236,6 +248,59 @@ class Plugin:
         finally:
             if self._per_call:
                 self._impl.reset()  # Limits(instance="per-call"): nothing carries over
+
+    def call_before(
+        self,
+        deadline: float,
+        action: str,
+        params: Params = None,
+        context: TriggerContext | None = None,
+    ) -> bytes:
+        """``call``, ending by ``deadline`` (monotonic seconds) at the latest.
+
+        For a call made on behalf of another (a plugin calling a plugin): the
+        wait for this plugin's lock and the call itself both end by then, and
+        the call keeps its own limits otherwise (fuel, memory, a shorter
+        timeout of its own). ``TimeLimitExceeded`` when the time runs out.
+        """
+        if self._metadata_only:
+            raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
+        request = self._request(action, params, context)
+        left = deadline - time.monotonic()
+        if left <= 0 or not self._lock.acquire(timeout=left):
+            raise TimeLimitExceeded(
+                "the caller's time ran out before it could start (the plugin was busy)",
+                value=max(left, 0.0),
+                plugin=self.name,
+                action=action,
+            )
+        impl = self._impl
+        own = self.limits
+        try:
+            if self._closed:
+                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            left = deadline - time.monotonic()
+            if left < own.timeout:
+                # The adapter reads its timeout from limits and its epoch ticks
+                # from _ticks at each call (runtime/_adapter.py): lend it the
+                # shorter ones for this call only. The copy is this plugin's
+                # own, made once, and never leaves it.
+                limits = self._bounded
+                if limits is None:
+                    limits = self._bounded = copy.copy(own)
+                object.__setattr__(limits, "timeout", max(left, 0.001))
+                impl.limits, impl._ticks = limits, self.runtime.deadline_ticks(limits.timeout)
+                impl._epoch_armed = -1  # arm the shorter deadline (see Adapter._arm)
+            try:
+                return impl.execute(action, request)
+            finally:
+                if impl.limits is not own:
+                    impl.limits, impl._ticks = own, self.runtime.deadline_ticks(own.timeout)
+                    impl._epoch_armed = -1
+                if self._per_call:
+                    impl.reset()
+        finally:
+            self._lock.release()
 
     # -- lifecycle -----------------------------------------------------------
 

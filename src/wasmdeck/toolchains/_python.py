@@ -37,7 +37,7 @@ __all__ = [
     "wit_dir",
 ]
 
-WIT_VERSION = "1.1.0"
+WIT_VERSION = "1.2.0"
 # The componentize-py release wasmdeck is tested with.
 # The host interfaces behind a capability, and the capability of each.
 CAPABILITY_INTERFACES = {
@@ -45,6 +45,9 @@ CAPABILITY_INTERFACES = {
     "websocket": "network",
     "process": "process",
     "kv": "kv",
+    "events": "events",  # since 1.2.0
+    "plugins": "plugins",
+    "state": "state",
 }
 
 

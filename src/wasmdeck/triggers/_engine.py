@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import WasmdeckError
+from .._topics import matches
 from ..deck import Binding, Deck, Trigger
-from ._events import Event, MidiEvent, OscEvent, WebhookEvent
+from ._events import Event, MidiEvent, OscEvent, TopicEvent, WebhookEvent
 
 __all__ = ["Firing", "TriggerEngine", "UnknownMode", "decode_encoder"]
 
@@ -189,6 +190,13 @@ class TriggerEngine:
                 self._firing(b, variables, {}, now)
                 for b in self._active("webhook")
                 if b.trigger.path == event.path and b.trigger.method == event.method
+            ]
+        if isinstance(event, TopicEvent):
+            variables = {"topic": event.topic, "payload": event.payload, "source": event.source}
+            return [
+                self._firing(b, dict(variables), {}, now)
+                for b in self._active("event")
+                if matches(b.trigger.topic, event.topic)
             ]
         if isinstance(event, OscEvent):
             variables = {"osc": list(event.args), "address": event.address}

@@ -1,4 +1,5 @@
-"""The events the trigger engine matches: MIDI messages, webhook requests, OSC, timers.
+"""The events the trigger engine matches: MIDI messages, webhook requests, OSC, timers,
+and the events plugins (and the host) publish on the bus.
 
 Plain values, made by the sources in the daemon (mido messages, HTTP
 requests, OSC packets) so the engine needs none of those libraries. MIDI
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Event", "MidiEvent", "OscEvent", "WebhookEvent"]
+__all__ = ["Event", "MidiEvent", "OscEvent", "TopicEvent", "WebhookEvent"]
 
 # The MIDI message types, named as mido names them.
 MIDI_TYPES = (
@@ -77,4 +78,13 @@ class OscEvent:
     args: tuple[Any, ...] = ()
 
 
-Event = MidiEvent | WebhookEvent | OscEvent
+@dataclass(frozen=True, slots=True)
+class TopicEvent:
+    """An event of the bus (host/_bus.py): its topic, JSON payload and publisher."""
+
+    topic: str
+    payload: Any = None
+    source: str = ""
+
+
+Event = MidiEvent | WebhookEvent | OscEvent | TopicEvent

@@ -32,6 +32,12 @@ pub mod sys {
         pub fn kv_set(ptr: *const u8, len: usize) -> i32;
         pub fn kv_delete(ptr: *const u8, len: usize) -> i32;
         pub fn kv_list(ptr: *const u8, len: usize) -> i32;
+        pub fn event_publish(ptr: *const u8, len: usize) -> i32;
+        pub fn plugin_call(ptr: *const u8, len: usize) -> i32;
+        pub fn state_get(ptr: *const u8, len: usize) -> i32;
+        pub fn state_set(ptr: *const u8, len: usize) -> i32;
+        pub fn state_delete(ptr: *const u8, len: usize) -> i32;
+        pub fn state_list(ptr: *const u8, len: usize) -> i32;
     }
 
     // Off wasm (the kit's own unit tests run natively) there is no host.
@@ -61,7 +67,8 @@ pub mod sys {
         }
         json_calls!(
             config_get, http_request, ws_connect, ws_send, ws_recv, ws_close, process_run,
-            kv_get, kv_set, kv_delete, kv_list
+            kv_get, kv_set, kv_delete, kv_list, event_publish, plugin_call, state_get, state_set,
+            state_delete, state_list
         );
     }
     #[cfg(not(target_arch = "wasm32"))]
@@ -86,6 +93,16 @@ pub enum ErrorKind {
     Quota,
     Limit,
     Process,
+    /// An event past the hop limit: events publishing events in a loop.
+    Loop,
+    /// A plugin call that would come back to a plugin already in the chain.
+    Cycle,
+    /// A chain of plugin calls deeper than the host allows.
+    Depth,
+    /// No plugin (or action) by that name.
+    NotFound,
+    /// The called plugin failed; the message says how.
+    Failed,
     /// The host's response was not what the kit expected (not JSON, a field missing).
     BadResponse,
     /// A kind this kit does not know yet.
@@ -106,6 +123,11 @@ impl ErrorKind {
             "quota" => ErrorKind::Quota,
             "limit" => ErrorKind::Limit,
             "process" => ErrorKind::Process,
+            "loop" => ErrorKind::Loop,
+            "cycle" => ErrorKind::Cycle,
+            "depth" => ErrorKind::Depth,
+            "not_found" => ErrorKind::NotFound,
+            "failed" => ErrorKind::Failed,
             other => ErrorKind::Other(other.to_owned()),
         }
     }
@@ -124,6 +146,11 @@ impl ErrorKind {
             ErrorKind::Quota => "quota",
             ErrorKind::Limit => "limit",
             ErrorKind::Process => "process",
+            ErrorKind::Loop => "loop",
+            ErrorKind::Cycle => "cycle",
+            ErrorKind::Depth => "depth",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Failed => "failed",
             ErrorKind::BadResponse => "bad_response",
             ErrorKind::Other(name) => name,
         }
@@ -472,5 +499,77 @@ pub fn kv_delete(key: &str) -> Result<bool, HostError> {
 pub fn kv_list(prefix: &str) -> Result<Vec<String>, HostError> {
     let response = call(sys::kv_list, &Json::object([("prefix", Json::from(prefix))]))?;
     let keys = response["keys"].as_array().ok_or_else(|| HostError::bad_response("kv_list", &response))?;
+    Ok(keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+}
+
+// ---- events (capability `events:publish:PATTERN`) -------------------------------------
+
+/// Publish `payload` (any JSON) on `topic`; how many subscribers it was queued for.
+pub fn event_publish(topic: &str, payload: Json) -> Result<u64, HostError> {
+    let response = call(sys::event_publish, &Json::object([("topic", Json::from(topic)), ("payload", payload)]))?;
+    response["delivered"].as_i64().map(|n| n as u64).ok_or_else(|| HostError::bad_response("event_publish", &response))
+}
+
+// ---- other plugins (capability `plugins:NAME[:ACTION]`) -------------------------------
+
+/// Run `action` of the plugin `plugin` with `params` (an object); its output.
+pub fn plugin_call(plugin: &str, action: &str, params: Json) -> Result<Vec<u8>, HostError> {
+    let request = Json::object([("plugin", Json::from(plugin)), ("action", Json::from(action)), ("params", params)]);
+    let response = call(sys::plugin_call, &request)?;
+    bytes_field(&response, "output").ok_or_else(|| HostError::bad_response("plugin_call", &response))
+}
+
+// ---- shared state (capability `state:NAMESPACE[:ro]`) ---------------------------------
+
+/// A shared value and its version (0 and `None` when absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Versioned {
+    pub value: Option<Vec<u8>>,
+    pub version: u64,
+}
+
+fn state_request(namespace: &str, key: &str) -> Vec<(&'static str, Json)> {
+    vec![("namespace", Json::from(namespace)), ("key", Json::from(key))]
+}
+
+/// The value of `key` in the shared `namespace`, with its version.
+pub fn state_get(namespace: &str, key: &str) -> Result<Versioned, HostError> {
+    let response = call(sys::state_get, &Json::object(state_request(namespace, key)))?;
+    let version = response["version"].as_i64().ok_or_else(|| HostError::bad_response("state_get", &response))?;
+    Ok(Versioned { value: bytes_field(&response, "value"), version: version as u64 })
+}
+
+/// Store `value` under `key`; with `version`, only if the key still has that
+/// version (compare-and-swap; 0: only if absent). `(stored, the version now)`.
+pub fn state_set(namespace: &str, key: &str, value: impl AsRef<[u8]>, version: Option<u64>) -> Result<(bool, u64), HostError> {
+    let value = value.as_ref();
+    let mut request = state_request(namespace, key);
+    request.push(match std::str::from_utf8(value) {
+        Ok(text) => ("value", Json::from(text)),
+        Err(_) => ("value_base64", Json::from(base64::encode(value))),
+    });
+    if let Some(version) = version {
+        request.push(("version", Json::from(version)));
+    }
+    let response = call(sys::state_set, &Json::object(request))?;
+    let now = response["version"].as_i64().ok_or_else(|| HostError::bad_response("state_set", &response))?;
+    Ok((response["ok"].as_bool() == Some(true), now as u64))
+}
+
+/// Delete `key` (with `version`: only if it still has it); whether it was deleted.
+pub fn state_delete(namespace: &str, key: &str, version: Option<u64>) -> Result<bool, HostError> {
+    let mut request = state_request(namespace, key);
+    if let Some(version) = version {
+        request.push(("version", Json::from(version)));
+    }
+    let response = call(sys::state_delete, &Json::object(request))?;
+    Ok(response["deleted"].as_bool() == Some(true))
+}
+
+/// The keys of the shared `namespace` starting with `prefix`.
+pub fn state_list(namespace: &str, prefix: &str) -> Result<Vec<String>, HostError> {
+    let request = Json::object([("namespace", Json::from(namespace)), ("prefix", Json::from(prefix))]);
+    let response = call(sys::state_list, &request)?;
+    let keys = response["keys"].as_array().ok_or_else(|| HostError::bad_response("state_list", &response))?;
     Ok(keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
 }

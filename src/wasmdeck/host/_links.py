@@ -1,0 +1,42 @@
+"""What one plugin of a ``PluginHost`` reaches through its host functions.
+
+The runtime checks the grant (runtime/_hostapi.py) and then asks the plugin's
+``PluginLinks`` (``HostLinks`` there): events go to the host's bus under the
+plugin's name, calls to the host's other plugins through the call graph,
+shared-state changes out as ``wasmdeck.state.NAMESPACE`` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..runtime import Plugin
+from ._bus import EventBus
+from ._calls import CallGraph
+
+__all__ = ["PluginLinks"]
+
+
+class PluginLinks:
+    __slots__ = ("_bus", "_calls", "_resolve", "name")
+
+    def __init__(
+        self, name: str, bus: EventBus, calls: CallGraph, resolve: Callable[[str], Plugin]
+    ) -> None:
+        self.name = name
+        self._bus = bus
+        self._calls = calls
+        self._resolve = resolve
+
+    def publish(self, topic: str, payload: object, deadline: float) -> int:
+        return self._bus.publish(topic, payload, source=self.name)
+
+    def call(self, plugin: str, action: str, params: Mapping[str, Any], deadline: float) -> bytes:
+        return self._calls.call(self.name, plugin, self._resolve, action, params, deadline)
+
+    def state_changed(self, namespace: str, key: str, version: int, deleted: bool) -> None:
+        change = {"namespace": namespace, "key": key, "version": version, "by": self.name}
+        if deleted:
+            change["deleted"] = True
+        self._bus.publish(f"wasmdeck.state.{namespace}", change, source="wasmdeck")
