@@ -394,7 +394,7 @@ def test_a_component_importing_an_ungranted_interface_fails_to_load(
     with pytest.raises(ImportNotAllowed) as caught:
         load(kv_component, runtime)
     assert str(caught.value) == (
-        "plugin 'py-kvuser.wasm': imports wasmdeck:plugin/kv@1.1.0, which needs the 'kv' "
+        "plugin 'py-kvuser.wasm': imports wasmdeck:plugin/kv@1.2.0, which needs the 'kv' "
         "capability; it was not granted (grant it with --grant kv)"
     ).replace("py-kvuser.wasm", kv_component.name)
 
@@ -435,14 +435,14 @@ def test_a_granted_interface_works(
             "process:SCOPE)",
         ),
         (
-            '(component (import "wasmdeck:plugin/events@1.0.0" (instance)))',
+            '(component (import "wasmdeck:plugin/telepathy@1.0.0" (instance)))',
             ImportNotAllowed,
             "which wasmdeck does not provide",
         ),
         (
             '(component (import "wasmdeck:plugin/log@2.0.0" (instance)))',
             ImportNotAllowed,
-            "this host provides wasmdeck:plugin@1.1.0",
+            "this host provides wasmdeck:plugin@1.2.0",
         ),
         (
             '(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))',
