@@ -69,6 +69,7 @@ class Daemon:
         self.osc: Any = None
         self._queue_size = queue_size
         self._clock = clock
+        self._loaded = _signature(self.deck_path)  # taken before reading: see _watch
         self._ready = prepare(self.deck_path)  # a bad deck never starts: DeckError
         self.engine = TriggerEngine(self._ready.deck, clock=clock)
         # The deck's plugins, linked: the bus, calls between them, shared state
@@ -198,14 +199,23 @@ class Daemon:
             self.servers.append(server)
 
     async def _watch(self) -> None:
-        """Reload the deck when its file changes (a bad edit is refused; the deck runs on)."""
+        """Reload the deck when its file changes (a bad edit is refused; the deck runs on).
+
+        The watcher starts watching a moment after the deck was read, so the
+        file's signature (inode, size, mtime) as loaded is compared on each
+        wake-up, at least once a second: an edit made in between is not missed.
+        """
         import watchfiles
 
         target = self.deck_path.resolve()
-        async for changes in watchfiles.awatch(
-            target.parent, debounce=WATCH_DEBOUNCE_MS, step=WATCH_STEP_MS
+        async for _ in watchfiles.awatch(
+            target.parent,
+            debounce=WATCH_DEBOUNCE_MS,
+            step=WATCH_STEP_MS,
+            rust_timeout=1000,
+            yield_on_timeout=True,
         ):
-            if any(Path(path) == target for _, path in changes) and target.exists():
+            if target.exists() and _signature(target) != self._loaded:
                 await self.reload()
 
     async def _drain(self) -> None:
@@ -518,6 +528,7 @@ class Daemon:
             for n, w in self._workers.items()
             if (spec := self.deck.plugins.get(n))
         }
+        self._loaded = _signature(self.deck_path)  # this version is judged, good or bad
         try:
             ready = await asyncio.to_thread(prepare, self.deck_path, running)
         except DeckError as exc:
@@ -610,6 +621,15 @@ class ReplayClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of the deck file from the next: inode, size, mtime."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 async def _retire(worker: PluginWorker) -> None:
