@@ -439,6 +439,22 @@ def test_a_granted_interface_works(
             ImportNotAllowed,
             "which wasmdeck does not provide",
         ),
+        # The interfaces of 1.2.0, each behind its capability.
+        (
+            '(component (import "wasmdeck:plugin/events@1.2.0" (instance)))',
+            ImportNotAllowed,
+            "needs the 'events' capability; it was not granted",
+        ),
+        (
+            '(component (import "wasmdeck:plugin/plugins@1.2.0" (instance)))',
+            ImportNotAllowed,
+            "needs the 'plugins' capability; it was not granted",
+        ),
+        (
+            '(component (import "wasmdeck:plugin/state@1.2.0" (instance)))',
+            ImportNotAllowed,
+            "needs the 'state' capability; it was not granted",
+        ),
         (
             '(component (import "wasmdeck:plugin/log@2.0.0" (instance)))',
             ImportNotAllowed,

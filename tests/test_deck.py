@@ -69,7 +69,7 @@ def test_docs_example_loads_and_checks_against_the_real_plugins(deck_dir: Path) 
     assert deck.timing.hold_ms == 2000 and deck.timing.chord_ms == 50
     assert {b.trigger.kind for b in deck.bindings} == {
         "note_on", "cc", "encoder", "program", "pitch_bend", "aftertouch", "long_press",
-        "double_tap", "chord", "webhook", "osc", "timer", "startup",
+        "double_tap", "chord", "webhook", "osc", "timer", "startup", "event",
     }  # fmt: skip
     obs = deck.plugins["obs"]
     assert obs.config["password"] == SecretRef("env", "OBS_PASSWORD")
@@ -88,7 +88,7 @@ def test_docs_example_loads_and_checks_against_the_real_plugins(deck_dir: Path) 
 def test_check_command_accepts_the_example(deck_dir: Path) -> None:
     result = wasmdeck_cli("check", str(deck_dir / "deck.toml"))
     assert result.returncode == 0, result.stderr
-    assert "ok (2 plugins, 17 bindings, 2 modes)" in result.stdout
+    assert "ok (2 plugins, 18 bindings, 2 modes)" in result.stdout
 
 
 def test_check_command_reports_problems_with_positions(deck_dir: Path) -> None:

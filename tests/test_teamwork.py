@@ -42,7 +42,7 @@ import wasmdeck
 from wasmdeck import ImportNotAllowed, Limits, TimeLimitExceeded
 from wasmdeck.host import EventBus, PluginHost
 
-LANGUAGES = ["c", "rust", "zig", "assemblyscript", "python"]
+LANGUAGES = ["c", "rust", "zig", "go", "assemblyscript", "python"]
 SPIN = Limits(timeout=30, fuel=10**13)  # a callee that only its caller's deadline stops
 # The teamwork plugins import every function of the three capabilities, so they
 # link only with all three granted: these grants, reaching nothing a test uses,
@@ -510,6 +510,9 @@ async def test_the_deck_binds_plugin_events_and_stops_their_loops(tmp_path: Path
         assert len(pings) == 9
         assert json.loads(pings[-1]["result"])["error"]["kind"] == "loop"
         assert daemon.status()["bus"]["refused"] == 1
+        metrics = daemon.metrics.prometheus().decode()
+        assert "wasmdeck_bus_refused_total 1.0" in metrics
+        assert 'wasmdeck_bus_delivered_total{subscriber="deck"}' in metrics
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 60)
@@ -541,3 +544,53 @@ def test_two_first_connections_to_a_new_store_at_once_both_work(tmp_path: Path) 
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+# -- instance pools -------------------------------------------------------------------
+
+
+def test_a_pooled_plugin_runs_a_second_call_while_the_first_is_busy(
+    host: PluginHost, wasm: Path
+) -> None:
+    pooled = add(host, wasm, "pooled", "state:count", limits=Limits(pool=2, timeout=5, fuel=10**13))
+    spun: list[BaseException] = []
+
+    def spin() -> None:
+        try:
+            pooled.call("spin")
+        except TimeLimitExceeded as exc:
+            spun.append(exc)
+
+    busy = threading.Thread(target=spin)
+    busy.start()
+    while pooled._pool is None or pooled._pool.busy < 1:  # the spin has its instance
+        time.sleep(0.001)
+    assert answer(pooled, "echo", {"while": "busy"}) == {"while": "busy"}
+    assert busy.is_alive()  # the echo did not wait for the spin's 5 s
+    busy.join()
+    assert len(spun) == 1 and len(pooled._pool.members) == 2
+
+
+def test_compare_and_swap_from_two_pool_instances_loses_no_update(
+    host: PluginHost, wasm: Path
+) -> None:
+    pooled = add(host, wasm, "pooled", "state:count", limits=Limits(pool=2))
+    start = threading.Barrier(2)
+    results: list[dict[str, Any]] = []
+
+    def run() -> None:
+        start.wait()
+        results.append(answer(pooled, "add", {"namespace": "count", "key": "n", "times": 100}))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answer(pooled, "state-get", {"namespace": "count", "key": "n"})["value"] == "200"
+    assert pooled._pool is not None and len(pooled._pool.members) == 2
+
+
+def test_a_pool_size_outside_1_to_64_is_refused() -> None:
+    with pytest.raises(ValueError, match="limit pool must be an integer 1-64, not 0"):
+        Limits(pool=0)

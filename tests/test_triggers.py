@@ -461,3 +461,69 @@ def test_without_a_deck_zone_the_machines_zone_keeps_its_dst_rules(
     )
     e.start()
     assert due_in(e, clock) == 3600
+
+
+def test_bindings_found_by_note_and_controller_fire_in_deck_order_per_mode() -> None:
+    # The engine indexes note and controller bindings (triggers/_engine.py, _install):
+    # ranges, single notes and global bindings still fire together, in deck order.
+    e, _ = engine(
+        binding("wide", 'kind = "note_on", note = [30, 50]'),
+        binding("live-36", 'kind = "note_on", note = 36', mode="live"),
+        binding("edit-36", 'kind = "note_on", note = 36', mode="edit"),
+        binding("any-36", 'kind = "note_on", note = 36, velocity = [1, 127]'),
+        binding("knob", 'kind = "cc", controller = 7'),
+        binding("edit-knob", 'kind = "cc", controller = 7, value = [64, 127]', mode="edit"),
+        binding("off-36", 'kind = "note_off", note = [36, 37]'),
+    )
+    assert e.mode == "live"  # the first mode
+    assert names(e.feed(on(36))) == ["wide", "live-36", "any-36"]
+    assert names(e.feed(on(51))) == []
+    assert names(e.feed(off(37))) == ["off-36"]
+    assert names(e.feed(cc(7, 100))) == ["knob"]
+    e.set_mode("edit")
+    assert names(e.feed(on(36))) == ["wide", "edit-36", "any-36"]
+    assert names(e.feed(on(30))) == ["wide"]
+    assert names(e.feed(cc(7, 100))) == ["knob", "edit-knob"]
+    assert names(e.feed(cc(8, 100))) == []
+    e.swap(parse_deck(HEAD + binding("new", 'kind = "note_on", note = 36')))
+    assert names(e.feed(on(36))) == ["new"]  # the index follows a swapped deck
+
+
+def test_one_pad_with_a_press_a_hold_and_a_double_tap() -> None:
+    e, clock = engine(
+        binding("tap", 'kind = "note_on", note = 36'),
+        binding("hold", 'kind = "long_press", note = 36'),
+        binding("double", 'kind = "double_tap", note = 36'),
+    )
+    assert names(e.feed(on(36))) == ["tap"]  # the press fires at once
+    clock.advance(100)
+    e.feed(off(36))  # released before the hold time: no long press
+    clock.advance(150)
+    assert names(e.feed(on(36))) == ["tap", "double"]  # a second press within 300 ms
+    clock.advance(2000)
+    assert names(e.poll()) == ["hold"]  # and held this time
+    e.feed(off(36))
+
+
+def test_a_long_press_fires_only_if_its_mode_is_still_current() -> None:
+    e, clock = engine(binding("hold", 'kind = "long_press", note = 36', mode="live"))
+    e.feed(on(36))
+    clock.advance(1000)
+    e.set_mode("edit")  # switched while held
+    clock.advance(1000)
+    assert e.poll() == []
+    e.feed(off(36))
+    e.set_mode("live")
+    e.feed(on(36))
+    clock.advance(2000)
+    assert names(e.poll()) == ["hold"]
+
+
+def test_encoder_steps_in_each_encoding_reach_the_binding() -> None:
+    e, _ = engine(
+        binding("sm", 'kind = "encoder", controller = 20, encoding = "sign_magnitude"'),
+        binding("off", 'kind = "encoder", controller = 21, encoding = "offset", direction = "up"'),
+    )
+    assert [f.variables["delta"] for f in e.feed(cc(20, 66))] == [-2]
+    assert [f.variables["delta"] for f in e.feed(cc(21, 67))] == [3]
+    assert e.feed(cc(21, 61)) == []  # down, but the binding wants up

@@ -477,10 +477,11 @@ func EventPublish(topic string, payload any) (delivered int, err error) {
 
 // ---- other plugins (capability plugins:NAME[:ACTION]) ---------------------
 
-// PluginCall runs another plugin's action with params; its output. A call
-// that would come back around to a plugin in the chain fails with the kind
-// "cycle", one too deep with "depth".
-func PluginCall(plugin, action string, params Object) ([]byte, error) {
+// PluginCall runs another plugin's action with params (an Object or a
+// map[string]any; nil for none); its output. A call that would come back
+// around to a plugin in the chain fails with the kind "cycle", one too deep
+// with "depth".
+func PluginCall(plugin, action string, params any) ([]byte, error) {
 	if params == nil {
 		params = Object{}
 	}

@@ -61,6 +61,17 @@ type Plugin struct {
 	// Handle serves every action name when Actions is empty: the plugin
 	// then declares no actions and is reached by its name.
 	Handle Handler
+	// Events to receive, as far as the user grants events:subscribe:PATTERN
+	// (docs/teamwork.md): each is called as its Action with the params
+	// {"topic", "payload", "source"}.
+	Subscribe []Subscription
+}
+
+// Subscription asks for the events whose topic matches Topic (a pattern:
+// "*" is any run of characters), delivered to the action named Action.
+type Subscription struct {
+	Topic  string
+	Action string
 }
 
 // Action is one action a plugin offers.
@@ -213,6 +224,13 @@ func describe(p *Plugin) ([]byte, map[string]Handler, error) {
 			caps[i] = c
 		}
 		meta = append(meta, Field{"capabilities", caps})
+	}
+	if len(p.Subscribe) > 0 {
+		subs := make([]any, len(p.Subscribe))
+		for i, sub := range p.Subscribe {
+			subs[i] = Obj("topic", sub.Topic, "action", sub.Action)
+		}
+		meta = append(meta, Field{"subscribe", subs})
 	}
 	encoded, err := Marshal(meta)
 	return encoded, table, err

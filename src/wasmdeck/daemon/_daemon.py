@@ -38,6 +38,11 @@ __all__ = ["Daemon", "ReplayClock"]
 
 log = logging.getLogger("wasmdeck.daemon")
 
+# The deck watcher yields a change once the file has had no new write for
+# WATCH_STEP_MS (an editor saves in steps), WATCH_DEBOUNCE_MS at the latest.
+WATCH_STEP_MS = 5
+WATCH_DEBOUNCE_MS = 50
+
 
 class Daemon:
     """Runs the deck at ``deck_path`` until ``stop()``.
@@ -64,11 +69,13 @@ class Daemon:
         self.osc: Any = None
         self._queue_size = queue_size
         self._clock = clock
+        self._loaded = _signature(self.deck_path)  # taken before reading: see _watch
         self._ready = prepare(self.deck_path)  # a bad deck never starts: DeckError
         self.engine = TriggerEngine(self._ready.deck, clock=clock)
         # The deck's plugins, linked: the bus, calls between them, shared state
         # (host/). Calls from triggers still go through the workers.
         self.host = PluginHost()
+        self.metrics.watch_bus(self.host.bus.stats)
         self._deck_subscription: Subscription | None = None
         self._workers: dict[str, PluginWorker] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -96,10 +103,10 @@ class Daemon:
 
     async def run(self, *, ready: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        # One thread per plugin at most is busy at a time; a pool that size
-        # means a slow plugin never takes another's thread.
+        # One thread per plugin instance at most is busy at a time; a pool
+        # that size means a slow plugin never takes another's thread.
         loop.set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
+            concurrent.futures.ThreadPoolExecutor(max_workers=_threads(self._ready))
         )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
@@ -134,7 +141,7 @@ class Daemon:
             raise TypeError("replay needs a Daemon made with clock=ReplayClock()")
         loop = asyncio.get_running_loop()
         loop.set_default_executor(
-            concurrent.futures.ThreadPoolExecutor(max_workers=len(self._ready.plugins) + 4)
+            concurrent.futures.ThreadPoolExecutor(max_workers=_threads(self._ready))
         )
         self._stopping = asyncio.Event()
         self._listen_to_bus(loop)
@@ -192,12 +199,23 @@ class Daemon:
             self.servers.append(server)
 
     async def _watch(self) -> None:
-        """Reload the deck when its file changes (a bad edit is refused; the deck runs on)."""
+        """Reload the deck when its file changes (a bad edit is refused; the deck runs on).
+
+        The watcher starts watching a moment after the deck was read, so the
+        file's signature (inode, size, mtime) as loaded is compared on each
+        wake-up, at least once a second: an edit made in between is not missed.
+        """
         import watchfiles
 
         target = self.deck_path.resolve()
-        async for changes in watchfiles.awatch(target.parent, debounce=50, step=20):
-            if any(Path(path) == target for _, path in changes) and target.exists():
+        async for _ in watchfiles.awatch(
+            target.parent,
+            debounce=WATCH_DEBOUNCE_MS,
+            step=WATCH_STEP_MS,
+            rust_timeout=1000,
+            yield_on_timeout=True,
+        ):
+            if target.exists() and _signature(target) != self._loaded:
                 await self.reload()
 
     async def _drain(self) -> None:
@@ -478,37 +496,28 @@ class Daemon:
     def _send_raw(self, where: tuple[str, int, str, int], value: int) -> None:
         if self._midi is None:
             return
-        import mido  # type: ignore[import-untyped]
-
         device, channel, kind, number = where
-        if kind == "note":
-            message = mido.Message("note_on", channel=channel - 1, note=number, velocity=value)
-        else:
-            message = mido.Message(
-                "control_change", channel=channel - 1, control=number, value=value
-            )
-        self._midi.send(device, message)
+        status = (0x90 if kind == "note" else 0xB0) | (channel - 1)
+        self._midi.send_bytes(device, [status, number, value])
 
     def _send(self, midi: MidiMessage, variables: dict[str, Any]) -> None:
         if self._midi is None or midi.device is None:
             return
-        import mido
-
-        fields: dict[str, Any] = {"channel": midi.channel - 1}
-        for key, target in (
-            ("note", "note"),
-            ("velocity", "velocity"),
-            ("controller", "control"),
-            ("value", "value"),
-            ("program", "program"),
-        ):
+        # The bytes are made here rather than by mido.Message, whose checks cost
+        # more than the rest of the send (benchmarks/sustained_load.py); the
+        # values are checked alike, and mido's defaults kept.
+        fields = _MIDI_FIELDS[midi.type]
+        data = [fields[0] | (midi.channel - 1)]
+        for key, default in fields[1]:
             value = getattr(midi, key)
-            if value is not None:
-                value = render(value, variables) if isinstance(value, str) else value
-                if type(value) is not int or not 0 <= value <= 127:
-                    raise ValueError(f"MIDI {key} must be 0-127, not {value!r}")
-                fields[target] = value
-        self._midi.send(midi.device, mido.Message(midi.type, **fields))
+            if value is None:
+                value = default
+            elif isinstance(value, str):
+                value = render(value, variables)
+            if type(value) is not int or not 0 <= value <= 127:
+                raise ValueError(f"MIDI {key} must be 0-127, not {value!r}")
+            data.append(value)
+        self._midi.send_bytes(midi.device, data)
 
     # -- reload and status -----------------------------------------------------
 
@@ -519,6 +528,7 @@ class Daemon:
             for n, w in self._workers.items()
             if (spec := self.deck.plugins.get(n))
         }
+        self._loaded = _signature(self.deck_path)  # this version is judged, good or bad
         try:
             ready = await asyncio.to_thread(prepare, self.deck_path, running)
         except DeckError as exc:
@@ -594,6 +604,14 @@ _NO_CALLS = {
     "fuel_per_call": None,
 }
 
+# Each MIDI action's status byte and data bytes: (deck field, mido's default).
+_MIDI_FIELDS: dict[str, tuple[int, tuple[tuple[str, int], ...]]] = {
+    "note_on": (0x90, (("note", 0), ("velocity", 64))),
+    "note_off": (0x80, (("note", 0), ("velocity", 64))),
+    "control_change": (0xB0, (("controller", 0), ("value", 0))),
+    "program_change": (0xC0, (("program", 0),)),
+}
+
 
 class ReplayClock:
     """A clock that ``Daemon.replay`` moves along a MIDI file's timeline."""
@@ -605,9 +623,23 @@ class ReplayClock:
         return self.now
 
 
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of the deck file from the next: inode, size, mtime."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 async def _retire(worker: PluginWorker) -> None:
     await worker.drain()
     worker.close()
+
+
+def _threads(ready: ReadyDeck) -> int:
+    """A thread for every call that may run at once (a plugin's pool), and some to spare."""
+    return sum(p.limits.pool for p in ready.plugins.values()) + 4
 
 
 def _only_action(worker: PluginWorker) -> str:

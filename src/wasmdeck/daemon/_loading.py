@@ -10,10 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._capabilities import Grants
 from ..deck import (
     Deck,
     DeckError,
     DeckProblem,
+    PluginFacts,
     PluginSpec,
     SecretMissing,
     check_deck,
@@ -45,7 +47,16 @@ def prepare(
     compiled code stay), so a reload only loads what changed.
     """
     deck = read_deck(path)
-    check_deck(deck)
+    # A plugin file the running deck has loaded under the same spec is reused
+    # as it is (below), so it is checked as it runs: from the instance's
+    # metadata, not by loading the file again. Installed plugins are read
+    # from the store, whose grants may have changed.
+    facts = {
+        name: PluginFacts(plugin.metadata, Grants(spec.grants))
+        for name, (spec, plugin) in (running or {}).items()
+        if spec.installed is None and deck.plugins.get(name) == spec
+    }
+    check_deck(deck, facts)
     label = str(path)
     secrets: dict[str, bytes] = {}
     problems: list[DeckProblem] = []
@@ -90,7 +101,10 @@ def prepare(
 
 
 def _load(spec: PluginSpec, config: dict[str, object]) -> Plugin:
-    limits = Limits(timeout=spec.timeout_ms / 1000) if spec.timeout_ms else None
+    limits = None
+    if spec.timeout_ms or spec.pool > 1:
+        timeout = spec.timeout_ms / 1000 if spec.timeout_ms else Limits().timeout
+        limits = Limits(timeout=timeout, pool=spec.pool)
     if spec.installed is not None:
         return PluginManager().load(spec.installed, limits=limits, config=config)
     assert spec.path is not None

@@ -9,10 +9,12 @@ read exactly.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 __all__ = ["Metrics"]
 
@@ -71,6 +73,10 @@ class Metrics:
         self._fuel = Counter(
             "wasmdeck_fuel_used", "Fuel the plugin calls used", labels, registry=self.registry
         )
+        # prometheus-client's labels() looks the child up under a lock on every
+        # call; the children of each (plugin, binding) are kept here instead.
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._fired: dict[str, Any] = {}
         self.plugins: dict[str, _PluginStats] = {}
         self.bindings: dict[str, int] = {}  # fired, by binding
         self.binding_calls: dict[str, _PluginStats] = {}  # the plugin calls of each binding
@@ -85,7 +91,10 @@ class Metrics:
 
     def fired(self, binding: str) -> None:
         self.bindings[binding] = self.bindings.get(binding, 0) + 1
-        self._triggers.labels(binding).inc()
+        child = self._fired.get(binding)
+        if child is None:
+            child = self._fired[binding] = self._triggers.labels(binding)
+        child.inc()
 
     def call(
         self,
@@ -108,8 +117,14 @@ class Metrics:
                 stats.fuel_used += fuel
                 stats.fuel_calls += 1
         self._stats(plugin).latencies.append(seconds)
-        self._calls.labels(plugin, binding).inc()
-        self._latency.labels(plugin, binding).observe(seconds)
+        children = self._children.get((plugin, binding))
+        if children is None:
+            children = self._children[(plugin, binding)] = (
+                self._calls.labels(plugin, binding),
+                self._latency.labels(plugin, binding),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         if error is not None:
             self._errors.labels(plugin, binding, error).inc()
             if limit:
@@ -127,6 +142,10 @@ class Metrics:
         self._stats(plugin).drops += 1
         self._binding(binding).drops += 1
         self._drops.labels(plugin, binding).inc()
+
+    def watch_bus(self, stats: Callable[[], dict[str, Any]]) -> None:
+        """Export the event bus's counts (host/_bus.py ``EventBus.stats``) as well."""
+        self.registry.register(_BusCollector(stats))
 
     def prometheus(self) -> bytes:
         return bytes(generate_latest(self.registry))
@@ -158,3 +177,34 @@ def _percentile(ordered: list[float], q: float) -> float | None:
         return None
     index = min(len(ordered) - 1, int(q * len(ordered)))
     return round(ordered[index] * 1000, 3)
+
+
+class _BusCollector:
+    """The bus's counters, read when /metrics is: published, refused (loops), and
+    per subscriber delivered, dropped (its queue full) and failed."""
+
+    def __init__(self, stats: Callable[[], dict[str, Any]]) -> None:
+        self._stats = stats
+
+    def describe(self) -> list[Any]:
+        return []  # described at collection: no fixed set of subscribers
+
+    def collect(self) -> Iterator[Any]:
+        stats = self._stats()
+        yield CounterMetricFamily(
+            "wasmdeck_bus_published", "Events published on the bus", value=stats["published"]
+        )
+        yield CounterMetricFamily(
+            "wasmdeck_bus_refused",
+            "Events refused at the hop limit (loops)",
+            value=stats["refused"],
+        )
+        for key, help_text in (
+            ("delivered", "Events handled by a subscriber"),
+            ("dropped", "Events dropped: a subscriber's queue was full"),
+            ("failed", "Events whose subscriber failed"),
+        ):
+            family = CounterMetricFamily(f"wasmdeck_bus_{key}", help_text, labels=["subscriber"])
+            for name, counts in stats["subscribers"].items():
+                family.add_metric([name], counts[key])
+            yield family

@@ -126,10 +126,14 @@ class MidiIO:
 
     def send(self, device: str, message: Any) -> bool:
         """Send one mido message to a device's output; False when it has none open."""
+        return self.send_bytes(device, message.bytes())
+
+    def send_bytes(self, device: str, data: list[int]) -> bool:
+        """Send one message's bytes to a device's output; False when it has none open."""
         port = self.outputs.get(device)
         if port is None:
             return False
-        port.send_message(message.bytes())
+        port.send_message(data)
         return True
 
     def close(self) -> None:

@@ -1,16 +1,26 @@
 """One worker per plugin: its calls in order, other plugins' in parallel, bounded queues.
 
-Each plugin has a FIFO queue of at most ``size`` calls and one task that
-runs them one at a time (``Plugin.call_async``, on a thread of its own from
-the daemon's executor), so a slow or failing plugin holds up only its own
-queue. A call that finds the queue full is dropped: counted, logged, and
-its binding's later actions skipped — never silently lost.
+Each plugin has a thread of its own that runs its calls one at a time, in
+the order they were submitted (a FIFO of at most ``size`` waiting calls),
+so a slow or failing plugin holds up only its own queue. A plugin with an
+instance pool (``pool = N`` in the deck) has N threads: up to N of its calls
+run at once, started in the order submitted. A call that finds the queue
+full is dropped: counted, logged, and its binding's later actions skipped —
+never silently lost.
+
+The loop hands a call over with one ``SimpleQueue.put`` and gets its result
+back with one ``call_soon_threadsafe``: no task, executor or future chain per
+call, which at 5,000 MIDI events/s was most of the loop's time
+(benchmarks/sustained_load.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,70 +66,103 @@ class PluginWorker:
         plugin.measure_fuel = True  # for the metrics: fuel used per plugin and binding
         self._metrics = metrics
         self._clock = clock
-        self._queue: asyncio.Queue[_Call | None] = asyncio.Queue(size)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"plugin {name}")
-        self.busy = False
+        self._size = size
+        self._loop = asyncio.get_running_loop()
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._pending = 0  # submitted and not finished (the loop's count)
+        self._stopped: asyncio.Future[None] = self._loop.create_future()
+        self._closing = False  # drain() or close() was called: no more calls
+        self._running = plugin.limits.pool  # threads not yet stopped (the loop's count)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"plugin {name}", daemon=True)
+            for _ in range(plugin.limits.pool)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(
         self, action: str, params: Mapping[str, Any], context: TriggerContext, binding: str
     ) -> asyncio.Future[bytes]:
         """Queue one call; its future has the output. Raises ``QueueFull`` when full."""
-        done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        try:
-            self._queue.put_nowait(_Call(action, params, context, binding, done, CURRENT.get()))
-        except asyncio.QueueFull:
+        if self._closing:
+            raise WasmdeckError("the plugin is being stopped", plugin=self.name, action=action)
+        if self._pending >= self._size + len(self._threads):  # ``size`` waiting, the rest running
             self._metrics.dropped(self.name, binding)
             log.warning(
                 "plugin %s: queue full (%d calls waiting); dropped %s from binding %s",
                 self.name,
-                self._queue.maxsize,
+                self._size,
                 action,
                 binding,
             )
             raise QueueFull(
-                f"its queue is full ({self._queue.maxsize} calls waiting); the call was dropped",
+                f"its queue is full ({self._size} calls waiting); the call was dropped",
                 plugin=self.name,
                 action=action,
-            ) from None
+            )
+        done: asyncio.Future[bytes] = self._loop.create_future()
+        self._pending += 1
+        self._calls.put(_Call(action, params, context, binding, done, CURRENT.get()))
         return done
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() + (1 if self.busy else 0)
+        return self._pending
 
-    async def _run(self) -> None:
-        while True:
-            call = await self._queue.get()
-            if call is None:
-                return
-            self.busy = True
+    def _run(self) -> None:
+        # The plugin's thread: calls until the None that drain() or close() sends.
+        while (call := self._calls.get()) is not None:
             start = self._clock()
-            error: str | None = None
-            limit = False
-            token = CURRENT.set(call.event)  # call_async's thread runs in a copy of this context
+            token = CURRENT.set(call.event)  # what the plugin publishes during the call
             try:
-                output = await self.plugin.call_async(call.action, call.params, call.context)
-            except (WasmdeckError, ValueError) as exc:
-                error, limit = type(exc).__name__, isinstance(exc, LimitExceeded)
-                if not call.done.cancelled():
-                    call.done.set_exception(exc)
-            else:
-                if not call.done.cancelled():
-                    call.done.set_result(output)
+                output: bytes | BaseException = self.plugin.call(
+                    call.action, call.params, call.context
+                )
+            except Exception as exc:  # delivered to the caller, whatever it is
+                output = exc
             finally:
                 CURRENT.reset(token)
-                self.busy = False
-                # Read here, before this worker's next call: only it calls the plugin.
-                fuel = self.plugin.fuel_used
-                self._metrics.call(
-                    self.name, call.binding, self._clock() - start, error, fuel=fuel, limit=limit
-                )
+            seconds = self._clock() - start
+            # Read here, before this thread's next call: only it calls the plugin
+            # (a pool's calls overlap, and it measures none: None).
+            fuel = self.plugin.fuel_used
+            self._hand_back(self._finished, call, output, seconds, fuel)
+        self._hand_back(self._thread_stopped)
+
+    def _thread_stopped(self) -> None:
+        self._running -= 1
+        if self._running == 0 and not self._stopped.done():
+            self._stopped.set_result(None)
+
+    def _hand_back(self, callback: Callable[..., object], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _finished(
+        self, call: _Call, output: bytes | BaseException, seconds: float, fuel: int | None
+    ) -> None:
+        self._pending -= 1
+        error = None
+        if isinstance(output, BaseException):
+            error = type(output).__name__
+            if not call.done.cancelled():
+                call.done.set_exception(output)
+        elif not call.done.cancelled():
+            call.done.set_result(output)
+        limit = isinstance(output, LimitExceeded)
+        self._metrics.call(self.name, call.binding, seconds, error, fuel=fuel, limit=limit)
 
     async def drain(self) -> None:
         """Run what is queued, then stop."""
-        await self._queue.put(None)
-        await self._task
+        self._stop()
+        await asyncio.shield(self._stopped)
+
+    def _stop(self) -> None:
+        if not self._closing:
+            self._closing = True
+            for _ in self._threads:  # one None for each thread
+                self._calls.put(None)
 
     def close(self) -> None:
-        self._task.cancel()
+        self._stop()
         self.plugin.close()

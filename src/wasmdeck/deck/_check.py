@@ -93,10 +93,13 @@ def check_deck(
     for name, plugin in known.items():
         if name in deck.plugins:
             _check_grants(name, plugin, problem)
+    validators: dict[tuple[str, str], Any] = {}  # one per action, not per binding
     for binding in deck.bindings:
         for action in binding.actions:
             if action.kind == "plugin" and action.plugin in known:
-                _check_action(binding, action.where, action, known[action.plugin], problem)
+                _check_action(
+                    binding, action.where, action, known[action.plugin], problem, validators
+                )
     _check_overlaps(deck, problem)
     _check_event_sources(deck, known, problem)
     if any(p.severity == "error" for p in problems):
@@ -153,7 +156,12 @@ def _ungranted(name: str, kind: str) -> str:
 
 
 def _check_action(
-    binding: Binding, where: KeyPath, action: Any, plugin: PluginFacts, problem: Any
+    binding: Binding,
+    where: KeyPath,
+    action: Any,
+    plugin: PluginFacts,
+    problem: Any,
+    validators: dict[tuple[str, str], Any],
 ) -> None:
     metadata = plugin.metadata
     if action.action is None:
@@ -175,7 +183,10 @@ def _check_action(
         return
     sample, unknown = _sample_params(action.params, binding.trigger)
     try:
-        validator = jsonschema.Draft202012Validator(dict(spec.params))
+        validator = validators.get((action.plugin, action.action))
+        if validator is None:
+            validator = jsonschema.Draft202012Validator(dict(spec.params))
+            validators[(action.plugin, action.action)] = validator
         errors = list(validator.iter_errors(sample))
     except jsonschema.SchemaError as exc:
         problem(
@@ -244,9 +255,25 @@ _FAMILY = {"cc": "controller", "encoder": "controller"}
 
 
 def _check_overlaps(deck: Deck, problem: Any) -> None:
-    seen: list[Binding] = []
-    for binding in deck.bindings:
-        for other in seen:
+    # Each binding is compared with the earlier ones it could meet: those of
+    # its family at the same point (note, controller, path, address), and
+    # those without one (ranges, other kinds) — not all earlier bindings,
+    # which made a 200-binding deck's check quadratic. The same pairs are
+    # judged by _triggers_meet as before, in deck order.
+    at_point: dict[tuple[str, Any], list[tuple[int, Binding]]] = {}
+    wide: dict[str, list[tuple[int, Binding]]] = {}
+    every: dict[str, list[tuple[int, Binding]]] = {}
+    for index, binding in enumerate(deck.bindings):
+        family = _FAMILY.get(binding.trigger.kind, binding.trigger.kind)
+        point = _point(binding.trigger)
+        if point is None:
+            candidates = every.get(family, [])
+        else:
+            candidates = sorted(
+                [*at_point.get((family, point), ()), *wide.get(family, ())],
+                key=lambda pair: pair[0],
+            )
+        for _, other in candidates:
             if _modes_meet(binding, other) and _triggers_meet(binding.trigger, other.trigger):
                 line = deck.positions.where(other.where)[0] if deck.positions else 0
                 where = (
@@ -259,7 +286,28 @@ def _check_overlaps(deck: Deck, problem: Any) -> None:
                     f"binding {binding.name!r} overlaps binding {other.name!r} (line {line}): "
                     f"both fire on the same {binding.trigger.kind} {where}",
                 )
-        seen.append(binding)
+        every.setdefault(family, []).append((index, binding))
+        if point is None:
+            wide.setdefault(family, []).append((index, binding))
+        else:
+            at_point.setdefault((family, point), []).append((index, binding))
+
+
+def _point(trigger: Trigger) -> Any:
+    """What two triggers of one family must share to meet (see _triggers_meet); None: anything."""
+    kind = trigger.kind
+    if kind in ("note_on", "long_press", "double_tap", "note_off"):
+        note = trigger.note
+        if note is None:
+            return ("no note",)  # meets only another without a note (_meet)
+        return ("note", note[0]) if note[0] == note[1] else None
+    if kind in ("cc", "encoder"):
+        return ("controller", trigger.controller)
+    if kind == "webhook":
+        return ("webhook", trigger.path, trigger.method)
+    if kind == "osc":
+        return ("osc", trigger.address)
+    return None
 
 
 def _modes_meet(a: Binding, b: Binding) -> bool:

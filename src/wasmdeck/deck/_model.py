@@ -81,6 +81,7 @@ class PluginSpec:
     grants: tuple[str, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)  # SecretRef leaves
     timeout_ms: int | None = None
+    pool: int = 1  # instances, so that this many calls run at once (Limits.pool)
 
 
 @dataclass(frozen=True, slots=True)

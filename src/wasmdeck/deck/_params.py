@@ -11,6 +11,7 @@ and arrays; there are no expressions, conditions or loops (docs/deck.md).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -57,12 +58,21 @@ def _walk_names(value: Any, found: list[str]) -> None:
 def render(value: Any, variables: Mapping[str, Any]) -> Any:
     """``value`` with each placeholder replaced by its value from ``variables``."""
     if isinstance(value, str):
-        whole = _WHOLE.match(value)
-        if whole:
-            return lookup(whole.group(1), variables)
-        if "{" not in value and "}" not in value:
+        whole, parts = _compile(value)
+        if whole is not None:
+            return lookup(whole, variables)
+        if parts is None:
             return value
-        return _TOKEN.sub(lambda m: _piece(m, variables), value)
+        out = []
+        for kind, text in parts:
+            if kind == _LITERAL:
+                out.append(text)
+            elif kind == _NAME:
+                found = lookup(text, variables)
+                out.append(found if isinstance(found, str) else dumps(found).decode())
+            else:
+                raise TemplateError("unbalanced brace (write {{ or }} for a literal brace)")
+        return "".join(out)
     if isinstance(value, Mapping):
         return {key: render(item, variables) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -70,18 +80,34 @@ def render(value: Any, variables: Mapping[str, Any]) -> Any:
     return value
 
 
-def _piece(match: re.Match[str], variables: Mapping[str, Any]) -> str:
-    token = match.group(0)
-    if token == "{{":
-        return "{"
-    if token == "}}":
-        return "}"
-    if not match.group(1):
-        raise TemplateError("unbalanced brace (write {{ or }} for a literal brace)")
-    found = lookup(match.group(1), variables)
-    if isinstance(found, str):
-        return found
-    return dumps(found).decode()
+_LITERAL, _NAME, _UNBALANCED = 0, 1, 2
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile(text: str) -> tuple[str | None, tuple[tuple[int, str], ...] | None]:
+    """A deck string cut up once, not on every event: the name when it is one
+    whole placeholder, else its pieces (None: no braces, the text as it is)."""
+    whole = _WHOLE.match(text)
+    if whole:
+        return whole.group(1), None
+    if "{" not in text and "}" not in text:
+        return None, None
+    parts: list[tuple[int, str]] = []
+    end = 0
+    for match in _TOKEN.finditer(text):
+        if match.start() > end:
+            parts.append((_LITERAL, text[end : match.start()]))
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            parts.append((_LITERAL, token[0]))
+        elif match.group(1):
+            parts.append((_NAME, match.group(1)))
+        else:
+            parts.append((_UNBALANCED, token))
+        end = match.end()
+    if end < len(text):
+        parts.append((_LITERAL, text[end:]))
+    return None, tuple(parts)
 
 
 def lookup(name: str, variables: Mapping[str, Any]) -> Any:

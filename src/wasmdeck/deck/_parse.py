@@ -1,8 +1,9 @@
 """TOML text -> ``Deck``, with every problem placed at its file:line:column.
 
-Syntax errors come from ``tomllib`` (which knows where they are); every other
-problem is placed through ``PositionIndex``. All problems are collected, so
-one run of ``wasmdeck check`` shows them all.
+Syntax errors come from ``tomli`` (which knows where they are; it is the
+standard library's ``tomllib``, compiled, and a deck is parsed again on every
+live reload); every other problem is placed through ``PositionIndex``. All
+problems are collected, so one run of ``wasmdeck check`` shows them all.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import tomli
 
 from .._topics import valid_pattern
 from ._curves import CURVES, VelocityCurve
@@ -76,8 +78,8 @@ def parse_deck(text: str, *, source: str | Path | None = None) -> Deck:
     """Parse deck TOML ``text``; ``source`` names the file in messages and anchors paths."""
     label = str(source) if source is not None else "<deck>"
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        raw = tomli.loads(text)
+    except tomli.TOMLDecodeError as exc:
         match = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, column = (int(match.group(1)), int(match.group(2))) if match else (1, 1)
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
@@ -304,7 +306,9 @@ class _Reader:
             path: KeyPath = ("plugins", name)
             if not self.name(name, path, "plugin name"):
                 continue
-            table = self.table(value, path, ("installed", "path", "grants", "config", "timeout_ms"))
+            table = self.table(
+                value, path, ("installed", "path", "grants", "config", "timeout_ms", "pool")
+            )
             installed = self.text(table, "installed", path)
             file = self.text(table, "path", path)
             if (installed is None) == (file is None):
@@ -337,6 +341,7 @@ class _Reader:
                 grants=tuple(grants),
                 config=self.config(config, (*path, "config")),
                 timeout_ms=self.integer(table, "timeout_ms", path, 1, 600_000, None),
+                pool=self.integer(table, "pool", path, 1, 64, 1),
             )
         return plugins
 

@@ -5,13 +5,16 @@ deck ("no plugin named 'obz'") need the place too. This scanner reads the
 source once more, after ``tomllib`` accepted it, and records the position of
 every value under its path (``("bindings", 3, "trigger", "note")``), so a
 message can point at the exact spot. It is lenient by design: the syntax is
-already known to be valid.
+already known to be valid. The scan runs on the first ``where``: a valid deck
+needs no positions, and skipping it is most of a live reload's parse time
+(benchmarks/deck_reload.py).
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+import threading
 
 __all__ = ["Path", "PositionIndex"]
 
@@ -26,15 +29,28 @@ class PositionIndex:
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._lines = [0] + [m.end() for m in re.finditer(r"\n", text)]
-        self.values: dict[Path, int] = {}
+        self._lines: list[int] = []
+        self._values: dict[Path, int] = {}
         self._arrays: dict[Path, int] = {}  # array-of-tables path -> element count
-        self._scan()
+        self._scanned = False
+        self._lock = threading.Lock()
+
+    @property
+    def values(self) -> dict[Path, int]:
+        """The offset of every value, by path."""
+        if not self._scanned:
+            with self._lock:
+                if not self._scanned:
+                    self._lines = [0] + [m.end() for m in re.finditer(r"\n", self._text)]
+                    self._scan()
+                    self._scanned = True
+        return self._values
 
     def where(self, path: Path) -> tuple[int, int]:
         """The position of ``path``, or of its nearest recorded ancestor (1, 1 at worst)."""
+        values = self.values
         while path:
-            offset = self.values.get(path)
+            offset = values.get(path)
             if offset is not None:
                 return self._line_col(offset)
             path = path[:-1]
@@ -73,11 +89,11 @@ class PositionIndex:
             if last and array:
                 count = self._arrays.get(path, 0)
                 self._arrays[path] = count + 1
-                self.values.setdefault(path, start)
+                self._values.setdefault(path, start)
                 path = (*path, count)
             elif path in self._arrays:
                 path = (*path, self._arrays[path] - 1)
-        self.values[path] = start
+        self._values[path] = start
         return i, path
 
     def _key_value(self, i: int, table: Path) -> int:
@@ -108,7 +124,7 @@ class PositionIndex:
 
     def _value(self, i: int, path: Path) -> int:
         text = self._text
-        self.values[path] = i
+        self._values[path] = i
         char = text[i] if i < len(text) else ""
         if char in "\"'":
             return self._string_end(i)

@@ -217,7 +217,11 @@ class Adapter:
         return ImportNotAllowed(
             f"imports {where}, which needs the {capability!r} capability; it was not "
             f"granted (grant it with --grant {capability}"
-            + (":SCOPE" if capability in ("network", "process") else "")
+            + (
+                ":SCOPE"
+                if capability in ("network", "process", "events", "plugins", "state")
+                else ""
+            )
             + ")",
             plugin=self.label,
         )

@@ -157,7 +157,7 @@ class HostAPI:
         self._tls: ssl.SSLContext | None = None
         self.links: HostLinks | None = None  # set by the host layer (PluginHost)
         self.publish_patterns = grants.topics("publish")
-        self.callable = [(*s.partition(":")[::2],) for s in grants.scopes("plugins")]
+        self.callees = [(*s.partition(":")[::2],) for s in grants.scopes("plugins")]
         self.namespaces = _namespaces(grants)
         # Checked on every host call: worked out once.
         self._granted = frozenset(
@@ -188,7 +188,7 @@ class HostAPI:
         return self._state
 
     def may_call(self, plugin: str, action: str) -> bool:
-        return any(name in ("*", plugin) and what in ("", action) for name, what in self.callable)
+        return any(name in ("*", plugin) and what in ("", action) for name, what in self.callees)
 
     def session(self) -> HostSession:
         """State owned by one instance (its WebSockets), closed with it."""

@@ -48,6 +48,9 @@ class Limits:
     - ``instance``: ``"persistent"`` (the default) keeps one instance, and
       its memory, from call to call; ``"per-call"`` starts a fresh instance
       for every call, as MIDIMon did (see the README for its cost).
+    - ``pool``: how many calls of the plugin may run at once, each on an
+      instance of its own (made when needed; 1-64). Instances share nothing
+      but kv and shared state (docs/teamwork.md).
     """
 
     fuel: int = 100_000_000
@@ -67,6 +70,7 @@ class Limits:
     max_function_bytes: int = 1 * MiB
     max_compile_cpu: float = 120.0
     instance: Literal["persistent", "per-call"] = "persistent"
+    pool: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -98,6 +102,8 @@ class Limits:
                 "limit max_compile_cpu must be CPU seconds in (0, 86400], "
                 f"not {self.max_compile_cpu!r}"
             )
+        if type(self.pool) is not int or not 1 <= self.pool <= 64:
+            raise ValueError(f"limit pool must be an integer 1-64, not {self.pool!r}")
         if self.instance not in INSTANCE_POLICIES:
             raise ValueError(
                 f"limit instance must be one of {', '.join(map(repr, INSTANCE_POLICIES))}, "

@@ -8,7 +8,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from ._core import CoreModule
 from ._engine import Runtime, default_runtime
 from ._hostapi import HostAPI, HostLinks
 from ._limits import Limits
+from ._pool import InstancePool, Member
 from ._shutdown import EXITED, closes_at_exit
 from ._stdio import plugin_logger
 
@@ -107,24 +108,32 @@ class Plugin:
         if isinstance(grants, str):
             raise TypeError("grants must be an iterable of grants, not one string")
         self.grants = grants if isinstance(grants, Grants) else Grants(grants)
-        host = HostAPI(
-            label,
-            self.grants,
-            limits=self.limits,
-            config=_json_config(config),
-            logger=plugin_logger(label),
-            kv_namespace=kv_namespace or identity,  # docs/host-api.md, "kv"
-            metadata_only=metadata_only,
-        )
+        config = _json_config(config)
+
+        def host_api(name: str) -> HostAPI:
+            return HostAPI(
+                name,
+                self.grants,
+                limits=self.limits,
+                config=config,
+                logger=plugin_logger(name),
+                kv_namespace=kv_namespace or identity,  # docs/host-api.md, "kv"
+                metadata_only=metadata_only,
+            )
+
         compiled = self.runtime.compile(wasm, name=label, limits=self.limits)
         adapter = ComponentPlugin if isinstance(compiled, Component) else CoreModule
-        self._impl: Adapter = adapter(
-            self.runtime,
-            compiled,  # type: ignore[arg-type]
-            label=label,
-            limits=self.limits,
-            host=host,
-        )
+
+        def make(name: str) -> Adapter:
+            return adapter(
+                self.runtime,
+                compiled,  # type: ignore[arg-type]
+                label=name,
+                limits=self.limits,
+                host=host_api(name),
+            )
+
+        self._impl: Adapter = make(label)
         self.metadata: PluginMetadata = self._impl.metadata
         self._request = self._impl.request
         self._metadata_only = metadata_only
@@ -132,10 +141,18 @@ class Plugin:
         self._closed = False
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
-        # Off by default: reading the fuel left costs every call a C call.
+        # Off by default: reading the fuel left costs every call a C call. Not
+        # measured for a pool (its calls overlap): fuel_used stays None.
         self.measure_fuel = False
         self.fuel_used: int | None = None  # the last call's, when measure_fuel is on
-        self._bounded: Limits | None = None  # call_before's copy of limits
+        self._bounded: dict[int, Limits] = {}  # _bounded_run's limits, per instance
+        # Limits.pool > 1: more instances, made when needed (runtime/_pool.py);
+        # the first is _impl, under _lock.
+        self._pool: InstancePool | None = None
+        if self.limits.pool > 1:
+            self._pool = InstancePool(
+                Member(self._impl, self._lock), self.limits.pool, lambda: self._member(make)
+            )
 
     @property
     def name(self) -> str:
@@ -149,6 +166,31 @@ class Plugin:
     @links.setter
     def links(self, links: HostLinks | None) -> None:
         self._impl.host.links = links
+        for member in self._pool.members if self._pool is not None else ():
+            member.impl.host.links = links
+
+    def _member(self, make: Callable[[str], Adapter]) -> Adapter:
+        """Another instance for the pool, linked as the first one is."""
+        impl = make(self.metadata.name)
+        impl.host.links = self._impl.host.links
+        return impl
+
+    def _pooled(self, action: str, request: object, deadline: float | None) -> bytes:
+        pool = self._pool
+        assert pool is not None
+        member = pool.take(deadline, self.name, action)
+        try:
+            if self._closed:
+                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+            if deadline is not None:
+                return self._bounded_run(member.impl, deadline, action, request)
+            try:
+                return member.impl.execute(action, request)
+            finally:
+                if self._per_call:
+                    member.impl.reset()
+        finally:
+            pool.give(member)
 
     @property
     def missing_capabilities(self) -> list[str]:
@@ -186,6 +228,8 @@ class Plugin:
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         request = self._request(action, params, context)
+        if self._pool is not None:
+            return self._pooled(action, request, None)
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
@@ -217,6 +261,8 @@ class Plugin:
         return await asyncio.to_thread(self._execute, action, request)
 
     def _execute(self, action: str, request: object) -> bytes:
+        if self._pool is not None:
+            return self._pooled(action, request, None)
         with self._lock:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
@@ -266,6 +312,8 @@ class Plugin:
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         request = self._request(action, params, context)
+        if self._pool is not None:
+            return self._pooled(action, request, deadline)
         left = deadline - time.monotonic()
         if left <= 0 or not self._lock.acquire(timeout=left):
             raise TimeLimitExceeded(
@@ -274,43 +322,58 @@ class Plugin:
                 plugin=self.name,
                 action=action,
             )
-        impl = self._impl
-        own = self.limits
         try:
             if self._closed:
                 raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
-            left = deadline - time.monotonic()
-            if left < own.timeout:
-                # The adapter reads its timeout from limits and its epoch ticks
-                # from _ticks at each call (runtime/_adapter.py): lend it the
-                # shorter ones for this call only. The copy is this plugin's
-                # own, made once, and never leaves it.
-                limits = self._bounded
-                if limits is None:
-                    limits = self._bounded = copy.copy(own)
-                object.__setattr__(limits, "timeout", max(left, 0.001))
-                impl.limits, impl._ticks = limits, self.runtime.deadline_ticks(limits.timeout)
-                impl._epoch_armed = -1  # arm the shorter deadline (see Adapter._arm)
-            try:
-                return impl.execute(action, request)
-            finally:
-                if impl.limits is not own:
-                    impl.limits, impl._ticks = own, self.runtime.deadline_ticks(own.timeout)
-                    impl._epoch_armed = -1
-                if self._per_call:
-                    impl.reset()
+            return self._bounded_run(self._impl, deadline, action, request)
         finally:
             self._lock.release()
+
+    def _bounded_run(self, impl: Adapter, deadline: float, action: str, request: object) -> bytes:
+        """Run on ``impl`` (held by the caller) so that the call ends by ``deadline``."""
+        own = self.limits
+        left = deadline - time.monotonic()
+        if left < own.timeout:
+            # The adapter reads its timeout from limits and its epoch ticks
+            # from _ticks at each call (runtime/_adapter.py): lend it the
+            # shorter ones for this call only (a copy of its own, made once per
+            # instance and never shared).
+            limits = self._bounded.get(id(impl))
+            if limits is None:
+                limits = self._bounded[id(impl)] = copy.copy(own)
+            object.__setattr__(limits, "timeout", max(left, 0.001))
+            impl.limits, impl._ticks = limits, self.runtime.deadline_ticks(limits.timeout)
+            impl._epoch_armed = -1  # arm the shorter deadline (see Adapter._arm)
+        try:
+            return impl.execute(action, request)
+        finally:
+            if impl.limits is not own:
+                impl.limits, impl._ticks = own, self.runtime.deadline_ticks(own.timeout)
+                impl._epoch_armed = -1
+            if self._per_call:
+                impl.reset()
 
     # -- lifecycle -----------------------------------------------------------
 
     def reset(self) -> None:
         """Discard the plugin's instance (and its memory); the next call starts afresh."""
+        if self._pool is not None:
+            for member in self._pool.each():
+                member.impl.reset()
+                member.lock.release()
+            return
         with self._lock:
             self._impl.reset()
 
     def close(self) -> None:
         """Release the plugin's instance. Later calls raise ``WasmdeckError``."""
+        if self._pool is not None:
+            self._closed = True
+            for member in self._pool.each():
+                member.impl.reset()
+                member.impl.host.close()
+                member.lock.release()
+            return
         with self._lock:
             self._closed = True
             self._impl.reset()
@@ -322,6 +385,16 @@ class Plugin:
 
     def _close_at_exit(self, wait: float) -> bool:
         """``close`` at interpreter exit (runtime/_shutdown.py); False if a call outlasts ``wait``."""
+        if self._pool is not None:
+            try:
+                members = self._pool.each(wait)
+            except WasmdeckError:
+                return False
+            self._closed = True
+            for member in members:  # their locks stay held: nothing runs after exit
+                member.impl.reset()
+                member.impl.host.close()
+            return True
         if not self._lock.acquire(timeout=wait):
             return False
         self._lock = EXITED  # type: ignore[assignment]  # the real lock stays held

@@ -32,6 +32,10 @@ from ._events import Event, MidiEvent, OscEvent, TopicEvent, WebhookEvent
 __all__ = ["Firing", "TriggerEngine", "UnknownMode", "decode_encoder"]
 
 _NOTE_KEY = tuple[str | None, int, int]  # device, channel, note
+# Kinds whose bindings are also found by the note or controller they match
+# (_install), so an event looks at its own pad's bindings, not all of them.
+_BY_NOTE = ("note_on", "long_press", "double_tap", "note_off")
+_BY_CONTROLLER = ("cc", "encoder")
 
 
 class UnknownMode(WasmdeckError):
@@ -91,6 +95,13 @@ class TriggerEngine:
         self._clock = clock
         self._zone = zoneinfo.ZoneInfo(deck.timezone) if deck.timezone else machine_zone()
         self._wall = wall or (lambda: dt.datetime.now(self._zone))
+        # Each firing's timestamp: from the injected wall clock, else time.time()
+        # (the same instant, without making a datetime for every MIDI event).
+        self._now_ms: Callable[[], int] = (
+            (lambda: int(wall().timestamp() * 1000))
+            if wall is not None
+            else (lambda: int(time.time() * 1000))
+        )
         self._holds: dict[tuple[str, _NOTE_KEY], _Hold] = {}
         self._taps: dict[tuple[str, _NOTE_KEY], float] = {}
         self._down: dict[tuple[str | None, int], dict[int, float]] = {}
@@ -106,11 +117,21 @@ class TriggerEngine:
     def _install(self, deck: Deck) -> None:
         self.deck = deck
         self._by_kind: dict[tuple[str | None, str], list[Binding]] = {}
+        self._by_point: dict[tuple[str | None, str, int], list[Binding]] = {}
         modes: list[str | None] = [None, *deck.modes]
         for mode in modes:
             for binding in deck.bindings:
                 if binding.mode is None or binding.mode == mode:
-                    self._by_kind.setdefault((mode, binding.trigger.kind), []).append(binding)
+                    trigger = binding.trigger
+                    self._by_kind.setdefault((mode, trigger.kind), []).append(binding)
+                    points: Iterable[int] = ()
+                    if trigger.kind in _BY_NOTE and trigger.note is not None:
+                        points = range(trigger.note[0], trigger.note[1] + 1)
+                    elif trigger.kind in _BY_CONTROLLER and trigger.controller is not None:
+                        points = (trigger.controller,)
+                    for point in points:
+                        key = (mode, trigger.kind, point)
+                        self._by_point.setdefault(key, []).append(binding)
 
     @property
     def mode(self) -> str | None:
@@ -273,8 +294,15 @@ class TriggerEngine:
             ]
         return [self._firing(b, dict(variables), _context(event), now) for b in hits]
 
-    def _matching(self, kind: str, event: MidiEvent) -> Iterable[Binding]:
-        for binding in self._active(kind):
+    def _matching(self, kind: str, event: MidiEvent, point: int | None = None) -> Iterable[Binding]:
+        """The active bindings of ``kind`` for the event's device and channel (and note or
+        controller ``point``, for the kinds indexed by one), in deck order."""
+        bindings = (
+            self._active(kind)
+            if point is None
+            else self._by_point.get((self._mode, kind, point), ())
+        )
+        for binding in bindings:
             trigger = binding.trigger
             if (trigger.device is None or trigger.device == event.device) and (
                 trigger.channel is None or trigger.channel == event.channel
@@ -287,13 +315,13 @@ class TriggerEngine:
         key = (event.device, event.channel, note)
         fired = [
             self._firing(b, _note_variables(event), _context(event), now)
-            for b in self._matching("note_on", event)
+            for b in self._matching("note_on", event, note)
             if _within(note, b.trigger.note) and _within(velocity, b.trigger.velocity)
         ]
-        for binding in self._matching("long_press", event):
+        for binding in self._matching("long_press", event, note):
             if _within(note, binding.trigger.note) and _within(velocity, binding.trigger.velocity):
                 self._holds[(binding.name, key)] = _Hold(binding, now, event, self._mode)
-        for binding in self._matching("double_tap", event):
+        for binding in self._matching("double_tap", event, note):
             trigger = binding.trigger
             if not (_within(note, trigger.note) and _within(velocity, trigger.velocity)):
                 continue
@@ -343,7 +371,7 @@ class TriggerEngine:
         }
         return [
             self._firing(b, _note_variables(event), _context(event), now)
-            for b in self._matching("note_off", event)
+            for b in self._matching("note_off", event, note)
             if _within(note, b.trigger.note)
         ]
 
@@ -351,11 +379,11 @@ class TriggerEngine:
         value, controller = event.value, event.controller
         assert value is not None and controller is not None
         fired = []
-        for binding in self._matching("cc", event):
+        for binding in self._matching("cc", event, controller):
             if binding.trigger.controller == controller and _within(value, binding.trigger.value):
                 variables = {"controller": controller, "value": value, "channel": event.channel}
                 fired.append(self._firing(binding, variables, _context(event), now))
-        for binding in self._matching("encoder", event):
+        for binding in self._matching("encoder", event, controller):
             trigger = binding.trigger
             if trigger.controller != controller:
                 continue
@@ -381,11 +409,10 @@ class TriggerEngine:
     def _firing(
         self, binding: Binding, variables: dict[str, Any], context: dict[str, Any], now: float
     ) -> Firing:
-        wall = self._wall()
         variables.update(
             binding=binding.name,
             mode=self._mode,
-            timestamp=int(wall.timestamp() * 1000),
+            timestamp=self._now_ms(),
             kind=binding.trigger.kind,
         )
         context = {"kind": binding.trigger.kind, **context}

@@ -1,0 +1,66 @@
+"""The per-plugin workers of ``wasmdeck serve``: a thread each, calls in order, bounded.
+
+Run with the C test plugin (tests/plugins/c/behaviors.c): ``count`` counts
+its calls, ``fail`` fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from wasmdeck import PluginError, TriggerContext, WasmdeckError
+from wasmdeck.daemon._metrics import Metrics
+from wasmdeck.daemon._workers import PluginWorker, QueueFull
+from wasmdeck.runtime import Plugin
+
+CONTEXT = TriggerContext(velocity=1)
+
+
+async def test_calls_run_in_order_and_each_result_reaches_its_caller(
+    behaviors_wasm: Path,
+) -> None:
+    metrics = Metrics()
+    worker = PluginWorker("b", Plugin(behaviors_wasm), metrics)
+    try:
+        actions = ["count", "count", "fail", "count", "count"]
+        futures = [worker.submit(a, {}, CONTEXT, "pad") for a in actions]
+        assert worker.pending == 5
+        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 20)
+        assert results[:2] == [b"1", b"2"] and results[3:] == [b"3", b"4"]
+        assert isinstance(results[2], PluginError)
+        assert worker.pending == 0
+        summary = metrics.summary()["plugins"]["b"]
+        assert summary["calls"] == 5 and summary["errors"] == {type(results[2]).__name__: 1}
+    finally:
+        await worker.drain()
+        worker.close()
+
+
+async def test_a_full_queue_drops_the_call_and_counts_it(behaviors_wasm: Path) -> None:
+    metrics = Metrics()
+    worker = PluginWorker("b", Plugin(behaviors_wasm), metrics, size=2)
+    try:
+        # Two waiting and one running at most; the loop has not let any finish yet.
+        futures = [worker.submit("count", {}, CONTEXT, "pad") for _ in range(3)]
+        with pytest.raises(QueueFull, match="queue is full"):
+            worker.submit("count", {}, CONTEXT, "pad")
+        assert metrics.summary()["plugins"]["b"]["drops"] == 1
+        assert await asyncio.wait_for(asyncio.gather(*futures), 20) == [b"1", b"2", b"3"]
+        assert await worker.submit("count", {}, CONTEXT, "pad") == b"4"  # room again
+    finally:
+        await worker.drain()
+        worker.close()
+
+
+async def test_drain_finishes_what_is_queued_and_takes_no_more(behaviors_wasm: Path) -> None:
+    worker = PluginWorker("b", Plugin(behaviors_wasm), Metrics())
+    futures = [worker.submit("count", {}, CONTEXT, "pad") for _ in range(3)]
+    await asyncio.wait_for(worker.drain(), 20)
+    assert [f.result() for f in futures] == [b"1", b"2", b"3"]
+    # A call after the drain is refused at once, never left waiting for a thread that is gone.
+    with pytest.raises(WasmdeckError, match="being stopped"):
+        await asyncio.wait_for(worker.submit("count", {}, CONTEXT, "pad"), 5)
+    worker.close()
