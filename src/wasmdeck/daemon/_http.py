@@ -33,6 +33,10 @@ class HttpServer:
         self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
+        # Listening now, not when uvicorn's task first runs: a client that
+        # connects right after "serving" is printed waits in the backlog
+        # instead of being refused.
+        self._socket.listen(2048)
         self.host, self.port = host, self._socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = _Server(config)
