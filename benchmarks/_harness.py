@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
+import rtmidi
+
 from wasmdeck.toolchains import compile_c, sdk_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +80,25 @@ def serving(deck: Path, home: Path) -> Iterator[subprocess.Popen[str]]:
     finally:
         host.terminate()
         host.wait(60)
+
+
+class Echo:
+    """The floor: each note-on from ``PREFIX-pad:out`` goes straight back to ``PREFIX-pad-fb:in``."""
+
+    def __init__(self, prefix: str) -> None:
+        api = rtmidi.API_UNIX_JACK
+        self.out = rtmidi.MidiOut(api, f"{prefix}-echo-out")
+        self.out.open_port(self.out.get_ports().index(f"{prefix}-pad-fb:in"), "out")
+        self.inp = rtmidi.MidiIn(api, f"{prefix}-echo-in")
+        self.inp.open_port(self.inp.get_ports().index(f"{prefix}-pad:out"), "in")
+        self.inp.set_callback(self._echo)
+
+    def _echo(self, event: tuple[list[int], float], _: object) -> None:
+        if event[0][0] & 0xF0 == 0x90:
+            self.out.send_message(event[0])
+
+    def close(self) -> None:
+        self.inp.cancel_callback()
+        for port in (self.inp, self.out):
+            port.close_port()
+            port.delete()

@@ -42,6 +42,7 @@ import time
 from pathlib import Path
 
 import rtmidi
+from _harness import Echo
 
 from wasmdeck.toolchains import compile_c, sdk_dir
 
@@ -119,27 +120,6 @@ class Pad:
             port.delete()
 
 
-class Echo:
-    """The floor: whatever arrives goes straight back out."""
-
-    def __init__(self) -> None:
-        self.out = rtmidi.MidiOut(API, "bench-echo-out")
-        self.out.open_port(self.out.get_ports().index("bench-pad-fb:in"), "out")
-        self.inp = rtmidi.MidiIn(API, "bench-echo-in")
-        self.inp.open_port(self.inp.get_ports().index("bench-pad:out"), "in")
-        self.inp.set_callback(self._echo)
-
-    def _echo(self, event: tuple[list[int], float], _: object) -> None:
-        if event[0][0] & 0xF0 == 0x90:
-            self.out.send_message(event[0])
-
-    def close(self) -> None:
-        self.inp.cancel_callback()
-        for port in (self.inp, self.out):
-            port.close_port()
-            port.delete()
-
-
 def percentiles(times: list[float]) -> tuple[float, float]:
     ordered = sorted(times)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -192,7 +172,7 @@ def main() -> int:
             compile_c([source], work / "velocity.wasm", include_dirs=[sdk_dir("c")])
             (work / "deck.toml").write_text(DECK)
             pad = Pad()
-            echo = Echo()
+            echo = Echo("bench")
             pad.wait_connected()
             floor, floor_lost = pad.round_trips(args.notes)
             echo.close()

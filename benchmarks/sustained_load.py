@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import rtmidi
-from _harness import ENV, build_velocity, jack_server, serving
+from _harness import ENV, Echo, build_velocity, jack_server, serving
 
 API = rtmidi.API_UNIX_JACK
 PADS = 100
@@ -110,21 +110,6 @@ class Load:
                 sent += 1
             time.sleep(tick)
         return sent, start
-
-    def close(self) -> None:
-        self.inp.cancel_callback()
-        for port in (self.inp, self.out):
-            port.close_port()
-            port.delete()
-
-
-class Echo:
-    def __init__(self) -> None:
-        self.out = rtmidi.MidiOut(API, "load-echo-out")
-        self.out.open_port(self.out.get_ports().index("load-pad-fb:in"), "out")
-        self.inp = rtmidi.MidiIn(API, "load-echo-in")
-        self.inp.open_port(self.inp.get_ports().index("load-pad:out"), "in")
-        self.inp.set_callback(lambda event, _: self.out.send_message(event[0]))
 
     def close(self) -> None:
         self.inp.cancel_callback()
@@ -210,7 +195,7 @@ def main() -> int:
         build_velocity(work)
         (work / "deck.toml").write_text(deck_text())
         load = Load()
-        echo = Echo()
+        echo = Echo("load")
         load.wait_connected()
         floor_sent, _ = run_load(load, args.rate, args.floor_seconds, args.floor_seconds, None)
         floor_replies = [ms for _, ms in load.replies]
