@@ -48,12 +48,32 @@ def test_no_actions_list_accepts_everything() -> None:
         ({"actions": [{"name": "a", "params": "object"}]}, "must be a JSON Schema object"),
         ({"capabilities": [{"hosts": []}]}, "kind None must be a lowercase name"),
         ({"capabilities": "network"}, "'capabilities' must be a list"),
+        ({"type": "trigger"}, "a trigger plugin must say how the host polls it: metadata poll"),
+        ({"poll": {"action": "a", "interval_ms": 50}}, 'poll is for trigger plugins: add "type"'),
+        ({"type": "trigger", "poll": "tick"}, "metadata poll must be an object"),
+        ({"type": "trigger", "poll": {"interval_ms": 50}}, "action must name the action"),
+        (
+            {"type": "trigger", "actions": ["a"], "poll": {"action": "b", "interval_ms": 50}},
+            "poll: action 'b' is not one of the declared actions",
+        ),
+        (
+            {"type": "trigger", "poll": {"action": "a", "interval_ms": 5}},
+            "interval_ms must be an integer 10-86400000 \\(milliseconds\\), not 5",
+        ),
+        ({"type": "trigger", "poll": {"action": "a", "interval_ms": True}}, "not True"),
     ],
 )
 def test_invalid_metadata(fields: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidMetadata, match=message) as caught:
         parse(**fields)
     assert caught.value.plugin == "p"
+
+
+def test_a_trigger_plugin_declares_its_poll() -> None:
+    meta = parse(type="trigger", actions=["tick"], poll={"action": "tick", "interval_ms": 250})
+    assert meta.type == "trigger"
+    assert (meta.poll.action, meta.poll.interval_ms) == ("tick", 250)  # type: ignore[union-attr]
+    assert "poll" not in meta.extra and parse().poll is None
 
 
 def test_metadata_size_cap() -> None:

@@ -17,7 +17,7 @@ from ._errors import InvalidMetadata
 from ._json import JSONInputError, loads
 from ._topics import valid_pattern
 
-__all__ = ["ActionSpec", "CapabilityRequest", "EventSubscription", "PluginMetadata"]
+__all__ = ["ActionSpec", "CapabilityRequest", "EventSubscription", "PluginMetadata", "PollSpec"]
 
 # Metadata is read from guest memory before anything else is trusted: its
 # size, nesting, values and actions are bounded (docs/architecture.md,
@@ -28,6 +28,10 @@ MAX_METADATA_VALUES = 100_000
 MAX_ACTIONS = 4096
 MAX_CAPABILITIES = 256
 MAX_SUBSCRIPTIONS = 64
+# A trigger plugin's poll interval (docs/teamwork.md, "Trigger plugins"): at
+# least 10 ms, as a deck timer, so a poll that returns at once cannot spin a core.
+MIN_POLL_MS = 10
+MAX_POLL_MS = 86_400_000
 
 _KIND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _PLUGIN_TYPES = ("action", "trigger")
@@ -67,6 +71,15 @@ class EventSubscription:
 
 
 @dataclass(frozen=True, slots=True)
+class PollSpec:
+    """How the host runs a trigger plugin (``"poll"``): the action it calls, and
+    the milliseconds between the end of one poll and the start of the next."""
+
+    action: str
+    interval_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class PluginMetadata:
     """What a plugin says about itself (``init``/``metadata``), parsed and checked."""
 
@@ -80,6 +93,7 @@ class PluginMetadata:
     actions: tuple[ActionSpec, ...] | None = None
     capabilities: tuple[CapabilityRequest, ...] = ()
     subscriptions: tuple[EventSubscription, ...] = ()
+    poll: PollSpec | None = None  # type "trigger" only
     extra: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -155,9 +169,11 @@ class PluginMetadata:
             "actions",
             "capabilities",
             "subscribe",
+            "poll",
             *_OPTIONAL_TEXT,
         }
         actions = _parse_actions(obj.get("actions"), bad)
+        poll = _parse_poll(obj.get("poll"), plugin_type, actions, bad)
         return cls(
             name=name,
             version=obj["version"],
@@ -169,6 +185,7 @@ class PluginMetadata:
             actions=actions,
             capabilities=_parse_capabilities(obj.get("capabilities"), bad),
             subscriptions=_parse_subscriptions(obj.get("subscribe"), actions, bad),
+            poll=poll,
             extra={k: v for k, v in obj.items() if k not in known},
             raw=obj,
         )
@@ -195,6 +212,31 @@ def _parse_subscriptions(
             raise bad(f"{where}: action {action!r} is not one of the declared actions")
         found.append(EventSubscription(topic, action))  # type: ignore[arg-type]
     return tuple(found)
+
+
+def _parse_poll(
+    value: object, plugin_type: str, actions: tuple[ActionSpec, ...] | None, bad: Any
+) -> PollSpec | None:
+    shape = f'{{"action": NAME, "interval_ms": {MIN_POLL_MS}-{MAX_POLL_MS}}}'
+    if value is None:
+        if plugin_type == "trigger":
+            raise bad(f"a trigger plugin must say how the host polls it: metadata poll {shape}")
+        return None
+    if plugin_type != "trigger":
+        raise bad('metadata poll is for trigger plugins: add "type": "trigger"')
+    if not isinstance(value, dict) or set(value) - {"action", "interval_ms"}:
+        raise bad(f"metadata poll must be an object {shape}")
+    action, interval = value.get("action"), value.get("interval_ms")
+    if not isinstance(action, str) or not action:
+        raise bad("metadata poll: action must name the action the host calls to poll")
+    if actions is not None and all(a.name != action for a in actions):
+        raise bad(f"metadata poll: action {action!r} is not one of the declared actions")
+    if type(interval) is not int or not MIN_POLL_MS <= interval <= MAX_POLL_MS:
+        raise bad(
+            f"metadata poll: interval_ms must be an integer {MIN_POLL_MS}-{MAX_POLL_MS} "
+            f"(milliseconds), not {interval!r}"
+        )
+    return PollSpec(action, interval)
 
 
 def _parse_actions(value: object, bad: Any) -> tuple[ActionSpec, ...] | None:

@@ -32,6 +32,7 @@ from ..host import BusEvent, PluginHost, Subscription
 from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
 from ._loading import ReadyDeck, prepare
 from ._metrics import Metrics
+from ._triggers import Poller
 from ._workers import PluginWorker
 
 __all__ = ["Daemon", "ReplayClock"]
@@ -78,6 +79,7 @@ class Daemon:
         self.metrics.watch_bus(self.host.bus.stats)
         self._deck_subscription: Subscription | None = None
         self._workers: dict[str, PluginWorker] = {}
+        self._pollers: dict[str, Poller] = {}  # the trigger plugins' (_triggers.py)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
@@ -112,6 +114,7 @@ class Daemon:
         self._wake = asyncio.Event()
         self._listen_to_bus(loop)
         self._start_workers(self._ready)
+        self._start_polling()
         if self._use_midi and self.deck.devices:
             from ._midi import MidiIO
 
@@ -219,6 +222,7 @@ class Daemon:
                 await self.reload()
 
     async def _drain(self) -> None:
+        self._stop_polling(list(self._pollers))
         if self.control is not None:
             self.control.withdraw()
         for server in self.servers:
@@ -242,6 +246,24 @@ class Daemon:
                 self.host.add(plugin, name=name)  # publishes wasmdeck.plugin.loaded
                 if name in replaced:
                     self._publish("wasmdeck.plugin.reloaded", {"plugin": name})
+
+    def _start_polling(self) -> None:
+        """A poller for each trigger plugin that has none (``wasmdeck serve`` only, not replay)."""
+        for name, worker in self._workers.items():
+            poll = worker.plugin.metadata.poll
+            if poll is None or name in self._pollers:
+                continue
+            spec = self.deck.plugins.get(name)
+            interval = spec.poll_ms if spec is not None and spec.poll_ms else poll.interval_ms
+            poller = self._pollers[name] = Poller(name, poll.action, interval, worker.submit)
+            poller.start()
+            log.info("trigger plugin %s: polling %s every %d ms", name, poll.action, interval)
+
+    def _stop_polling(self, names: Iterable[str]) -> None:
+        for name in names:
+            poller = self._pollers.pop(name, None)
+            if poller is not None:
+                poller.stop()
 
     # -- the event bus -----------------------------------------------------------
 
@@ -343,6 +365,10 @@ class Daemon:
         log.debug("trigger %s (%s) in mode %s", binding.name, binding.trigger.kind, firing.mode)
         self.metrics.fired(binding.name)
         self._press_feedback(firing)
+        feedback = binding.feedback
+        if feedback is not None and feedback.state is not None and feedback.state[0] == "p":
+            # state = "payload.FIELD": an event binding's LEDs follow the event itself.
+            self._feedback_from(binding, firing.variables.get("payload"))
         task = asyncio.get_running_loop().create_task(self._run_actions(firing))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -451,6 +477,13 @@ class Daemon:
             value: Any = _json.loads(result, what="the plugin's result") if result else None
         except _json.JSONInputError:
             value = None
+        if feedback.state[0] == "r":  # "result...", not an event's "payload..."
+            self._feedback_from(binding, value)
+
+    def _feedback_from(self, binding: Binding, value: Any) -> None:
+        """Light ``binding``'s state feedback from ``value`` (a result, or an event's payload)."""
+        feedback = binding.feedback
+        assert feedback is not None and feedback.state is not None
         for part in feedback.state.split(".")[1:]:
             value = value.get(part) if isinstance(value, dict) else None
         lit = bool(value) if feedback.equals is None else value == feedback.equals
@@ -547,12 +580,15 @@ class Daemon:
         gone = [
             w for n, w in self._workers.items() if n not in ready.plugins or n not in ready.reused
         ]
+        self._stop_polling(w.name for w in gone)
         for worker in gone:
             del self._workers[worker.name]
             self.host.remove(worker.name)  # the worker closes it once its queue is done
         self._ready = ready
         self.engine.swap(ready.deck)
         self._start_workers(ready, replaced=[w.name for w in gone if w.name in ready.plugins])
+        if self._wake is not None:  # serving (not a replay)
+            self._start_polling()
         if self._midi is not None:
             self._midi.open(ready.deck)
         if self._wake is not None:
@@ -587,6 +623,7 @@ class Daemon:
             "events_dropped": summary["events_dropped"],
             "reloads": self.reloads,
             "bus": self.host.bus.stats(),
+            "triggers": {name: poller.status() for name, poller in self._pollers.items()},
             "uptime_s": round(time.time() - self.started, 1),
             "midi": {
                 "inputs": sorted(self._midi.inputs) if self._midi else [],

@@ -93,6 +93,7 @@ def check_deck(
     for name, plugin in known.items():
         if name in deck.plugins:
             _check_grants(name, plugin, problem)
+            _check_trigger_plugin(deck.plugins[name], plugin, problem)
     validators: dict[tuple[str, str], Any] = {}  # one per action, not per binding
     for binding in deck.bindings:
         for action in binding.actions:
@@ -133,6 +134,26 @@ def _check_event_sources(deck: Deck, known: Mapping[str, PluginFacts], problem: 
                 f"events:publish for topics matching {topic!r}, so it never fires",
                 "warning",
             )
+
+
+def _check_trigger_plugin(spec: PluginSpec, plugin: PluginFacts, problem: Any) -> None:
+    """``poll_ms`` is for trigger plugins; one that may publish nothing emits in vain."""
+    poll = plugin.metadata.poll
+    if poll is None:
+        if spec.poll_ms is not None:
+            problem(
+                ("plugins", spec.name, "poll_ms"),
+                f"plugin {spec.name!r} is not a trigger plugin (its metadata has no poll), "
+                "so poll_ms has no effect",
+            )
+        return
+    if not plugin.grants.topics("publish"):
+        problem(
+            ("plugins", spec.name),
+            f"trigger plugin {spec.name!r} is granted no events:publish:PATTERN, so the events "
+            f"its polls ({poll.action!r}) emit reach nobody",
+            "warning",
+        )
 
 
 def _check_grants(name: str, plugin: PluginFacts, problem: Any) -> None:

@@ -82,6 +82,7 @@ class PluginSpec:
     config: Mapping[str, Any] = field(default_factory=dict)  # SecretRef leaves
     timeout_ms: int | None = None
     pool: int = 1  # instances, so that this many calls run at once (Limits.pool)
+    poll_ms: int | None = None  # a trigger plugin's poll interval, over its metadata's
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 import tomli
 
+from .._metadata import MAX_POLL_MS, MIN_POLL_MS
 from .._topics import valid_pattern
 from ._curves import CURVES, VelocityCurve
 from ._model import (
@@ -307,7 +308,9 @@ class _Reader:
             if not self.name(name, path, "plugin name"):
                 continue
             table = self.table(
-                value, path, ("installed", "path", "grants", "config", "timeout_ms", "pool")
+                value,
+                path,
+                ("installed", "path", "grants", "config", "timeout_ms", "pool", "poll_ms"),
             )
             installed = self.text(table, "installed", path)
             file = self.text(table, "path", path)
@@ -342,6 +345,7 @@ class _Reader:
                 config=self.config(config, (*path, "config")),
                 timeout_ms=self.integer(table, "timeout_ms", path, 1, 600_000, None),
                 pool=self.integer(table, "pool", path, 1, 64, 1),
+                poll_ms=self.integer(table, "poll_ms", path, MIN_POLL_MS, MAX_POLL_MS, None),
             )
         return plugins
 
@@ -488,7 +492,14 @@ class _Reader:
             if trigger is None:
                 continue
             actions_raw = table.get("actions", [])
-            if not isinstance(actions_raw, list) or not actions_raw:
+            # An event binding that only lights its pad from the event's payload needs no action.
+            lights_only = (
+                "actions" not in table
+                and trigger.kind == "event"
+                and isinstance(table.get("feedback"), dict)
+                and str(table["feedback"].get("state", "")).startswith("payload")
+            )
+            if not isinstance(actions_raw, list) or not (actions_raw or lights_only):
                 self.problem(
                     (*path, "actions"), f"binding {name!r} needs actions = [ ... ] (at least one)"
                 )
@@ -923,9 +934,12 @@ class _Reader:
             self.problem((*path, "on"), f'on must be 0-127 or "mode", not {on!r}')
             on = 127
         state = self.text(table, "state", path)
-        if state is not None and not re.match(r"^result(\.[A-Za-z0-9_-]+)*$", state):
+        roots = "result|payload" if trigger.kind == "event" else "result"
+        if state is not None and not re.match(rf"^({roots})(\.[A-Za-z0-9_-]+)*$", state):
+            hint = ', or "payload.FIELD..." (the event\'s)' if trigger.kind == "event" else ""
             self.problem(
-                (*path, "state"), f'state must be "result" or "result.FIELD...", not {state!r}'
+                (*path, "state"),
+                f'state must be "result" or "result.FIELD..."{hint}, not {state!r}',
             )
             state = None
         if "equals" in table and state is None:
