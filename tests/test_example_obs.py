@@ -40,6 +40,24 @@ def obs_wasm() -> Path:
         pytest.fail(f"building the OBS example failed: {exc}", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def obs_scenes_wasm() -> Path:
+    """The trigger example (examples/rust/obs-scenes), built beside a copy of the
+    obs-control example whose obs-websocket client it shares as source."""
+    examples = ROOT / ".cache" / "test-builds" / "rust-examples"
+    for name in ("obs", "obs-scenes"):
+        source = SOURCE.parent / name
+        for path in source.rglob("*"):
+            if path.is_file() and "build" not in path.relative_to(source).parts:
+                target = examples / name / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+    try:
+        return build_project(examples / "obs-scenes")
+    except BuildError as exc:
+        pytest.fail(f"building the obs-scenes example failed: {exc}", pytrace=False)
+
+
 def obs_plugin(wasm: Path, server: Any, **config: Any) -> wasmdeck.Plugin:
     settings = {"url": server.url, "password": server.password} | config
     return wasmdeck.Plugin(wasm, grants=[f"network:127.0.0.1:{server.port}"], config=settings)
@@ -199,6 +217,52 @@ def test_reconnects_after_obs_closed_the_connection(obs_wasm: Path, obs_server: 
     assert sessions(obs_server) == 1
     # Sent once: the retry happened only because the first send could not go out.
     assert obs_server.request_types == ["SetCurrentProgramScene", "SetCurrentProgramScene"]
+
+
+# -- the trigger plugin: OBS's scene changes as events --------------------------------
+
+
+def test_obs_scenes_emits_the_scene_and_each_change_made_in_obs(
+    obs_scenes_wasm: Path, obs_server: Any
+) -> None:
+    from wasmdeck.host import PluginHost
+
+    with PluginHost() as host:
+        scenes = wasmdeck.Plugin(
+            obs_scenes_wasm,
+            grants=[f"network:127.0.0.1:{obs_server.port}", "events:publish:obs.*"],
+            config={"url": obs_server.url, "password": obs_server.password, "wait_ms": 50},
+        )
+        assert (scenes.metadata.type, scenes.metadata.poll.action) == ("trigger", "watch")  # type: ignore[union-attr]
+        host.add(scenes, name="scenes")
+        got: list[Any] = []
+        host.bus.subscribe("obs.*", lambda e: got.append((e.topic, e.payload, e.source)), name="t")
+        # The first poll connects and says which scene is on; nothing changed since.
+        assert call(scenes, "watch") == {"published": 1}
+        assert call(scenes, "watch") == {"published": 0}
+        obs_server.set_program_scene("Be Right Back")  # in OBS itself
+        obs_server.set_program_scene("Live")
+        published = 0
+        while published < 2:  # each poll waits up to wait_ms for them
+            published += call(scenes, "watch")["published"]
+        assert host.bus.settle()
+        assert got == [
+            ("obs.scene-changed", {"scene": "Starting Soon"}, "scenes"),
+            ("obs.scene-changed", {"scene": "Be Right Back"}, "scenes"),
+            ("obs.scene-changed", {"scene": "Live"}, "scenes"),
+        ]
+        assert sessions(obs_server) == 1  # one session, kept open across the polls
+
+        async def drop_all() -> None:
+            for session in list(obs_server._sessions):
+                await session.connection.close(1001, "restarting")
+
+        asyncio.run_coroutine_threadsafe(drop_all(), obs_server._loop).result(5)
+        with pytest.raises(PluginReportedError, match="OBS closed the connection"):
+            for _ in range(100):  # the next poll sees the close (each waits 50 ms at most)
+                call(scenes, "watch")
+        assert call(scenes, "watch") == {"published": 1}  # connected again: the scene once more
+        assert host.bus.settle() and got[-1][1] == {"scene": "Live"}
 
 
 def test_network_must_be_granted(obs_wasm: Path) -> None:

@@ -28,7 +28,7 @@ import pytest
 from jack import Controller, Outsider, jack_server  # noqa: F401
 from test_daemon import HeldServer, hostcalls_c  # noqa: F401  (the held HTTP server, a C plugin)
 from test_example_hue import hue_wasm  # noqa: F401  (the examples, built once)
-from test_example_obs import obs_wasm  # noqa: F401
+from test_example_obs import obs_scenes_wasm, obs_wasm  # noqa: F401
 from test_example_webhook import webhook_wasm  # noqa: F401
 
 DECK = """\
@@ -251,6 +251,92 @@ def test_pads_switch_obs_scenes_and_light_the_active_one(
         controller.send("note_on", note=37, velocity=100)
         assert [note(controller), note(controller)] == [("note_on", 36, 0), ("note_on", 37, 127)]
         assert obs_server.state.program_scene == "Be Right Back"
+    finally:
+        assert host.stop() == 0
+
+
+SCENES_DECK = """\
+version = 1
+
+[plugins.obs]
+path = "obs.wasm"
+grants = ["network:127.0.0.1:{port}"]
+config = {{ url = "{url}", password = {{ env = "OBS_PASSWORD" }} }}
+
+[plugins.scenes]
+path = "obs-scenes.wasm"
+grants = ["network:127.0.0.1:{port}", "events:publish:obs.*"]
+config = {{ url = "{url}", password = {{ env = "OBS_PASSWORD" }}, wait_ms = 100 }}
+poll_ms = 20
+
+[devices.pad]
+input = "{client}:pad-out"
+output = "{client}-fb:pad-in"
+
+[[bindings]]
+name = "live"
+trigger = {{ kind = "note_on", device = "pad", note = 36 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Live" }} }}]
+
+[[bindings]]
+name = "brb"
+trigger = {{ kind = "note_on", device = "pad", note = 37 }}
+actions = [{{ plugin = "obs", action = "set-scene", params = {{ scene = "Be Right Back" }} }}]
+
+[[bindings]]
+name = "live-lit"
+trigger = {{ kind = "event", topic = "obs.scene-changed" }}
+feedback = {{ device = "pad", note = 36, state = "payload.scene", equals = "Live" }}
+
+[[bindings]]
+name = "brb-lit"
+trigger = {{ kind = "event", topic = "obs.scene-changed" }}
+feedback = {{ device = "pad", note = 37, state = "payload.scene", equals = "Be Right Back" }}
+"""
+
+
+def leds(controller: Controller, want: dict[int, int], seen: dict[int, int]) -> None:
+    """Read feedback into ``seen`` (note -> velocity) until the pads show ``want``."""
+    while any(seen.get(n) != v for n, v in want.items()):
+        kind, number, value = note(controller, timeout=10)
+        assert kind == "note_on", (kind, number, value)
+        seen[number] = value
+
+
+def test_a_trigger_plugin_makes_the_pads_follow_scene_changes_made_in_obs(
+    tmp_path: Path,
+    obs_wasm: Path,  # noqa: F811
+    obs_scenes_wasm: Path,  # noqa: F811
+    obs_server: Any,
+    controller: Controller,
+    jack_server: dict[str, str],  # noqa: F811
+) -> None:
+    shutil.copy(obs_wasm, tmp_path / "obs.wasm")
+    shutil.copy(obs_scenes_wasm, tmp_path / "obs-scenes.wasm")
+    deck = SCENES_DECK.format(port=obs_server.port, url=obs_server.url, client=controller.client)
+    (tmp_path / "deck.toml").write_text(deck)
+    env = {
+        **jack_server,
+        "WASMDECK_HOME": str(tmp_path / "home"),
+        "OBS_PASSWORD": obs_server.password,
+    }
+    assert cli(env, "check", str(tmp_path / "deck.toml")).returncode == 0
+    host = Host(tmp_path / "deck.toml", env)
+    try:
+        host.wait_for("wasmdeck: serving")
+        seen: dict[int, int] = {}
+        leds(controller, {36: 0, 37: 0}, seen)  # the first poll: "Starting Soon", both dark
+        obs_server.set_program_scene("Be Right Back")  # someone clicks the scene in OBS
+        leds(controller, {36: 0, 37: 127}, seen)
+        obs_server.set_program_scene("Live")
+        leds(controller, {36: 127, 37: 0}, seen)
+        controller.send("note_on", note=37, velocity=100)  # a pad switches: OBS says so, too
+        leds(controller, {36: 0, 37: 127}, seen)
+        assert obs_server.state.program_scene == "Be Right Back"
+        status = json.loads(cli(env, "status", "--json").stdout)
+        assert status["triggers"]["scenes"]["interval_ms"] == 20  # the deck's poll_ms
+        assert status["triggers"]["scenes"]["failures"] == 0
+        assert status["fired"]["brb-lit"] == 4
     finally:
         assert host.stop() == 0
 

@@ -271,3 +271,37 @@ def test_check_reports_trigger_plugin_settings_at_their_place(tmp_path: Path, ti
         f"{deck}:3:1: warning: trigger plugin 'ticker' is granted no events:publish:PATTERN, so the events "
         "its polls ('tick') emit reach nobody"
     ) in warnings
+
+
+LIGHTS = """\
+version = 1
+
+[devices.pad]
+output = "pad out"
+
+[[bindings]]
+name = "lit"
+trigger = {{ kind = "{kind}" {extra} }}
+feedback = {{ device = "pad", note = 36, state = "payload.scene", equals = "Live" }}
+"""
+
+
+def test_an_event_binding_may_only_light_its_pad_from_the_payload(tmp_path: Path) -> None:
+    from wasmdeck.deck import parse_deck
+
+    deck = parse_deck(LIGHTS.format(kind="event", extra=', topic = "obs.scene-changed"'))
+    [binding] = deck.bindings
+    assert binding.actions == () and binding.feedback is not None
+    assert binding.feedback.state == "payload.scene"
+    with pytest.raises(DeckError) as caught:
+        parse_deck(LIGHTS.format(kind="timer", extra=", interval_ms = 100"), source="d.toml")
+    text = str(caught.value)
+    assert "d.toml:6:1: binding 'lit' needs actions = [ ... ] (at least one)" in text
+    with pytest.raises(DeckError) as caught:
+        parse_deck(
+            LIGHTS.format(kind="timer", extra=", interval_ms = 100").replace(
+                "feedback", 'actions = [{ mode = "x" }]\nfeedback'
+            ),
+            source="d.toml",
+        )
+    assert 'state must be "result" or "result.FIELD...", not \'payload.scene\'' in str(caught.value)

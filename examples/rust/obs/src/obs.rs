@@ -2,8 +2,9 @@
 //!
 //! Hello (op 0) -> Identify (op 1, with the challenge authentication when OBS
 //! asks for it) -> Identified (op 2); then Requests (op 6), each answered by a
-//! RequestResponse (op 7) with the same requestId. Events (op 5) are not
-//! subscribed to and skipped if any arrive.
+//! RequestResponse (op 7) with the same requestId. Events (op 5) are
+//! subscribed to only by sessions that ask (`connect_with_events`, as the
+//! obs-scenes trigger plugin does); a request skips any that arrive.
 
 use wasmdeck_pdk::host::{Message, WebSocket};
 use wasmdeck_pdk::{base64, ErrorKind, Error, Json, Result};
@@ -42,6 +43,12 @@ pub enum Failure {
 impl Session {
     /// Connect to OBS at `url` and identify, with `password` if OBS asks for one.
     pub fn connect(url: &str, password: Option<&str>) -> Result<Session> {
+        Session::connect_with_events(url, password, 0) // requests only: no events
+    }
+
+    /// `connect`, subscribed to the events of the `subscriptions` intents
+    /// (obs-websocket's EventSubscription bit flags, e.g. `SCENES`).
+    pub fn connect_with_events(url: &str, password: Option<&str>, subscriptions: i64) -> Result<Session> {
         let ws = WebSocket::connect_with(&Json::object([
             ("url", Json::from(url)),
             ("subprotocols", Json::array([SUBPROTOCOL])),
@@ -55,7 +62,7 @@ impl Session {
         let hello = &hello["d"];
         let mut identify = Json::object([
             ("rpcVersion", Json::from(RPC_VERSION)),
-            ("eventSubscriptions", Json::from(0)), // requests only: no events
+            ("eventSubscriptions", Json::from(subscriptions)),
         ]);
         let auth = &hello["authentication"];
         if !auth.is_null() {
@@ -123,6 +130,26 @@ impl Session {
         }
     }
 }
+
+impl Session {
+    /// The next event (op 5, its `d`), waiting at most `wait_ms`; `None` when none came.
+    pub fn next_event(&mut self, wait_ms: u32) -> Result<Option<Json>, Failure> {
+        match self.ws.recv(wait_ms) {
+            Ok(Message::Text(text)) => {
+                let message = Json::parse(&text).map_err(|e| Failure::Lost(e.into()))?;
+                // Anything but an event (a late answer) is not for the caller.
+                Ok(if message["op"].as_i64() == Some(5) { Some(message["d"].clone()) } else { None })
+            }
+            Ok(Message::Timeout) => Ok(None),
+            Ok(Message::Closed { code, reason }) => Err(Failure::Lost(closed("events", code, &reason))),
+            Ok(Message::Binary(_)) => Err(Failure::Lost(Error::new("OBS sent a binary message"))),
+            Err(error) => Err(Failure::Lost(error.into())),
+        }
+    }
+}
+
+/// obs-websocket's EventSubscription flag for scene events (CurrentProgramSceneChanged, ...).
+pub const SCENES: i64 = 1 << 2;
 
 fn send(ws: &WebSocket, op: i64, d: Json) -> Result<(), wasmdeck_pdk::HostError> {
     ws.send_text(&Json::object([("op", Json::from(op)), ("d", d)]).to_string())
