@@ -299,6 +299,27 @@ def test_the_callers_deadline_bounds_the_whole_chain(host: PluginHost, wasm: Pat
     assert answer(a, "echo", {"again": 2}) == {"again": 2}
 
 
+def test_a_callee_runs_on_its_own_fuel_which_the_host_can_count(
+    host: PluginHost, wasm: Path
+) -> None:
+    a = add(host, wasm, "a", "plugins:b", limits=SPIN)
+    b = add(host, wasm, "b", limits=Limits(fuel=10**8, timeout=30))
+    b.measure_fuel = True
+    seen_calls: list[tuple[Any, ...]] = []
+    host.calls.observe = lambda *call: seen_calls.append(call)
+    # b spins on its own 10^8 fuel, not a's 10^13, and not for a's 30 s.
+    started = time.monotonic()
+    spun = answer(a, "call", call("b", "spin"))
+    assert time.monotonic() - started < 10
+    assert spun["error"]["kind"] == "limit" and "ran out of fuel" in spun["error"]["message"]
+    [(caller, callee, action, seconds, error, fuel)] = seen_calls
+    assert (caller, callee, action, fuel) == ("a", "b", "spin", 10**8)
+    assert isinstance(error, wasmdeck.FuelLimitExceeded) and seconds > 0
+    # The next call has a full tank again, and what it used is counted.
+    assert json.loads(answer(a, "call", call("b", "echo", {"x": 1}))["output"]) == {"x": 1}
+    assert seen_calls[-1][4] is None and 0 < seen_calls[-1][5] < 10**8
+
+
 def test_a_callee_runs_with_its_own_grants_not_the_callers(host: PluginHost, wasm: Path) -> None:
     a = add(host, wasm, "a", "plugins:b", "state:secret")
     add(host, wasm, "b", "events:publish:x")
@@ -513,6 +534,74 @@ async def test_the_deck_binds_plugin_events_and_stops_their_loops(tmp_path: Path
         metrics = daemon.metrics.prometheus().decode()
         assert "wasmdeck_bus_refused_total 1.0" in metrics
         assert 'wasmdeck_bus_delivered_total{subscriber="deck"}' in metrics
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 60)
+
+
+POOL_DECK = """\
+version = 1
+
+[plugins.counter]
+path = "counter.wasm"
+grants = ["state:count", "events:publish:link.unused", "plugins:link-unused"]
+pool = 2
+
+[plugins.caller]
+path = "caller.wasm"
+grants = ["plugins:counter:state-get", "events:publish:link.unused", "state:link-unused"]
+
+[[bindings]]
+name = "bump"
+trigger = { kind = "osc", address = "/bump" }
+actions = [{ plugin = "counter", action = "add", params = { namespace = "count", key = "n", times = 25 } }]
+
+[[bindings]]
+name = "read"
+trigger = { kind = "osc", address = "/read" }
+[[bindings.actions]]
+plugin = "caller"
+action = "call"
+params = { plugin = "counter", action = "state-get", params = { namespace = "count", key = "n" } }
+"""
+
+
+@pytest.mark.parametrize("language", ["c", "python"])
+async def test_a_deck_plugin_with_a_pool_loses_no_update_to_compare_and_swap_races(
+    tmp_path: Path, language: str
+) -> None:
+    from wasmdeck.daemon import Daemon
+
+    (tmp_path / "counter.wasm").write_bytes(teamwork(language).read_bytes())
+    (tmp_path / "caller.wasm").write_bytes(teamwork("c").read_bytes())
+    deck = tmp_path / "deck.toml"
+    deck.write_text(POOL_DECK)
+    daemon = Daemon(deck, midi=False, control=False)
+    ready = asyncio.Event()
+    task = asyncio.create_task(daemon.run(ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 60)
+    try:
+        for _ in range(20):  # queued at once: the pool's two instances take them two by two
+            daemon.fire("bump")
+        async with asyncio.timeout(60):
+            while len([r for r in daemon.events if r["binding"] == "bump"]) < 20:
+                await asyncio.sleep(0.01)
+        bumps = [r for r in daemon.events if r["binding"] == "bump"]
+        assert all("error" not in r for r in bumps), bumps
+        assert max(json.loads(r["result"])["value"] for r in bumps) == 500
+        pooled = daemon.host.get("counter")
+        assert pooled._pool is not None and len(pooled._pool.members) == 2
+        # Read through another plugin: the call counts as the counter's, fuel and all.
+        daemon.fire("read")
+        async with asyncio.timeout(30):
+            while not any(r["binding"] == "read" for r in daemon.events):
+                await asyncio.sleep(0.01)
+        [read] = [r for r in daemon.events if r["binding"] == "read"]
+        assert json.loads(json.loads(read["result"])["output"])["value"] == "500"
+        status = daemon.status()["plugins"]["counter"]
+        assert status["calls"] == 21 and status["errors"] == {}
+        nested = daemon.metrics.binding_calls["(plugin call)"]
+        assert nested.calls == 1 and nested.errors == {}
     finally:
         daemon.stop()
         await asyncio.wait_for(task, 60)

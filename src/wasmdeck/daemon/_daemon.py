@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import time
@@ -25,7 +26,7 @@ from typing import Any
 
 from .. import _json
 from .._context import TriggerContext
-from .._errors import WasmdeckError
+from .._errors import LimitExceeded, WasmdeckError
 from .._topics import matches
 from ..deck import Action, Binding, DeckError, Feedback, MidiMessage, render
 from ..host import BusEvent, PluginHost, Subscription
@@ -38,6 +39,8 @@ from ._workers import PluginWorker
 __all__ = ["Daemon", "ReplayClock"]
 
 log = logging.getLogger("wasmdeck.daemon")
+
+PLUGIN_CALL_BINDING = "(plugin call)"  # the metrics' binding of calls from other plugins
 
 # The deck watcher yields a change once the file has had no new write for
 # WATCH_STEP_MS (an editor saves in steps), WATCH_DEBOUNCE_MS at the latest.
@@ -113,6 +116,7 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._listen_to_bus(loop)
+        self._count_plugin_calls(loop)
         self._start_workers(self._ready)
         self._start_polling()
         if self._use_midi and self.deck.devices:
@@ -281,6 +285,33 @@ class Daemon:
 
         self._deck_subscription = self.host.bus.subscribe("*", deliver, name="deck")
         self.host.bus.on_problem.append(problem)
+
+    def _count_plugin_calls(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A call from one plugin to another counts in the metrics as a call of the
+        callee's (binding ``(plugin call)``): its errors, limit hits and fuel."""
+        count = self.metrics.call
+
+        def observe(
+            caller: str,
+            callee: str,
+            action: str,
+            seconds: float,
+            error: BaseException | None,
+            fuel: int | None,
+        ) -> None:
+            done = functools.partial(
+                count,
+                callee,
+                PLUGIN_CALL_BINDING,
+                seconds,
+                None if error is None else type(error).__name__,
+                fuel=fuel,
+                limit=isinstance(error, LimitExceeded),
+            )
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody counts
+                loop.call_soon_threadsafe(done)
+
+        self.host.calls.observe = observe
 
     def _on_bus_event(self, event: BusEvent) -> None:
         # Only events a binding is for count as events in (the host's own are many).

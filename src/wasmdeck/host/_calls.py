@@ -7,21 +7,22 @@ and A -> B on one thread while B -> A runs on another (the daemon's workers
 run each plugin on a thread of its own) would wait on each other forever.
 
 Both are found before anyone waits. The chain of a thread's calls (A, B,
-...) travels in ``_CHAIN``: a callee already on it is a cycle. Across
+...) is kept per thread in ``_CHAIN``: a callee already on it is a cycle. Across
 threads, a wait-for graph: a thread inside a nested call records the
 plugins its chain holds and the plugin it waits for; a new wait that would
-close a loop of such records is refused. The thread that closes a deadlock
-is always the one to find it, since recording and checking happen under one
-lock. Every wait and every callee's run ends by the caller's deadline
-(``Plugin.call_before``), which covers the whole chain.
+close a loop of such records is refused. A thread that closes a deadlock
+finds it: it records before it looks, and the others in the loop are all
+waiting, so recorded (``CallGraph._refuse_a_loop`` says why no lock is needed).
+Every wait and every callee's run ends by the caller's deadline
+(``Plugin.call_before``), which covers the whole chain, to an epoch tick.
 """
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import time
 from collections.abc import Callable, Mapping
+from threading import get_ident
 from typing import Any
 
 from .._errors import (
@@ -38,18 +39,32 @@ __all__ = ["MAX_DEPTH", "CallGraph"]
 
 MAX_DEPTH = 8
 
-_CHAIN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
-    "wasmdeck_call_chain", default=()
-)
+
+class _Chain(threading.local):
+    """This thread's chain of calls (a nested call runs on its caller's thread)."""
+
+    plugins: tuple[str, ...] = ()
+
+
+_CHAIN = _Chain()
+
+
+# One plugin-to-plugin call done, for metrics: (caller, callee, action,
+# seconds, the error or None, the callee's fuel used or None).
+CallObserver = Callable[[str, str, str, float, BaseException | None, int | None], None]
 
 
 class CallGraph:
-    """Who holds and who waits for which plugin, for the calls between plugins."""
+    """Who holds and who waits for which plugin, for the calls between plugins.
+
+    ``observe``, when set, is told of each call that ran (the daemon counts
+    them in its metrics: the callee's calls, errors and fuel).
+    """
 
     def __init__(self, *, max_depth: int = MAX_DEPTH) -> None:
         self.max_depth = max_depth
         self.calls = 0
-        self._lock = threading.Lock()
+        self.observe: CallObserver | None = None
         self._holders: dict[str, int] = {}  # plugin -> the thread whose chain holds it
         self._waiting: dict[int, str] = {}  # thread -> the plugin it waits for
 
@@ -65,7 +80,8 @@ class CallGraph:
         """Run ``name``'s ``action`` for ``caller`` by ``deadline``; refusals are
         ``HostRequestError``s (answers to the caller), a passed deadline is
         ``DeadlinePassed`` (the caller's own time limit)."""
-        chain = _CHAIN.get()
+        local = _CHAIN
+        chain = local.plugins
         if not chain or chain[-1] != caller:
             chain = (caller,)
         if name in chain:
@@ -82,61 +98,96 @@ class CallGraph:
             callee = resolve(name)
         except RoutingError as exc:
             raise HostRequestError("not_found", f"{name!r}: {exc.message}") from None
-        me = threading.get_ident()
-        outer = self._waiting.get(me)  # this thread's wait in an enclosing call, if any
-        added = self._wait_for(me, chain, name)
-        token = _CHAIN.set((*chain, name))
+        me = get_ident()
+        holders, waiting = self._holders, self._waiting
+        outer = waiting.get(me)  # this thread's wait in an enclosing call, if any
+        # Records first, then the look for a loop (see _refuse_a_loop).
+        added: list[str] = []
+        for plugin in chain:
+            if plugin not in holders:
+                holders[plugin] = me
+                added.append(plugin)
+        waiting[me] = name
+        holder = holders.get(name)
+        if holder is not None:
+            self._refuse_a_loop(me, holder, chain, name, added, outer)
+        enclosing = local.plugins
+        local.plugins = (*chain, name)
         self.calls += 1
+        observe = self.observe
+        started = time.perf_counter() if observe is not None else 0.0
+        error: BaseException | None = None
         try:
             # No trigger behind a call: the callee's context has only the time.
             return callee.call_before(deadline, action, params)
         except TimeLimitExceeded as exc:
+            error = exc
             if time.monotonic() >= deadline - 0.001:
                 raise DeadlinePassed(f"calling plugin {name!r} action {action!r}") from None
             raise HostRequestError("limit", f"{name!r}: {exc}") from None
         except LimitExceeded as exc:
+            error = exc
             raise HostRequestError("limit", f"{name!r}: {exc}") from None
         except PluginError as exc:
+            error = exc
             raise HostRequestError("failed", f"{name!r}: {exc}") from None
         except RoutingError as exc:
+            error = exc
             raise HostRequestError("not_found", str(exc)) from None
         except ValueError as exc:
+            error = exc
             raise HostRequestError("invalid_request", f"{name!r}: {exc}") from None
         except WasmdeckError as exc:
+            error = exc
             raise HostRequestError("unavailable", f"{name!r}: {exc}") from None
         finally:
-            _CHAIN.reset(token)
-            with self._lock:
-                if outer is None:
-                    del self._waiting[me]
-                else:
-                    self._waiting[me] = outer
-                for plugin in added:
-                    del self._holders[plugin]
-
-    def _wait_for(self, me: int, chain: tuple[str, ...], name: str) -> list[str]:
-        """Record that this thread holds ``chain`` and waits for ``name``, unless
-        that closes a loop of waits; returns the holdings it added."""
-        with self._lock:
-            added = [p for p in chain if p not in self._holders]
+            local.plugins = enclosing
+            if outer is None:
+                del waiting[me]
+            else:
+                waiting[me] = outer
             for plugin in added:
-                self._holders[plugin] = me
-            holder = self._holders.get(name)
-            seen: set[int] = set()
-            while holder is not None and holder not in seen:
-                if holder == me:
-                    for plugin in added:
-                        del self._holders[plugin]
-                    raise HostRequestError(
-                        "cycle",
-                        f"{_path(chain, name)}: {name!r} is busy in a chain of calls that waits for "
-                        f"{chain[-1]!r} (a cycle across threads; waiting would deadlock)",
-                    )
-                seen.add(holder)
-                waits_for = self._waiting.get(holder)
-                holder = None if waits_for is None else self._holders.get(waits_for)
-            self._waiting[me] = name
-            return added
+                del holders[plugin]
+            if observe is not None:
+                seconds = time.perf_counter() - started
+                observe(caller, name, action, seconds, error, callee.fuel_used_here())
+
+    def _refuse_a_loop(
+        self,
+        me: int,
+        holder: int | None,
+        chain: tuple[str, ...],
+        name: str,
+        added: list[str],
+        outer: str | None,
+    ) -> None:
+        """Raise ``cycle`` if waiting for ``name`` (held by ``holder``) closes a loop
+        of waits; the records of this wait are then undone (``outer``: this
+        thread's wait in an enclosing call).
+
+        Without a lock: each thread writes its own records before it reads the
+        others', and the GIL orders these steps, so of two threads that close
+        a loop at once at least one sees the other's records (both may, and
+        both are refused). The records are single-key dict writes.
+        """
+        holders, waiting = self._holders, self._waiting
+        seen: set[int] = set()
+        while holder is not None and holder not in seen:
+            if holder == me:
+                for plugin in added:
+                    del holders[plugin]
+                if outer is None:
+                    del waiting[me]
+                else:
+                    waiting[me] = outer
+                raise HostRequestError(
+                    "cycle",
+                    f"{_path(chain, name)}: {name!r} is busy in a chain of calls that waits for "
+                    f"{chain[-1]!r} (a cycle across threads; waiting would deadlock)",
+                )
+            seen.add(holder)
+            waits_for = waiting.get(holder)
+            holder = None if waits_for is None else holders.get(waits_for)
 
 
 def _path(chain: tuple[str, ...], name: str) -> str:
