@@ -447,6 +447,68 @@ def test_the_events_command_streams_what_happens(host: Host, controller: Control
     assert (midi["binding"], midi["action"]) == ("to-edit", "midi")
 
 
+EVENTS_DECK = """\
+version = 1
+
+[plugins.a]
+path = "a.wasm"
+grants = ["events:publish:obs.*", "plugins:link-unused", "state:link-unused"]
+
+[plugins.b]
+path = "b.wasm"
+grants = ["events:publish:link.unused", "plugins:link-unused", "state:link-unused"]
+
+[[bindings]]
+name = "go"
+trigger = { kind = "osc", address = "/go" }
+actions = [{ plugin = "a", action = "publish", params = { topic = "obs.scene", payload = { scene = "Live" } } }]
+
+[[bindings]]
+name = "follow"
+trigger = { kind = "event", topic = "obs.*" }
+actions = [{ plugin = "b", action = "echo", params = { scene = "{payload.scene}", from = "{source}" } }]
+"""
+
+
+def test_a_plugins_event_fires_a_deck_binding_through_serve(tmp_path: Path) -> None:
+    from pdkbuild import PLUGINS, build_cached
+
+    teamwork = build_cached(PLUGINS / "c" / "teamwork")
+    for name in ("a", "b"):
+        shutil.copy(teamwork, tmp_path / f"{name}.wasm")
+    (tmp_path / "deck.toml").write_text(EVENTS_DECK)
+    env = {**os.environ, "WASMDECK_HOME": str(tmp_path / "home")}
+    host = Host(tmp_path / "deck.toml", env, "--no-midi")
+    events = None
+    try:
+        host.wait_for("wasmdeck: serving")
+        events = subprocess.Popen(
+            [sys.executable, "-m", "wasmdeck", "events"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert events.stderr is not None and events.stdout is not None
+        assert "following the running deck's events" in events.stderr.readline()
+        assert cli(env, "fire", "go").returncode == 0  # a publishes obs.scene
+        go, follow = (json.loads(events.stdout.readline()) for _ in range(2))
+        assert (go["binding"], go["plugin"], json.loads(go["result"])) == (
+            "go", "a", {"delivered": 1}
+        )  # fmt: skip
+        assert (follow["binding"], follow["trigger"], follow["plugin"]) == ("follow", "event", "b")
+        assert json.loads(follow["result"]) == {"scene": "Live", "from": "a"}
+        status = json.loads(cli(env, "status", "--json").stdout)
+        assert status["fired"] == {"go": 1, "follow": 1}
+        assert status["bus"]["subscribers"]["deck"]["delivered"] >= 1
+    finally:
+        if events is not None:
+            events.terminate()
+            events.wait(30)
+        assert host.stop() == 0
+
+
 def test_midi_ports_lists_the_jack_ports(
     controller: Controller,
     jack_server: dict[str, str],  # noqa: F811
