@@ -493,7 +493,9 @@ def test_a_plugins_event_fires_a_deck_binding_through_serve(tmp_path: Path) -> N
         assert events.stderr is not None and events.stdout is not None
         assert "following the running deck's events" in events.stderr.readline()
         assert cli(env, "fire", "go").returncode == 0  # a publishes obs.scene
-        go, follow = (json.loads(events.stdout.readline()) for _ in range(2))
+        # Two records, in the order they finished (the follow's may end first).
+        records = {r["binding"]: r for r in (json.loads(events.stdout.readline()) for _ in "ab")}
+        go, follow = records["go"], records["follow"]
         assert (go["binding"], go["plugin"], json.loads(go["result"])) == (
             "go", "a", {"delivered": 1}
         )  # fmt: skip

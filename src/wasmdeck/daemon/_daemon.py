@@ -259,9 +259,22 @@ class Daemon:
                 continue
             spec = self.deck.plugins.get(name)
             interval = spec.poll_ms if spec is not None and spec.poll_ms else poll.interval_ms
-            poller = self._pollers[name] = Poller(name, poll.action, interval, worker.submit)
+            poller = self._pollers[name] = Poller(
+                name, poll.action, interval, self._submitter(name)
+            )
             poller.start()
             log.info("trigger plugin %s: polling %s every %d ms", name, poll.action, interval)
+
+    def _submitter(self, name: str) -> Callable[..., asyncio.Future[bytes]]:
+        """Queue a call on the plugin ``name``'s worker of the moment (it may be replaced)."""
+
+        def submit(*call: Any) -> asyncio.Future[bytes]:
+            worker = self._workers.get(name)
+            if worker is None:
+                raise WasmdeckError("it is no longer loaded", plugin=name)
+            return worker.submit(*call)
+
+        return submit
 
     def _stop_polling(self, names: Iterable[str]) -> None:
         for name in names:
