@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,31 @@ def test_publish_search_install_outdated_update_yank(
     assert pinned.returncode == 0, pinned.stderr
     assert "is yanked (broken)" in pinned.stderr
     assert PluginManager().get(name).version == "1.2.0"
+
+
+def test_update_to_a_chosen_version_never_back(
+    sqlite_server: MarketServer, signer: Path, tmp_path: Path
+) -> None:
+    server = sqlite_server
+    token = server.publisher(signer)
+    name = unique("pin")
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        package = pack(tmp_path, signer, name=name, version=version)
+        assert cli(server.url, "publish", package, token=token).returncode == 0
+    assert cli(server.url, "install", f"{name}@1.0.0", "--yes").returncode == 0
+    listed = json.loads(cli(server.url, "outdated", "--json").stdout)
+    assert listed == [
+        {"name": name, "installed": "1.0.0", "newest": "1.2.0", "choices": ["1.2.0", "1.1.0"]}
+    ]
+    # Not only the newest: NAME@VERSION picks one...
+    middle = cli(server.url, "update", f"{name}@1.1.0")
+    assert middle.returncode == 0, middle.stderr
+    assert f"upgraded {name} 1.1.0" in middle.stdout
+    # ... but never an older one than installed.
+    back = cli(server.url, "update", f"{name}@1.0.0")
+    assert back.returncode == 4, back.stderr
+    assert "older than the installed 1.1.0" in back.stderr
+    assert PluginManager().get(name).version == "1.1.0"
 
 
 def test_publish_refuses_an_unsigned_package_and_a_missing_token(

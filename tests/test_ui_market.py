@@ -8,7 +8,8 @@ defences: a hostile description and readme shown as text, a POST without the
 CSRF token refused, a yank from the publisher's view.
 
 The browser fixture is tests/test_ui.py's; the marketplace runs on uvicorn in
-this process (tests/marketfix.py) on SQLite, the host in a child process.
+this process (tests/marketfix.py), once on SQLite and once on a real
+PostgreSQL (every test runs on both), the host in a child process.
 With ``WASMDECK_SCREENSHOTS=DIR`` the main pages are saved there
 (scripts/ui-screenshots writes docs/ui/).
 """
@@ -44,6 +45,8 @@ HOSTILE_REVIEW = '<img src=x onerror="window.pwned=6">'
 @dataclass
 class Setup:
     market: MarketServer
+    key: Path  # the publisher's signing key
+    tmp: Path
     publisher_token: str
     reviewer_token: str
     host: Host
@@ -52,13 +55,13 @@ class Setup:
     ui_token: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def setup(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Setup]:
-    tmp = tmp_path_factory.mktemp("ui-market")
+    tmp = tmp_path_factory.mktemp(f"ui-market-{request.param}")
     market = MarketServer(
-        make_market("sqlite", tmp / "market", request),
+        make_market(request.param, tmp / "market", request),
         limits=GENEROUS,
         open_signup=True,
         routes=page_routes(),
@@ -106,6 +109,8 @@ def setup(
             control = json.loads((home / "control.json").read_text())
             yield Setup(
                 market,
+                key,
+                tmp,
                 publisher,
                 reviewer,
                 host,
@@ -318,3 +323,96 @@ def test_a_yank_from_the_publisher_view(setup: Setup, browser: WebDriver) -> Non
         )
     assert refused.status_code == 403 and "belongs to another publisher" in refused.text
     assert setup.market.market.version("scene-switcher", "1.1.0")["yanked"] is None
+
+
+# -- updating from the local UI -------------------------------------------------------
+
+NETWORK = {"kind": "network", "hosts": ["lights.example"]}
+
+
+def publish_version(setup: Setup, name: str, version: str, capabilities: list[object]) -> None:
+    package = pack(setup.tmp, setup.key, name=name, version=version, capabilities=capabilities)
+    published = setup.market.publish(setup.publisher_token, package)
+    assert published.status_code == 201, published.text
+
+
+def test_update_from_the_local_ui_with_a_version_choice(setup: Setup, browser: WebDriver) -> None:
+    market = setup.market.market
+    owner = market.authenticate(setup.publisher_token)
+    for version, caps in (("1.0.0", ["kv"]), ("1.1.0", ["kv"]), ("1.2.0", ["kv", NETWORK])):
+        publish_version(setup, "light-fader", version, caps)
+    publish_version(setup, "light-fader", "1.3.0", ["kv", NETWORK])
+    market.yank(owner, "light-fader", "1.3.0", "<b>flickers</b>")
+    manager = PluginManager(setup.home)
+    manager.install(
+        pack(setup.tmp, setup.key, name="light-fader", version="1.0.0", capabilities=["kv"]),
+        yes=True,
+    )
+
+    # The installed-plugins page says what `wasmdeck outdated` says.
+    browser.get(f"{setup.ui_url}/login#token={setup.ui_token}")
+    wait(browser).until(expected_conditions.title_contains("Deck"))
+    browser.get(f"{setup.ui_url}/plugins")
+    assert text(browser, "#update-light-fader") == "1.2.0 available"
+    shot(browser, "ui-plugins-update")
+    browser.find_element(By.ID, "update-light-fader").click()
+    wait(browser).until(lambda b: text(b, "#plugin-title") == "light-fader 1.0.0")
+
+    # The choice: newer versions that are not yanked, newest first; the yanked one apart.
+    options = browser.find_elements(By.CSS_SELECTOR, "#update-version option")
+    assert [o.get_attribute("value") for o in options] == ["1.2.0", "1.1.0"]
+    assert "1.3.0 (<b>flickers</b>)" in text(browser, "#update-skipped")
+
+    # Not the newest: 1.1.0, which asks for nothing new, so its grants are kept.
+    browser.find_element(By.ID, "update-version").send_keys("1.1.0")
+    browser.find_element(By.CSS_SELECTOR, "#update-form button").click()
+    wait(browser).until(lambda b: text(b, "#consent-title") == "Upgrade light-fader 1.1.0?")
+    assert "Installed now: 1.0.0." in text(browser, "#consent-from")
+    assert browser.find_elements(By.CSS_SELECTOR, "#consent-requested .new") == []
+    assert "nothing more is granted" in text(browser, "#consent-nothing-new")
+    assert manager.get("light-fader").version == "1.0.0"  # nothing before consenting
+    browser.find_element(By.ID, "consent-install").click()
+    wait(browser).until(lambda b: text(b, "#plugin-title") == "light-fader 1.1.0")
+    assert "upgraded light-fader 1.1.0 (enabled); granted: kv" in text(browser, "[role=status]")
+
+    # Then the newest: its new network request is marked, and granted only on consent.
+    options = browser.find_elements(By.CSS_SELECTOR, "#update-version option")
+    assert [o.get_attribute("value") for o in options] == ["1.2.0"]
+    browser.find_element(By.CSS_SELECTOR, "#update-form button").click()
+    wait(browser).until(lambda b: text(b, "#consent-title") == "Upgrade light-fader 1.2.0?")
+    (new,) = browser.find_elements(By.CSS_SELECTOR, "#consent-requested .new-request")
+    assert new.text == "NEW medium risk network hosts=['lights.example']"
+    assert text(browser, "#consent-kept") == "kv"
+    assert text(browser, "#consent-grants") == "network:lights.example (medium risk)"
+    shot(browser, "ui-update-consent")
+    browser.find_element(By.ID, "consent-install").click()
+    wait(browser).until(lambda b: text(b, "#plugin-title") == "light-fader 1.2.0")
+    installed = PluginManager(setup.home).get("light-fader")
+    assert installed.version == "1.2.0"
+    assert installed.grants.to_strings() == ["kv", "network:lights.example"]
+    assert "1.2.0 is the newest version" in text(browser, "#up-to-date")
+    browser.get(f"{setup.ui_url}/plugins")
+    assert browser.find_elements(By.ID, "update-light-fader") == []
+
+
+def test_an_update_from_the_ui_never_goes_back(setup: Setup) -> None:
+    publish_version(setup, "dimmer", "1.0.0", [])
+    publish_version(setup, "dimmer", "2.0.0", [])
+    PluginManager(setup.home).install(
+        pack(setup.tmp, setup.key, name="dimmer", version="2.0.0"), yes=True
+    )
+    http, csrf = ui_client(setup)
+    try:
+        page = http.get("/plugins/dimmer").text
+        assert "2.0.0 is the newest version" in page and 'id="update-form"' not in page
+        # A forged form pinning an older version: the manager's downgrade check.
+        answer = http.post(
+            "/market/review",
+            data={"csrf": csrf, "name": "dimmer", "version": "1.0.0", "back": "plugin"},
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/ui/plugins/dimmer"
+        shown = http.get("/plugins/dimmer").text
+        assert "older" in shown and "--allow-downgrade" in shown, shown
+    finally:
+        http.close()
+    assert PluginManager(setup.home).get("dimmer").version == "2.0.0"

@@ -18,10 +18,10 @@ from ..packages import (
     MarketSettings,
     PluginManager,
     load_public_key,
-    newest_listed,
     open_package,
     read_bytes,
     rotation_message,
+    update_offer,
     version_key,
 )
 from ._fetch import add_market_options, fetch, settings, split_reference
@@ -57,10 +57,10 @@ def register(subparsers: Any) -> None:
         "update",
         help="update installed plugins (or NAME) from the marketplace",
         description="Install the newest version that is not yanked of NAME (or of every "
-        "installed plugin the marketplace has), checked as 'install NAME' is; never an "
-        "older version than the installed one.",
+        "installed plugin the marketplace has), or NAME@VERSION exactly (yanked or not), "
+        "checked as 'install NAME' is; never an older version than the installed one.",
     )
-    update.add_argument("name", metavar="NAME", nargs="?")
+    update.add_argument("name", metavar="NAME[@VERSION]", nargs="?")
     update.add_argument("-y", "--yes", action="store_true", help="grant what it asks for")
     update.add_argument("--replace-signer", action="store_true")
     add_market_options(update)
@@ -144,12 +144,15 @@ def _outdated_rows(args: argparse.Namespace, manager: PluginManager) -> list[dic
     rows = []
     with settings(args).client() as client:
         for plugin in manager.list():
-            newest = newest_listed(client, plugin.name)
-            if newest is None:
-                continue
-            if version_key(newest.version) > version_key(plugin.version):
+            offer = update_offer(client, plugin.name, plugin.version)
+            if offer is not None and offer.newest is not None:
                 rows.append(
-                    {"name": plugin.name, "installed": plugin.version, "newest": newest.version}
+                    {
+                        "name": plugin.name,
+                        "installed": plugin.version,
+                        "newest": offer.newest.version,
+                        "choices": [v.version for v in offer.choices],
+                    }
                 )
     return rows
 
@@ -168,8 +171,10 @@ def _outdated(args: argparse.Namespace) -> int:
 @usage_errors
 def _update(args: argparse.Namespace) -> int:
     manager = PluginManager()
+    pinned: str | None = None
     if args.name:
-        installed = manager.get(args.name)  # PluginNotFound when it is not installed
+        name, pinned = split_reference(args.name)
+        installed = manager.get(name)  # PluginNotFound when it is not installed
         names = [installed.name]
     else:
         names = [row["name"] for row in _outdated_rows(args, manager)]
@@ -187,7 +192,9 @@ def _update(args: argparse.Namespace) -> int:
     )
     for name in names:
         installed = manager.get(name)
-        fetched = fetch(args, name, None, installed)
+        # Pinned, it may be yanked (named by number) but never older: the manager's
+        # downgrade check refuses that, as for 'install NAME@VERSION'.
+        fetched = fetch(args, name, pinned, installed)
         if version_key(fetched.entry.version) == version_key(installed.version):
             print(safe(f"{name} {installed.version} is up to date"))
             continue

@@ -42,11 +42,13 @@ __all__ = [
     "MarketError",
     "MarketSettings",
     "MarketVersion",
+    "UpdateOffer",
     "capability_risks",
     "check_download",
     "fetch_from_market",
     "newest_listed",
     "rotation_message",
+    "update_offer",
     "version_key",
 ]
 
@@ -459,3 +461,43 @@ def newest_listed(client: MarketClient, name: str) -> MarketVersion | None:
         raise
     usable = [v for v in versions if v.yanked is None]
     return max(usable, key=lambda v: version_key(v.version)) if usable else None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOffer:
+    """What the marketplace offers an installed plugin: ``choices`` are the versions
+    an update may go to unpinned (newer than ``installed``, not yanked), newest
+    first; ``skipped`` the newer ones that are yanked (only ``NAME@VERSION`` takes
+    one). ``wasmdeck outdated``/``update`` and the local UI's update read this."""
+
+    name: str
+    installed: str
+    choices: tuple[MarketVersion, ...]
+    skipped: tuple[MarketVersion, ...]
+
+    @property
+    def newest(self) -> MarketVersion | None:
+        return self.choices[0] if self.choices else None
+
+
+def update_offer(client: MarketClient, name: str, installed: str) -> UpdateOffer | None:
+    """The update offer for ``name`` at version ``installed``; None when the
+    marketplace does not list it (a plugin installed from a local file)."""
+    try:
+        versions = client.versions(name)
+    except MarketError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    floor = version_key(installed)
+    newer = sorted(
+        (v for v in versions if version_key(v.version) > floor),
+        key=lambda v: version_key(v.version),
+        reverse=True,
+    )
+    return UpdateOffer(
+        name,
+        installed,
+        tuple(v for v in newer if v.yanked is None),
+        tuple(v for v in newer if v.yanked is not None),
+    )
