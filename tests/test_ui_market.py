@@ -302,7 +302,6 @@ def test_a_yank_from_the_publisher_view(setup: Setup, browser: WebDriver) -> Non
     assert "active" in text(browser, "#keys")
     browser.find_element(By.ID, "reason-scene-switcher-1_0_0").send_keys("<b>broken</b> on 2.x")
     assert "filler-00" in text(browser, "main")  # every package of the account is listed
-    shot(browser, "market-publisher")
     field = browser.find_element(By.ID, "reason-scene-switcher-1_0_0")
     field.find_element(By.XPATH, "following-sibling::button").click()
     wait(browser).until(lambda b: text(b, "#notice") == "yanked scene-switcher 1.0.0")
@@ -416,3 +415,137 @@ def test_an_update_from_the_ui_never_goes_back(setup: Setup) -> None:
     finally:
         http.close()
     assert PluginManager(setup.home).get("dimmer").version == "2.0.0"
+
+
+# -- moderation and keys on the marketplace's pages ------------------------------------
+
+
+def test_report_a_review_and_a_moderator_hides_it(setup: Setup, browser: WebDriver) -> None:
+    market = setup.market.market
+    publish_version(setup, "noisy-knob", "1.0.0", [])
+    troll, _ = market.create_account("a-troll")
+    market.review(troll, "noisy-knob", 1, HOSTILE_REVIEW + " buy followers")
+    fan = market.authenticate(setup.reviewer_token)
+    market.review(fan, "noisy-knob", 5, "Smooth.")
+    _, moderator_token = market.create_account("the-moderator", admin=True)
+
+    # Any account reports it, from the package page (its own review has no such form).
+    market_login(browser, setup, setup.reviewer_token)
+    browser.get(f"{setup.market.url}/packages/noisy-knob")
+    assert text(browser, "#rating").startswith("3.0")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "form.report")) == 1
+    browser.find_element(By.CSS_SELECTOR, "form.report input[name=reason]").send_keys(
+        "spam <i>and</i> a script"
+    )
+    browser.find_element(By.CSS_SELECTOR, 'button[aria-label="Report a-troll\'s review"]').click()
+    wait(browser).until(
+        lambda b: text(b, "#notice") == "reported a-troll's review to the moderators"
+    )
+    not_pwned(browser)
+    # Not a moderator: no moderation page.
+    browser.get(f"{setup.market.url}/moderation")
+    assert "only a moderator" in text(browser, "#error")
+
+    # The moderator sees the report and hides the review.
+    market_login(browser, setup, moderator_token)
+    browser.find_element(By.ID, "moderation-link").click()
+    wait(browser).until(expected_conditions.title_contains("Moderation"))
+    row = text(browser, "#reports tbody")
+    assert "noisy-knob a-troll 1" in row and HOSTILE_REVIEW in row and "shown" in row
+    not_pwned(browser)
+    shot(browser, "market-moderation")
+    browser.find_element(
+        By.CSS_SELECTOR, 'button[aria-label="Hide a-troll\'s review of noisy-knob"]'
+    ).click()
+    wait(browser).until(lambda b: text(b, "#notice") == "hid a-troll's review of noisy-knob")
+    assert "hidden" in text(browser, "#reports tbody")
+
+    # Hidden: not on the package's page, not in its rating (nor in the API).
+    browser.get(f"{setup.market.url}/packages/noisy-knob")
+    reviews = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".review-body")]
+    assert reviews == ["Smooth."]
+    assert text(browser, "#rating").startswith("5.0 ★ from 1 review")
+    with setup.market.client() as http:
+        listed = http.get("/api/v1/packages/noisy-knob/reviews").json()["reviews"]
+    assert [r["author"] for r in listed] == ["a-listener"]
+
+    # And shown again.
+    browser.get(f"{setup.market.url}/moderation")
+    browser.find_element(
+        By.CSS_SELECTOR, 'button[aria-label="Show a-troll\'s review of noisy-knob again"]'
+    ).click()
+    wait(browser).until(lambda b: "showed again" in text(b, "#notice"))
+    assert len(market.reviews("noisy-knob")) == 2
+
+
+def test_register_revoke_and_rotate_keys_from_the_publisher_view(
+    setup: Setup, browser: WebDriver
+) -> None:
+    from pkghelp import wasmdeck
+
+    from wasmdeck.packages import load_public_key
+
+    publish_version(setup, "key-turner", "1.0.0", [])
+    old_id = load_public_key(setup.key.with_name(setup.key.name + ".pub")).key_id
+    laptop = new_key(setup.tmp / f"keys-{os.getpid()}", "laptop.key")
+    spare = new_key(setup.tmp / f"keys-{os.getpid()}", "spare.key")
+    laptop_pub, spare_pub = (Path(f"{k}.pub") for k in (laptop, spare))
+    laptop_id = load_public_key(laptop_pub).key_id
+    spare_id = load_public_key(spare_pub).key_id
+
+    market_login(browser, setup, setup.publisher_token)
+    for pub, key_id in ((laptop_pub, laptop_id), (spare_pub, spare_id)):
+        browser.find_element(By.ID, "public-key").send_keys(pub.read_text().strip())
+        browser.find_element(By.CSS_SELECTOR, "#add-key-form button").click()
+        wait(browser).until(lambda b, k=key_id: text(b, "#notice") == f"registered key {k}")
+    assert f"{laptop_id} " in text(browser, "#keys") and "revoked" not in text(browser, "#keys")
+    # Not a key: the service's message.
+    browser.find_element(By.ID, "public-key").send_keys("ed25519 not-a-key")
+    browser.find_element(By.CSS_SELECTOR, "#add-key-form button").click()
+    wait(browser).until(lambda b: text(b, "#error").startswith("public_key:"))
+
+    # Revoke the spare key.
+    browser.get(f"{setup.market.url}/publisher")
+    browser.find_element(By.CSS_SELECTOR, f"button[aria-label='Revoke key {spare_id}']").click()
+    wait(browser).until(lambda b: text(b, "#notice") == f"revoked key {spare_id}")
+    (row,) = [r for r in text(browser, "#keys").splitlines() if r.startswith(spare_id)]
+    assert "revoked" in row
+    keys = {k["key_id"]: k for k in setup.market.market.account("streamer-tools")["keys"]}
+    assert keys[spare_id]["revoked_at"] is not None and keys[laptop_id]["revoked_at"] is None
+
+    # Rotate key-turner to the laptop key: a forged consent is refused...
+    options = browser.find_elements(By.CSS_SELECTOR, "#rotate-key-key-turner option")
+    assert [o.get_attribute("value") for o in options] == [laptop_id]  # active, not the signer
+    browser.find_element(By.ID, "rotate-reason-key-turner").send_keys("a new laptop")
+    env = {"WASMDECK_HOME": str(setup.tmp / "cli-home")}
+    forged = wasmdeck(
+        "market", "consent", "key-turner", laptop_pub, "--consent-key", laptop, env=env
+    )
+    browser.find_element(By.ID, "rotate-consent-key-turner").send_keys(forged.stdout.strip())
+    browser.find_element(By.CSS_SELECTOR, "#rotate-key-turner button").click()
+    wait(browser).until(lambda b: "not a valid signature by the old key" in text(b, "#error"))
+    assert setup.market.market.package("key-turner")["signer_key_id"] == old_id
+
+    # ... the old key's own consent, made by the CLI where that key is, is accepted.
+    consent = wasmdeck(
+        "market", "consent", "key-turner", laptop_pub, "--consent-key", setup.key, env=env
+    )
+    assert consent.returncode == 0, consent.stderr
+    browser.get(f"{setup.market.url}/publisher")
+    browser.find_element(By.ID, "rotate-reason-key-turner").send_keys("a new laptop")
+    browser.find_element(By.ID, "rotate-consent-key-turner").send_keys(consent.stdout.strip())
+    shot(browser, "market-publisher")
+    browser.find_element(By.CSS_SELECTOR, "#rotate-key-turner button").click()
+    wait(browser).until(
+        lambda b: (
+            text(b, "#notice")
+            == f"key-turner is now signed by key {laptop_id}, with the old key's consent"
+        )
+    )
+    info = setup.market.market.package("key-turner")
+    assert info["signer_key_id"] == laptop_id and info["rotations"][0]["consent"]
+    browser.get(f"{setup.market.url}/packages/key-turner")
+    assert "with the old key's consent): a new laptop" in text(browser, "main")
+    # The next version is signed by the new key and accepted.
+    package = pack(setup.tmp, laptop, name="key-turner", version="1.1.0")
+    assert setup.market.publish(setup.publisher_token, package).status_code == 201

@@ -1,4 +1,5 @@
-"""The marketplace's public pages: browse, search, a package, the publisher's view.
+"""The marketplace's public pages: browse, search, a package, the publisher's view
+(versions, yank, keys and signer rotation), reporting reviews and moderating them.
 
 Server-rendered HTML (Jinja2, autoescaping on every template) over the same
 ``Market`` methods the JSON API calls (``_service.py``); nothing here decides a
@@ -202,12 +203,24 @@ async def browse(market: Market, request: Request, account: Account | None) -> R
     )
 
 
-async def package(market: Market, request: Request, account: Account | None) -> Response:
+async def package(
+    market: Market, request: Request, account: Account | None, notice: str = ""
+) -> Response:
     name = str(request.path_params["name"])
     info = await run_in_threadpool(market.package, name)
-    reviews = await run_in_threadpool(market.reviews, name)
+    reviews = await run_in_threadpool(market.reviews, name)  # hidden ones left out
     mine = next((r for r in reviews if account is not None and r["author"] == account.name), None)
-    return _render("package.html", request, account, package=info, reviews=reviews, mine=mine)
+    return _render(
+        "package.html", request, account, package=info, reviews=reviews, mine=mine, notice=notice
+    )
+
+
+async def report(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    name, author = str(request.path_params["name"]), str(request.path_params["author"])
+    reason = request.state.form.get("reason", "")
+    await run_in_threadpool(market.report, account, name, author, reason)
+    return await package(market, request, account, f"reported {author}'s review to the moderators")
 
 
 async def review(market: Market, request: Request, account: Account | None) -> Response:
@@ -271,6 +284,59 @@ async def yank(market: Market, request: Request, account: Account | None) -> Res
     )
 
 
+# -- keys (the publisher's view) ------------------------------------------------------
+
+
+async def add_key(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    added = await run_in_threadpool(
+        market.add_key, account, request.state.form.get("public_key", "")
+    )
+    return await publisher(market, request, account, f"registered key {added['key_id']}")
+
+
+async def revoke_key(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    key_id = request.state.form.get("key_id", "")
+    await run_in_threadpool(market.revoke_key, account, key_id)
+    return await publisher(market, request, account, f"revoked key {key_id}")
+
+
+async def rotate(market: Market, request: Request, account: Account | None) -> Response:
+    """A package's next versions signed by another of the account's keys: with the old
+    key's consent (its signature, made where the key is: ``wasmdeck market consent``)
+    or, left empty, as an explicit rotation; the service checks either."""
+    assert account is not None
+    form: dict[str, str] = request.state.form
+    name, key_id = form.get("name", ""), form.get("key_id", "")
+    consent = form.get("consent", "").strip() or None
+    await run_in_threadpool(
+        lambda: market.rotate(account, name, key_id, consent=consent, reason=form.get("reason", ""))
+    )
+    how = "with the old key's consent" if consent else "as an explicit rotation, without consent"
+    return await publisher(market, request, account, f"{name} is now signed by key {key_id}, {how}")
+
+
+# -- moderation ------------------------------------------------------------------------
+
+
+async def moderation(
+    market: Market, request: Request, account: Account | None, notice: str = ""
+) -> Response:
+    assert account is not None
+    reported = await run_in_threadpool(market.reports, account)  # moderators only
+    return _render("moderation.html", request, account, reports=reported, notice=notice)
+
+
+async def hide(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    form: dict[str, str] = request.state.form
+    name, author, hidden = form.get("name", ""), form.get("author", ""), form.get("hidden") == "1"
+    await run_in_threadpool(market.hide, account, name, author, hidden)
+    what = "hid" if hidden else "showed again"
+    return await moderation(market, request, account, f"{what} {author}'s review of {name}")
+
+
 def page_routes() -> list[BaseRoute]:
     """The pages, for ``create_app(market, routes=page_routes())``."""
     return [
@@ -282,5 +348,17 @@ def page_routes() -> list[BaseRoute]:
         Route("/logout", _page(logout, write=True, login=True), methods=["POST"]),
         Route("/publisher", _page(publisher, login=True), methods=["GET"]),
         Route("/publisher/yank", _page(yank, write=True, login=True), methods=["POST"]),
+        Route("/publisher/keys", _page(add_key, write=True, login=True), methods=["POST"]),
+        Route(
+            "/publisher/keys/revoke", _page(revoke_key, write=True, login=True), methods=["POST"]
+        ),
+        Route("/publisher/rotate", _page(rotate, write=True, login=True), methods=["POST"]),
+        Route(
+            "/packages/{name}/reviews/{author}/report",
+            _page(report, write=True, login=True),
+            methods=["POST"],
+        ),
+        Route("/moderation", _page(moderation, login=True), methods=["GET"]),
+        Route("/moderation/hide", _page(hide, write=True, login=True), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=_FILES / "static"), name="static"),
     ]

@@ -7,6 +7,7 @@ local file); the download and its checks in packages/_market.py.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import json
 import sys
@@ -94,9 +95,11 @@ def register(subparsers: Any) -> None:
         "'add-key KEY.pub' registers a signing key to your account. 'rotate NAME "
         "NEW.pub --reason TEXT' lets that key sign NAME's next versions: with "
         "--consent-key OLD.key the old key signs its consent (clients then accept the "
-        "new signer); without, it is an explicit rotation users must accept themselves.",
+        "new signer); without, it is an explicit rotation users must accept themselves. "
+        "'consent NAME NEW.pub --consent-key OLD.key' only prints that consent (base64), "
+        "for the rotation form of the marketplace's publisher page.",
     )
-    market.add_argument("action", nargs="?", choices=["login", "add-key", "rotate"])
+    market.add_argument("action", nargs="?", choices=["login", "add-key", "rotate", "consent"])
     market.add_argument("operands", nargs="*", metavar="ARG")
     market.add_argument("--reason", help="why the signer changes (rotate)")
     market.add_argument("--consent-key", metavar="OLD.key", help="the old key, to consent")
@@ -215,6 +218,21 @@ def _authorized(market: MarketSettings) -> MarketSettings:
     return market
 
 
+def _consent_signature(args: argparse.Namespace, name: str, new_key_id: str) -> bytes:
+    """The old key's signature that lets ``new_key_id`` sign ``name`` from now on."""
+    old = unlock_key(args, args.consent_key)
+    return bytes(old.sign(rotation_message(name, new_key_id)))
+
+
+def _consent(args: argparse.Namespace) -> int:
+    name, pub = args.operands
+    if not args.consent_key:
+        raise UsageError("consent needs the old key: --consent-key OLD.key")
+    new = load_public_key(pub)
+    print(base64.b64encode(_consent_signature(args, name, new.key_id)).decode())
+    return 0
+
+
 def _rotate(args: argparse.Namespace, market: MarketSettings) -> int:
     name, pub = args.operands
     if not args.reason:
@@ -222,8 +240,7 @@ def _rotate(args: argparse.Namespace, market: MarketSettings) -> int:
     new = load_public_key(pub)
     consent = None
     if args.consent_key:
-        old = unlock_key(args, args.consent_key)
-        consent = old.sign(rotation_message(name, new.key_id))
+        consent = _consent_signature(args, name, new.key_id)
     with _authorized(market).client() as client:
         client.rotate(name, new.key_id, args.reason, consent=consent)
     how = "with the old key's consent" if consent else "as an explicit rotation (no consent)"
@@ -272,13 +289,13 @@ def _yank(args: argparse.Namespace) -> int:
 @usage_errors
 def _market(args: argparse.Namespace) -> int:
     current = settings(args)
-    wanted = {None: 0, "login": 0, "add-key": 1, "rotate": 2}[args.action]
+    wanted = {None: 0, "login": 0, "add-key": 1, "rotate": 2, "consent": 2}[args.action]
     if len(args.operands) != wanted:
         raise UsageError(
             {
                 0: f"'{args.action or 'market'}' takes no operands",
                 1: "add-key takes the public key file: add-key KEY.pub",
-                2: "rotate takes the package and the new key: rotate NAME NEW.pub",
+                2: f"{args.action} takes the package and the new key: {args.action} NAME NEW.pub",
             }[wanted]
         )
     if args.action == "add-key":
@@ -289,6 +306,8 @@ def _market(args: argparse.Namespace) -> int:
         return 0
     if args.action == "rotate":
         return _rotate(args, current)
+    if args.action == "consent":
+        return _consent(args)
     if args.action is None:
         print(safe(f"marketplace: {current.url}"))
         print("token: " + ("set" if current.token else "none"))
