@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import hmac
 import logging
+import math
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -133,7 +134,16 @@ def _page(
                 return RedirectResponse("/login", status_code=303)
             return await handler(market, request, account)
         except MarketError as exc:
-            return _render("error.html", request, account, exc.status or 400, message=exc.message)
+            if exc.retry_after is None:
+                return _render(
+                    "error.html", request, account, exc.status or 400, message=exc.message
+                )
+            # A rate limit: the header as the API sends it (_api.py), and the page says it.
+            wait = str(max(1, math.ceil(exc.retry_after)))
+            message = f"{exc.message} (try again in {wait} s)"
+            page = _render("error.html", request, account, exc.status, message=message)
+            page.headers["retry-after"] = wait
+            return page
         except Exception:
             _log.exception("%s %s failed", request.method, request.url.path)
             return _render(
