@@ -549,3 +549,58 @@ def test_register_revoke_and_rotate_keys_from_the_publisher_view(
     # The next version is signed by the new key and accepted.
     package = pack(setup.tmp, laptop, name="key-turner", version="1.1.0")
     assert setup.market.publish(setup.publisher_token, package).status_code == 201
+
+
+# -- two sites on one host ----------------------------------------------------------------
+
+
+def test_two_marketplaces_and_two_local_uis_on_one_host_keep_their_logins(
+    setup: Setup, browser: WebDriver, request: pytest.FixtureRequest
+) -> None:
+    """A browser sends a host's cookies to all its ports: each site names its own."""
+    other_tmp = setup.tmp / f"second-{os.getpid()}"
+    second = MarketServer(
+        make_market("sqlite", other_tmp / "market", request),
+        limits=GENEROUS,
+        open_signup=True,
+        routes=page_routes(),
+    )
+    (other_tmp / "deck.toml").parent.mkdir(parents=True, exist_ok=True)
+    (other_tmp / "deck.toml").write_text("version = 1\n")
+    home = other_tmp / "home"
+    host = Host(other_tmp / "deck.toml", {**os.environ, "WASMDECK_HOME": str(home)})
+    with second:
+        _, second_token = second.market.create_account("second-site-account")
+        host.wait_for("wasmdeck: serving")
+        try:
+            control = json.loads((home / "control.json").read_text())
+            second_ui = f"http://127.0.0.1:{control['port']}/ui"
+            # Log in to all four, then each is still logged in as itself.
+            market_login(browser, setup, setup.reviewer_token)
+            browser.get(f"{second.url}/login")
+            browser.find_element(By.ID, "token").send_keys(second_token + "\n")
+            wait(browser).until(expected_conditions.title_contains("Publisher"))
+            for url, token in ((setup.ui_url, setup.ui_token), (second_ui, control["token"])):
+                browser.get(f"{url}/login#token={token}")
+                wait(browser).until(expected_conditions.title_contains("Deck"))
+            browser.get(setup.market.url)
+            assert text(browser, "#me") == "a-listener"
+            browser.get(second.url)
+            assert text(browser, "#me") == "second-site-account"
+            for url in (setup.ui_url, second_ui):
+                browser.get(f"{url}/plugins")
+                assert "Installed plugins" in browser.title, url
+            names = {c["name"] for c in browser.get_cookies()}
+            assert {
+                f"wdm_session_{setup.market.port}",
+                f"wdm_session_{second.port}",
+                f"wasmdeck_ui_{control['port']}",
+            } <= names
+            # Logging out of one marketplace leaves the other logged in.
+            browser.get(second.url)
+            browser.find_element(By.CSS_SELECTOR, "header nav button").click()
+            wait(browser).until(lambda b: b.find_elements(By.LINK_TEXT, "Log in"))
+            browser.get(setup.market.url)
+            assert text(browser, "#me") == "a-listener"
+        finally:
+            assert host.stop() == 0, "".join(host.log)

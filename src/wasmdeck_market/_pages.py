@@ -42,7 +42,7 @@ __all__ = ["page_routes"]
 
 _log = logging.getLogger("wasmdeck_market")
 _FILES = Path(__file__).with_name("_pages_files")
-COOKIE = "wdm_session"
+COOKIE = "wdm_session"  # + "_PORT" when the site has a port (cookie_name)
 PER_PAGE = 20
 _MAX_FORM = 16 << 10
 _HEADERS = {
@@ -71,6 +71,15 @@ _templates.filters["size"] = lambda n: (
 )
 
 
+def cookie_name(request: Request) -> str:
+    """The session cookie's name on this site: a browser sends a host's cookies to
+    every port of it, so marketplaces on two ports of one host (or this and
+    ``wasmdeck serve``'s UI) each keep their own login instead of replacing the
+    other's. The port is the one the browser asked for (the Host header)."""
+    port = request.url.port
+    return f"{COOKIE}_{port}" if port else COOKIE
+
+
 def csrf_token(api_token: str) -> str:
     """The CSRF token of a logged-in browser: only who holds the API token can make it."""
     return hmac.new(api_token.encode(), b"wasmdeck-market csrf", hashlib.sha256).hexdigest()
@@ -79,7 +88,7 @@ def csrf_token(api_token: str) -> str:
 def _render(
     name: str, request: Request, account: Account | None, status: int = 200, **values: Any
 ) -> HTMLResponse:
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(cookie_name(request))
     page = _templates.get_template(name).render(
         account=account,
         csrf=csrf_token(token) if account is not None and token else "",
@@ -90,7 +99,7 @@ def _render(
 
 
 def _account(market: Market, request: Request) -> Account | None:
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(cookie_name(request))
     if not token:
         return None
     try:
@@ -125,7 +134,7 @@ def _page(
                 if account is None and login:
                     raise Unauthorized("log in first (with your account's API token)")
                 if account is not None and csrf:
-                    token = request.cookies.get(COOKIE, "")
+                    token = request.cookies.get(cookie_name(request), "")
                     if not hmac.compare_digest(
                         form.get("csrf", "").encode(), csrf_token(token).encode()
                     ):
@@ -257,13 +266,13 @@ async def login(market: Market, request: Request, account: Account | None) -> Re
     except Unauthorized:
         return _render("login.html", request, None, 401, error="That API token is not valid here.")
     response = RedirectResponse("/publisher", status_code=303)
-    response.set_cookie(COOKIE, token, path="/", httponly=True, samesite="strict")
+    response.set_cookie(cookie_name(request), token, path="/", httponly=True, samesite="strict")
     return response
 
 
 async def logout(market: Market, request: Request, account: Account | None) -> Response:
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(cookie_name(request), path="/")
     return response
 
 
