@@ -510,12 +510,15 @@ def test_register_revoke_and_rotate_keys_from_the_publisher_view(
     wait(browser).until(lambda b: text(b, "#notice") == f"revoked key {spare_id}")
     (row,) = [r for r in text(browser, "#keys").splitlines() if r.startswith(spare_id)]
     assert "revoked" in row
+    browser.execute_script("window.scrollTo(0, 0)")
+    shot(browser, "market-publisher")
     keys = {k["key_id"]: k for k in setup.market.market.account("streamer-tools")["keys"]}
     assert keys[spare_id]["revoked_at"] is not None and keys[laptop_id]["revoked_at"] is None
 
     # Rotate key-turner to the laptop key: a forged consent is refused...
     options = browser.find_elements(By.CSS_SELECTOR, "#rotate-key-key-turner option")
     assert [o.get_attribute("value") for o in options] == [laptop_id]  # active, not the signer
+    browser.find_element(By.CSS_SELECTOR, "#rotate-details-key-turner summary").click()
     browser.find_element(By.ID, "rotate-reason-key-turner").send_keys("a new laptop")
     env = {"WASMDECK_HOME": str(setup.tmp / "cli-home")}
     forged = wasmdeck(
@@ -532,9 +535,9 @@ def test_register_revoke_and_rotate_keys_from_the_publisher_view(
     )
     assert consent.returncode == 0, consent.stderr
     browser.get(f"{setup.market.url}/publisher")
+    browser.find_element(By.CSS_SELECTOR, "#rotate-details-key-turner summary").click()
     browser.find_element(By.ID, "rotate-reason-key-turner").send_keys("a new laptop")
     browser.find_element(By.ID, "rotate-consent-key-turner").send_keys(consent.stdout.strip())
-    shot(browser, "market-publisher")
     browser.find_element(By.CSS_SELECTOR, "#rotate-key-turner button").click()
     wait(browser).until(
         lambda b: (
