@@ -32,7 +32,7 @@ from ..host import BusEvent, PluginHost, Subscription
 from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
 from ._loading import ReadyDeck, prepare
 from ._metrics import Metrics
-from ._workers import PluginWorker
+from ._workers import Inbox, PluginWorker
 
 __all__ = ["Daemon", "ReplayClock"]
 
@@ -83,6 +83,7 @@ class Daemon:
         self._wake: asyncio.Event | None = None
         self._midi: Any = None
         self._lit: dict[tuple[str, int, str, int], Feedback] = {}  # pads lit, by where
+        self._inbox: Inbox | None = None
         self._pressed: dict[tuple[str | None, int, int], list[Binding]] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=1000)
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
@@ -236,8 +237,10 @@ class Daemon:
     def _start_workers(self, ready: ReadyDeck, replaced: Iterable[str] = ()) -> None:
         for name, plugin in ready.plugins.items():
             if name not in self._workers:
+                if self._inbox is None:  # one for all workers: one wake-up per burst
+                    self._inbox = Inbox(asyncio.get_running_loop())
                 self._workers[name] = PluginWorker(
-                    name, plugin, self.metrics, size=self._queue_size
+                    name, plugin, self.metrics, size=self._queue_size, inbox=self._inbox
                 )
                 self.host.add(plugin, name=name)  # publishes wasmdeck.plugin.loaded
                 if name in replaced:
@@ -432,7 +435,10 @@ class Daemon:
         note = firing.variables.get("note")
         if isinstance(note, int):
             key = (firing.binding.trigger.device, firing.variables.get("channel") or 1, note)
-            self._pressed.setdefault(key, []).append(firing.binding)
+            pressed = self._pressed.setdefault(key, [])
+            # A controller that never sends note-off must not grow this list.
+            if firing.binding not in pressed:
+                pressed.append(firing.binding)
 
     def _released(self, event: MidiEvent) -> None:
         assert event.note is not None

@@ -9,8 +9,9 @@ full is dropped: counted, logged, and its binding's later actions skipped —
 never silently lost.
 
 The loop hands a call over with one ``SimpleQueue.put`` and gets its result
-back with one ``call_soon_threadsafe``: no task, executor or future chain per
-call, which at 5,000 MIDI events/s was most of the loop's time
+back through an ``Inbox``: no task, executor or future chain per call, which
+at 5,000 MIDI events/s was most of the loop's time, and one wake-up of the
+loop for a burst of results rather than one each
 (benchmarks/sustained_load.py).
 """
 
@@ -22,6 +23,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,13 +34,49 @@ from ..host import CURRENT, BusEvent
 from ..runtime import Plugin
 from ._metrics import Metrics
 
-__all__ = ["PluginWorker", "QueueFull"]
+__all__ = ["Inbox", "PluginWorker", "QueueFull"]
 
 log = logging.getLogger("wasmdeck.daemon")
 
 
 class QueueFull(WasmdeckError):
     """A plugin's queue was full: the call was dropped."""
+
+
+class Inbox:
+    """Where threads hand callbacks to the loop: one wake-up for all that are waiting.
+
+    ``call_soon_threadsafe`` writes the loop's self-pipe on every call; a
+    JACK period brings about 27 notes at 5,000/s, so results come in bursts,
+    and one wake-up runs them all. The flag is cleared before the queue is
+    emptied, so an item put at any moment is run by this wake-up or causes
+    the next one.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
+        self._signalled = False
+
+    def put(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` on the loop (from any thread)."""
+        self._items.append((callback, args))
+        if not self._signalled:
+            self._signalled = True
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                self._loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        self._signalled = False
+        items = self._items
+        while items:
+            callback, args = items.popleft()
+            try:
+                callback(*args)
+            except Exception as exc:  # one failing callback must not strand the others
+                self._loop.call_exception_handler(
+                    {"message": "Inbox callback failed", "exception": exc}
+                )
 
 
 @dataclass(slots=True)
@@ -60,6 +98,7 @@ class PluginWorker:
         *,
         size: int = 256,
         clock: Callable[[], float] = time.perf_counter,
+        inbox: Inbox | None = None,
     ) -> None:
         self.name = name
         self.plugin = plugin
@@ -68,6 +107,7 @@ class PluginWorker:
         self._clock = clock
         self._size = size
         self._loop = asyncio.get_running_loop()
+        self._inbox = inbox or Inbox(self._loop)
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._pending = 0  # submitted and not finished (the loop's count)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
@@ -135,8 +175,7 @@ class PluginWorker:
             self._stopped.set_result(None)
 
     def _hand_back(self, callback: Callable[..., object], *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            self._loop.call_soon_threadsafe(callback, *args)
+        self._inbox.put(callback, *args)
 
     def _finished(
         self, call: _Call, output: bytes | BaseException, seconds: float, fuel: int | None
