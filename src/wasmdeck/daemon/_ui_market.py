@@ -62,9 +62,11 @@ class MarketInstalls:
         """For each installed plugin in ``names``, the newer versions an update may go
         to (``update_offer``: newest first, yanked ones apart); ``problem`` says why
         the marketplace could not tell."""
-        settings = MarketSettings.load()
         found: dict[str, Any] = {}
+        url = "(the configured marketplace)"
         try:
+            settings = MarketSettings.load()  # a damaged market.json is a problem too
+            url = settings.url
             with MarketClient(settings.url, token=settings.token, timeout=_OFFER_TIMEOUT) as client:
                 for name in names:
                     offer = update_offer(client, name, manager.get(name).version)
@@ -77,8 +79,8 @@ class MarketInstalls:
                             ],
                         }
         except WasmdeckError as exc:
-            return {"url": settings.url, "offers": found, "problem": exc.message}
-        return {"url": settings.url, "offers": found, "problem": None}
+            return {"url": url, "offers": found, "problem": exc.message}
+        return {"url": url, "offers": found, "problem": None}
 
     def review(
         self, manager: PluginManager, csrf: str, name: str, version: str | None = None
