@@ -15,7 +15,8 @@ import pytest
 
 from wasmdeck import PluginError, TriggerContext, WasmdeckError
 from wasmdeck.daemon._metrics import Metrics
-from wasmdeck.daemon._workers import Inbox, PluginWorker, QueueFull
+from wasmdeck.daemon._inbox import Inbox
+from wasmdeck.daemon._workers import PluginWorker, QueueFull
 from wasmdeck.runtime import Plugin
 
 CONTEXT = TriggerContext(velocity=1)

@@ -30,9 +30,10 @@ from .._topics import matches
 from ..deck import Action, Binding, DeckError, Feedback, MidiMessage, render
 from ..host import BusEvent, PluginHost, Subscription
 from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
+from ._inbox import Inbox
 from ._loading import ReadyDeck, prepare
 from ._metrics import Metrics
-from ._workers import Inbox, PluginWorker
+from ._workers import PluginWorker
 
 __all__ = ["Daemon", "ReplayClock"]
 
@@ -111,12 +112,15 @@ class Daemon:
         )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        # One for the workers' results and the MIDI input: a burst of either
+        # wakes the loop once (daemon/_inbox.py).
+        self._inbox = Inbox(loop)
         self._listen_to_bus(loop)
         self._start_workers(self._ready)
         if self._use_midi and self.deck.devices:
             from ._midi import MidiIO
 
-            self._midi = MidiIO(self.deck, loop, self._on_midi)
+            self._midi = MidiIO(self.deck, self._inbox, self._on_midi_bytes)
         await self._start_servers()
         for firing in self.engine.start():
             self._dispatch(firing)
@@ -237,8 +241,6 @@ class Daemon:
     def _start_workers(self, ready: ReadyDeck, replaced: Iterable[str] = ()) -> None:
         for name, plugin in ready.plugins.items():
             if name not in self._workers:
-                if self._inbox is None:  # one for all workers: one wake-up per burst
-                    self._inbox = Inbox(asyncio.get_running_loop())
                 self._workers[name] = PluginWorker(
                     name, plugin, self.metrics, size=self._queue_size, inbox=self._inbox
                 )
@@ -305,10 +307,17 @@ class Daemon:
 
     # -- events ----------------------------------------------------------------
 
+    def _on_midi_bytes(self, device: str, data: list[int]) -> None:
+        event = MidiEvent.from_bytes(data, device)
+        if event is not None:
+            self._on_midi_event(event)
+
     def _on_midi(self, device: str, message: Any) -> None:
         event = MidiEvent.from_mido(message, device)
-        if event is None:
-            return
+        if event is not None:
+            self._on_midi_event(event)
+
+    def _on_midi_event(self, event: MidiEvent) -> None:
         self.feed(event)
         if event.type == "note_off":
             self._released(event)
