@@ -16,6 +16,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
+import gc
 import logging
 import os
 import time
@@ -684,6 +685,12 @@ class Daemon:
             "bus": self.host.bus.stats(),
             "triggers": {name: poller.status() for name, poller in self._pollers.items()},
             "uptime_s": round(time.time() - self.started, 1),
+            # Full collections hold the GIL for as long as they scan (cli/_serve.py freezes
+            # what startup made); counted here to tell such a pause from a slow plugin.
+            "gc": {
+                "frozen": gc.get_freeze_count(),
+                "full_collections": gc.get_stats()[2]["collections"],
+            },
             "midi": {
                 "inputs": sorted(self._midi.inputs) if self._midi else [],
                 "outputs": sorted(self._midi.outputs) if self._midi else [],
