@@ -472,10 +472,13 @@ def _endpoint(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         limiter: RateLimiter = request.app.state.limiter
         try:
             client = request.client.host if request.client else "?"
-            limiter.check(client, "write" if endpoint.write else "read")
-            account = None
-            if endpoint.auth:
-                account = await run_in_threadpool(market.authenticate, _bearer(request))
+
+            def admit() -> Account | None:
+                # One trip to a worker thread for both: each asks the database.
+                limiter.check(client, "write" if endpoint.write else "read")
+                return market.authenticate(_bearer(request)) if endpoint.auth else None
+
+            account = await run_in_threadpool(admit)
             return await endpoint.handler(market, request, account)
         except MarketError as exc:
             return error_response(exc)
