@@ -16,9 +16,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import os
 import re
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -172,7 +174,9 @@ class MarketClient:
         headers = {"user-agent": "wasmdeck"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, verify=_tls_context()
+        )
         self._httpx = httpx
         self.max_wait = max_wait
         self._sleep = sleep
@@ -356,6 +360,16 @@ class MarketClient:
         if not isinstance(result, dict):
             raise MarketError("the marketplace sent a malformed answer")
         return result
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), made once:
+    making it loads the CA bundle, 30-50 ms, which every new client paid (the local
+    UI makes one per page it asks the marketplace for)."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def _retry_after(response: Any) -> float | None:
