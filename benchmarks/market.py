@@ -14,7 +14,10 @@ app on uvicorn on loopback and measures, with one keep-alive client and then
 - ``search``: ``GET /api/v1/packages?q=WORD`` (a word in ~10% of the packages);
 - ``package``: ``GET /api/v1/packages/NAME``;
 - reference, same server and run: ``/healthz``, a constant response, the
-  floor of the stack (uvicorn, starlette, the loopback).
+  floor of the stack (uvicorn, starlette, the loopback; not rate-limited).
+
+Before serving, the cost of the rate limit every request pays (one upsert
+in the database, shared by all server processes) next to a ``SELECT 1``.
 
 Then a 20 MB package (a module with a 20 MB custom section): its publish
 (``POST``, verified on the server) and its install from the marketplace
@@ -57,7 +60,8 @@ from wasmdeck.packages import (  # noqa: E402
     load_signing_key,
     sign_package,
 )
-from wasmdeck_market import FileBlobs, Market, open_database  # noqa: E402
+from wasmdeck_market import FileBlobs, Limits, Market, open_database  # noqa: E402
+from wasmdeck_market._limits import RateLimiter  # noqa: E402
 
 WORDS = ["midi", "obs", "lights", "scenes", "osc", "timer", "hue", "audio", "video", "stream"]
 
@@ -152,9 +156,10 @@ def bench_engine(
 ) -> None:
     began = time.perf_counter()
     names, token = seed(market, key, args.packages, args.downloads)
-    market.close()
     print(f"\n{label}: seeded {args.packages} packages, {args.downloads} downloads "
           f"in {time.perf_counter() - began:.1f} s")  # fmt: skip
+    rate_limit_cost(market)
+    market.close()
     rng = random.Random(3)
     # The server in its own process, as it runs (a server thread in this process
     # would share the GIL with the clients and measure that instead).
@@ -172,6 +177,28 @@ def bench_engine(
                 print(f"  {case:16s} x{threads}: p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
                       f"{rate:7.0f} req/s  ({p50 / floor:.1f}x floor)")  # fmt: skip
         big_publish_and_install(url, token, key)
+
+
+def rate_limit_cost(market: Market, calls: int = 2000) -> None:
+    """What the shared rate limit adds to each request (one upsert in the database,
+    _limits.py), next to the cheapest database round trip (a ``SELECT 1``)."""
+    limiter = RateLimiter(Limits(read_rate=1e9, read_burst=10**9), market.db)
+
+    def select_one() -> None:
+        with market.db.transaction() as tx:
+            tx.one("SELECT 1 AS one")
+
+    timings = {}
+    for case, call in (("SELECT 1", select_one),
+                       ("rate-limit check", lambda: limiter.check("bench", "read"))):  # fmt: skip
+        call()
+        began = time.perf_counter()
+        for _ in range(calls):
+            call()
+        timings[case] = (time.perf_counter() - began) / calls * 1e6
+    print(f"  rate-limit check (in process): {timings['rate-limit check']:.0f} us a request, "
+          f"{timings['rate-limit check'] / timings['SELECT 1']:.1f}x a SELECT 1 "
+          f"({timings['SELECT 1']:.0f} us)")  # fmt: skip
 
 
 @contextlib.contextmanager

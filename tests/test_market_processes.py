@@ -4,6 +4,7 @@ server processes in front of one PostgreSQL and one OCI registry."""
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import subprocess
 import sys
 import time
@@ -159,3 +160,50 @@ def test_two_processes_serve_one_postgresql_and_one_registry(
         assert sorted(r.status_code for r in answers) == [201, 409, 409, 409], [
             r.text for r in answers
         ]
+
+
+def test_two_processes_share_the_rate_limits(postgres: Postgres, tmp_path: Path) -> None:
+    """Three writes per client, then one per 100 s: over both processes, not per process."""
+    shared = ["--database", postgres.new_database(), "--data", tmp_path, "--open-signup",
+              "--write-rate", "0.01", "--write-burst", "3"]  # fmt: skip
+    with serving(*shared) as a, serving(*shared) as b:
+        answers = [
+            httpx.post(f"{url}/api/v1/accounts", json={"name": unique("rl")})
+            for url in (a, b, a, b, a, b)
+        ]
+        assert [r.status_code for r in answers] == [201, 201, 201, 429, 429, 429]
+        for limited in answers[3:]:
+            assert 90 <= int(limited.headers["retry-after"]) <= 100
+            assert "too many requests" in limited.json()["error"]["message"]
+        # Reads have their own bucket: still served.
+        assert httpx.get(f"{b}/api/v1/categories").status_code == 200
+
+
+def test_two_processes_share_page_sessions(postgres: Postgres, tmp_path: Path) -> None:
+    """Log in through one process, use and end the session through the other, as
+    behind a load balancer (one site: the cookie is sent to either process)."""
+    shared = [
+        "--database", postgres.new_database(), "--data", tmp_path, "--open-signup",
+        "--write-rate", "1000",
+    ]  # fmt: skip
+    with serving(*shared) as a, serving(*shared) as b:
+        name = unique("who")
+        token = httpx.post(f"{a}/api/v1/accounts", json={"name": name}).json()["token"]
+        done = httpx.post(f"{a}/login", data={"token": token})
+        assert done.status_code == 303, done.text
+        (_, session), *_ = done.cookies.items()
+        assert session != token
+
+        def page(url: str) -> httpx.Response:
+            port = url.rsplit(":", 1)[1]  # each port names its cookie (_pages.cookie_name)
+            return httpx.get(f"{url}/publisher", cookies={f"wdm_session_{port}": session})
+
+        assert name in page(b).text and name in page(a).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page(b).text).group(1)  # type: ignore[union-attr]
+        port = b.rsplit(":", 1)[1]
+        out = httpx.post(
+            f"{b}/logout", data={"csrf": csrf}, cookies={f"wdm_session_{port}": session}
+        )
+        assert out.status_code == 303
+        for url in (a, b):
+            assert page(url).status_code == 303  # to /login: the session is gone everywhere

@@ -48,6 +48,8 @@ class Endpoint:
     package_body: bool = False
     response: str = "application/json"
     tags: tuple[str, ...] = field(default=())
+    status: str | None = None  # the success status, when not the method's usual one
+    answer: dict[str, Any] | None = None  # a JSON Schema of the answer, when described
 
 
 def error_response(exc: MarketError) -> JSONResponse:
@@ -167,6 +169,11 @@ async def search(market: Market, request: Request, _: Account | None) -> Respons
         )
     )
     return _json(result)
+
+
+async def updates(market: Market, request: Request, _: Account | None) -> Response:
+    body = await _body(request, market)
+    return _json({"updates": await run_in_threadpool(market.updates, body.get("installed"))})
 
 
 async def categories(market: Market, request: Request, _: Account | None) -> Response:
@@ -297,6 +304,19 @@ _REASON = {
     "required": ["reason"],
 }
 _PKG = "/api/v1/packages/{name}"
+_VERSION = {
+    "type": "object",
+    "description": "a version entry, as GET " + _PKG + "/versions/{version} answers it",
+    "properties": {
+        "version": {"type": "string"},
+        "file_digest": {"type": "string"},
+        "digest": {"type": "string"},
+        "size": {"type": "integer"},
+        "key_id": {"type": "string"},
+        "yanked": {"type": ["string", "null"]},
+        "published_at": {"type": "number"},
+    },
+}
 
 API: tuple[Endpoint, ...] = (
     Endpoint(
@@ -362,6 +382,46 @@ API: tuple[Endpoint, ...] = (
         "Search: full text over name, description, keywords, author",
         search,
         query=("q", "category", "sort", "page", "per_page"),
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/updates",
+        "Update check for many packages at once: for each installed name and version, "
+        "the newest version that is not yanked and every newer version (null: not listed)",
+        updates,
+        body={
+            "type": "object",
+            "properties": {
+                "installed": {
+                    "type": "object",
+                    "description": "package name -> installed version",
+                    "additionalProperties": {"type": "string"},
+                    "maxProperties": 1000,
+                }
+            },
+            "required": ["installed"],
+        },
+        status="200",
+        answer={
+            "type": "object",
+            "properties": {
+                "updates": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "oneOf": [
+                            {"type": "null"},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "newest": {"oneOf": [{"type": "null"}, _VERSION]},
+                                    "newer": {"type": "array", "items": _VERSION},
+                                },
+                            },
+                        ]
+                    },
+                }
+            },
+        },
     ),
     Endpoint("GET", "/api/v1/categories", "Categories with their package counts", categories),
     Endpoint("GET", _PKG, "A package: description, versions, capabilities, signer", package),
@@ -472,10 +532,13 @@ def _endpoint(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         limiter: RateLimiter = request.app.state.limiter
         try:
             client = request.client.host if request.client else "?"
-            limiter.check(client, "write" if endpoint.write else "read")
-            account = None
-            if endpoint.auth:
-                account = await run_in_threadpool(market.authenticate, _bearer(request))
+
+            def admit() -> Account | None:
+                # One trip to a worker thread for both: each asks the database.
+                limiter.check(client, "write" if endpoint.write else "read")
+                return market.authenticate(_bearer(request)) if endpoint.auth else None
+
+            account = await run_in_threadpool(admit)
             return await endpoint.handler(market, request, account)
         except MarketError as exc:
             return error_response(exc)
@@ -530,9 +593,9 @@ def openapi() -> dict[str, Any]:
             "operationId": f"{e.method.lower()}_{e.handler.__name__}",
             "parameters": params,
             "responses": {
-                "200" if e.method in ("GET", "PUT", "DELETE") else "201": {
+                e.status or ("200" if e.method in ("GET", "PUT", "DELETE") else "201"): {
                     "description": "OK",
-                    "content": {e.response: {"schema": {}}},
+                    "content": {e.response: {"schema": e.answer or {}}},
                 },
                 "default": {
                     "description": "A refusal",

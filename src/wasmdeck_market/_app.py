@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from ._api import api_routes
 from ._limits import Limits, RateLimiter
 from ._service import Market
+from ._sessions import Sessions
 
 __all__ = ["create_app"]
 
@@ -34,12 +35,14 @@ def create_app(
     routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """The marketplace app. ``open_signup`` lets anyone create an account over the API;
-    ``clock`` (monotonic seconds) drives the rate limits."""
+    ``clock`` (wall seconds, as every process behind one database sees them) drives
+    the rate limits, which that database keeps (_limits.py)."""
     limits = limits or Limits(max_package=market.max_package)
     app = Starlette(routes=[*api_routes(), Route("/healthz", _health, methods=["GET"]), *routes])
     app.state.market = market
     app.state.limits = limits
     kwargs: dict[str, Any] = {"clock": clock} if clock is not None else {}
-    app.state.limiter = RateLimiter(limits, **kwargs)
+    app.state.limiter = RateLimiter(limits, market.db, **kwargs)
+    app.state.sessions = Sessions(market.db, lambda: market.clock())
     app.state.open_signup = open_signup
     return app

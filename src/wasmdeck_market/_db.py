@@ -25,6 +25,10 @@ SCHEMA_VERSION = 1
 
 # {id} is the auto-numbered key: INTEGER PRIMARY KEY (SQLite's rowid, which the
 # FTS table shares) or BIGSERIAL PRIMARY KEY. Times are seconds since the epoch.
+# Sessions keep only the hash of their id; a session lives while the API token
+# it was opened with does (token_hash). rate_limits holds one token bucket per
+# client and kind of request (_limits.py), UNLOGGED on PostgreSQL: losing it in
+# a crash only refills the buckets, and a count needs no WAL flush.
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
@@ -68,6 +72,15 @@ CREATE TABLE IF NOT EXISTS rotations (
     package_id BIGINT NOT NULL REFERENCES packages(id), from_key TEXT NOT NULL,
     to_key TEXT NOT NULL, consent TEXT, reason TEXT NOT NULL,
     at DOUBLE PRECISION NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    hash TEXT PRIMARY KEY, account_id BIGINT NOT NULL REFERENCES accounts(id),
+    token_hash TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL);
+CREATE {unlogged}TABLE IF NOT EXISTS rate_limits (
+    key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at DOUBLE PRECISION NOT NULL,
+    allowed INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_expiry ON sessions (expires_at);
+CREATE INDEX IF NOT EXISTS rate_limits_at ON rate_limits (at);
 CREATE INDEX IF NOT EXISTS packages_downloads ON packages (downloads);
 CREATE INDEX IF NOT EXISTS packages_updated ON packages (updated_at);
 CREATE INDEX IF NOT EXISTS packages_category ON packages (category);
@@ -176,6 +189,14 @@ class Database:
             raise
         conn.commit()
 
+    def count(self, sql: str, args: Sequence[Any]) -> dict[str, Any]:
+        """One statement that counts a request (a rate limit's upsert ``RETURNING`` a
+        row), committed at once: on every request, so as cheap as the engine allows."""
+        with self.transaction(write=True) as tx:
+            row = tx.one(sql, args)
+        assert row is not None
+        return row
+
     def create_schema(self) -> None:
         with self.transaction(write=True) as tx:
             for statement in self._ddl():
@@ -221,10 +242,29 @@ class SQLiteDatabase(Database):
 
     def _ddl(self) -> list[str]:
         return [
-            *_statements(_TABLES.format(id="INTEGER PRIMARY KEY")),
+            *_statements(_TABLES.format(id="INTEGER PRIMARY KEY", unlogged="")),
             "CREATE VIRTUAL TABLE IF NOT EXISTS package_search USING fts5("
             "name, description, keywords, author, tokenize='unicode61')",
         ]
+
+    def count(self, sql: str, args: Sequence[Any]) -> dict[str, Any]:
+        # Its own connection per thread, synchronous=NORMAL: in WAL mode a commit
+        # then waits for no fsync (the next checkpoint syncs) and a power loss can
+        # lose the last counts but not corrupt the file. The other connections keep
+        # the default FULL, so a publish is durable when it is answered.
+        conn = getattr(self._local, "counter", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.counter = conn
+            with self._guard:
+                self._all.append(conn)
+        cursor = conn.execute(sql, tuple(args))  # autocommit: one statement, one transaction
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchone()
+        cursor.close()
+        assert row is not None
+        return dict(zip(names, row, strict=True))
 
     def index(self, tx: Tx, package_id: int, fields: dict[str, str]) -> None:
         tx.run("DELETE FROM package_search WHERE rowid = ?", (package_id,))
@@ -284,7 +324,7 @@ class PostgresDatabase(Database):
         return [
             # Two processes starting at once both create the schema: one at a time.
             "SELECT pg_advisory_xact_lock(8470001)",
-            *_statements(_TABLES.format(id="BIGSERIAL PRIMARY KEY")),
+            *_statements(_TABLES.format(id="BIGSERIAL PRIMARY KEY", unlogged="UNLOGGED ")),
             "ALTER TABLE packages ADD COLUMN IF NOT EXISTS search tsvector",
             "CREATE INDEX IF NOT EXISTS packages_search ON packages USING GIN (search)",
         ]

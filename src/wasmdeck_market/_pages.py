@@ -7,10 +7,11 @@ rule of its own. Every field a package supplies is untrusted and reaches the
 page only escaped; the Content-Security-Policy allows no inline script at all,
 and the pages need none.
 
-Logging in takes an account's API token and keeps it in an HttpOnly,
-SameSite=Strict cookie; the CSRF token of the POST forms is an HMAC of that
-token, so any server process behind one database checks it (no session
-table). The Origin, when the browser sends one, must be this host.
+Logging in takes an account's API token and opens a server-side session
+(_sessions.py): the HttpOnly, SameSite=Strict cookie holds the session's
+random id, never the token. The CSRF token of the POST forms is an HMAC of
+that id, so any server process behind one database checks it. The Origin,
+when the browser sends one, must be this host.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from wasmdeck.packages import MarketError
 from ._errors import BadRequest, Forbidden, Unauthorized
 from ._limits import RateLimiter, read_body
 from ._service import SORTS, Account, Market
+from ._sessions import Sessions
 
 __all__ = ["page_routes"]
 
@@ -80,9 +82,9 @@ def cookie_name(request: Request) -> str:
     return f"{COOKIE}_{port}" if port else COOKIE
 
 
-def csrf_token(api_token: str) -> str:
-    """The CSRF token of a logged-in browser: only who holds the API token can make it."""
-    return hmac.new(api_token.encode(), b"wasmdeck-market csrf", hashlib.sha256).hexdigest()
+def csrf_token(session: str) -> str:
+    """The CSRF token of a logged-in browser: only who holds the session id can make it."""
+    return hmac.new(session.encode(), b"wasmdeck-market csrf", hashlib.sha256).hexdigest()
 
 
 def _render(
@@ -98,14 +100,10 @@ def _render(
     return HTMLResponse(page, status_code=status, headers=_HEADERS)
 
 
-def _account(market: Market, request: Request) -> Account | None:
-    token = request.cookies.get(cookie_name(request))
-    if not token:
-        return None
-    try:
-        return market.authenticate(token)
-    except Unauthorized:
-        return None  # a revoked token: shown as logged out
+def _account(request: Request) -> Account | None:
+    """The session's account; an ended, expired or unknown one is shown as logged out."""
+    sessions: Sessions = request.app.state.sessions
+    return sessions.account(request.cookies.get(cookie_name(request)))
 
 
 Page = Callable[[Market, Request, Account | None], Awaitable[Response]]
@@ -123,10 +121,13 @@ def _page(
         limiter: RateLimiter = request.app.state.limiter
         account: Account | None = None
         try:
-            limiter.check(
-                request.client.host if request.client else "?", "write" if write else "read"
-            )
-            account = await run_in_threadpool(_account, market, request)
+            client = request.client.host if request.client else "?"
+
+            def admit() -> Account | None:
+                limiter.check(client, "write" if write else "read")
+                return _account(request)
+
+            account = await run_in_threadpool(admit)
             if write:
                 _check_origin(request)
                 form = await _read_form(request)
@@ -261,16 +262,29 @@ async def login_page(market: Market, request: Request, account: Account | None) 
 
 async def login(market: Market, request: Request, account: Account | None) -> Response:
     token = request.state.form.get("token", "").strip()
+    sessions: Sessions = request.app.state.sessions
     try:
-        await run_in_threadpool(market.authenticate, token)
+        session = await run_in_threadpool(sessions.start, token)
     except Unauthorized:
         return _render("login.html", request, None, 401, error="That API token is not valid here.")
+    # A session the browser had before is ended: one login, one live session id.
+    await run_in_threadpool(sessions.end, request.cookies.get(cookie_name(request)))
     response = RedirectResponse("/publisher", status_code=303)
-    response.set_cookie(cookie_name(request), token, path="/", httponly=True, samesite="strict")
+    response.set_cookie(
+        cookie_name(request),
+        session,
+        max_age=int(sessions.lifetime),
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
     return response
 
 
 async def logout(market: Market, request: Request, account: Account | None) -> Response:
+    sessions: Sessions = request.app.state.sessions
+    await run_in_threadpool(sessions.end, request.cookies.get(cookie_name(request)))
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(cookie_name(request), path="/")
     return response

@@ -50,6 +50,7 @@ SORTS = ("relevance", "downloads", "rating", "recent", "name")
 TOKEN_PREFIX = "wdm_"
 MAX_REVIEW = 4000
 MAX_REASON = 500
+MAX_UPDATES = 1000  # names in one update check
 
 
 def hash_token(token: str) -> str:
@@ -515,6 +516,43 @@ class Market:
         if row is None:
             raise NotFound(f"{name} has no version {version}")
         return _version(row, name)
+
+    def updates(self, installed: Any) -> dict[str, Any]:
+        """For each ``{name: installed version}``, in one query: the newest version
+        that is not yanked and every version newer than the installed one (yanked
+        ones marked), newest first; None for a name not listed here. What
+        ``wasmdeck outdated`` and the local UI's plugins page ask for every plugin
+        at once (the client decides from ``newer`` itself, packages/_market.py)."""
+        if not isinstance(installed, dict) or len(installed) > MAX_UPDATES:
+            raise BadRequest(f"installed must be an object of at most {MAX_UPDATES} names")
+        floors: dict[str, tuple[tuple[int, ...], int, str]] = {}
+        for name, number in installed.items():
+            if not isinstance(number, str) or not VERSION.match(number):
+                raise BadRequest(f"installed[{name!r}] must be a version like 1.2.0")
+            floors[name] = version_key(number)
+        answer: dict[str, Any] = dict.fromkeys(floors)
+        names = [n for n in floors if NAME.match(n)]
+        if not names:
+            return answer
+        with self.db.transaction() as tx:
+            rows = tx.all(
+                "SELECT p.name AS package, v.* FROM versions v JOIN packages p "
+                f"ON p.id = v.package_id WHERE p.name IN ({', '.join('?' * len(names))}) "
+                "ORDER BY v.sort_key DESC",
+                names,
+            )
+        for name in names:
+            answer[name] = None
+        for row in rows:
+            name = str(row["package"])
+            found = answer[name]
+            if found is None:
+                found = answer[name] = {"newest": None, "newer": []}
+            if found["newest"] is None and row["yanked"] is None:
+                found["newest"] = _version(row, name)
+            if version_key(str(row["version"])) > floors[name]:
+                found["newer"].append(_version(row, name))
+        return answer
 
     def download(self, name: str, version: str) -> tuple[dict[str, Any], bytes]:
         """The package file, counted as a download (per version and per day)."""

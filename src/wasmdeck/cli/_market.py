@@ -22,7 +22,7 @@ from ..packages import (
     open_package,
     read_bytes,
     rotation_message,
-    update_offer,
+    update_offers,
     version_key,
 )
 from ._fetch import add_market_options, fetch, settings, split_reference
@@ -145,9 +145,11 @@ def _search(args: argparse.Namespace) -> int:
 
 def _outdated_rows(args: argparse.Namespace, manager: PluginManager) -> list[dict[str, Any]]:
     rows = []
+    plugins = manager.list()
     with settings(args).client() as client:
-        for plugin in manager.list():
-            offer = update_offer(client, plugin.name, plugin.version)
+        offers = update_offers(client, {p.name: p.version for p in plugins})  # one request
+        for plugin in plugins:
+            offer = offers.get(plugin.name)
             if offer is not None and offer.newest is not None:
                 rows.append(
                     {

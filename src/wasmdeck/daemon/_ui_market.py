@@ -3,8 +3,8 @@ newer, a consent page, install.
 
 The same steps as ``wasmdeck install NAME[@VERSION]`` and ``wasmdeck update``
 (cli/_manager.py, cli/_market.py): the configured marketplace
-(``MarketSettings``), ``update_offer`` (which newer versions an update may go
-to, as ``wasmdeck outdated`` lists them), ``fetch_from_market`` (digest,
+(``MarketSettings``), ``update_offers`` (which newer versions an update may go
+to, as ``wasmdeck outdated`` lists them; one request for all plugins), ``fetch_from_market`` (digest,
 signature, rollback and yank checks), ``PluginManager.plan`` (trust, signer
 and downgrade checks) whose capabilities and risks the consent page lists,
 then ``install`` of that plan once the user confirms. The downloaded package
@@ -26,7 +26,7 @@ from ..packages import (
     MarketSettings,
     PluginManager,
     fetch_from_market,
-    update_offer,
+    update_offers,
 )
 
 __all__ = ["MarketInstalls", "Pending"]
@@ -60,16 +60,18 @@ class MarketInstalls:
 
     def offers(self, manager: PluginManager, names: list[str]) -> dict[str, Any]:
         """For each installed plugin in ``names``, the newer versions an update may go
-        to (``update_offer``: newest first, yanked ones apart); ``problem`` says why
+        to (``update_offers``: newest first, yanked ones apart); ``problem`` says why
         the marketplace could not tell."""
         found: dict[str, Any] = {}
         url = "(the configured marketplace)"
         try:
             settings = MarketSettings.load()  # a damaged market.json is a problem too
             url = settings.url
+            installed = {name: manager.get(name).version for name in names}
             with MarketClient(settings.url, token=settings.token, timeout=_OFFER_TIMEOUT) as client:
+                offers = update_offers(client, installed)  # one request (or one per plugin)
                 for name in names:
-                    offer = update_offer(client, name, manager.get(name).version)
+                    offer = offers.get(name)
                     if offer is not None and (offer.choices or offer.skipped):
                         found[name] = {
                             "newest": offer.newest.version if offer.newest else None,

@@ -26,6 +26,7 @@ from ._market import (
     newest_listed,
     rotation_message,
     update_offer,
+    update_offers,
     version_key,
 )
 from ._pack import build_package, find_module, project_fields
@@ -97,6 +98,7 @@ __all__ = [
     "rotation_message",
     "sign_package",
     "update_offer",
+    "update_offers",
     "version_key",
     "version_tuple",
 ]

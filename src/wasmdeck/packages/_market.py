@@ -16,11 +16,13 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import os
 import re
+import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,6 +53,7 @@ __all__ = [
     "newest_listed",
     "rotation_message",
     "update_offer",
+    "update_offers",
     "version_key",
 ]
 
@@ -65,6 +68,7 @@ def rotation_message(package: str, new_key_id: str) -> bytes:
 
 
 PACKAGE_CONTENT_TYPE = "application/vnd.wasmdeck.package.v1+wdpk"
+_UPDATES_PER_REQUEST = 500  # names per update check (the server takes up to 1000)
 _SUFFIX = re.compile(r"^[0-9]+(?:\.[0-9]+)*(.*)$")
 
 
@@ -170,7 +174,9 @@ class MarketClient:
         headers = {"user-agent": "wasmdeck"}
         if token:
             headers["authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, verify=_tls_context()
+        )
         self._httpx = httpx
         self.max_wait = max_wait
         self._sleep = sleep
@@ -186,20 +192,21 @@ class MarketClient:
 
     # -- requests ------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, read: bool = False, **kwargs: Any) -> Any:
+        """``read``: a POST that only asks (sent again after a short rate limit, as a GET)."""
         for attempt in (1, 2):
             try:
                 response = self._http.request(method, "/api/v1" + path, **kwargs)
             except self._httpx.HTTPError as exc:
                 raise MarketError(f"cannot reach the marketplace at {self.url}: {exc}") from None
-            if not self._wait_out(response, method, attempt):
+            if not self._wait_out(response, read or method == "GET", attempt):
                 break
         return self._json(response)
 
-    def _wait_out(self, response: Any, method: str, attempt: int) -> bool:
+    def _wait_out(self, response: Any, read: bool, attempt: int) -> bool:
         """Whether a rate-limited read is worth one more try: then it has waited."""
         wait = _retry_after(response) if response.status_code == 429 else None
-        if method != "GET" or attempt > 1 or wait is None or wait > self.max_wait:
+        if not read or attempt > 1 or wait is None or wait > self.max_wait:
             return False
         self._sleep(wait)
         return True
@@ -240,6 +247,29 @@ class MarketClient:
         if not isinstance(result, dict) or not isinstance(result.get("versions"), list):
             raise MarketError(f"the marketplace sent a malformed entry for {name}")
         return result
+
+    def updates(self, installed: Mapping[str, str]) -> dict[str, list[MarketVersion] | None]:
+        """``POST /updates``: for each installed name and version, the versions the
+        server says are newer (None: not listed), in one request per 500 names.
+        A server older than that endpoint answers 404 or 405 (``update_offers``
+        then asks per plugin)."""
+        found: dict[str, list[MarketVersion] | None] = {}
+        items = list(installed.items())
+        for start in range(0, len(items), _UPDATES_PER_REQUEST):
+            chunk = dict(items[start : start + _UPDATES_PER_REQUEST])
+            result = self._request("POST", "/updates", read=True, json={"installed": chunk})
+            answer = result.get("updates") if isinstance(result, dict) else None
+            if not isinstance(answer, dict):
+                raise MarketError("the marketplace sent a malformed update check")
+            for name in chunk:  # only what was asked: anything else it sent is ignored
+                entry = answer.get(name)
+                newer = entry.get("newer") if isinstance(entry, dict) else None
+                if entry is not None and not isinstance(newer, list):
+                    raise MarketError(f"the marketplace sent a malformed update entry for {name}")
+                found[name] = (
+                    None if newer is None else [MarketVersion.from_json(name, v) for v in newer]
+                )
+        return found
 
     def versions(self, name: str) -> list[MarketVersion]:
         return [MarketVersion.from_json(name, v) for v in self.package(name)["versions"]]
@@ -292,7 +322,7 @@ class MarketClient:
                     yield response
                     return
                 response.read()
-                if not self._wait_out(response, "GET", attempt):
+                if not self._wait_out(response, True, attempt):
                     self._json(response)  # raises the refusal
         raise AssertionError("unreachable: the second refusal raised")
 
@@ -330,6 +360,16 @@ class MarketClient:
         if not isinstance(result, dict):
             raise MarketError("the marketplace sent a malformed answer")
         return result
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi, or SSL_CERT_FILE/SSL_CERT_DIR), made once:
+    making it loads the CA bundle, 30-50 ms, which every new client paid (the local
+    UI makes one per page it asks the marketplace for)."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 def _retry_after(response: Any) -> float | None:
@@ -546,6 +586,30 @@ def update_offer(client: MarketClient, name: str, installed: str) -> UpdateOffer
         if exc.status == 404:
             return None
         raise
+    return _offer(name, installed, versions)
+
+
+def update_offers(
+    client: MarketClient, installed: Mapping[str, str]
+) -> dict[str, UpdateOffer | None]:
+    """``update_offer`` for every ``{name: installed version}``: one request
+    (``POST /updates``), or one per plugin against a marketplace older than that
+    endpoint. Either way the offer is decided here from the versions listed."""
+    if not installed:
+        return {}
+    try:
+        listed = client.updates(installed)
+    except MarketError as exc:
+        if exc.status not in (404, 405):
+            raise
+        return {name: update_offer(client, name, version) for name, version in installed.items()}
+    return {
+        name: None if versions is None else _offer(name, installed[name], versions)
+        for name, versions in listed.items()
+    }
+
+
+def _offer(name: str, installed: str, versions: list[MarketVersion]) -> UpdateOffer:
     floor = version_key(installed)
     newer = sorted(
         (v for v in versions if version_key(v.version) > floor),
