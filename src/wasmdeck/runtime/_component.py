@@ -24,11 +24,14 @@ from wasmtime import TrapCode, component
 
 from .._context import TriggerContext as Context
 from .._errors import (
+    ABIViolation,
     ImportNotAllowed,
     InvalidMetadata,
     MemoryLimitExceeded,
     MissingExport,
+    PluginReportedError,
     PluginTrap,
+    StateLimitExceeded,
     WasmdeckError,
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
@@ -51,7 +54,7 @@ from ._wasiclock import ComponentClock
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
 WIT_PACKAGE = "wasmdeck:plugin"
-WIT_VERSION = "1.2.0"
+WIT_VERSION = "1.3.0"
 # The host interfaces of the WIT package: each function and the host API
 # function (``_hostapi.HOST_FUNCTIONS``) it is bound to.
 HOST_INTERFACES: dict[str, dict[str, str]] = {
@@ -75,6 +78,7 @@ HOST_INTERFACES: dict[str, dict[str, str]] = {
         "list": "state_list",
     },
 }
+_STATE_EXPORTS = ("save-state", "restore-state")
 # Served by the component adapter itself, behind no capability (trigger: since 1.1.0).
 _BUILTIN_INTERFACES = ("types", "log", "trigger")
 _LOG_LEVELS = {
@@ -386,6 +390,11 @@ class ComponentPlugin(Adapter):
         interfaces = self._check_imports(ctype.imports(runtime.engine))
         exports = ctype.exports(runtime.engine)
         self._check_exports(exports)
+        # The optional pair of the `stateful` world (since 1.3.0; docs/reload.md).
+        self.keeps_state = all(
+            isinstance(getattr(exports.get(name), "ty", None), component.FuncType)
+            for name in _STATE_EXPORTS
+        )
         # The types of execute are resolved here, once: with the WIT signature,
         # calls go through _Request; anything else through wasmtime-py.
         execute_type = getattr(exports["execute"], "ty", None)
@@ -411,6 +420,14 @@ class ComponentPlugin(Adapter):
                     f"the {WIT_PACKAGE}@{WIT_VERSION} world; build it against wit/plugin.wit",
                     plugin=self.label,
                 )
+        present = [name for name in _STATE_EXPORTS if name in exports]
+        if len(present) == 1:
+            (missing,) = set(_STATE_EXPORTS) - set(present)
+            raise MissingExport(
+                f"the component exports {present[0]!r} but not {missing!r}: a plugin that "
+                "keeps its state across a reload exports both (the `stateful` world)",
+                plugin=self.label,
+            )
 
     def _check_imports(self, imports: Mapping[str, object]) -> list[tuple[str, str]]:
         """Refuse imports the host does not provide or the user did not grant.
@@ -605,6 +622,59 @@ class ComponentPlugin(Adapter):
         live, self._live = self._live, None
         if live is not None:
             live.session.close()
+
+    # -- live reload: the state's hand-over (docs/reload.md) ----------------
+
+    def save_state(self) -> bytes | None:
+        """The live instance's ``save-state()``: its bytes, or None with no instance."""
+        live = self._live
+        if live is None or not self.keeps_state:
+            return None
+        data = self._state_call(live, "save-state")
+        if not isinstance(data, bytes):
+            self._discard()
+            raise ABIViolation("save-state did not return a list<u8>", plugin=self.label)
+        if len(data) > self.limits.max_state:
+            raise StateLimitExceeded(
+                f"save-state returned {len(data):,} bytes, more than its max_state limit of "
+                f"{self.limits.max_state:,}",
+                value=self.limits.max_state,
+                plugin=self.label,
+            )
+        return data
+
+    def restore_state(self, state: bytes) -> None:
+        """``restore-state(state)`` on a fresh instance; an ``err`` is a refusal."""
+        if len(state) > self.limits.max_state:
+            raise StateLimitExceeded(
+                f"the saved state is {len(state):,} bytes, more than the max_state limit of "
+                f"{self.limits.max_state:,}",
+                value=self.limits.max_state,
+                plugin=self.label,
+            )
+        live = self._live or self._instantiate()
+        outcome = self._state_call(live, "restore-state", state)
+        if outcome is not None:  # result<_, string> lifts untagged: None, or the message
+            self._discard()  # half restored: never called
+            raise PluginReportedError(
+                f"restore-state refused the saved state: {outcome}", code=1, plugin=self.label
+            )
+
+    def _state_call(self, live: _Instance, name: str, *args: object) -> object:
+        """One call of a state export, under the call limits, through wasmtime-py."""
+        func = live.instance.get_func(live.store, name)
+        assert func is not None  # keeps_state: checked on load
+        self._current = None
+        live.violation = None
+        self._arm(live.ctx)
+        try:
+            result: object = func(live.store, *args)
+        except wasmtime.WasmtimeError as exc:
+            raise self._failure(live, exc, during=name) from None
+        finally:
+            self._flush()
+        self._check_overslept(None)
+        return result
 
     # -- failures ----------------------------------------------------------
 
