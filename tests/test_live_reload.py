@@ -1,0 +1,260 @@
+"""Live reload that keeps state (docs/reload.md), through the daemon and ``wasmdeck serve``.
+
+The counter plugins (``tests/plugins/<lang>/counter``, built from source
+once per run) share one contract:
+
+==========  ===========  ====================================================
+action      params       does, and outputs
+==========  ===========  ====================================================
+count       seq          marks event ``seq`` seen in a bitmap; a second
+                         sighting counts as a duplicate; ``{"count"}``
+report      (none)       ``{"count", "duplicates", "missing" (unseen below the
+                         highest seen), "generation" (restores), "version"}``
+poison      how          the next reload fails: ``trap``, ``refuse``, ``spin``
+                         in its restore, or ``big``: its save is over max_state
+cure        (none)       clears the poison
+==========  ===========  ====================================================
+
+Their state is all of that, so a count that survives reloads while events
+flow shows none was lost, none handled twice, and the state moved each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import wasmtime
+from pdkbuild import PLUGINS, build_cached, hostcalls_wasm
+
+from wasmdeck.daemon import Daemon
+
+LANGUAGES = ["c", "python", "zig"]
+
+DECK = """\
+version = 1
+
+[listen]
+webhooks = "127.0.0.1:0"
+webhook_rate_per_minute = 1000000
+
+[plugins.counter]
+path = "counter.wasm"
+{extra}
+[[bindings]]
+name = "count"
+trigger = {{ kind = "webhook", path = "/count", auth = {{ bearer = {{ env = "HOOK_TOKEN" }} }} }}
+actions = [{{ plugin = "counter", action = "count", params = {{ seq = "{{body.seq}}" }} }}]
+
+[[bindings]]
+name = "report"
+trigger = {{ kind = "webhook", path = "/report", auth = {{ bearer = {{ env = "HOOK_TOKEN" }} }} }}
+actions = [{{ plugin = "counter", action = "report" }}]
+"""
+
+
+def counter(lang: str) -> Path:
+    return build_cached(PLUGINS / lang / "counter")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WASMDECK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HOOK_TOKEN", "t0ken")
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def install(source: Path, target: Path) -> None:
+    """Put a new version of the plugin file in place at once (as a build does)."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copy(source, partial)
+    os.replace(partial, target)
+
+
+@contextlib.asynccontextmanager
+async def serving(deck: Path) -> AsyncIterator[Daemon]:
+    daemon = Daemon(deck, midi=False)
+    ready = asyncio.Event()
+    task = asyncio.create_task(daemon.run(ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 60)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 60)
+
+
+async def until(condition: Callable[[], Any], timeout: float = 60) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (value := condition()):
+            await asyncio.sleep(0.01)
+    return value
+
+
+def report(daemon: Daemon) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(daemon.host.get("counter").call("report"))
+    return result
+
+
+def reloads(daemon: Daemon) -> dict[str, Any]:
+    record: dict[str, Any] = daemon.status()["plugins"]["counter"]["reloads"]
+    return record
+
+
+@pytest.fixture
+def deck(tmp_path: Path) -> Callable[..., Path]:
+    def write(wasm: Path, extra: str = "") -> Path:
+        shutil.copy(wasm, tmp_path / "counter.wasm")
+        path = tmp_path / "deck.toml"
+        path.write_text(DECK.format(extra=extra))
+        return path
+
+    return write
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_reload_while_events_flow_loses_none_and_keeps_the_count(
+    lang: str, deck: Callable[..., Path], tmp_path: Path
+) -> None:
+    """About 1,000 webhooks/s while the plugin is reloaded four times, twice by the
+    control API and twice by its file changing: every accepted event is counted
+    once, and the count (with its bitmap) moved to each new version."""
+    wasm = counter(lang)
+    async with serving(deck(wasm)) as daemon:
+        url = f"http://127.0.0.1:{daemon.webhooks.port}"
+        control = f"http://127.0.0.1:{daemon.control.port}/v1/reload/counter"
+        headers = {"Authorization": f"Bearer {daemon.control.token}"}
+        accepted: list[int] = []
+        stop = threading.Event()
+
+        def send() -> None:
+            # Paced to about 1,000/s; every answer is counted, none is timed.
+            hook = {"Authorization": "Bearer t0ken"}
+            with httpx.Client(base_url=url, timeout=30, headers=hook) as client:
+                seq = 0
+                while not stop.wait(0.001 if seq % 2 else 0):
+                    answer = client.post("/count", json={"seq": seq})
+                    assert answer.status_code == 202, answer.text
+                    accepted.append(seq)
+                    seq += 1
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            async with httpx.AsyncClient(headers=headers, timeout=60) as api:
+                for step in range(4):
+                    before = len(accepted)
+                    await until(lambda before=before: len(accepted) >= before + 200)
+                    if step % 2 == 0:
+                        answer = await api.post(control)
+                        assert answer.status_code == 200, answer.text
+                        assert answer.json()["ok"]
+                    else:
+                        install(wasm, tmp_path / "counter.wasm")
+                        await until(lambda step=step: reloads(daemon)["count"] == step + 1)
+                    assert reloads(daemon)["count"] == step + 1
+        finally:
+            stop.set()
+            await asyncio.to_thread(sender.join)
+        await until(lambda: daemon.status()["plugins"]["counter"]["pending"] == 0)
+        counted = report(daemon)
+        status = daemon.status()["plugins"]["counter"]
+    assert len(accepted) > 800
+    assert counted["count"] == len(accepted), (counted, len(accepted))
+    assert counted["duplicates"] == 0 and counted["missing"] == 0
+    assert counted["generation"] == 4  # restored four times: the state moved each time
+    assert status["calls"] == len(accepted) and status["errors"] == {}
+    assert status["reloads"]["error"] is None
+
+
+def hostile_module() -> bytes:
+    """A valid core module without the ABI's exports."""
+    return wasmtime.wat2wasm('(module (memory (export "memory") 1))')
+
+
+FAILURES: list[tuple[str, str, str]] = [
+    # (how the new version fails, the stage, a word of the message)
+    ("truncated", "load", "InvalidModule"),
+    ("no-exports", "load", "MissingExport"),
+    ("needs-a-grant", "load", "ImportNotAllowed"),
+    ("trap", "restore", "trapped in restore_state"),
+    ("refuse", "restore", "poisoned state refused"),
+    ("spin", "restore", "fuel"),
+    ("big", "save", "max_state"),
+]
+
+
+@pytest.mark.parametrize(("how", "stage", "word"), FAILURES, ids=[f[0] for f in FAILURES])
+async def test_a_failed_reload_keeps_the_old_version_and_says_why(
+    how: str, stage: str, word: str, deck: Callable[..., Path], tmp_path: Path
+) -> None:
+    wasm = counter("c")
+    async with serving(deck(wasm, 'timeout_ms = 2000\n')) as daemon:
+        seen: list[dict[str, Any]] = []
+        daemon.host.bus.subscribe("wasmdeck.plugin.*", lambda e: seen.append(e.params()), name="t")
+        plugin = daemon.host.get("counter")
+        for seq in range(5):
+            plugin.call("count", {"seq": seq})
+        target = tmp_path / "counter.wasm"
+        if how == "truncated":
+            target.write_bytes(wasm.read_bytes()[:1000])
+        elif how == "no-exports":
+            target.write_bytes(hostile_module())
+        elif how == "needs-a-grant":
+            install(hostcalls_wasm("c"), target)  # imports kv, network, process: none granted
+        else:
+            plugin.call("poison", {"how": how})
+        ok, message = await daemon.reload_plugin("counter")
+        assert not ok
+        assert f"the reload failed ({stage})" in message and word in message, message
+        assert "the running version stays" in message
+        assert daemon.host.get("counter") is plugin  # the old version runs on
+        plugin.call("cure")
+        plugin.call("count", {"seq": 5})
+        counted = report(daemon)
+        assert counted["count"] == 6 and counted["generation"] == 0  # its state intact
+        assert reloads(daemon) == {"count": 0, "error": message}
+        await asyncio.to_thread(daemon.host.bus.settle)
+        [failed] = [e for e in seen if e["topic"] == "wasmdeck.plugin.reload-failed"]
+        assert failed["payload"]["plugin"] == "counter"
+        assert failed["payload"]["stage"] == stage
+        # Mended, the next reload goes through, with the state.
+        install(wasm, target)
+        ok, message = await daemon.reload_plugin("counter")
+        assert ok, message
+        assert report(daemon)["count"] == 6 and report(daemon)["generation"] == 1
+
+
+async def test_a_plugin_the_deck_lacks_is_a_404(deck: Callable[..., Path]) -> None:
+    async with serving(deck(counter("c"))) as daemon, httpx.AsyncClient() as api:
+        answer = await api.post(
+            f"http://127.0.0.1:{daemon.control.port}/v1/reload/nobody",
+            headers={"Authorization": f"Bearer {daemon.control.token}"},
+        )
+    assert answer.status_code == 404
+    assert "no plugin named 'nobody'" in answer.json()["error"]
+
+
+# -- through ``wasmdeck serve`` ---------------------------------------------------------
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wasmdeck", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
