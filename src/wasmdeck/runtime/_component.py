@@ -670,6 +670,17 @@ class ComponentPlugin(Adapter):
         try:
             result: object = func(live.store, *args)
         except wasmtime.WasmtimeError as exc:
+            if "too much data is being copied" in str(exc):
+                # wasmtime's own bound on one copy between host and guest (a few
+                # million list elements); the instance cannot be entered again.
+                self._flush()
+                self._discard()
+                raise StateLimitExceeded(
+                    f"{name}: the state is larger than wasmtime copies between host and "
+                    f"guest at once (the max_state limit is {self.limits.max_state:,} bytes)",
+                    value=self.limits.max_state,
+                    plugin=self.label,
+                ) from None
             raise self._failure(live, exc, during=name) from None
         finally:
             self._flush()

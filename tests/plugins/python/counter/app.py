@@ -10,8 +10,14 @@ import json
 from wasmdeck_pdk import Context, Plugin, PluginError
 
 plugin = Plugin("py-counter", version="1.0.0", description="Counts events across reloads")
-state: dict = {"seen": bytearray(65536 // 8), "count": 0, "duplicates": 0, "highest": -1,
-               "generation": 0, "poison": ""}
+state: dict = {
+    "seen": bytearray(65536 // 8),
+    "count": 0,
+    "duplicates": 0,
+    "highest": -1,
+    "generation": 0,
+    "poison": "",
+}
 
 
 @plugin.action(description="Count one event")
