@@ -25,10 +25,14 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -306,3 +310,143 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
     )
+
+
+class Serve:
+    """``wasmdeck serve`` in a child process; its stderr read on a thread."""
+
+    def __init__(self, deck: Path, env: dict[str, str], *flags: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wasmdeck", "serve", "--no-midi", "--deck", str(deck), *flags],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r}; the host said:\n{''.join(self.log)}") from None
+            if text in line:
+                return line
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def fired_result(env: dict[str, str], binding: str) -> dict[str, Any]:
+    """Fire ``binding`` and read its result from ``wasmdeck events``."""
+    events = subprocess.Popen(
+        [sys.executable, "-m", "wasmdeck", "events"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert events.stderr is not None and events.stdout is not None
+        assert "following" in events.stderr.readline()  # listening from here on
+        assert cli(env, "fire", binding).returncode == 0
+        for line in events.stdout:
+            record = json.loads(line)
+            if record.get("binding") == binding:
+                result: dict[str, Any] = json.loads(record["result"])
+                return result
+        raise AssertionError("wasmdeck events ended")
+    finally:
+        events.terminate()
+        events.wait(30)
+
+
+def test_serve_watch_rebuilds_a_c_project_and_the_cli_reloads_it(tmp_path: Path) -> None:
+    """The plugin author's loop: ``serve --watch`` rebuilds the C project on each
+    save and reloads it keeping its count; a broken build prints the compiler's
+    message and the running version stays; ``wasmdeck reload PLUGIN`` reloads
+    by hand and names a plugin the deck lacks."""
+    from wasmdeck.toolchains import build_project
+
+    project = tmp_path / "counter"
+    shutil.copytree(PLUGINS / "c" / "counter", project)
+    built = build_project(project)
+    source = project / "plugin.c"
+    original = source.read_text()
+    with socket.socket() as probe:  # a free port for the webhooks
+        probe.bind(("127.0.0.1", 0))
+        hook_port = probe.getsockname()[1]
+    deck = tmp_path / "deck.toml"
+    deck.write_text(
+        DECK.format(extra="")
+        .replace('path = "counter.wasm"', f'path = "{built}"')
+        .replace('"127.0.0.1:0"', f'"127.0.0.1:{hook_port}"')
+    )
+    env = {**os.environ, "WASMDECK_HOME": str(tmp_path / "home"), "HOOK_TOKEN": "t0ken"}
+    hook = httpx.Client(
+        base_url=f"http://127.0.0.1:{hook_port}", headers={"Authorization": "Bearer t0ken"}
+    )
+    host = Serve(deck, env, "--watch")
+    try:
+        host.wait_for("wasmdeck: serving")
+
+        def count(*seqs: int) -> None:
+            for seq in seqs:
+                assert hook.post("/count", json={"seq": seq}).status_code == 202
+
+        count(0, 1, 2)
+        first = fired_result(env, "report")  # (after the counts: one queue, in order)
+        assert first["count"] == 3 and first["generation"] == 0
+
+        # By hand: the same file again, the state handed over.
+        reloaded = cli(env, "reload", "counter")
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert "plugin counter reloaded: 1.0.0 -> 1.0.0" in reloaded.stdout
+        count(3)
+        missing = cli(env, "reload", "nobody")
+        assert missing.returncode != 0 and "no plugin named 'nobody'" in missing.stderr
+
+        # A save: rebuilt and reloaded, the new version with the old one's state.
+        source.write_text('#define COUNTER_VERSION "1.1.0"\n' + original)
+        host.wait_for("plugin counter reloaded: 1.0.0 -> 1.1.0")
+        count(4)
+        after = fired_result(env, "report")
+        assert after == {
+            "count": 5,
+            "duplicates": 0,
+            "missing": 0,
+            "generation": 2,
+            "version": "1.1.0",
+        }
+
+        # A broken save: the compiler's message, and 1.1.0 runs on.
+        source.write_text(original.replace("int wasmdeck_execute", "int wasmdeck_execute oops"))
+        host.wait_for("the build failed; the running version stays")
+        host.wait_for("error:")  # the compiler's own words
+        status = json.loads(cli(env, "status", "--json").stdout)["plugins"]["counter"]
+        assert status["version"] == "1.1.0"
+        assert "the reload failed (build)" in status["reloads"]["error"]
+        count(5)
+        assert fired_result(env, "report")["count"] == 6
+    finally:
+        hook.close()
+        host.stop()
+    assert host.process.returncode == 0, "".join(host.log)
+    assert "Traceback" not in "".join(host.log)

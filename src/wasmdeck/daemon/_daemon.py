@@ -40,7 +40,7 @@ from ..deck import (
 )
 from ..host import BusEvent, PluginHost, Subscription
 from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
-from ._loading import Project, ReadyDeck, load_plugin, prepare, reload_signature
+from ._loading import ReadyDeck, SourceProject, load_plugin, prepare, reload_signature
 from ._metrics import Metrics
 from ._workers import PluginWorker
 
@@ -71,7 +71,7 @@ class Daemon:
         control: bool = True,
         queue_size: int = 256,
         clock: Callable[[], float] = time.monotonic,
-        projects: Callable[[Path], Project | None] | None = None,
+        projects: Callable[[Path], SourceProject | None] | None = None,
     ) -> None:
         self.deck_path = Path(deck_path)
         self.metrics = Metrics()
@@ -265,7 +265,7 @@ class Daemon:
                 folders.add(spec.path.resolve().parent)
         return folders | {p.root for p in self._watched_projects().values()}
 
-    def _watched_projects(self) -> dict[str, Project]:
+    def _watched_projects(self) -> dict[str, SourceProject]:
         if self._projects is None:
             return {}
         found = {}
@@ -275,7 +275,7 @@ class Daemon:
                 found[name] = project
         return found
 
-    async def _rebuild(self, name: str, project: Project) -> None:
+    async def _rebuild(self, name: str, project: SourceProject) -> None:
         """``serve --watch``: build the plugin's project again; a failed build keeps
         the running version and logs the compiler's message."""
         log.info("plugin %s: sources changed; building %s", name, project.root)

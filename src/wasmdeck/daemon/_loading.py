@@ -27,7 +27,7 @@ from ..deck import (
 from ..packages import PluginManager, load_package
 from ..runtime import Limits, Plugin
 
-__all__ = ["Project", "ReadyDeck", "load_plugin", "prepare", "reload_signature"]
+__all__ = ["ReadyDeck", "SourceProject", "load_plugin", "prepare", "reload_signature"]
 
 
 @dataclass
@@ -41,7 +41,7 @@ class ReadyDeck:
 
 
 @dataclass(frozen=True)
-class Project:
+class SourceProject:
     """The source project a deck plugin is built from (``serve --watch``).
 
     ``digest()`` tells one version of its sources from the next; ``build()``
