@@ -201,6 +201,28 @@ def _direct_call_fits(functype: component.FuncType) -> bool:
     )
 
 
+def _state_pair_fits(exports: Mapping[str, object]) -> bool:
+    """Whether save-state and restore-state have the signatures of the `stateful` world."""
+    save = getattr(exports["save-state"], "ty", None)
+    restore = getattr(exports["restore-state"], "ty", None)
+    if not isinstance(save, component.FuncType) or not isinstance(restore, component.FuncType):
+        return False
+
+    def bytes_list(ty: object) -> bool:
+        return isinstance(ty, component.ListType) and isinstance(ty.element, component.U8)
+
+    result = restore.result
+    return (
+        not save.params
+        and bytes_list(save.result)
+        and len(restore.params) == 1
+        and bytes_list(restore.params[0][1])
+        and isinstance(result, component.ResultType)
+        and result.ok is None
+        and isinstance(result.err, component.String)
+    )
+
+
 # The request block of _Request: C component values (capi.CV_*), in one buffer.
 _VAL, _ENTRY, _OF = capi.CV_SIZE, capi.CV_ENTRY_SIZE, capi.CV_OF
 _ARG = 0  # the action-request record: the call's one argument
@@ -426,6 +448,12 @@ class ComponentPlugin(Adapter):
             raise MissingExport(
                 f"the component exports {present[0]!r} but not {missing!r}: a plugin that "
                 "keeps its state across a reload exports both (the `stateful` world)",
+                plugin=self.label,
+            )
+        if present and not _state_pair_fits(exports):
+            raise MissingExport(
+                "the component's save-state and restore-state must be func() -> list<u8> "
+                "and func(state: list<u8>) -> result<_, string> (the `stateful` world)",
                 plugin=self.label,
             )
 
@@ -660,20 +688,41 @@ class ComponentPlugin(Adapter):
                 f"restore-state refused the saved state: {outcome}", code=1, plugin=self.label
             )
 
-    def _state_call(self, live: _Instance, name: str, *args: object) -> object:
-        """One call of a state export, under the call limits, through wasmtime-py."""
+    def _state_call(self, live: _Instance, name: str, *args: bytes) -> object:
+        """One call of a state export, under the call limits, through the C API.
+
+        ``list<u8>`` goes in and out as one component value per byte: laid
+        out and read here with strided copies (wasmtime-py's conversion of
+        the same takes ~1 µs per byte). Returns the saved bytes, or for
+        ``restore-state`` None (``ok``) or the ``err`` message.
+        """
         func = live.instance.get_func(live.store, name)
         assert func is not None  # keeps_state: checked on load
         self._current = None
         live.violation = None
+        block, base, view = capi.byte_buffer(2 * _VAL)  # [argument][result]
+        view[_VAL] = capi.CV_BOOL  # an empty result slot, as in _Request
+        keep = []
+        if args:
+            (state,) = args
+            size = len(state)
+            values, values_addr, values_view = capi.byte_buffer(max(size, 1) * _VAL)
+            values_view[0 : size * _VAL : _VAL] = bytes([capi.CV_U8]) * size
+            values_view[_OF : size * _VAL : _VAL] = state
+            keep.append(values)
+            _kind.pack_into(view, 0, capi.CV_LIST)
+            _vec.pack_into(view, _OF + capi.CV_VEC_SIZE, size, values_addr if size else 0)
         self._arm(live.ctx)
-        try:
-            result: object = func(live.store, *args)
-        except wasmtime.WasmtimeError as exc:
+        error = capi.component_func_call(
+            capi.func_address(func), live.ctx, base, len(args), base + _VAL, 1
+        )
+        if error:
+            exc = capi.take_error(error)
+            capi.raise_pending_host_exception()
+            self._flush()
             if "too much data is being copied" in str(exc):
                 # wasmtime's own bound on one copy between host and guest (a few
                 # million list elements); the instance cannot be entered again.
-                self._flush()
                 self._discard()
                 raise StateLimitExceeded(
                     f"{name}: the state is larger than wasmtime copies between host and "
@@ -681,11 +730,29 @@ class ComponentPlugin(Adapter):
                     value=self.limits.max_state,
                     plugin=self.label,
                 ) from None
-            raise self._failure(live, exc, during=name) from None
-        finally:
-            self._flush()
+            raise self._failure(live, exc, during=name) from None  # type: ignore[arg-type]
+        self._flush()
         self._check_overslept(None)
-        return result
+        try:
+            if not args:  # list<u8>
+                kind, size, data = _vec_value.unpack_from(view, _VAL)
+                if kind != capi.CV_LIST:
+                    return None
+                if not size:
+                    return b""
+                return capi.readonly_view(data, size * _VAL)[_OF::_VAL].tobytes()
+            kind, is_ok, payload = _result_head.unpack_from(view, _VAL)
+            if kind != capi.CV_RESULT:
+                return "restore-state returned an unexpected value"
+            if is_ok:
+                return None
+            if not payload:
+                return "(no message)"
+            kind, size, data = _vec_value.unpack_from(capi.string_at(payload, _vec_value.size))
+            return capi.string_at(data, size).decode("utf-8", "replace") if size else ""
+        finally:
+            capi.component_val_delete(base + _VAL)
+            del block, keep
 
     # -- failures ----------------------------------------------------------
 
