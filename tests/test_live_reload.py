@@ -41,8 +41,17 @@ import httpx
 import pytest
 import wasmtime
 from pdkbuild import PLUGINS, build_cached, hostcalls_wasm, runtime
+from watgen import abi_module
 
-from wasmdeck import Limits, Plugin, ReloadFailed, StateLimitExceeded, WasmdeckError
+from wasmdeck import (
+    ABIViolation,
+    Limits,
+    MissingExport,
+    Plugin,
+    ReloadFailed,
+    StateLimitExceeded,
+    WasmdeckError,
+)
 from wasmdeck.daemon import Daemon
 
 LANGUAGES = ["c", "python", "zig"]  # the flow test, through the daemon
@@ -450,3 +459,35 @@ def test_serve_watch_rebuilds_a_c_project_and_the_cli_reloads_it(tmp_path: Path)
         host.stop()
     assert host.process.returncode == 0, "".join(host.log)
     assert "Traceback" not in "".join(host.log)
+
+
+# -- the core ABI's pair, hand-written (docs/abi.md) --------------------------------------
+
+RESTORE = '(func (export "restore_state") (param i32 i32) (result i32) (i32.const 0))'
+
+
+def test_the_core_pair_is_both_or_neither_with_its_signatures() -> None:
+    only_save = abi_module(extra='(func (export "save_state") (result i64) (i64.const 0))')
+    with pytest.raises(MissingExport, match="exports 'save_state' but not 'restore_state'"):
+        Plugin(only_save)
+    wrong = abi_module(extra='(func (export "save_state") (result i32) (i32.const 0))' + RESTORE)
+    with pytest.raises(
+        MissingExport, match=r"export 'save_state' must be a function \(\) -> \(i64\)"
+    ):
+        Plugin(wrong)
+    plain = Plugin(abi_module())
+    assert not plain.keeps_state and plain.save_state() is None
+
+
+def test_a_saved_state_outside_memory_fails_the_reload_as_an_abi_violation() -> None:
+    outside = abi_module(
+        extra='(func (export "save_state") (result i64) (i64.const 0x7FFF000000000010))' + RESTORE
+    )
+    old, new = Plugin(outside), Plugin(outside)
+    assert old.call("ok") == b"ok"  # a live instance, whose state is asked for
+    with pytest.raises(ReloadFailed) as failed:
+        old.hand_over(new)
+    assert failed.value.stage == "save"
+    assert isinstance(failed.value.__cause__, ABIViolation)
+    assert "outside the plugin's" in str(failed.value)
+    assert old.call("ok") == b"ok"  # the old version runs on
