@@ -1,7 +1,8 @@
 /*
  * c-counter: the live-reload contract (tests/test_live_reload.py).
  *
- * count {"seq": N}   marks event N seen (a bitmap of MAX_SEQ bits): counts it,
+ * count {"seq": N}   (or an event whose payload has "seq": its subscription to
+ *                    count.*) marks event N seen (a bitmap of MAX_SEQ bits): counts it,
  *                    and a second sighting as a duplicate
  * report             {"count", "duplicates", "missing" (unseen below the highest
  *                    seen), "generation" (restores so far), "version"}
@@ -24,7 +25,8 @@ WASMDECK_METADATA(
     "\"actions\":[{\"name\":\"count\",\"description\":\"Count one event\"},"
     "{\"name\":\"report\",\"description\":\"What was counted\"},"
     "{\"name\":\"poison\",\"description\":\"Make the next restore fail\"},"
-    "{\"name\":\"cure\",\"description\":\"Undo poison\"}]}")
+    "{\"name\":\"cure\",\"description\":\"Undo poison\"}],"
+    "\"subscribe\":[{\"topic\":\"count.*\",\"action\":\"count\"}]}")
 
 typedef struct {
     int64_t count, duplicates, highest, generation;
@@ -63,7 +65,9 @@ WASMDECK_STATE(save, restore)
 
 int wasmdeck_execute(const wd_request *req) {
     if (wd_action_is(req, "count")) {
-        int64_t seq = wd_int(wd_get(req->params, "seq"), -1);
+        wd_json given = wd_get(req->params, "seq");
+        if (wd_type_of(given) != WD_NUMBER) given = wd_get(wd_get(req->params, "payload"), "seq");
+        int64_t seq = wd_int(given, -1);
         if (seq < 0 || seq >= MAX_SEQ) return wd_error("seq must be 0-%d", MAX_SEQ - 1);
         unsigned char bit = (unsigned char)(1u << (seq % 8));
         if (state.seen[seq / 8] & bit) {
