@@ -20,7 +20,11 @@ Reported per window: notes sent, replies, p50/p99 of send -> reply, the
 host's RSS. At the end: the host's own counts (``wasmdeck status``): events
 in, dropped, plugin calls and drops. Lost = sent - replies; the host's
 share of it = its events in - its calls, since JACK can drop MIDI itself
-(an xrun without realtime scheduling).
+(an xrun without realtime scheduling). "stray" counts replies whose (note,
+velocity) was already answered: repeats made after the host's one send per
+call (JACK replaying a late client's buffer), not by the host. The host's
+CPU time per event (user + system, from /proc) is the figure least moved by
+other load on the machine.
 """
 
 from __future__ import annotations
@@ -125,6 +129,12 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time so far (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
@@ -207,7 +217,9 @@ def main() -> int:
             load.wait_connected()
             before = status(work / "home")
             rss_start = rss_kib(host.pid)
+            cpu_start = cpu_seconds(host.pid)
             sent, rows = run_load(load, args.rate, args.seconds, window, host.pid)
+            cpu = cpu_seconds(host.pid) - cpu_start
             after = status(work / "home")
             rss_end = rss_kib(host.pid)
         load.close()
@@ -240,6 +252,10 @@ def main() -> int:
         f"events dropped {after['events_dropped']}, replies {replies} (stray {load.stray})"
     )
     print(f"lost={sent - replies} host_lost={events_in - calls} jack_lost={sent - events_in}")
+    print(
+        f"host_cpu_s={cpu:.1f} host_cpu_share={cpu / args.seconds:.2f} of a core, "
+        f"host_cpu_us_per_event={cpu / max(events_in, 1) * 1e6:.0f}"
+    )
     first = rows[0]["rss"] if rows else rss_start
     print(
         f"rss_start_mib={rss_start / 1024:.1f} rss_after_first_window_mib={first / 1024:.1f} "

@@ -167,8 +167,12 @@ def test_press_feedback_in_the_modes_colour_and_mode_changes(
 ) -> None:
     controller.send("note_on", note=40, velocity=90)
     assert note(controller) == ("note_on", 40, 21)  # live's colour
+    controller.send("note_on", note=40, velocity=90)  # pressed again, never released
+    assert note(controller) == ("note_on", 40, 21)
     controller.send("note_off", note=40, velocity=0)
     assert note(controller) == ("note_on", 40, 0)
+    controller.send("note_on", note=36, velocity=100)  # one "off" only, then this pad's
+    assert note(controller) == ("note_on", 36, 127)
     controller.send("note_on", note=41, velocity=77)  # to edit, then a CC with the velocity
     assert note(controller) == ("control_change", 1, 77)
     controller.send("note_on", note=40, velocity=90)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import mido
@@ -155,6 +156,37 @@ def test_mido_messages_become_events() -> None:
     assert convert(mido.Message("program_change", program=5)).value == 5  # type: ignore[union-attr]
     assert convert(mido.Message("polytouch", note=60, value=30)).note == 60  # type: ignore[union-attr]
     assert convert(mido.Message("clock")) is None
+
+
+def test_bytes_become_the_events_mido_parses_them_into() -> None:
+    # from_bytes is the MIDI input's parser; mido (a third-party parser) is the reference.
+    messages = [
+        mido.Message(kind, channel=channel, **fields)
+        for channel in (0, 9, 15)
+        for kind, fields in (
+            ("note_on", {"note": 0, "velocity": 127}),
+            ("note_on", {"note": 64, "velocity": 0}),
+            ("note_off", {"note": 127, "velocity": 64}),
+            ("polytouch", {"note": 60, "value": 30}),
+            ("control_change", {"control": 7, "value": 99}),
+            ("program_change", {"program": 127}),
+            ("aftertouch", {"value": 5}),
+            ("pitchwheel", {"pitch": -8192}),
+            ("pitchwheel", {"pitch": 0}),
+            ("pitchwheel", {"pitch": 8191}),
+        )
+    ]
+    messages += [mido.Message("clock"), mido.Message("sysex", data=[1, 2, 3])]
+    for message in messages:
+        data = message.bytes()
+        assert MidiEvent.from_bytes(data, "pad") == MidiEvent.from_mido(message, "pad"), data
+
+
+def test_malformed_bytes_are_no_event() -> None:
+    for data in ([], [0x90, 60], [0x90, 60, 100, 1], [0x90, 128, 1], [0xC0, 1, 2], [0x40, 1, 2]):
+        assert MidiEvent.from_bytes(data) is None, data
+        with contextlib.suppress(ValueError):  # mido refuses them too, or parses no event
+            assert MidiEvent.from_mido(mido.Message.from_bytes(data)) is None, data
 
 
 # -- controllers -----------------------------------------------------------------

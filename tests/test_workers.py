@@ -7,12 +7,15 @@ its calls, ``fail`` fails.
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from wasmdeck import PluginError, TriggerContext, WasmdeckError
 from wasmdeck.daemon._metrics import Metrics
+from wasmdeck.daemon._inbox import Inbox
 from wasmdeck.daemon._workers import PluginWorker, QueueFull
 from wasmdeck.runtime import Plugin
 
@@ -64,3 +67,49 @@ async def test_drain_finishes_what_is_queued_and_takes_no_more(behaviors_wasm: P
     with pytest.raises(WasmdeckError, match="being stopped"):
         await asyncio.wait_for(worker.submit("count", {}, CONTEXT, "pad"), 5)
     worker.close()
+
+
+async def test_the_inbox_runs_every_callback_from_racing_threads_exactly_once() -> None:
+    # Four threads put at once while the loop empties the inbox: an item put
+    # between the loop's last look and its clearing of the flag would be stranded.
+    loop = asyncio.get_running_loop()
+    inbox = Inbox(loop)
+    seen: list[tuple[int, int]] = []
+    each = 5000
+    all_done = asyncio.Event()
+
+    def record(thread: int, n: int) -> None:
+        seen.append((thread, n))
+        if len(seen) == 4 * each:
+            all_done.set()
+
+    def put_all(thread: int) -> None:
+        for n in range(each):
+            inbox.put(record, thread, n)
+            if n % 8 == 7:
+                time.sleep(0)  # let the loop run between puts: the race is at its edges
+
+    threads = [threading.Thread(target=put_all, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    await asyncio.wait_for(all_done.wait(), 30)
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == [(t, n) for t in range(4) for n in range(each)]
+    assert [n for t, n in seen if t == 2] == list(range(each))  # in order per thread
+
+
+async def test_a_failing_inbox_callback_does_not_strand_the_others() -> None:
+    loop = asyncio.get_running_loop()
+    errors: list[BaseException] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context["exception"]))
+    inbox = Inbox(loop)
+    done = asyncio.Event()
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    inbox.put(fail)
+    inbox.put(done.set)
+    await asyncio.wait_for(done.wait(), 5)
+    assert [str(e) for e in errors] == ["boom"]

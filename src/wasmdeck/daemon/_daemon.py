@@ -40,6 +40,7 @@ from ..deck import (
 )
 from ..host import BusEvent, PluginHost, Subscription
 from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
+from ._inbox import Inbox
 from ._loading import ReadyDeck, SourceProject, load_plugin, prepare, reload_signature
 from ._metrics import Metrics
 from ._workers import PluginWorker
@@ -96,6 +97,7 @@ class Daemon:
         self._wake: asyncio.Event | None = None
         self._midi: Any = None
         self._lit: dict[tuple[str, int, str, int], Feedback] = {}  # pads lit, by where
+        self._inbox: Inbox | None = None
         self._pressed: dict[tuple[str | None, int, int], list[Binding]] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=1000)
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
@@ -128,12 +130,15 @@ class Daemon:
         )
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
+        # One for the workers' results and the MIDI input: a burst of either
+        # wakes the loop once (daemon/_inbox.py).
+        self._inbox = Inbox(loop)
         self._listen_to_bus(loop)
         self._start_workers(self._ready)
         if self._use_midi and self.deck.devices:
             from ._midi import MidiIO
 
-            self._midi = MidiIO(self.deck, loop, self._on_midi)
+            self._midi = MidiIO(self.deck, self._inbox, self._on_midi_bytes)
         await self._start_servers()
         for firing in self.engine.start():
             self._dispatch(firing)
@@ -314,7 +319,7 @@ class Daemon:
                 self._plugin_files[name] = ready.signatures[name]
             if name not in self._workers:
                 self._workers[name] = PluginWorker(
-                    name, plugin, self.metrics, size=self._queue_size
+                    name, plugin, self.metrics, size=self._queue_size, inbox=self._inbox
                 )
                 self.host.add(plugin, name=name)  # publishes wasmdeck.plugin.loaded
                 if name in replaced:
@@ -379,10 +384,17 @@ class Daemon:
 
     # -- events ----------------------------------------------------------------
 
+    def _on_midi_bytes(self, device: str, data: list[int]) -> None:
+        event = MidiEvent.from_bytes(data, device)
+        if event is not None:
+            self._on_midi_event(event)
+
     def _on_midi(self, device: str, message: Any) -> None:
         event = MidiEvent.from_mido(message, device)
-        if event is None:
-            return
+        if event is not None:
+            self._on_midi_event(event)
+
+    def _on_midi_event(self, event: MidiEvent) -> None:
         self.feed(event)
         if event.type == "note_off":
             self._released(event)
@@ -509,7 +521,10 @@ class Daemon:
         note = firing.variables.get("note")
         if isinstance(note, int):
             key = (firing.binding.trigger.device, firing.variables.get("channel") or 1, note)
-            self._pressed.setdefault(key, []).append(firing.binding)
+            pressed = self._pressed.setdefault(key, [])
+            # A controller that never sends note-off must not grow this list.
+            if firing.binding not in pressed:
+                pressed.append(firing.binding)
 
     def _released(self, event: MidiEvent) -> None:
         assert event.note is not None

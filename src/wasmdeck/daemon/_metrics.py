@@ -8,13 +8,14 @@ read exactly.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 __all__ = ["Metrics"]
 
@@ -43,40 +44,28 @@ class _PluginStats:
         }
 
 
+@dataclass(slots=True)
+class _Series:
+    """The Prometheus counts of one (plugin, binding)."""
+
+    calls: int = 0
+    drops: int = 0
+    fuel: int = 0
+    seconds: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)  # by class
+    limits: dict[str, int] = field(default_factory=dict)
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(_BUCKETS) + 1))  # +Inf last
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        labels = ("plugin", "binding")
-        self._calls = Counter("wasmdeck_calls", "Plugin calls", labels, registry=self.registry)
-        self._errors = Counter(
-            "wasmdeck_errors", "Failed plugin calls", (*labels, "error"), registry=self.registry
-        )
-        self._drops = Counter(
-            "wasmdeck_drops", "Events dropped: a full queue", labels, registry=self.registry
-        )
-        self._latency = Histogram(
-            "wasmdeck_call_seconds",
-            "Plugin call latency",
-            labels,
-            buckets=_BUCKETS,
-            registry=self.registry,
-        )
-        self._triggers = Counter(
-            "wasmdeck_triggers", "Bindings fired", ("binding",), registry=self.registry
-        )
-        self._limits = Counter(
-            "wasmdeck_limit_hits",
-            "Plugin calls stopped by a sandbox limit",
-            (*labels, "limit"),
-            registry=self.registry,
-        )
-        self._fuel = Counter(
-            "wasmdeck_fuel_used", "Fuel the plugin calls used", labels, registry=self.registry
-        )
-        # prometheus-client's labels() looks the child up under a lock on every
-        # call; the children of each (plugin, binding) are kept here instead.
-        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._fired: dict[str, Any] = {}
+        # Counted in plain dicts on the loop and turned into Prometheus families
+        # only when /metrics is read: prometheus-client's counters take a lock
+        # per increment, five of them per call, which showed at 5,000 MIDI
+        # events/s (benchmarks/sustained_load.py).
+        self._series: dict[tuple[str, str], _Series] = {}
+        self.registry.register(_DeckCollector(self))
         self.plugins: dict[str, _PluginStats] = {}
         self.bindings: dict[str, int] = {}  # fired, by binding
         self.binding_calls: dict[str, _PluginStats] = {}  # the plugin calls of each binding
@@ -89,12 +78,14 @@ class Metrics:
             stats = self.plugins[plugin] = _PluginStats()
         return stats
 
+    def _of(self, plugin: str, binding: str) -> _Series:
+        series = self._series.get((plugin, binding))
+        if series is None:
+            series = self._series[(plugin, binding)] = _Series()
+        return series
+
     def fired(self, binding: str) -> None:
         self.bindings[binding] = self.bindings.get(binding, 0) + 1
-        child = self._fired.get(binding)
-        if child is None:
-            child = self._fired[binding] = self._triggers.labels(binding)
-        child.inc()
 
     def call(
         self,
@@ -107,30 +98,27 @@ class Metrics:
         limit: bool = False,
     ) -> None:
         """One call done: ``error`` its class (``limit``: a sandbox limit), ``fuel`` used."""
-        for stats in (self._stats(plugin), self._binding(binding)):
-            stats.calls += 1
+        stats = self._stats(plugin)
+        for each in (stats, self._binding(binding)):
+            each.calls += 1
             if error is not None:
-                stats.errors[error] = stats.errors.get(error, 0) + 1
+                each.errors[error] = each.errors.get(error, 0) + 1
                 if limit:
-                    stats.limit_hits[error] = stats.limit_hits.get(error, 0) + 1
+                    each.limit_hits[error] = each.limit_hits.get(error, 0) + 1
             if fuel is not None:
-                stats.fuel_used += fuel
-                stats.fuel_calls += 1
-        self._stats(plugin).latencies.append(seconds)
-        children = self._children.get((plugin, binding))
-        if children is None:
-            children = self._children[(plugin, binding)] = (
-                self._calls.labels(plugin, binding),
-                self._latency.labels(plugin, binding),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+                each.fuel_used += fuel
+                each.fuel_calls += 1
+        stats.latencies.append(seconds)
+        series = self._of(plugin, binding)
+        series.calls += 1
+        series.seconds += seconds
+        series.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
         if error is not None:
-            self._errors.labels(plugin, binding, error).inc()
+            series.errors[error] = series.errors.get(error, 0) + 1
             if limit:
-                self._limits.labels(plugin, binding, error).inc()
+                series.limits[error] = series.limits.get(error, 0) + 1
         if fuel is not None:
-            self._fuel.labels(plugin, binding).inc(fuel)
+            series.fuel += fuel
 
     def _binding(self, name: str) -> _PluginStats:
         stats = self.binding_calls.get(name)
@@ -141,7 +129,7 @@ class Metrics:
     def dropped(self, plugin: str, binding: str) -> None:
         self._stats(plugin).drops += 1
         self._binding(binding).drops += 1
-        self._drops.labels(plugin, binding).inc()
+        self._of(plugin, binding).drops += 1
 
     def watch_bus(self, stats: Callable[[], dict[str, Any]]) -> None:
         """Export the event bus's counts (host/_bus.py ``EventBus.stats``) as well."""
@@ -208,3 +196,54 @@ class _BusCollector:
             for name, counts in stats["subscribers"].items():
                 family.add_metric([name], counts[key])
             yield family
+
+
+class _DeckCollector:
+    """The deck's counts as Prometheus families, made when /metrics is read."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return []  # described at collection: the deck's plugins and bindings change
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["plugin", "binding"]
+        calls = CounterMetricFamily("wasmdeck_calls", "Plugin calls", labels=labels)
+        errors = CounterMetricFamily(
+            "wasmdeck_errors", "Failed plugin calls", labels=[*labels, "error"]
+        )
+        limits = CounterMetricFamily(
+            "wasmdeck_limit_hits",
+            "Plugin calls stopped by a sandbox limit",
+            labels=[*labels, "limit"],
+        )
+        drops = CounterMetricFamily("wasmdeck_drops", "Events dropped: a full queue", labels=labels)
+        fuel = CounterMetricFamily(
+            "wasmdeck_fuel_used", "Fuel the plugin calls used", labels=labels
+        )
+        latency = HistogramMetricFamily(
+            "wasmdeck_call_seconds", "Plugin call latency", labels=labels
+        )
+        for (plugin, binding), series in list(self._metrics._series.items()):
+            names = [plugin, binding]
+            if series.calls:
+                calls.add_metric(names, series.calls)
+                fuel.add_metric(names, series.fuel)
+                cumulative, buckets = 0, []
+                for bound, count in zip((*_BUCKETS, float("inf")), series.buckets, strict=True):
+                    cumulative += count
+                    buckets.append(
+                        ("+Inf" if bound == float("inf") else repr(float(bound)), cumulative)
+                    )
+                latency.add_metric(names, buckets, series.seconds)
+            if series.drops:
+                drops.add_metric(names, series.drops)
+            for error, count in series.errors.items():
+                errors.add_metric([*names, error], count)
+            for error, count in series.limits.items():
+                limits.add_metric([*names, error], count)
+        triggers = CounterMetricFamily("wasmdeck_triggers", "Bindings fired", labels=["binding"])
+        for binding, count in list(self._metrics.bindings.items()):
+            triggers.add_metric([binding], count)
+        yield from (calls, errors, limits, drops, fuel, latency, triggers)

@@ -2,16 +2,19 @@
 
 Ports are opened with python-rtmidi itself: mido's rtmidi backend names the
 host's own JACK port after the port it connects to ("client:port"), and
-JACK then cannot connect the two. Messages are mido's (parsing, bytes).
+JACK then cannot connect the two. Input arrives as bytes (parsed on the loop
+by ``MidiEvent.from_bytes``); ``send`` takes mido messages as well.
 The API is the platform's default (ALSA on Linux) unless ``MIDO_BACKEND``
 names one as mido documents it (``mido.backends.rtmidi/UNIX_JACK``; the
-tests and CI use JACK). Input callbacks run on rtmidi's thread: they only
-hand the message to the event loop, never block, never touch the deck.
+tests and CI use JACK). Input callbacks run on rtmidi's thread, which on
+JACK is the client's process thread: every moment it waits for the GIL is a
+moment JACK's cycle waits, and notes are lost when it waits too long. So it
+only puts the bytes in the loop's inbox (daemon/_inbox.py) and returns:
+no parsing, no self-pipe write per message.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -20,6 +23,7 @@ from typing import Any
 
 from .._errors import WasmdeckError
 from ..deck import Deck, port_matches
+from ._inbox import Inbox
 
 __all__ = ["MidiIO", "MidiUnavailable", "list_ports", "midi_api"]
 
@@ -65,15 +69,16 @@ def list_ports() -> tuple[list[str], list[str]]:
 
 
 class MidiIO:
-    """The deck's devices opened: inputs feed ``on_message``, outputs take ``send``."""
+    """The deck's devices opened: inputs feed ``on_message(device, bytes)`` on the
+    loop, outputs take ``send``."""
 
     def __init__(
         self,
         deck: Deck,
-        loop: asyncio.AbstractEventLoop,
-        on_message: Callable[[str, Any], None],
+        inbox: Inbox,
+        on_message: Callable[[str, list[int]], None],
     ) -> None:
-        self._loop = loop
+        self._inbox = inbox
         self._on_message = on_message
         self.inputs: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}
@@ -114,15 +119,8 @@ class MidiIO:
         return None
 
     def _received(self, event: tuple[list[int], float], device: str) -> None:
-        # rtmidi's thread: parse, hand over, return.
-        import mido  # type: ignore[import-untyped]
-
-        try:
-            message = mido.Message.from_bytes(event[0])
-        except (ValueError, TypeError):
-            return  # not a message any trigger uses
-        with contextlib.suppress(RuntimeError):  # a closed loop: the host is stopping
-            self._loop.call_soon_threadsafe(self._on_message, device, message)
+        # rtmidi's thread (JACK's process thread): hand over and return.
+        self._inbox.put(self._on_message, device, event[0])
 
     def send(self, device: str, message: Any) -> bool:
         """Send one mido message to a device's output; False when it has none open."""

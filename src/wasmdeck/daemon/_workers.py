@@ -9,15 +9,15 @@ full is dropped: counted, logged, and its binding's later actions skipped —
 never silently lost.
 
 The loop hands a call over with one ``SimpleQueue.put`` and gets its result
-back with one ``call_soon_threadsafe``: no task, executor or future chain per
-call, which at 5,000 MIDI events/s was most of the loop's time
+back through an ``Inbox``: no task, executor or future chain per call, which
+at 5,000 MIDI events/s was most of the loop's time, and one wake-up of the
+loop for a burst of results rather than one each
 (benchmarks/sustained_load.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
@@ -30,6 +30,7 @@ from .._context import TriggerContext
 from .._errors import LimitExceeded, WasmdeckError
 from ..host import CURRENT, BusEvent
 from ..runtime import Plugin
+from ._inbox import Inbox
 from ._metrics import Metrics
 
 __all__ = ["PluginWorker", "QueueFull"]
@@ -60,6 +61,7 @@ class PluginWorker:
         *,
         size: int = 256,
         clock: Callable[[], float] = time.perf_counter,
+        inbox: Inbox | None = None,
     ) -> None:
         self.name = name
         self.plugin = plugin
@@ -68,6 +70,7 @@ class PluginWorker:
         self._clock = clock
         self._size = size
         self._loop = asyncio.get_running_loop()
+        self._inbox = inbox or Inbox(self._loop)
         self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._pending = 0  # submitted and not finished (the loop's count)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
@@ -135,8 +138,7 @@ class PluginWorker:
             self._stopped.set_result(None)
 
     def _hand_back(self, callback: Callable[..., object], *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
-            self._loop.call_soon_threadsafe(callback, *args)
+        self._inbox.put(callback, *args)
 
     def _finished(
         self, call: _Call, output: bytes | BaseException, seconds: float, fuel: int | None

@@ -257,6 +257,8 @@ class TriggerEngine:
 
     def next_deadline(self) -> float | None:
         """The clock time at which ``poll`` may fire something next (None: nothing pending)."""
+        if not self._holds and not self._timers:
+            return None  # the common case, asked after every event
         deadlines = [h.pressed + self._hold_s(h.binding.trigger) for h in self._holds.values()]
         deadlines.extend(self._timers.values())
         return min(deadlines, default=None)
