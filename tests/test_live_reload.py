@@ -250,6 +250,7 @@ FAILURES: list[tuple[str, str, str]] = [
     ("truncated", "load", "InvalidModule"),
     ("no-exports", "load", "MissingExport"),
     ("needs-a-grant", "load", "ImportNotAllowed"),
+    ("lacks-an-action", "check", "'count'"),
     ("trap", "restore", "trapped in restore_state"),
     ("refuse", "restore", "poisoned state refused"),
     ("spin", "restore", "fuel"),
@@ -273,6 +274,10 @@ async def test_a_failed_reload_keeps_the_old_version_and_says_why(
             target.write_bytes(wasm.read_bytes()[:1000])
         elif how == "no-exports":
             target.write_bytes(hostile_module())
+        elif how == "lacks-an-action":  # a valid plugin the deck's bindings do not fit
+            other = {"name": "c-counter", "version": "2.0.0", "description": "other actions"}
+            other["actions"] = [{"name": "other", "description": "not count"}]
+            target.write_bytes(abi_module(metadata=other))
         elif how == "needs-a-grant":
             install(hostcalls_wasm("c"), target)  # imports kv, network, process: none granted
         else:

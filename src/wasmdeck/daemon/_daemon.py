@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import _json
-from .._capabilities import Grants
 from .._context import TriggerContext
 from .._errors import ReloadFailed, WasmdeckError
 from .._topics import matches
@@ -685,12 +684,13 @@ class Daemon:
         except (WasmdeckError, OSError) as exc:
             return self._reload_failed(name, "load", f"{type(exc).__name__}: {exc}")
         try:
+            # What each plugin was given (an installed one's grants are the store's).
             facts = {
-                n: PluginFacts(w.plugin.metadata, Grants(self.deck.plugins[n].grants))
+                n: PluginFacts(w.plugin.metadata, w.plugin.grants)
                 for n, w in self._workers.items()
                 if n in self.deck.plugins
             }
-            facts[name] = PluginFacts(new.metadata, Grants(spec.grants))
+            facts[name] = PluginFacts(new.metadata, new.grants)
             check_deck(self.deck, facts)
         except DeckError as exc:
             new.close()
