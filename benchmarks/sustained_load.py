@@ -252,6 +252,8 @@ def main() -> int:
         f"events dropped {after['events_dropped']}, replies {replies} (stray {load.stray})"
     )
     print(f"lost={sent - replies} host_lost={events_in - calls} jack_lost={sent - events_in}")
+    collections = after["gc"]["full_collections"] - before["gc"]["full_collections"]  # type: ignore[index]
+    print(f"host_full_gc_collections_during_load={collections}")
     print(
         f"host_cpu_s={cpu:.1f} host_cpu_share={cpu / args.seconds:.2f} of a core, "
         f"host_cpu_us_per_event={cpu / max(events_in, 1) * 1e6:.0f}"

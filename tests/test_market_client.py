@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,31 @@ def test_publish_search_install_outdated_update_yank(
     assert pinned.returncode == 0, pinned.stderr
     assert "is yanked (broken)" in pinned.stderr
     assert PluginManager().get(name).version == "1.2.0"
+
+
+def test_update_to_a_chosen_version_never_back(
+    sqlite_server: MarketServer, signer: Path, tmp_path: Path
+) -> None:
+    server = sqlite_server
+    token = server.publisher(signer)
+    name = unique("pin")
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        package = pack(tmp_path, signer, name=name, version=version)
+        assert cli(server.url, "publish", package, token=token).returncode == 0
+    assert cli(server.url, "install", f"{name}@1.0.0", "--yes").returncode == 0
+    listed = json.loads(cli(server.url, "outdated", "--json").stdout)
+    assert listed == [
+        {"name": name, "installed": "1.0.0", "newest": "1.2.0", "choices": ["1.2.0", "1.1.0"]}
+    ]
+    # Not only the newest: NAME@VERSION picks one...
+    middle = cli(server.url, "update", f"{name}@1.1.0")
+    assert middle.returncode == 0, middle.stderr
+    assert f"upgraded {name} 1.1.0" in middle.stdout
+    # ... but never an older one than installed.
+    back = cli(server.url, "update", f"{name}@1.0.0")
+    assert back.returncode == 4, back.stderr
+    assert "older than the installed 1.1.0" in back.stderr
+    assert PluginManager().get(name).version == "1.1.0"
 
 
 def test_publish_refuses_an_unsigned_package_and_a_missing_token(
@@ -331,3 +358,73 @@ def test_the_progress_bar_draws_on_a_terminal_and_names_what_it_downloads() -> N
     assert "[##############################] 100% 2.0 MB/2.0 MB" in text
     assert "\x1b[2J" not in text and "evil\\x1b[2Jname" in text
     assert text.endswith("\n") and "downloaded evil\\x1b[2Jname (2.0 MB)" in text
+
+
+# -- rate limits ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Any:
+    """A marketplace allowing one read and one write per 4 s (burst 1), on a clock the
+    test steps; the client's sleep steps it too, so waiting takes no time."""
+    from wasmdeck_market import FileBlobs, Limits, Market, open_database
+
+    clock = [1000.0]
+    market = Market(open_database(tmp_path / "db"), FileBlobs(tmp_path / "blobs"))
+    limits = Limits(read_rate=0.25, read_burst=1, write_rate=0.25, write_burst=1)
+    with MarketServer(market, limits=limits, open_signup=True, clock=lambda: clock[0]) as server:
+        yield server, clock
+
+
+def test_a_short_retry_after_is_waited_out_once_for_reads(limited: Any) -> None:
+    from wasmdeck.packages import MarketClient, MarketError
+
+    server, clock = limited
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    with MarketClient(server.url, sleep=sleep) as client:
+        assert client.search("")["total"] == 0
+        assert client.search("")["total"] == 0  # refused, waited 4 s, sent again
+        assert slept == [4.0]
+    # Longer than the client waits: refused, saying how long.
+    with (
+        MarketClient(server.url, sleep=sleep, max_wait=2.0) as client,
+        pytest.raises(MarketError) as refused,
+    ):
+        client.search("")
+    assert refused.value.status == 429 and refused.value.retry_after == 4.0
+    assert "too many requests; slow down (it asks to wait 4 s before trying again)" in str(
+        refused.value
+    )
+    assert slept == [4.0]
+    # A write is never sent twice: the refusal says when to try again.
+    clock[0] += 10
+    with MarketClient(server.url, token="wdm_x", sleep=sleep) as client:
+        with pytest.raises(MarketError) as first:
+            client.add_key("not a key")
+        assert first.value.status == 401
+        with pytest.raises(MarketError) as second:
+            client.add_key("not a key")
+    assert second.value.status == 429 and "wait 4 s" in str(second.value)
+    assert slept == [4.0]
+
+
+def test_the_cli_prints_how_long_a_rate_limit_asks_to_wait(tmp_path: Path) -> None:
+    from wasmdeck_market import FileBlobs, Limits, Market, open_database
+
+    market = Market(open_database(tmp_path / "db"), FileBlobs(tmp_path / "blobs"))
+    limits = Limits(read_rate=0.01, read_burst=1)  # one search per 100 s
+    with MarketServer(market, limits=limits) as server:
+        assert cli(server.url, "search", "x").returncode == 0
+        result = cli(server.url, "search", "x")
+    assert result.returncode == 1, result.stderr
+    assert re.search(
+        r"^wasmdeck: the marketplace refused: too many requests; slow down "
+        r"\(it asks to wait (9\d|100) s before trying again\)$",
+        result.stderr,
+        re.M,
+    ), result.stderr

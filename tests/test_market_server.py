@@ -12,7 +12,7 @@ from marketfix import MarketServer, Postgres, make_market, new_key, pack, unique
 from starlette.routing import Route
 
 from wasmdeck.packages import Package, load_signing_key, sign_package
-from wasmdeck_market import Limits, rotation_message
+from wasmdeck_market import Limits, page_routes, rotation_message
 
 WDPK = {"content-type": "application/vnd.wasmdeck.package.v1+wdpk"}
 
@@ -344,7 +344,9 @@ def strict(request: pytest.FixtureRequest, tmp_path: Path) -> object:
     clock = [1000.0]
     limits = Limits(write_rate=1.0, write_burst=2, max_json=1024, max_package=4096)
     market = make_market(request.param, tmp_path, request, max_package=4096)
-    with MarketServer(market, limits=limits, open_signup=True, clock=lambda: clock[0]) as running:
+    with MarketServer(
+        market, limits=limits, open_signup=True, clock=lambda: clock[0], routes=page_routes()
+    ) as running:
         yield running, clock
 
 
@@ -358,6 +360,24 @@ def test_writes_are_rate_limited_per_client(strict: tuple[MarketServer, list[flo
         assert limited.headers["retry-after"] == "1"
         clock[0] += 1.0
         assert http.post("/api/v1/accounts", json={"name": unique("a")}).status_code == 201
+
+
+def test_a_rate_limited_page_says_when_to_come_back(
+    strict: tuple[MarketServer, list[float]],
+) -> None:
+    server, clock = strict
+    with server.client() as http:
+        for _ in range(2):  # the write burst: log-in forms are writes
+            assert http.post("/login", data={"token": "wdm_wrong"}).status_code == 401
+        limited = http.post("/login", data={"token": "wdm_wrong"})
+        assert limited.status_code == 429
+        assert limited.headers["retry-after"] == "1"
+        assert "too many requests; slow down (try again in 1 s)" in limited.text
+        assert limited.headers["content-type"].startswith("text/html")
+        clock[0] += 0.25
+        assert http.post("/login", data={"token": "wdm_wrong"}).headers["retry-after"] == "1"
+        clock[0] += 1.0
+        assert http.post("/login", data={"token": "wdm_wrong"}).status_code == 401
 
 
 def test_oversized_bodies_are_refused(

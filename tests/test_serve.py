@@ -277,6 +277,7 @@ def test_the_cli_drives_the_running_host(host: Host, controller: Controller) -> 
     assert (status["mode"], status["bindings"], status["midi"]) == (
         "live", 3, {"inputs": ["pad"], "outputs": ["pad"]}
     )  # fmt: skip
+    assert status["gc"]["frozen"] > 10_000  # startup's objects, out of the collector's sight
     assert cli(env, "mode", "edit").stdout == "mode edit\n"
     assert cli(env, "fire", "pad").returncode == 0  # by hand: the press feedback, edit's colour
     assert note(controller) == ("note_on", 40, 5)

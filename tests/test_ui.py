@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -135,6 +136,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     assert unknown_id is not None
     (tmp / "deck.toml").write_text(DECK.format(hostile=json.dumps(HOSTILE)))
     env = {**os.environ, "WASMDECK_HOME": str(root), "HOOK_TOKEN": HOOK_TOKEN}
+    # A marketplace nobody listens on (the default port may be taken on this machine).
+    env["WASMDECK_MARKET"] = f"http://127.0.0.1:{_closed_port()}"
     host = Host(tmp / "deck.toml", env)
     try:
         hooks = host.wait_for("webhooks on http://")
@@ -175,6 +178,12 @@ def browser() -> Iterator[WebDriver]:
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # closed again when this returns
 
 
 def wait(browser: WebDriver, timeout: float = 15) -> WebDriverWait[WebDriver]:
@@ -272,10 +281,13 @@ def test_installed_plugins_show_their_trust_and_signer(ui: UI, logged_in: WebDri
         for row in browser.find_elements(By.CSS_SELECTOR, "#plugins tbody tr")
     }
     assert sorted(rows) == sorted(["demo", "obs", "spare", HOSTILE])
-    version, state, trust, signer, _grants = rows["demo"]
+    version, state, trust, signer, _grants, update = rows["demo"]
     assert (version, state, trust) == ("1.0.0", "enabled", "verified")
     assert signer == f"Example Publisher {ui.trusted_key_id}"
-    assert rows["obs"][2:] == ["signed", ui.key_id, "kv (low risk)"]
+    assert rows["obs"][2:5] == ["signed", ui.key_id, "kv (low risk)"]
+    # No marketplace answers here: the page says so instead of "up to date".
+    assert update == "not known"
+    assert "Could not ask the marketplace" in text(browser, "#updates-problem")
     shot(browser, "plugins")
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from wasmdeck import PluginError, TriggerContext, WasmdeckError
-from wasmdeck.daemon._metrics import Metrics
 from wasmdeck.daemon._inbox import Inbox
+from wasmdeck.daemon._metrics import Metrics
 from wasmdeck.daemon._workers import PluginWorker, QueueFull
 from wasmdeck.runtime import Plugin
 

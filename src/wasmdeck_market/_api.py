@@ -52,7 +52,7 @@ class Endpoint:
 
 def error_response(exc: MarketError) -> JSONResponse:
     headers = {}
-    retry = getattr(exc, "retry_after", None)
+    retry = exc.retry_after
     if retry is not None:
         headers["retry-after"] = str(max(1, math.ceil(retry)))
     return JSONResponse(

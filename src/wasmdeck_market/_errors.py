@@ -34,8 +34,9 @@ class ServerError(MarketError):
         code: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, status=status or self.status, code=code or self.code)
-        self.retry_after = retry_after
+        super().__init__(
+            message, status=status or self.status, code=code or self.code, retry_after=retry_after
+        )
 
 
 class BadRequest(ServerError):

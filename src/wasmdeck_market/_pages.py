@@ -1,4 +1,5 @@
-"""The marketplace's public pages: browse, search, a package, the publisher's view.
+"""The marketplace's public pages: browse, search, a package, the publisher's view
+(versions, yank, keys and signer rotation), reporting reviews and moderating them.
 
 Server-rendered HTML (Jinja2, autoescaping on every template) over the same
 ``Market`` methods the JSON API calls (``_service.py``); nothing here decides a
@@ -18,6 +19,7 @@ import datetime
 import hashlib
 import hmac
 import logging
+import math
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,7 +42,7 @@ __all__ = ["page_routes"]
 
 _log = logging.getLogger("wasmdeck_market")
 _FILES = Path(__file__).with_name("_pages_files")
-COOKIE = "wdm_session"
+COOKIE = "wdm_session"  # + "_PORT" when the site has a port (cookie_name)
 PER_PAGE = 20
 _MAX_FORM = 16 << 10
 _HEADERS = {
@@ -69,6 +71,15 @@ _templates.filters["size"] = lambda n: (
 )
 
 
+def cookie_name(request: Request) -> str:
+    """The session cookie's name on this site: a browser sends a host's cookies to
+    every port of it, so marketplaces on two ports of one host (or this and
+    ``wasmdeck serve``'s UI) each keep their own login instead of replacing the
+    other's. The port is the one the browser asked for (the Host header)."""
+    port = request.url.port
+    return f"{COOKIE}_{port}" if port else COOKIE
+
+
 def csrf_token(api_token: str) -> str:
     """The CSRF token of a logged-in browser: only who holds the API token can make it."""
     return hmac.new(api_token.encode(), b"wasmdeck-market csrf", hashlib.sha256).hexdigest()
@@ -77,7 +88,7 @@ def csrf_token(api_token: str) -> str:
 def _render(
     name: str, request: Request, account: Account | None, status: int = 200, **values: Any
 ) -> HTMLResponse:
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(cookie_name(request))
     page = _templates.get_template(name).render(
         account=account,
         csrf=csrf_token(token) if account is not None and token else "",
@@ -88,7 +99,7 @@ def _render(
 
 
 def _account(market: Market, request: Request) -> Account | None:
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(cookie_name(request))
     if not token:
         return None
     try:
@@ -123,7 +134,7 @@ def _page(
                 if account is None and login:
                     raise Unauthorized("log in first (with your account's API token)")
                 if account is not None and csrf:
-                    token = request.cookies.get(COOKIE, "")
+                    token = request.cookies.get(cookie_name(request), "")
                     if not hmac.compare_digest(
                         form.get("csrf", "").encode(), csrf_token(token).encode()
                     ):
@@ -132,7 +143,16 @@ def _page(
                 return RedirectResponse("/login", status_code=303)
             return await handler(market, request, account)
         except MarketError as exc:
-            return _render("error.html", request, account, exc.status or 400, message=exc.message)
+            if exc.retry_after is None:
+                return _render(
+                    "error.html", request, account, exc.status or 400, message=exc.message
+                )
+            # A rate limit: the header as the API sends it (_api.py), and the page says it.
+            wait = str(max(1, math.ceil(exc.retry_after)))
+            message = f"{exc.message} (try again in {wait} s)"
+            page = _render("error.html", request, account, exc.status, message=message)
+            page.headers["retry-after"] = wait
+            return page
         except Exception:
             _log.exception("%s %s failed", request.method, request.url.path)
             return _render(
@@ -202,12 +222,24 @@ async def browse(market: Market, request: Request, account: Account | None) -> R
     )
 
 
-async def package(market: Market, request: Request, account: Account | None) -> Response:
+async def package(
+    market: Market, request: Request, account: Account | None, notice: str = ""
+) -> Response:
     name = str(request.path_params["name"])
     info = await run_in_threadpool(market.package, name)
-    reviews = await run_in_threadpool(market.reviews, name)
+    reviews = await run_in_threadpool(market.reviews, name)  # hidden ones left out
     mine = next((r for r in reviews if account is not None and r["author"] == account.name), None)
-    return _render("package.html", request, account, package=info, reviews=reviews, mine=mine)
+    return _render(
+        "package.html", request, account, package=info, reviews=reviews, mine=mine, notice=notice
+    )
+
+
+async def report(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    name, author = str(request.path_params["name"]), str(request.path_params["author"])
+    reason = request.state.form.get("reason", "")
+    await run_in_threadpool(market.report, account, name, author, reason)
+    return await package(market, request, account, f"reported {author}'s review to the moderators")
 
 
 async def review(market: Market, request: Request, account: Account | None) -> Response:
@@ -234,13 +266,13 @@ async def login(market: Market, request: Request, account: Account | None) -> Re
     except Unauthorized:
         return _render("login.html", request, None, 401, error="That API token is not valid here.")
     response = RedirectResponse("/publisher", status_code=303)
-    response.set_cookie(COOKIE, token, path="/", httponly=True, samesite="strict")
+    response.set_cookie(cookie_name(request), token, path="/", httponly=True, samesite="strict")
     return response
 
 
 async def logout(market: Market, request: Request, account: Account | None) -> Response:
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(cookie_name(request), path="/")
     return response
 
 
@@ -271,6 +303,59 @@ async def yank(market: Market, request: Request, account: Account | None) -> Res
     )
 
 
+# -- keys (the publisher's view) ------------------------------------------------------
+
+
+async def add_key(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    added = await run_in_threadpool(
+        market.add_key, account, request.state.form.get("public_key", "")
+    )
+    return await publisher(market, request, account, f"registered key {added['key_id']}")
+
+
+async def revoke_key(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    key_id = request.state.form.get("key_id", "")
+    await run_in_threadpool(market.revoke_key, account, key_id)
+    return await publisher(market, request, account, f"revoked key {key_id}")
+
+
+async def rotate(market: Market, request: Request, account: Account | None) -> Response:
+    """A package's next versions signed by another of the account's keys: with the old
+    key's consent (its signature, made where the key is: ``wasmdeck market consent``)
+    or, left empty, as an explicit rotation; the service checks either."""
+    assert account is not None
+    form: dict[str, str] = request.state.form
+    name, key_id = form.get("name", ""), form.get("key_id", "")
+    consent = form.get("consent", "").strip() or None
+    await run_in_threadpool(
+        lambda: market.rotate(account, name, key_id, consent=consent, reason=form.get("reason", ""))
+    )
+    how = "with the old key's consent" if consent else "as an explicit rotation, without consent"
+    return await publisher(market, request, account, f"{name} is now signed by key {key_id}, {how}")
+
+
+# -- moderation ------------------------------------------------------------------------
+
+
+async def moderation(
+    market: Market, request: Request, account: Account | None, notice: str = ""
+) -> Response:
+    assert account is not None
+    reported = await run_in_threadpool(market.reports, account)  # moderators only
+    return _render("moderation.html", request, account, reports=reported, notice=notice)
+
+
+async def hide(market: Market, request: Request, account: Account | None) -> Response:
+    assert account is not None
+    form: dict[str, str] = request.state.form
+    name, author, hidden = form.get("name", ""), form.get("author", ""), form.get("hidden") == "1"
+    await run_in_threadpool(market.hide, account, name, author, hidden)
+    what = "hid" if hidden else "showed again"
+    return await moderation(market, request, account, f"{what} {author}'s review of {name}")
+
+
 def page_routes() -> list[BaseRoute]:
     """The pages, for ``create_app(market, routes=page_routes())``."""
     return [
@@ -282,5 +367,17 @@ def page_routes() -> list[BaseRoute]:
         Route("/logout", _page(logout, write=True, login=True), methods=["POST"]),
         Route("/publisher", _page(publisher, login=True), methods=["GET"]),
         Route("/publisher/yank", _page(yank, write=True, login=True), methods=["POST"]),
+        Route("/publisher/keys", _page(add_key, write=True, login=True), methods=["POST"]),
+        Route(
+            "/publisher/keys/revoke", _page(revoke_key, write=True, login=True), methods=["POST"]
+        ),
+        Route("/publisher/rotate", _page(rotate, write=True, login=True), methods=["POST"]),
+        Route(
+            "/packages/{name}/reviews/{author}/report",
+            _page(report, write=True, login=True),
+            methods=["POST"],
+        ),
+        Route("/moderation", _page(moderation, login=True), methods=["GET"]),
+        Route("/moderation/hide", _page(hide, write=True, login=True), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=_FILES / "static"), name="static"),
     ]

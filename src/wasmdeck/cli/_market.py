@@ -7,6 +7,7 @@ local file); the download and its checks in packages/_market.py.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import json
 import sys
@@ -18,10 +19,10 @@ from ..packages import (
     MarketSettings,
     PluginManager,
     load_public_key,
-    newest_listed,
     open_package,
     read_bytes,
     rotation_message,
+    update_offer,
     version_key,
 )
 from ._fetch import add_market_options, fetch, settings, split_reference
@@ -57,10 +58,10 @@ def register(subparsers: Any) -> None:
         "update",
         help="update installed plugins (or NAME) from the marketplace",
         description="Install the newest version that is not yanked of NAME (or of every "
-        "installed plugin the marketplace has), checked as 'install NAME' is; never an "
-        "older version than the installed one.",
+        "installed plugin the marketplace has), or NAME@VERSION exactly (yanked or not), "
+        "checked as 'install NAME' is; never an older version than the installed one.",
     )
-    update.add_argument("name", metavar="NAME", nargs="?")
+    update.add_argument("name", metavar="NAME[@VERSION]", nargs="?")
     update.add_argument("-y", "--yes", action="store_true", help="grant what it asks for")
     update.add_argument("--replace-signer", action="store_true")
     add_market_options(update)
@@ -94,9 +95,11 @@ def register(subparsers: Any) -> None:
         "'add-key KEY.pub' registers a signing key to your account. 'rotate NAME "
         "NEW.pub --reason TEXT' lets that key sign NAME's next versions: with "
         "--consent-key OLD.key the old key signs its consent (clients then accept the "
-        "new signer); without, it is an explicit rotation users must accept themselves.",
+        "new signer); without, it is an explicit rotation users must accept themselves. "
+        "'consent NAME NEW.pub --consent-key OLD.key' only prints that consent (base64), "
+        "for the rotation form of the marketplace's publisher page.",
     )
-    market.add_argument("action", nargs="?", choices=["login", "add-key", "rotate"])
+    market.add_argument("action", nargs="?", choices=["login", "add-key", "rotate", "consent"])
     market.add_argument("operands", nargs="*", metavar="ARG")
     market.add_argument("--reason", help="why the signer changes (rotate)")
     market.add_argument("--consent-key", metavar="OLD.key", help="the old key, to consent")
@@ -144,12 +147,15 @@ def _outdated_rows(args: argparse.Namespace, manager: PluginManager) -> list[dic
     rows = []
     with settings(args).client() as client:
         for plugin in manager.list():
-            newest = newest_listed(client, plugin.name)
-            if newest is None:
-                continue
-            if version_key(newest.version) > version_key(plugin.version):
+            offer = update_offer(client, plugin.name, plugin.version)
+            if offer is not None and offer.newest is not None:
                 rows.append(
-                    {"name": plugin.name, "installed": plugin.version, "newest": newest.version}
+                    {
+                        "name": plugin.name,
+                        "installed": plugin.version,
+                        "newest": offer.newest.version,
+                        "choices": [v.version for v in offer.choices],
+                    }
                 )
     return rows
 
@@ -168,8 +174,10 @@ def _outdated(args: argparse.Namespace) -> int:
 @usage_errors
 def _update(args: argparse.Namespace) -> int:
     manager = PluginManager()
+    pinned: str | None = None
     if args.name:
-        installed = manager.get(args.name)  # PluginNotFound when it is not installed
+        name, pinned = split_reference(args.name)
+        installed = manager.get(name)  # PluginNotFound when it is not installed
         names = [installed.name]
     else:
         names = [row["name"] for row in _outdated_rows(args, manager)]
@@ -187,7 +195,9 @@ def _update(args: argparse.Namespace) -> int:
     )
     for name in names:
         installed = manager.get(name)
-        fetched = fetch(args, name, None, installed)
+        # Pinned, it may be yanked (named by number) but never older: the manager's
+        # downgrade check refuses that, as for 'install NAME@VERSION'.
+        fetched = fetch(args, name, pinned, installed)
         if version_key(fetched.entry.version) == version_key(installed.version):
             print(safe(f"{name} {installed.version} is up to date"))
             continue
@@ -208,6 +218,21 @@ def _authorized(market: MarketSettings) -> MarketSettings:
     return market
 
 
+def _consent_signature(args: argparse.Namespace, name: str, new_key_id: str) -> bytes:
+    """The old key's signature that lets ``new_key_id`` sign ``name`` from now on."""
+    old = unlock_key(args, args.consent_key)
+    return bytes(old.sign(rotation_message(name, new_key_id)))
+
+
+def _consent(args: argparse.Namespace) -> int:
+    name, pub = args.operands
+    if not args.consent_key:
+        raise UsageError("consent needs the old key: --consent-key OLD.key")
+    new = load_public_key(pub)
+    print(base64.b64encode(_consent_signature(args, name, new.key_id)).decode())
+    return 0
+
+
 def _rotate(args: argparse.Namespace, market: MarketSettings) -> int:
     name, pub = args.operands
     if not args.reason:
@@ -215,8 +240,7 @@ def _rotate(args: argparse.Namespace, market: MarketSettings) -> int:
     new = load_public_key(pub)
     consent = None
     if args.consent_key:
-        old = unlock_key(args, args.consent_key)
-        consent = old.sign(rotation_message(name, new.key_id))
+        consent = _consent_signature(args, name, new.key_id)
     with _authorized(market).client() as client:
         client.rotate(name, new.key_id, args.reason, consent=consent)
     how = "with the old key's consent" if consent else "as an explicit rotation (no consent)"
@@ -265,13 +289,13 @@ def _yank(args: argparse.Namespace) -> int:
 @usage_errors
 def _market(args: argparse.Namespace) -> int:
     current = settings(args)
-    wanted = {None: 0, "login": 0, "add-key": 1, "rotate": 2}[args.action]
+    wanted = {None: 0, "login": 0, "add-key": 1, "rotate": 2, "consent": 2}[args.action]
     if len(args.operands) != wanted:
         raise UsageError(
             {
                 0: f"'{args.action or 'market'}' takes no operands",
                 1: "add-key takes the public key file: add-key KEY.pub",
-                2: "rotate takes the package and the new key: rotate NAME NEW.pub",
+                2: f"{args.action} takes the package and the new key: {args.action} NAME NEW.pub",
             }[wanted]
         )
     if args.action == "add-key":
@@ -282,6 +306,8 @@ def _market(args: argparse.Namespace) -> int:
         return 0
     if args.action == "rotate":
         return _rotate(args, current)
+    if args.action == "consent":
+        return _consent(args)
     if args.action is None:
         print(safe(f"marketplace: {current.url}"))
         print("token: " + ("set" if current.token else "none"))

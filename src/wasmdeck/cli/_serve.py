@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -169,6 +170,13 @@ async def _run(daemon: Daemon, *, quiet: bool = False) -> None:
         loop.add_signal_handler(signum, daemon.stop)
 
     def ready() -> None:
+        # What startup made (modules, the deck, compiled plugins: ~70k objects)
+        # lives as long as this process. Frozen, it is out of the collector's
+        # sight: a full collection under load scans only what came since,
+        # rather than holding the GIL 100+ ms while JACK's process thread
+        # waits for it (daemon/_midi.py, benchmarks/sustained_load.py).
+        gc.collect()
+        gc.freeze()
         if quiet:
             return
         status = daemon.status()

@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import gc
 import logging
 import os
 import time
@@ -754,6 +755,12 @@ class Daemon:
             "reloads": self.reloads,
             "bus": self.host.bus.stats(),
             "uptime_s": round(time.time() - self.started, 1),
+            # Full collections hold the GIL for as long as they scan (cli/_serve.py freezes
+            # what startup made); counted here to tell such a pause from a slow plugin.
+            "gc": {
+                "frozen": gc.get_freeze_count(),
+                "full_collections": gc.get_stats()[2]["collections"],
+            },
             "midi": {
                 "inputs": sorted(self._midi.inputs) if self._midi else [],
                 "outputs": sorted(self._midi.outputs) if self._midi else [],

@@ -295,15 +295,17 @@ class ManagementUI:
         if isinstance(session, Response):
             return session
 
-        def read() -> list[dict[str, Any]]:
+        def read() -> tuple[list[dict[str, Any]], dict[str, Any]]:
             manager = self._manager()
-            return [self._describe(manager, p) for p in manager.list()]
+            plugins = [self._describe(manager, p) for p in manager.list()]
+            # What `wasmdeck outdated` lists: newer versions on the marketplace.
+            return plugins, self._market.offers(manager, [p["name"] for p in plugins])
 
         try:
-            plugins = await asyncio.to_thread(read)
+            plugins, updates = await asyncio.to_thread(read)
         except WasmdeckError as exc:
             return self._render(request, "refused.html", session, 500, message=exc.message)
-        return self._render(request, "plugins.html", session, plugins=plugins)
+        return self._render(request, "plugins.html", session, plugins=plugins, updates=updates)
 
     async def plugin_page(self, request: Request) -> Response:
         session = self._page_session(request)
@@ -339,6 +341,7 @@ class ManagementUI:
 
         try:
             plugin = await asyncio.to_thread(read)
+            updates = await asyncio.to_thread(self._market.offers, self._manager(), [name])
         except WasmdeckError as exc:
             return self._render(request, "refused.html", session, 404, message=exc.message)
         running = [
@@ -349,7 +352,13 @@ class ManagementUI:
         ]
         kinds = [{"name": k.name, "risk": k.risk, "help": k.scope_help} for k in KINDS.values()]
         return self._render(
-            request, "plugin.html", session, plugin=plugin, running=running, kinds=kinds
+            request,
+            "plugin.html",
+            session,
+            plugin=plugin,
+            running=running,
+            kinds=kinds,
+            updates=updates,
         )
 
     def _describe(self, manager: PluginManager, plugin: InstalledPlugin) -> dict[str, Any]:
@@ -393,11 +402,15 @@ class ManagementUI:
     async def market_review(
         self, request: Request, session: _Session, form: dict[str, str]
     ) -> Response:
-        name = form.get("name", "")
+        name, version = form.get("name", ""), form.get("version") or None
         try:
-            plan = await asyncio.to_thread(self._market.review, self._manager(), session.csrf, name)
+            plan = await asyncio.to_thread(
+                self._market.review, self._manager(), session.csrf, name, version
+            )
         except WasmdeckError as exc:
-            return self._back(session, f"{PREFIX}/market", "error", exc.message)
+            back = form.get("back") == "plugin"  # an update refused: back to the plugin
+            page = f"{PREFIX}/plugins/{urllib.parse.quote(name, safe='')}" if back else None
+            return self._back(session, page or f"{PREFIX}/market", "error", exc.message)
         return self._render(request, "consent.html", session, plan=plan)
 
     async def market_install(

@@ -19,11 +19,13 @@ from ._market import (
     MarketError,
     MarketSettings,
     MarketVersion,
+    UpdateOffer,
     capability_risks,
     check_download,
     fetch_from_market,
     newest_listed,
     rotation_message,
+    update_offer,
     version_key,
 )
 from ._pack import build_package, find_module, project_fields
@@ -69,6 +71,7 @@ __all__ = [
     "TamperedPackage",
     "TrustLevel",
     "TrustStore",
+    "UpdateOffer",
     "Verdict",
     "VerifiedPackage",
     "atomic_write",
@@ -93,6 +96,7 @@ __all__ = [
     "read_bytes",
     "rotation_message",
     "sign_package",
+    "update_offer",
     "version_key",
     "version_tuple",
 ]

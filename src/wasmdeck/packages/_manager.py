@@ -156,6 +156,15 @@ class InstallPlan:
     def requested(self) -> tuple[CapabilityRequest, ...]:
         return self.package.manifest.metadata.capabilities
 
+    @property
+    def added(self) -> tuple[CapabilityRequest, ...]:
+        """The requests the installed version did not make (all of them on a first
+        install): what an update's consent is about."""
+        if self.previous is None:
+            return self.requested
+        before = request_keys(self.previous.requested)
+        return tuple(r for r in self.requested if not request_keys([r]) <= before)
+
     def describe(self) -> list[str]:
         """Lines for the user: the plugin, its trust level, what it asks for and what
         consenting grants, one capability a line with its risk. Every text the package

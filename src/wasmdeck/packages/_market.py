@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,11 +44,13 @@ __all__ = [
     "MarketError",
     "MarketSettings",
     "MarketVersion",
+    "UpdateOffer",
     "capability_risks",
     "check_download",
     "fetch_from_market",
     "newest_listed",
     "rotation_message",
+    "update_offer",
     "version_key",
 ]
 
@@ -66,12 +70,21 @@ _SUFFIX = re.compile(r"^[0-9]+(?:\.[0-9]+)*(.*)$")
 
 class MarketError(WasmdeckError):
     """The marketplace refused a request, or could not be reached (``status`` is the
-    HTTP status, 0 when there was no answer; ``code`` the server's error code)."""
+    HTTP status, 0 when there was no answer; ``code`` the server's error code;
+    ``retry_after`` the seconds a rate limit asks to wait, when it said)."""
 
-    def __init__(self, message: str, *, status: int = 0, code: str = "error") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str = "error",
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after = retry_after
 
 
 def version_key(version: str) -> tuple[tuple[int, ...], int, str]:
@@ -136,9 +149,21 @@ Progress = Callable[[int, int], None]  # (bytes so far, total)
 
 
 class MarketClient:
-    """A marketplace at ``url`` (``token`` for publishing, yanking and reviews)."""
+    """A marketplace at ``url`` (``token`` for publishing, yanking and reviews).
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 60.0) -> None:
+    A read refused by a rate limit (429) whose ``Retry-After`` is at most
+    ``max_wait`` seconds is waited out (``sleep``) and sent once more; a longer
+    wait, or a refused write, is a ``MarketError`` that says how long to wait."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        max_wait: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         import httpx
 
         self.url = url.rstrip("/")
@@ -147,6 +172,8 @@ class MarketClient:
             headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._httpx = httpx
+        self.max_wait = max_wait
+        self._sleep = sleep
 
     def close(self) -> None:
         self._http.close()
@@ -160,11 +187,22 @@ class MarketClient:
     # -- requests ------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, "/api/v1" + path, **kwargs)
-        except self._httpx.HTTPError as exc:
-            raise MarketError(f"cannot reach the marketplace at {self.url}: {exc}") from None
+        for attempt in (1, 2):
+            try:
+                response = self._http.request(method, "/api/v1" + path, **kwargs)
+            except self._httpx.HTTPError as exc:
+                raise MarketError(f"cannot reach the marketplace at {self.url}: {exc}") from None
+            if not self._wait_out(response, method, attempt):
+                break
         return self._json(response)
+
+    def _wait_out(self, response: Any, method: str, attempt: int) -> bool:
+        """Whether a rate-limited read is worth one more try: then it has waited."""
+        wait = _retry_after(response) if response.status_code == 429 else None
+        if method != "GET" or attempt > 1 or wait is None or wait > self.max_wait:
+            return False
+        self._sleep(wait)
+        return True
 
     def _json(self, response: Any) -> Any:
         try:
@@ -173,15 +211,19 @@ class MarketClient:
             body = None
         if response.status_code >= 400:
             error = body.get("error") if isinstance(body, dict) else None
+            retry = _retry_after(response) if response.status_code == 429 else None
+            later = f" (it asks to wait {retry:.0f} s before trying again)" if retry else ""
             if isinstance(error, dict) and isinstance(error.get("message"), str):
                 raise MarketError(
-                    f"the marketplace refused: {error['message']}",
+                    f"the marketplace refused: {error['message']}{later}",
                     status=response.status_code,
                     code=str(error.get("code", "error")),
+                    retry_after=retry,
                 )
             raise MarketError(
-                f"the marketplace answered HTTP {response.status_code}",
+                f"the marketplace answered HTTP {response.status_code}{later}",
                 status=response.status_code,
+                retry_after=retry,
             )
         if body is None:
             raise MarketError("the marketplace's answer is not JSON")
@@ -219,10 +261,7 @@ class MarketClient:
         got = 0
         digest = hashlib.sha256()
         try:
-            with self._http.stream("GET", path) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._json(response)
+            with self._stream(path) as response:
                 for chunk in response.iter_bytes():
                     got += len(chunk)
                     if got > entry.size:
@@ -243,6 +282,19 @@ class MarketClient:
                 plugin=entry.name,
             )
         return b"".join(chunks)
+
+    @contextlib.contextmanager
+    def _stream(self, path: str) -> Iterator[Any]:
+        """A streamed GET that answered 2xx (a short rate limit waited out once)."""
+        for attempt in (1, 2):
+            with self._http.stream("GET", path) as response:
+                if response.status_code < 400:
+                    yield response
+                    return
+                response.read()
+                if not self._wait_out(response, "GET", attempt):
+                    self._json(response)  # raises the refusal
+        raise AssertionError("unreachable: the second refusal raised")
 
     def publish(self, data: bytes) -> dict[str, Any]:
         result = self._request(
@@ -278,6 +330,13 @@ class MarketClient:
         if not isinstance(result, dict):
             raise MarketError("the marketplace sent a malformed answer")
         return result
+
+
+def _retry_after(response: Any) -> float | None:
+    """The seconds of a ``Retry-After`` header (wasmdeck-market sends whole seconds;
+    an HTTP date, which it never sends, counts as not said)."""
+    text = str(response.headers.get("retry-after", "")).strip()
+    return float(text) if text.isdigit() and len(text) <= 6 else None
 
 
 def _quote(part: str) -> str:
@@ -459,3 +518,43 @@ def newest_listed(client: MarketClient, name: str) -> MarketVersion | None:
         raise
     usable = [v for v in versions if v.yanked is None]
     return max(usable, key=lambda v: version_key(v.version)) if usable else None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOffer:
+    """What the marketplace offers an installed plugin: ``choices`` are the versions
+    an update may go to unpinned (newer than ``installed``, not yanked), newest
+    first; ``skipped`` the newer ones that are yanked (only ``NAME@VERSION`` takes
+    one). ``wasmdeck outdated``/``update`` and the local UI's update read this."""
+
+    name: str
+    installed: str
+    choices: tuple[MarketVersion, ...]
+    skipped: tuple[MarketVersion, ...]
+
+    @property
+    def newest(self) -> MarketVersion | None:
+        return self.choices[0] if self.choices else None
+
+
+def update_offer(client: MarketClient, name: str, installed: str) -> UpdateOffer | None:
+    """The update offer for ``name`` at version ``installed``; None when the
+    marketplace does not list it (a plugin installed from a local file)."""
+    try:
+        versions = client.versions(name)
+    except MarketError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    floor = version_key(installed)
+    newer = sorted(
+        (v for v in versions if version_key(v.version) > floor),
+        key=lambda v: version_key(v.version),
+        reverse=True,
+    )
+    return UpdateOffer(
+        name,
+        installed,
+        tuple(v for v in newer if v.yanked is None),
+        tuple(v for v in newer if v.yanked is not None),
+    )
