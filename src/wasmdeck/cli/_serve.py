@@ -137,8 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _source_project(plugin_file: Path) -> SourceProject | None:
     """The project ``plugin_file`` is the build output of (``serve --watch``), if any."""
-    from ..toolchains import MANIFEST, ProjectError, build_project, load_project
-    from ..toolchains._project import project_digest
+    from ..toolchains import MANIFEST, ProjectError, build_project, load_project, project_digest
 
     target = plugin_file.resolve()
     root = next((p for p in target.parents[:3] if (p / MANIFEST).is_file()), None)
