@@ -394,7 +394,7 @@ def test_a_component_importing_an_ungranted_interface_fails_to_load(
     with pytest.raises(ImportNotAllowed) as caught:
         load(kv_component, runtime)
     assert str(caught.value) == (
-        "plugin 'py-kvuser.wasm': imports wasmdeck:plugin/kv@1.2.0, which needs the 'kv' "
+        "plugin 'py-kvuser.wasm': imports wasmdeck:plugin/kv@1.3.0, which needs the 'kv' "
         "capability; it was not granted (grant it with --grant kv)"
     ).replace("py-kvuser.wasm", kv_component.name)
 
@@ -458,7 +458,7 @@ def test_a_granted_interface_works(
         (
             '(component (import "wasmdeck:plugin/log@2.0.0" (instance)))',
             ImportNotAllowed,
-            "this host provides wasmdeck:plugin@1.2.0",
+            "this host provides wasmdeck:plugin@1.3.0",
         ),
         (
             '(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))',
@@ -477,6 +477,26 @@ def test_the_loader_refuses_what_it_cannot_serve(
 ) -> None:
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
         wasmdeck.Plugin(wasmtime.wat2wasm(wat), runtime=runtime)
+
+
+def _exporting(*names: str) -> bytes:
+    """A component exporting ``names``, each a function returning u32."""
+    exports = "".join(f'(export "{name}" (func $f))' for name in names)
+    return wasmtime.wat2wasm(f"""(component
+      (core module $m (func (export "f") (result i32) i32.const 0))
+      (core instance $i (instantiate $m))
+      (func $f (result u32) (canon lift (core func $i "f")))
+      {exports})""")
+
+
+def test_the_state_pair_of_a_live_reload_is_checked_on_load(runtime: Runtime) -> None:
+    # docs/reload.md: both or neither, with the `stateful` world's signatures.
+    with pytest.raises(MissingExport, match="exports 'save-state' but not 'restore-state'"):
+        wasmdeck.Plugin(_exporting("metadata", "execute", "save-state"), runtime=runtime)
+    with pytest.raises(MissingExport, match=r"must be func\(\) -> list<u8>"):
+        wasmdeck.Plugin(
+            _exporting("metadata", "execute", "save-state", "restore-state"), runtime=runtime
+        )
 
 
 def test_a_broken_component_is_an_invalid_module(runtime: Runtime) -> None:

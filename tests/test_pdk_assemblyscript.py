@@ -31,7 +31,16 @@ def test_module_shape(as_hostcalls: Path) -> None:
     """The ABI's exports with their exact types; imports only from wasmdeck, none from env."""
     module = wasmtime.Module(wasmtime.Engine(), as_hostcalls.read_bytes())
     exports = {e.name: str(e.type) for e in module.exports}
-    assert set(exports) == {"memory", "alloc", "dealloc", "init", "execute", "_initialize"}
+    assert set(exports) == {
+        "memory",
+        "alloc",
+        "dealloc",
+        "init",
+        "execute",
+        "_initialize",
+        "save_state",  # the live reload's pair (docs/reload.md): empty state by default
+        "restore_state",
+    }
     assert {i.module for i in module.imports} == {"wasmdeck"}
     assert "response_read" in {i.name for i in module.imports}
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,27 @@ async def test_the_deck_overrides_the_poll_interval_and_a_reload_stops_the_old_p
         assert (await daemon.reload())[0]
         assert "ticker" not in daemon._pollers and not second.running
         assert "ticker" not in daemon.status()["triggers"]
+
+
+async def test_a_per_plugin_reload_follows_the_new_versions_poll(tmp_path: Path) -> None:
+    # The new version's metadata polls every 50 ms, the old one's every 20: the
+    # reload (docs/reload.md) replaces the poller, the old one stops.
+    source = tmp_path / "ticker-50"
+    shutil.copytree(PLUGINS / "c" / "ticker", source)
+    code = source / "plugin.c"
+    code.write_text(code.read_text().replace('\\"interval_ms\\":20', '\\"interval_ms\\":50'))
+    slower = build_cached(source)
+    async with serving(write_deck(tmp_path, build_cached(PLUGINS / "c" / "ticker"))) as daemon:
+        await records(daemon, "count", 1)
+        first = daemon._pollers["ticker"]
+        assert first.interval == 0.02
+        (tmp_path / "ticker.wasm").write_bytes(slower.read_bytes())
+        ok, message = await daemon.reload_plugin("ticker")
+        assert ok, message
+        second = daemon._pollers["ticker"]
+        assert second is not first and second.interval == 0.05
+        assert not first.running and second.running
+        assert daemon.status()["triggers"]["ticker"]["interval_ms"] == 50
 
 
 async def test_failing_polls_are_logged_counted_and_backed_off(

@@ -22,6 +22,10 @@
  *     python -m ziglang cc -target wasm32-wasi -O2 -s -mexec-model=reactor \
  *         -I sdk/c plugin.c -o plugin.wasm
  *
+ * State that survives a live reload (docs/reload.md): WASMDECK_STATE(save, restore)
+ * exports save_state/restore_state; `save` appends the state to a wd_buf,
+ * `restore` gets the bytes the old version saved and returns 0 (or wd_error()).
+ *
  * Values are passed as slices of the request's JSON text (wd_json); nothing
  * is copied until you ask (wd_string, wd_int, ...). Host functions that the
  * plugin never calls are not imported, so a plugin that uses none of them
@@ -612,6 +616,27 @@ __attribute__((weak)) WD_EXPORT("dealloc") void wasmdeck_dealloc(void *ptr, int3
     static const char wd__metadata[] = json;                                     \
     WD_EXPORT("init") int64_t wasmdeck_init(void) {                              \
         return ((int64_t)(uintptr_t)wd__metadata << 32) | (sizeof wd__metadata - 1); \
+    }
+
+/*
+ * Keep the plugin's state across a live reload (docs/reload.md). `save` is
+ * `void save(wd_buf *out)`: append the state (any bytes) to `out`. `restore`
+ * is `int restore(const char *data, size_t len)`: the bytes the old version
+ * saved, given to the new one before its first call; return 0, or
+ * wd_error("...") to refuse them (the reload fails and the old version runs on).
+ */
+#define WASMDECK_STATE(save, restore)                                             \
+    static wd_buf wd__state;                                                      \
+    WD_EXPORT("save_state") int64_t wasmdeck_save_state(void) {                   \
+        wd__state.len = 0;                                                        \
+        save(&wd__state);                                                         \
+        return ((int64_t)(uintptr_t)wd__state.data << 32) | (int64_t)wd__state.len; \
+    }                                                                             \
+    WD_EXPORT("restore_state") int32_t wasmdeck_restore_state(const char *ptr, int32_t len) { \
+        int code = restore(ptr, len > 0 ? (size_t)len : 0);                        \
+        fflush(stdout);                                                           \
+        fflush(stderr);                                                           \
+        return code;                                                              \
     }
 
 /* Is the request's action the one named? */

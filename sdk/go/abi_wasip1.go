@@ -125,6 +125,39 @@ func wasmdeckExecute(ptr unsafe.Pointer, n int32) int32 {
 	return 0
 }
 
+// What save_state returned, kept until the host has read it.
+var saved []byte
+
+//go:wasmexport save_state
+func wasmdeckSaveState() int64 {
+	saved = nil
+	if registered != nil && registered.SaveState != nil {
+		saved = registered.SaveState()
+	}
+	return int64(uintptr(data(saved)))<<32 | int64(len(saved))
+}
+
+//go:wasmexport restore_state
+func wasmdeckRestoreState(ptr unsafe.Pointer, n int32) int32 {
+	if registered == nil || registered.RestoreState == nil {
+		return 0
+	}
+	var state []byte
+	if n > 0 {
+		buf, ok := allocated[uintptr(ptr)]
+		if !ok || int(n) > len(buf) {
+			setError("invalid state: it is not inside memory from alloc")
+			return 1
+		}
+		state = append([]byte(nil), buf[:n]...)
+	}
+	if err := registered.RestoreState(state); err != nil {
+		setError(err.Error())
+		return 1
+	}
+	return 0
+}
+
 func setError(message string) {
 	b := []byte(message)
 	hostSetError(data(b), uint32(len(b)))

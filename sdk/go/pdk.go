@@ -65,6 +65,14 @@ type Plugin struct {
 	// (docs/teamwork.md): each is called as its Action with the params
 	// {"topic", "payload", "source"}.
 	Subscribe []Subscription
+	// SaveState and RestoreState keep the plugin's state across a live
+	// reload (docs/reload.md): SaveState returns the bytes to hand the new
+	// version (at most the host's max_state, 4 MiB by default); the new
+	// version's RestoreState gets them before its first call, and an error
+	// refuses them (the reload fails, the old version runs on). Without
+	// them the new version starts afresh.
+	SaveState    func() []byte
+	RestoreState func(state []byte) error
 }
 
 // Subscription asks for the events whose topic matches Topic (a pattern:

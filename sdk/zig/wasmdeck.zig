@@ -35,6 +35,14 @@
 //! that is reset when `execute` returns. Keep state across calls in globals,
 //! or allocate it from `wd.gpa` (std.heap.wasm_allocator).
 //!
+//! State that must survive a live reload (docs/reload.md): declare
+//!
+//!     pub fn saveState() ![]const u8 { ... }          // the bytes to carry over
+//!     pub fn restoreState(state: []const u8) !void { ... }  // wd.fail(...) refuses them
+//!
+//! and the kit exports them as `save_state`/`restore_state`; without them the
+//! plugin saves nothing and starts afresh on a reload.
+//!
 //! Host functions that the plugin never calls are not imported (Zig links
 //! only what is referenced), so a plugin that uses none of them needs no
 //! capability.
@@ -908,6 +916,30 @@ fn executeExport(ptr: [*]const u8, len: i32) callconv(.c) i32 {
     return 0;
 }
 
+// The state pair (docs/reload.md); a plugin without saveState saves nothing.
+// What saveState returns (from wd.allocator() or a global) is read by the host
+// as soon as this returns; the arena is reset by the next call.
+fn saveStateExport() callconv(.c) i64 {
+    if (!@hasDecl(plugin, "saveState")) return 0;
+    const state = plugin.saveState() catch |err| {
+        log(.err, "saveState failed: {s}", .{@errorName(err)});
+        @trap();
+    };
+    return @bitCast((@as(u64, @intFromPtr(state.ptr)) << 32) | state.len);
+}
+
+fn restoreStateExport(ptr: [*]const u8, len: i32) callconv(.c) i32 {
+    defer _ = call_arena.reset(.{ .retain_with_limit = 256 * 1024 });
+    last_failure = null;
+    if (!@hasDecl(plugin, "restoreState")) return 0;
+    if (len < 0) return report("invalid state: negative length", .{});
+    plugin.restoreState(ptr[0..@intCast(len)]) catch |err| {
+        if (@as(anyerror, err) == error.Reported) return 1;
+        return report("{s}", .{@errorName(err)});
+    };
+    return 0;
+}
+
 fn hostError(err: anyerror) bool {
     return switch (err) {
         error.Denied, error.InvalidRequest, error.Timeout, error.Connection, error.Tls => true,
@@ -947,4 +979,6 @@ comptime {
     @export(&deallocExport, .{ .name = "dealloc" });
     @export(&initExport, .{ .name = "init" });
     @export(&executeExport, .{ .name = "execute" });
+    @export(&saveStateExport, .{ .name = "save_state" });
+    @export(&restoreStateExport, .{ .name = "restore_state" });
 }

@@ -206,6 +206,12 @@ class OutputLimitExceeded(LimitExceeded):
     limit = "max_output"
 
 
+class StateLimitExceeded(LimitExceeded):
+    """The state a plugin saved for a live reload was over ``max_state`` bytes (docs/reload.md)."""
+
+    limit = "max_state"
+
+
 # -- the plugin cannot be used --------------------------------------------------
 
 
@@ -301,6 +307,20 @@ class ConsentRequired(WasmdeckError):
 
 
 # -- routing ------------------------------------------------------------------
+
+
+class ReloadFailed(WasmdeckError):
+    """A live reload of a plugin failed; the old version runs on (docs/reload.md).
+
+    ``stage`` says where: ``load`` (the new version is invalid, does not
+    compile or lacks a grant), ``check`` (the deck does not fit it),
+    ``save`` or ``restore`` (the state's hand-over: a trap, a limit, the
+    plugin's own error, ``max_state``). ``__cause__`` is the error behind it.
+    """
+
+    def __init__(self, message: str, *, stage: str, plugin: str | None = None) -> None:
+        self.stage = stage
+        super().__init__(message, plugin=plugin)
 
 
 class RoutingError(WasmdeckError):

@@ -103,6 +103,9 @@ type HostFunction = (ptr: usize, len: usize) => i32;
 // Runs one action. Report results with output()/outputJson() and failures
 // with error(); returning without either is a success with empty output.
 export type Handler = (req: Request) => void;
+// The state pair of a live reload (Plugin.state; docs/reload.md).
+export type SaveState = () => ArrayBuffer;
+export type RestoreState = (state: ArrayBuffer) => void;
 
 class Action {
   constructor(
@@ -125,6 +128,8 @@ export class Plugin {
   private _actions: Array<Action> = new Array<Action>();
   private _fallback: Handler | null = null;
   private _metadata: ArrayBuffer | null = null;
+  _save: SaveState | null = null;
+  _restore: RestoreState | null = null;
 
   private constructor(
     public name: string,
@@ -206,6 +211,16 @@ export class Plugin {
 
   // Receive the events of `topic` (a pattern such as "obs.*"; as far as the
   // user grants events:subscribe) as calls of `action`, params {topic, payload, source}.
+  // Keep state across a live reload (docs/reload.md): `save` returns the
+  // bytes to hand the new version (at most the host's max_state, 4 MiB by
+  // default); the new version's `restore` gets them before its first call,
+  // and refuses them with error(...) (the reload fails, the old one runs on).
+  state(save: SaveState, restore: RestoreState): Plugin {
+    this._save = save;
+    this._restore = restore;
+    return this;
+  }
+
   subscribe(topic: string, action: string): Plugin {
     this._subscriptions.push(Json.obj().setString("topic", topic).setString("action", action));
     return this;
@@ -931,6 +946,29 @@ export namespace state {
 export function __wasmdeck_init(): i64 {
   const bytes = Plugin.current._metadataBytes();
   return (<i64>changetype<usize>(bytes) << 32) | <i64>bytes.byteLength;
+}
+
+// The state save_state returned, kept alive until the host has read it.
+let saved: ArrayBuffer | null = null;
+
+export function __wasmdeck_save_state(): i64 {
+  const save = Plugin.current._save;
+  const state = save ? save() : new ArrayBuffer(0);
+  saved = state;
+  return (<i64>changetype<usize>(state) << 32) | <i64>state.byteLength;
+}
+
+export function __wasmdeck_restore_state(ptr: usize, len: usize): i32 {
+  failed = false;
+  const restore = Plugin.current._restore;
+  if (restore) {
+    const state = new ArrayBuffer(<i32>len);
+    memory.copy(changetype<usize>(state), ptr, len);
+    restore(state);
+  }
+  saved = null;
+  __collect();
+  return failed ? 1 : 0;
 }
 
 export function __wasmdeck_execute(ptr: usize, len: usize): i32 {

@@ -23,6 +23,18 @@ An action receives the request's ``params`` (a dict) and the trigger
 fails it too (with the exception's type and message, and the traceback on
 the plugin's standard error, which the host logs).
 
+State that must survive a live reload (docs/reload.md) is saved and
+restored by two functions the plugin registers::
+
+    @plugin.save_state
+    def save() -> bytes:
+        return json.dumps({"count": count}).encode()
+
+    @plugin.restore_state
+    def restore(state: bytes) -> None:  # raise PluginError to refuse it
+        global count
+        count = json.loads(state)["count"]
+
 The host functions are in ``wasmdeck_pdk.host`` (log, config, http,
 websocket, process, kv); those behind a capability need the matching world
 when building (``wasmdeck build`` adds them from the metadata's
@@ -42,7 +54,7 @@ from . import host
 
 __all__ = ["Context", "Plugin", "PluginError", "host"]
 
-__version__ = "1.1.0"  # the version of the wasmdeck:plugin WIT package it targets
+__version__ = "1.3.0"  # the version of the wasmdeck:plugin WIT package it targets
 
 
 class PluginError(Exception):
@@ -140,6 +152,21 @@ class Plugin:
         self.capabilities = list(capabilities)
         self._actions: dict[str, _Action] = {}
         self._subscriptions: list[dict[str, str]] = []
+        self._save: Callable[[], bytes] | None = None
+        self._restore: Callable[[bytes], None] | None = None
+
+    def save_state(self, save: Callable[[], bytes]) -> Callable[[], bytes]:
+        """Register ``save`` (a decorator): the state to hand the next version on a
+        live reload, as bytes (at most the host's ``max_state``, 4 MiB by default)."""
+        self._save = save
+        return save
+
+    def restore_state(self, restore: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        """Register ``restore`` (a decorator): it gets what the previous version's
+        ``save`` returned, before the first call; raising ``PluginError`` (or
+        anything) refuses it and the previous version runs on."""
+        self._restore = restore
+        return restore
 
     def action(
         self,
@@ -223,6 +250,25 @@ class Plugin:
                 except Exception as exc:
                     traceback.print_exc(file=sys.stderr)
                     return Err(f"{type(exc).__name__}: {exc}")
+
+            def save_state(self) -> bytes:
+                # No save function: nothing to carry over (the host restores nothing).
+                return bytes(plugin._save()) if plugin._save is not None else b""
+
+            def restore_state(self, state: bytes) -> None:
+                from componentize_py_types import Err
+
+                if plugin._restore is None:
+                    return
+                try:
+                    plugin._restore(state)
+                except PluginError as exc:
+                    raise Err(exc.message) from None
+                except MemoryError:
+                    raise
+                except Exception as exc:
+                    traceback.print_exc(file=sys.stderr)
+                    raise Err(f"{type(exc).__name__}: {exc}") from None
 
         return WitWorld
 

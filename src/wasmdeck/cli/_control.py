@@ -23,7 +23,14 @@ def register(subparsers: Any) -> None:
     status = subparsers.add_parser("status", help="the running deck: mode, plugins, counters")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=_status)
-    reload = subparsers.add_parser("reload", help="load the deck file again (a bad one is refused)")
+    reload = subparsers.add_parser(
+        "reload",
+        help="load the deck file again (a bad one is refused), or one plugin, keeping its state",
+        description="Without PLUGIN: read the deck file again. With PLUGIN: load that plugin's "
+        "file or installed package again and hand its state over to the new version "
+        "(docs/reload.md); if anything fails the running version stays, and this exits 1.",
+    )
+    reload.add_argument("plugin", nargs="?", metavar="PLUGIN", help="the deck's name for it")
     reload.set_defaults(handler=_reload)
     fire = subparsers.add_parser("fire", help="fire a binding by hand")
     fire.add_argument("binding", metavar="BINDING")
@@ -113,7 +120,10 @@ def _calls(stats: dict[str, Any]) -> str:
 
 
 def _reload(args: argparse.Namespace) -> int:
-    answer = request("POST", "/v1/reload")
+    if args.plugin is not None:
+        answer = request("POST", f"/v1/reload/{urllib.parse.quote(args.plugin, safe='')}")
+    else:
+        answer = request("POST", "/v1/reload")
     print(_printable(answer["message"]))
     return 0
 

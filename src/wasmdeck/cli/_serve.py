@@ -16,7 +16,15 @@ from typing import Any
 from .._errors import UsageError
 from .._home import home
 from .._text import terminal_safe
-from ..daemon import Daemon, LearnTimeout, ReplayClock, learn, list_ports, to_toml
+from ..daemon import (
+    Daemon,
+    LearnTimeout,
+    ReplayClock,
+    SourceProject,
+    learn,
+    list_ports,
+    to_toml,
+)
 from ..deck import DeckError
 
 EXIT_INVALID = 4
@@ -33,6 +41,12 @@ def register(subparsers: Any) -> None:
         "--deck", metavar="FILE", help="the deck file (default: $WASMDECK_HOME/deck.toml)"
     )
     serve.add_argument("--no-midi", action="store_true", help="do not open the deck's MIDI devices")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="rebuild a plugin whose file is a project's build output (PROJECT/build/NAME.wasm) "
+        "when its sources change, and reload it keeping its state (docs/reload.md)",
+    )
     loudness = serve.add_mutually_exclusive_group()
     loudness.add_argument(
         "-v",
@@ -108,13 +122,38 @@ def _serve(args: argparse.Namespace) -> int:
     logger.setLevel(level)
     logging.getLogger("wasmdeck.plugin").setLevel(level)
     try:
-        daemon = Daemon(_deck_path(args), midi=not args.no_midi)
+        daemon = Daemon(
+            _deck_path(args),
+            midi=not args.no_midi,
+            projects=_source_project if args.watch else None,
+        )
     except DeckError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
     asyncio.run(_run(daemon, quiet=args.quiet))
     return 0
+
+
+def _source_project(plugin_file: Path) -> SourceProject | None:
+    """The project ``plugin_file`` is the build output of (``serve --watch``), if any."""
+    from ..toolchains import MANIFEST, ProjectError, build_project, load_project, project_digest
+
+    target = plugin_file.resolve()
+    root = next((p for p in target.parents[:3] if (p / MANIFEST).is_file()), None)
+    if root is None:
+        return None
+    try:
+        project = load_project(root)
+    except ProjectError:
+        return None
+    if project.output != target:
+        return None
+    return SourceProject(
+        root=project.root,
+        digest=lambda: project_digest(project, settings=(), kit=()),
+        build=lambda: build_project(project.root),
+    )
 
 
 class _HostLogFormatter(logging.Formatter):

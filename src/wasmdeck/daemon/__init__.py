@@ -3,6 +3,7 @@
 from ._control import control_file
 from ._daemon import Daemon, ReplayClock
 from ._learn import Learned, Learner, LearnTimeout, guess_encoding, learn, to_toml
+from ._loading import SourceProject
 from ._metrics import Metrics
 from ._midi import list_ports
 from ._workers import QueueFull
@@ -15,6 +16,7 @@ __all__ = [
     "Metrics",
     "QueueFull",
     "ReplayClock",
+    "SourceProject",
     "control_file",
     "guess_encoding",
     "learn",

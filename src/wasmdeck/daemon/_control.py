@@ -47,6 +47,7 @@ class ControlAPI:
             routes=[
                 Route("/v1/status", self.status, methods=["GET"]),
                 Route("/v1/reload", self.reload, methods=["POST"]),
+                Route("/v1/reload/{plugin}", self.reload_plugin, methods=["POST"]),
                 Route("/v1/fire/{binding}", self.fire, methods=["POST"]),
                 Route("/v1/mode/{mode}", self.mode, methods=["POST"]),
                 Route("/v1/events", self.events, methods=["GET"]),
@@ -99,6 +100,15 @@ class ControlAPI:
 
     async def reload(self, request: Request) -> Response:
         ok, message = await self.daemon.reload()
+        return JSONResponse({"ok": ok, "message": message}, status_code=200 if ok else 409)
+
+    async def reload_plugin(self, request: Request) -> Response:
+        """One plugin, state and all (docs/reload.md): 200, 409 (failed: the old one runs), 404."""
+        name = request.path_params["plugin"]
+        try:
+            ok, message = await self.daemon.reload_plugin(name)
+        except KeyError:
+            return JSONResponse({"error": f"no plugin named {name!r} in the deck"}, status_code=404)
         return JSONResponse({"ok": ok, "message": message}, status_code=200 if ok else 409)
 
     async def fire(self, request: Request) -> Response:

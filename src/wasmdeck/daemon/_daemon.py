@@ -27,13 +27,22 @@ from typing import Any
 
 from .. import _json
 from .._context import TriggerContext
-from .._errors import LimitExceeded, WasmdeckError
+from .._errors import LimitExceeded, ReloadFailed, WasmdeckError
 from .._topics import matches
-from ..deck import Action, Binding, DeckError, Feedback, MidiMessage, render
+from ..deck import (
+    Action,
+    Binding,
+    DeckError,
+    Feedback,
+    MidiMessage,
+    PluginFacts,
+    check_deck,
+    render,
+)
 from ..host import BusEvent, PluginHost, Subscription
 from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
 from ._inbox import Inbox
-from ._loading import ReadyDeck, prepare
+from ._loading import ReadyDeck, SourceProject, load_plugin, prepare, reload_signature
 from ._metrics import Metrics
 from ._triggers import Poller
 from ._workers import PluginWorker
@@ -55,6 +64,8 @@ class Daemon:
 
     ``midi`` opens the deck's MIDI devices (off for decks driven only by
     webhooks, OSC or by hand); ``queue_size`` bounds each plugin's queue.
+    ``projects`` (``serve --watch``) finds the source project a plugin file
+    was built from, if any: its sources are watched and rebuilt on change.
     """
 
     def __init__(
@@ -65,6 +76,7 @@ class Daemon:
         control: bool = True,
         queue_size: int = 256,
         clock: Callable[[], float] = time.monotonic,
+        projects: Callable[[Path], SourceProject | None] | None = None,
     ) -> None:
         self.deck_path = Path(deck_path)
         self.metrics = Metrics()
@@ -95,6 +107,11 @@ class Daemon:
         self.events: deque[dict[str, Any]] = deque(maxlen=1000)
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
         self.reloads = 0
+        self._projects = projects
+        # Each plugin's file or installed package as loaded (what a change is seen by).
+        self._plugin_files: dict[str, object] = {}
+        self._plugin_reloads: dict[str, dict[str, Any]] = {}  # by plugin: count, last error
+        self._reloading: dict[str, asyncio.Lock] = {}
         self.started = time.time()
         self.servers: list[Any] = []  # things with an async close(): webhooks, OSC, control
 
@@ -212,24 +229,81 @@ class Daemon:
             self.servers.append(server)
 
     async def _watch(self) -> None:
-        """Reload the deck when its file changes (a bad edit is refused; the deck runs on).
+        """Reload the deck when its file changes (a bad edit is refused; the deck runs on),
+        and a plugin when its file or installed package does (docs/reload.md).
 
         The watcher starts watching a moment after the deck was read, so the
-        file's signature (inode, size, mtime) as loaded is compared on each
-        wake-up, at least once a second: an edit made in between is not missed.
+        files' signatures (inode, size, mtime; an installed plugin's digest)
+        as loaded are compared on each wake-up, at least once a second: an
+        edit made in between is not missed. With ``projects`` (``serve
+        --watch``) a change to a plugin's sources rebuilds it first.
         """
         import watchfiles
 
         target = self.deck_path.resolve()
-        async for _ in watchfiles.awatch(
-            target.parent,
-            debounce=WATCH_DEBOUNCE_MS,
-            step=WATCH_STEP_MS,
-            rust_timeout=1000,
-            yield_on_timeout=True,
-        ):
-            if target.exists() and _signature(target) != self._loaded:
-                await self.reload()
+        while True:
+            projects = self._watched_projects()
+            folders = {target.parent}
+            for spec in self.deck.plugins.values():
+                if spec.path is not None:
+                    folders.add(spec.path.resolve().parent)
+            folders.update(project.root for project in projects.values())
+            built = {name: project.digest() for name, project in projects.items()}
+            watching = (set(self.deck.plugins), folders)
+            async for _ in watchfiles.awatch(
+                *sorted(folders),
+                debounce=WATCH_DEBOUNCE_MS,
+                step=WATCH_STEP_MS,
+                rust_timeout=1000,
+                yield_on_timeout=True,
+            ):
+                if target.exists() and _signature(target) != self._loaded:
+                    await self.reload()
+                for name, project in projects.items():
+                    digest = await asyncio.to_thread(project.digest)
+                    if digest != built.get(name):
+                        built[name] = digest
+                        await self._rebuild(name, project)
+                for name in list(self.deck.plugins):
+                    if name in self._workers and self._changed(name):
+                        await self.reload_plugin(name)
+                if (set(self.deck.plugins), self._watched_folders()) != watching:
+                    break  # the deck's plugins changed: watch their folders instead
+
+    def _watched_folders(self) -> set[Path]:
+        folders = {self.deck_path.resolve().parent}
+        for spec in self.deck.plugins.values():
+            if spec.path is not None:
+                folders.add(spec.path.resolve().parent)
+        return folders | {p.root for p in self._watched_projects().values()}
+
+    def _watched_projects(self) -> dict[str, SourceProject]:
+        if self._projects is None:
+            return {}
+        found = {}
+        for name, spec in self.deck.plugins.items():
+            project = self._projects(spec.path) if spec.path is not None else None
+            if project is not None:
+                found[name] = project
+        return found
+
+    async def _rebuild(self, name: str, project: SourceProject) -> None:
+        """``serve --watch``: build the plugin's project again; a failed build keeps
+        the running version and logs the compiler's message."""
+        log.info("plugin %s: sources changed; building %s", name, project.root)
+        try:
+            await asyncio.to_thread(project.build)
+        except WasmdeckError as exc:
+            log.error("plugin %s: the build failed; the running version stays:\n%s", name, exc)
+            self._reload_failed(name, "build", str(exc))
+            return
+        log.info("plugin %s: built", name)
+
+    def _changed(self, name: str) -> bool:
+        spec = self.deck.plugins.get(name)
+        if spec is None or name not in self._plugin_files:
+            return False
+        return reload_signature(spec) != self._plugin_files[name]
 
     async def _drain(self) -> None:
         self._stop_polling(list(self._pollers))
@@ -249,6 +323,8 @@ class Daemon:
 
     def _start_workers(self, ready: ReadyDeck, replaced: Iterable[str] = ()) -> None:
         for name, plugin in ready.plugins.items():
+            if name in ready.signatures:
+                self._plugin_files[name] = ready.signatures[name]
             if name not in self._workers:
                 self._workers[name] = PluginWorker(
                     name, plugin, self.metrics, size=self._queue_size, inbox=self._inbox
@@ -661,6 +737,83 @@ class Daemon:
         log.info("deck reloaded: %d bindings", len(ready.deck.bindings))
         return True, f"reloaded: {len(ready.deck.bindings)} bindings"
 
+    async def reload_plugin(self, name: str) -> tuple[bool, str]:
+        """Load the plugin ``name`` again and hand its state over (docs/reload.md).
+
+        The new version is loaded, verified and compiled off the loop (a
+        component through the compile cache) and checked against the deck;
+        then ``Plugin.hand_over``: the call in flight finishes on the old
+        version, the state moves across, and every call queued or to come
+        runs on the new one, once. A failure at any step keeps the old
+        version running: logged, answered, and published as
+        ``wasmdeck.plugin.reload-failed``. Raises ``KeyError`` for a plugin
+        the deck does not have.
+        """
+        worker = self._workers[name]
+        lock = self._reloading.setdefault(name, asyncio.Lock())
+        async with lock:  # one reload of a plugin at a time
+            return await self._reload_plugin(name, worker)
+
+    async def _reload_plugin(self, name: str, worker: PluginWorker) -> tuple[bool, str]:
+        started = time.perf_counter()
+        spec = self.deck.plugins[name]
+        signature = reload_signature(spec)  # this version is judged, good or bad
+        self._plugin_files[name] = signature
+        old = worker.plugin
+        try:
+            new = await asyncio.to_thread(load_plugin, spec)
+        except (WasmdeckError, OSError) as exc:
+            return self._reload_failed(name, "load", f"{type(exc).__name__}: {exc}")
+        try:
+            # What each plugin was given (an installed one's grants are the store's).
+            facts = {
+                n: PluginFacts(w.plugin.metadata, w.plugin.grants)
+                for n, w in self._workers.items()
+                if n in self.deck.plugins
+            }
+            facts[name] = PluginFacts(new.metadata, new.grants)
+            check_deck(self.deck, facts)
+        except DeckError as exc:
+            new.close()
+            return self._reload_failed(name, "check", exc.message)
+        new.measure_fuel = True
+
+        def commit() -> None:  # under the old version's lock: no call runs
+            self.host.replace(name, new)
+            worker.plugin = new
+
+        try:
+            moved = await asyncio.to_thread(old.hand_over, new, commit)
+        except ReloadFailed as exc:
+            new.close()
+            return self._reload_failed(name, exc.stage, exc.message)
+        except WasmdeckError as exc:
+            new.close()
+            return self._reload_failed(name, "swap", str(exc))
+        self._ready.plugins[name] = new
+        if old.metadata.poll != new.metadata.poll:  # a trigger plugin's poll changed, came or went
+            self._stop_polling([name])
+            self._start_polling()
+        ms = (time.perf_counter() - started) * 1000
+        record = self._plugin_reloads.setdefault(name, {"count": 0, "error": None})
+        record.update(count=record["count"] + 1, error=None, ms=round(ms, 3), state_bytes=moved)
+        message = (
+            f"plugin {name} reloaded: {old.metadata.version} -> {new.metadata.version}, "
+            f"{moved} bytes of state, {ms:.1f} ms"
+        )
+        log.info("%s", message)
+        return True, message
+
+    def _reload_failed(self, name: str, stage: str, error: str) -> tuple[bool, str]:
+        message = f"plugin {name}: the reload failed ({stage}); the running version stays: {error}"
+        log.error("%s", message)
+        record = self._plugin_reloads.setdefault(name, {"count": 0, "error": None})
+        record["error"] = message
+        self._publish(
+            "wasmdeck.plugin.reload-failed", {"plugin": name, "stage": stage, "error": error}
+        )
+        return False, message
+
     def status(self) -> dict[str, Any]:
         summary = self.metrics.summary()
         plugins = {}
@@ -669,6 +822,7 @@ class Daemon:
                 "plugin": worker.plugin.name,
                 "version": worker.plugin.metadata.version,
                 "pending": worker.pending,
+                "reloads": self._plugin_reloads.get(name, {"count": 0, "error": None}),
                 **summary["plugins"].get(name, _NO_CALLS),
             }
         return {

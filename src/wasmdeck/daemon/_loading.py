@@ -6,11 +6,12 @@ so a bad deck (or a bad edit to a running one) is refused whole.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._capabilities import Grants
+from .._errors import WasmdeckError
 from ..deck import (
     Deck,
     DeckError,
@@ -26,7 +27,7 @@ from ..deck import (
 from ..packages import PluginManager, load_package
 from ..runtime import Limits, Plugin
 
-__all__ = ["ReadyDeck", "prepare"]
+__all__ = ["ReadyDeck", "SourceProject", "load_plugin", "prepare", "reload_signature"]
 
 
 @dataclass
@@ -35,6 +36,53 @@ class ReadyDeck:
     plugins: dict[str, Plugin]  # by deck plugin name; new ones, or reused ones
     reused: set[str]
     secrets: dict[str, bytes]  # webhook binding -> its secret
+    # Each new plugin's reload_signature, taken before it was read.
+    signatures: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceProject:
+    """The source project a deck plugin is built from (``serve --watch``).
+
+    ``digest()`` tells one version of its sources from the next; ``build()``
+    writes the plugin's file anew (raising ``WasmdeckError``, e.g. a
+    ``BuildError`` with the compiler's message). The CLI makes these from
+    ``wasmdeck.toml`` projects (cli/_serve.py): the daemon builds nothing itself.
+    """
+
+    root: Path
+    digest: Callable[[], str]
+    build: Callable[[], object]
+
+
+def reload_signature(spec: PluginSpec) -> object:
+    """What tells one version of a deck plugin from the next: its file's inode,
+    size and mtime, or an installed plugin's digest and grants (None: unreadable)."""
+    if spec.installed is not None:
+        try:
+            installed = PluginManager().get(spec.installed)
+        except WasmdeckError:
+            return None
+        return (installed.digest, installed.enabled, tuple(sorted(map(str, installed.grants))))
+    assert spec.path is not None
+    try:
+        stat = spec.path.stat()
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def load_plugin(spec: PluginSpec) -> Plugin:
+    """Load one deck plugin anew (a live reload): verified, compiled, its grants checked.
+
+    Raises ``DeckError`` for a configuration secret that is missing, else
+    what loading raises (``InvalidPlugin``, ``ImportNotAllowed``, ...).
+    """
+    try:
+        config = resolve_secrets(spec.config)
+    except SecretMissing as exc:
+        raise WasmdeckError(f"plugin {spec.name!r}: {exc}") from None
+    return _load(spec, config)
 
 
 def prepare(
@@ -84,6 +132,7 @@ def prepare(
         raise DeckError(problems)
     plugins: dict[str, Plugin] = {}
     reused: set[str] = set()
+    signatures: dict[str, object] = {}
     try:
         for name, spec in deck.plugins.items():
             current = (running or {}).get(name)
@@ -91,13 +140,14 @@ def prepare(
                 plugins[name] = current[1]
                 reused.add(name)
             else:
+                signatures[name] = reload_signature(spec)
                 plugins[name] = _load(spec, configs[name])
     except BaseException:
         for name, plugin in plugins.items():
             if name not in reused:
                 plugin.close()
         raise
-    return ReadyDeck(deck, plugins, reused, secrets)
+    return ReadyDeck(deck, plugins, reused, secrets, signatures)
 
 
 def _load(spec: PluginSpec, config: dict[str, object]) -> Plugin:

@@ -194,10 +194,12 @@ class EventBus:
             self._subscriptions = (*self._subscriptions, subscription)
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
+    def unsubscribe(self, subscription: Subscription, *, wait: float = 1.0) -> None:
+        """Stop delivering to ``subscription`` once its queued events are handled
+        (waiting at most ``wait`` s for them)."""
         with self._lock:
             self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
-        subscription.close()
+        subscription.close(wait)
 
     def publish(self, topic: str, payload: Any = None, *, source: str) -> int:
         """Queue an event for every matching subscriber; returns how many.

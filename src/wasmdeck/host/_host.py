@@ -68,28 +68,79 @@ class PluginHost:
         )
         return plugin
 
-    def _subscribe(self, key: str, plugin: Plugin) -> list[Subscription]:
-        granted = plugin.grants.topics("subscribe")
+    def replace(self, name: str, plugin: Plugin) -> Plugin:
+        """Put ``plugin`` (a new version) in the place of the one named ``name``; return that.
+
+        For a live reload (``Plugin.hand_over``, docs/reload.md): the routes
+        and links move over at once, and each subscription that the new
+        version's metadata and grants keep is kept with its queue, so an
+        event published meanwhile is delivered once, to the new version.
+        Publishes ``wasmdeck.plugin.reloaded``. The old plugin stays open.
+        """
+        with self._lock:
+            old = self._plugins.get(name)
+            if old is None:
+                raise PluginNotFound(f"no plugin named {name!r} is loaded", plugin=name)
+            self._plugins[name] = plugin
+            self._rebuild_routes()
+        plugin.links = PluginLinks(name, self.bus, self.calls, self.get)
+        kept = {(s.name, s.pattern, s.allowed): s for s in self._subscriptions.get(name, [])}
         subscriptions = []
-        for wanted in plugin.metadata.subscriptions:
-            allowed = [g for g in granted if covers(g, wanted.topic) or covers(wanted.topic, g)]
+        for wanted in self._wanted(name, plugin):
+            subscription = kept.pop(wanted, None)
+            if subscription is None:
+                topic_name, pattern, allowed = wanted
+                subscription = self.bus.subscribe(
+                    pattern,
+                    self._deliver(name, topic_name.partition(":")[2]),
+                    name=topic_name,
+                    allowed=allowed,
+                )
+            subscriptions.append(subscription)
+        for gone in kept.values():
+            self.bus.unsubscribe(gone, wait=0)
+        self._subscriptions[name] = subscriptions
+        self.bus.publish(
+            "wasmdeck.plugin.reloaded",
+            {"plugin": name, "version": plugin.metadata.version, "was": old.metadata.version},
+            source="wasmdeck",
+        )
+        return old
+
+    def _wanted(self, key: str, plugin: Plugin) -> list[tuple[str, str, tuple[str, ...]]]:
+        """The subscriptions of ``plugin``'s metadata, each narrowed to its grants:
+        (subscription name, pattern, allowed patterns)."""
+        granted = plugin.grants.topics("subscribe")
+        wanted = []
+        for want in plugin.metadata.subscriptions:
+            allowed = [g for g in granted if covers(g, want.topic) or covers(want.topic, g)]
             if not allowed:
                 log.warning(
                     "plugin %s: not subscribed to %s: it needs a grant events:subscribe:%s",
                     key,
-                    wanted.topic,
-                    wanted.topic,
+                    want.topic,
+                    want.topic,
                 )
                 continue
-            subscriptions.append(
-                self.bus.subscribe(
-                    wanted.topic,
-                    _deliver(plugin, wanted.action),
-                    name=f"{key}:{wanted.action}",
-                    allowed=allowed,
-                )
+            wanted.append((f"{key}:{want.action}", want.topic, tuple(allowed)))
+        return wanted
+
+    def _deliver(self, key: str, action: str) -> Callable[[BusEvent], bytes]:
+        """A subscription's handler: the event as the params of ``action`` of the
+        plugin named ``key`` now (a live reload may have put a new version there)."""
+
+        def deliver(event: BusEvent) -> bytes:
+            return self.get(key).call(action, event.params(), TriggerContext(kind="event"))
+
+        return deliver
+
+    def _subscribe(self, key: str, plugin: Plugin) -> list[Subscription]:
+        return [
+            self.bus.subscribe(
+                pattern, self._deliver(key, name.partition(":")[2]), name=name, allowed=allowed
             )
-        return subscriptions
+            for name, pattern, allowed in self._wanted(key, plugin)
+        ]
 
     def load(self, source: Any, **options: Any) -> Plugin:
         """Load a plugin (``Plugin(source, **options)``) and add it."""
@@ -197,12 +248,3 @@ class PluginHost:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _deliver(plugin: Plugin, action: str) -> Callable[[BusEvent], bytes]:
-    """A subscription's handler: the event as the params of ``action``."""
-
-    def deliver(event: BusEvent) -> bytes:
-        return plugin.call(action, event.params(), TriggerContext(kind="event"))
-
-    return deliver

@@ -138,6 +138,7 @@ class Adapter:
 
     abi: ClassVar[str]
     metadata: PluginMetadata
+    keeps_state: bool = False  # exports the state pair of a live reload (docs/reload.md)
 
     def __init__(
         self,
@@ -190,6 +191,14 @@ class Adapter:
 
     def execute(self, action: str, request: Any) -> bytes:
         """Run one request made by ``request``; return the plugin's output."""
+        raise NotImplementedError
+
+    def save_state(self) -> bytes | None:
+        """The live instance's state for its next version (None: none to give)."""
+        raise NotImplementedError
+
+    def restore_state(self, state: bytes) -> None:
+        """Hand ``state`` (from ``save_state``) to a fresh instance."""
         raise NotImplementedError
 
     def _action_name(self, action: str) -> bytes:

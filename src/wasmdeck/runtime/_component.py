@@ -24,11 +24,14 @@ from wasmtime import TrapCode, component
 
 from .._context import TriggerContext as Context
 from .._errors import (
+    ABIViolation,
     ImportNotAllowed,
     InvalidMetadata,
     MemoryLimitExceeded,
     MissingExport,
+    PluginReportedError,
     PluginTrap,
+    StateLimitExceeded,
     WasmdeckError,
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
@@ -51,7 +54,7 @@ from ._wasiclock import ComponentClock
 __all__ = ["HOST_INTERFACES", "WIT_PACKAGE", "ComponentPlugin"]
 
 WIT_PACKAGE = "wasmdeck:plugin"
-WIT_VERSION = "1.2.0"
+WIT_VERSION = "1.3.0"
 # The host interfaces of the WIT package: each function and the host API
 # function (``_hostapi.HOST_FUNCTIONS``) it is bound to.
 HOST_INTERFACES: dict[str, dict[str, str]] = {
@@ -75,6 +78,7 @@ HOST_INTERFACES: dict[str, dict[str, str]] = {
         "list": "state_list",
     },
 }
+_STATE_EXPORTS = ("save-state", "restore-state")
 # Served by the component adapter itself, behind no capability (trigger: since 1.1.0).
 _BUILTIN_INTERFACES = ("types", "log", "trigger")
 _LOG_LEVELS = {
@@ -194,6 +198,28 @@ def _direct_call_fits(functype: component.FuncType) -> bool:
         and isinstance(mode, component.OptionType)
         and isinstance(mode.payload, component.S64)
         and isinstance(timestamp, component.U64)
+    )
+
+
+def _state_pair_fits(exports: Mapping[str, object]) -> bool:
+    """Whether save-state and restore-state have the signatures of the `stateful` world."""
+    save = getattr(exports["save-state"], "ty", None)
+    restore = getattr(exports["restore-state"], "ty", None)
+    if not isinstance(save, component.FuncType) or not isinstance(restore, component.FuncType):
+        return False
+
+    def bytes_list(ty: object) -> bool:
+        return isinstance(ty, component.ListType) and isinstance(ty.element, component.U8)
+
+    result = restore.result
+    return (
+        not save.params
+        and bytes_list(save.result)
+        and len(restore.params) == 1
+        and bytes_list(restore.params[0][1])
+        and isinstance(result, component.ResultType)
+        and result.ok is None
+        and isinstance(result.err, component.String)
     )
 
 
@@ -386,6 +412,11 @@ class ComponentPlugin(Adapter):
         interfaces = self._check_imports(ctype.imports(runtime.engine))
         exports = ctype.exports(runtime.engine)
         self._check_exports(exports)
+        # The optional pair of the `stateful` world (since 1.3.0; docs/reload.md).
+        self.keeps_state = all(
+            isinstance(getattr(exports.get(name), "ty", None), component.FuncType)
+            for name in _STATE_EXPORTS
+        )
         # The types of execute are resolved here, once: with the WIT signature,
         # calls go through _Request; anything else through wasmtime-py.
         execute_type = getattr(exports["execute"], "ty", None)
@@ -411,6 +442,20 @@ class ComponentPlugin(Adapter):
                     f"the {WIT_PACKAGE}@{WIT_VERSION} world; build it against wit/plugin.wit",
                     plugin=self.label,
                 )
+        present = [name for name in _STATE_EXPORTS if name in exports]
+        if len(present) == 1:
+            (missing,) = set(_STATE_EXPORTS) - set(present)
+            raise MissingExport(
+                f"the component exports {present[0]!r} but not {missing!r}: a plugin that "
+                "keeps its state across a reload exports both (the `stateful` world)",
+                plugin=self.label,
+            )
+        if present and not _state_pair_fits(exports):
+            raise MissingExport(
+                "the component's save-state and restore-state must be func() -> list<u8> "
+                "and func(state: list<u8>) -> result<_, string> (the `stateful` world)",
+                plugin=self.label,
+            )
 
     def _check_imports(self, imports: Mapping[str, object]) -> list[tuple[str, str]]:
         """Refuse imports the host does not provide or the user did not grant.
@@ -605,6 +650,109 @@ class ComponentPlugin(Adapter):
         live, self._live = self._live, None
         if live is not None:
             live.session.close()
+
+    # -- live reload: the state's hand-over (docs/reload.md) ----------------
+
+    def save_state(self) -> bytes | None:
+        """The live instance's ``save-state()``: its bytes, or None with no instance."""
+        live = self._live
+        if live is None or not self.keeps_state:
+            return None
+        data = self._state_call(live, "save-state")
+        if not isinstance(data, bytes):
+            self._discard()
+            raise ABIViolation("save-state did not return a list<u8>", plugin=self.label)
+        if len(data) > self.limits.max_state:
+            raise StateLimitExceeded(
+                f"save-state returned {len(data):,} bytes, more than its max_state limit of "
+                f"{self.limits.max_state:,}",
+                value=self.limits.max_state,
+                plugin=self.label,
+            )
+        return data
+
+    def restore_state(self, state: bytes) -> None:
+        """``restore-state(state)`` on a fresh instance; an ``err`` is a refusal."""
+        if len(state) > self.limits.max_state:
+            raise StateLimitExceeded(
+                f"the saved state is {len(state):,} bytes, more than the max_state limit of "
+                f"{self.limits.max_state:,}",
+                value=self.limits.max_state,
+                plugin=self.label,
+            )
+        live = self._live or self._instantiate()
+        outcome = self._state_call(live, "restore-state", state)
+        if outcome is not None:  # result<_, string> lifts untagged: None, or the message
+            self._discard()  # half restored: never called
+            raise PluginReportedError(
+                f"restore-state refused the saved state: {outcome}", code=1, plugin=self.label
+            )
+
+    def _state_call(self, live: _Instance, name: str, *args: bytes) -> object:
+        """One call of a state export, under the call limits, through the C API.
+
+        ``list<u8>`` goes in and out as one component value per byte: laid
+        out and read here with strided copies (wasmtime-py's conversion of
+        the same takes ~1 µs per byte). Returns the saved bytes, or for
+        ``restore-state`` None (``ok``) or the ``err`` message.
+        """
+        func = live.instance.get_func(live.store, name)
+        assert func is not None  # keeps_state: checked on load
+        self._current = None
+        live.violation = None
+        block, base, view = capi.byte_buffer(2 * _VAL)  # [argument][result]
+        view[_VAL] = capi.CV_BOOL  # an empty result slot, as in _Request
+        keep = []
+        if args:
+            (state,) = args
+            size = len(state)
+            values, values_addr, values_view = capi.byte_buffer(max(size, 1) * _VAL)
+            values_view[0 : size * _VAL : _VAL] = bytes([capi.CV_U8]) * size
+            values_view[_OF : size * _VAL : _VAL] = state
+            keep.append(values)
+            _kind.pack_into(view, 0, capi.CV_LIST)
+            _vec.pack_into(view, _OF + capi.CV_VEC_SIZE, size, values_addr if size else 0)
+        self._arm(live.ctx)
+        error = capi.component_func_call(
+            capi.func_address(func), live.ctx, base, len(args), base + _VAL, 1
+        )
+        if error:
+            exc = capi.take_error(error)
+            capi.raise_pending_host_exception()
+            self._flush()
+            if "too much data is being copied" in str(exc):
+                # wasmtime's own bound on one copy between host and guest (a few
+                # million list elements); the instance cannot be entered again.
+                self._discard()
+                raise StateLimitExceeded(
+                    f"{name}: the state is larger than wasmtime copies between host and "
+                    f"guest at once (the max_state limit is {self.limits.max_state:,} bytes)",
+                    value=self.limits.max_state,
+                    plugin=self.label,
+                ) from None
+            raise self._failure(live, exc, during=name) from None  # type: ignore[arg-type]
+        self._flush()
+        self._check_overslept(None)
+        try:
+            if not args:  # list<u8>
+                kind, size, data = _vec_value.unpack_from(view, _VAL)
+                if kind != capi.CV_LIST:
+                    return None
+                if not size:
+                    return b""
+                return capi.readonly_view(data, size * _VAL)[_OF::_VAL].tobytes()
+            kind, is_ok, payload = _result_head.unpack_from(view, _VAL)
+            if kind != capi.CV_RESULT:
+                return "restore-state returned an unexpected value"
+            if is_ok:
+                return None
+            if not payload:
+                return "(no message)"
+            kind, size, data = _vec_value.unpack_from(capi.string_at(payload, _vec_value.size))
+            return capi.string_at(data, size).decode("utf-8", "replace") if size else ""
+        finally:
+            capi.component_val_delete(base + _VAL)
+            del block, keep
 
     # -- failures ----------------------------------------------------------
 

@@ -30,6 +30,7 @@ from .._errors import (
     MissingExport,
     PluginReportedError,
     PluginTrap,
+    StateLimitExceeded,
     TableLimitExceeded,
     WasmdeckError,
 )
@@ -57,8 +58,12 @@ _SIGNATURES: dict[str, tuple[list[ValType], list[ValType]]] = {
     "init": ([], [_i64]),
     "execute": ([_i32, _i32], [_i32]),
     "_initialize": ([], []),
+    # Optional, as a pair: the plugin's state across a live reload (docs/reload.md).
+    "save_state": ([], [_i64]),
+    "restore_state": ([_i32, _i32], [_i32]),
 }
 _REQUIRED = ("alloc", "init", "execute")
+_STATE_EXPORTS = ("save_state", "restore_state")
 # The ABI's own host functions (module "wasmdeck"), always available.
 _PAYLOAD_FUNCS = ("set_output", "set_error")
 _BASE_FUNCS: dict[str, tuple[list[ValType], list[ValType]]] = {
@@ -313,6 +318,7 @@ class CoreModule(Adapter):
             self._pre_ptr = capi.pointer_of(self._pre)
         names = {e.name for e in module.exports}
         self._exported = tuple(name.decode() in names for name in _EXPORTS)
+        self.keeps_state = all(name in names for name in _STATE_EXPORTS)
         self._linker = linker
         self._named(self._read_metadata())
 
@@ -348,6 +354,14 @@ class CoreModule(Adapter):
                     f"export {name!r} must be a function {_sig(params, results)}, found {found}",
                     plugin=self.label,
                 )
+        present = [name for name in _STATE_EXPORTS if name in exports]
+        if len(present) == 1:
+            (missing,) = set(_STATE_EXPORTS) - set(present)
+            raise MissingExport(
+                f"the module exports {present[0]!r} but not {missing!r}: a plugin that keeps "
+                "its state across a reload exports both (docs/reload.md)",
+                plugin=self.label,
+            )
 
     def _check_imports(self, module: wasmtime.Module) -> list[str]:
         """Refuse imports the host does not provide; return the host functions used."""
@@ -644,6 +658,78 @@ class CoreModule(Adapter):
                 action=self._action,
             )
         live.buf_ptr, live.buf_cap = ptr, capacity
+
+    # -- live reload: the state's hand-over (docs/reload.md) ----------------
+
+    def save_state(self) -> bytes | None:
+        """The live instance's ``save_state()``: its bytes, or None with no instance.
+
+        ``save_state() -> i64`` returns ``(ptr << 32) | len``, as ``init``
+        does; more than ``max_state`` bytes is ``StateLimitExceeded``.
+        """
+        live = self._live
+        if live is None or not self.keeps_state:
+            return None
+        function = self._state_export(live, b"save_state")
+        packed = self._raw_call(live, function, 0, 0, "save_state", result="i64")
+        ptr, length = (packed >> 32) & 0xFFFF_FFFF, packed & 0xFFFF_FFFF
+        if length > self.limits.max_state:
+            raise StateLimitExceeded(
+                f"save_state returned {length:,} bytes, more than its max_state limit of "
+                f"{self.limits.max_state:,}",
+                value=self.limits.max_state,
+                plugin=self.label,
+            )
+        data = live.read(ptr, length)
+        if data is None:
+            raise ABIViolation(
+                f"save_state returned {ptr:#x}+{length}, outside the plugin's "
+                f"{live.mem_size}-byte memory",
+                plugin=self.label,
+            )
+        return data
+
+    def restore_state(self, state: bytes) -> None:
+        """``restore_state(ptr, len) -> i32`` on a fresh instance, the state where
+        ``alloc`` put it; non-zero (with ``set_error``'s message) is a refusal."""
+        if len(state) > self.limits.max_state:
+            raise StateLimitExceeded(
+                f"the saved state is {len(state):,} bytes, more than the max_state limit of "
+                f"{self.limits.max_state:,}",
+                value=self.limits.max_state,
+                plugin=self.label,
+            )
+        live = self._live or self._start()
+        size = len(state)
+        if size > live.buf_cap:
+            self._grow_buffer(live, size)
+        live.view[live.buf_ptr : live.buf_ptr + size] = state
+        if live.out_mem:
+            _reset_header(live.out, _STATE, -1, -1, 0)
+        function = self._state_export(live, b"restore_state")
+        code = self._raw_call(live, function, live.buf_ptr, size, "restore_state")
+        message = ""
+        if live.out_mem:
+            out_len, err_len, _ = _read_header(live.out, _STATE)
+            if err_len >= 0:
+                start = _DATA + max(out_len, 0)
+                if start + err_len > len(live.out):
+                    live.refresh_out()
+                message = live.out[start : start + err_len].tobytes().decode("utf-8", "replace")
+        if code or message:
+            self._discard()  # half restored: never called
+            raise PluginReportedError(
+                f"restore_state refused the saved state: {message or f'code {code}'}",
+                code=code,
+                plugin=self.label,
+            )
+
+    def _state_export(self, live: _Instance, name: bytes) -> int:
+        """The export ``name`` of ``live`` (looked up when needed: reloads are rare)."""
+        self._state_extern, extern, _ = capi.byte_buffer(capi.EXTERN_SIZE)
+        if not capi.instance_export_get(live.ctx, live.instance, name, len(name), extern):
+            raise MissingExport(f"the instance has no {name.decode()!r}", plugin=self.label)
+        return int(extern) + capi.EXTERN_OF
 
     def _open_session(self, live: _Instance) -> HostSession:
         live.session = self.host.session()

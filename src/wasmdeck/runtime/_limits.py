@@ -48,6 +48,9 @@ class Limits:
     - ``instance``: ``"persistent"`` (the default) keeps one instance, and
       its memory, from call to call; ``"per-call"`` starts a fresh instance
       for every call, as MIDIMon did (see the README for its cost).
+    - ``max_state``: bytes of state a plugin may hand to its next version
+      in a live reload (its ``save_state`` export; docs/reload.md). Over it
+      the reload fails with ``StateLimitExceeded`` and the old version runs on.
     - ``pool``: how many calls of the plugin may run at once, each on an
       instance of its own (made when needed; 1-64). Instances share nothing
       but kv and shared state (docs/teamwork.md).
@@ -68,6 +71,7 @@ class Limits:
     max_module_bytes: int = 32 * MiB
     max_functions: int = 20_000
     max_function_bytes: int = 1 * MiB
+    max_state: int = 4 * MiB
     max_compile_cpu: float = 120.0
     instance: Literal["persistent", "per-call"] = "persistent"
     pool: int = 1
@@ -88,6 +92,7 @@ class Limits:
             "max_module_bytes",
             "max_functions",
             "max_function_bytes",
+            "max_state",
         ):
             value = getattr(self, name)
             if type(value) is not int or value <= 0:

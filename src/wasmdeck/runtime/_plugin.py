@@ -16,7 +16,7 @@ from wasmtime.component import Component
 
 from .._capabilities import Grant, Grants
 from .._context import TriggerContext
-from .._errors import FuelLimitExceeded, TimeLimitExceeded, WasmdeckError
+from .._errors import FuelLimitExceeded, ReloadFailed, TimeLimitExceeded, WasmdeckError
 from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
 from ._adapter import Adapter, Params
@@ -29,7 +29,20 @@ from ._pool import InstancePool, Member
 from ._shutdown import EXITED, closes_at_exit
 from ._stdio import plugin_logger
 
-__all__ = ["Plugin"]
+__all__ = ["Plugin", "PluginReplaced"]
+
+
+class PluginReplaced(WasmdeckError):
+    """A call reached a plugin after a live reload replaced it: ``successor`` runs it.
+
+    Internal: ``Plugin.call`` catches it and forwards the call, so a caller
+    holding the old ``Plugin`` (a queued call, a bus subscription) reaches
+    the new version, once (docs/reload.md).
+    """
+
+    def __init__(self, successor: Plugin, *, plugin: str, action: str | None) -> None:
+        self.successor = successor
+        super().__init__("it was replaced by a new version", plugin=plugin, action=action)
 
 
 def _context(context: object) -> TriggerContext:
@@ -139,6 +152,7 @@ class Plugin:
         self._metadata_only = metadata_only
         self._lock = threading.Lock()
         self._closed = False
+        self._successor: Plugin | None = None  # the new version, after a live reload
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
         # Off by default: reading the fuel left costs every call a C call. Not
@@ -182,7 +196,7 @@ class Plugin:
         member = pool.take(deadline, self.name, action)
         try:
             if self._closed:
-                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+                raise self._closed_error(action)
             if deadline is not None:
                 return self._bounded_run(member.impl, deadline, action, request)
             try:
@@ -228,20 +242,23 @@ class Plugin:
             context = _context(context)
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
-        request = self._request(action, params, context)
-        if self._pool is not None:
-            return self._pooled(action, request, None)
-        with self._lock:
-            if self._closed:
-                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
-            if self.measure_fuel:
-                return self._metered(action, request)
-            if self._per_call:
-                try:
-                    return self._impl.execute(action, request)
-                finally:
-                    self._impl.reset()  # Limits(instance="per-call"): nothing carries over
-            return self._impl.execute(action, request)
+        try:
+            request = self._request(action, params, context)
+            if self._pool is not None:
+                return self._pooled(action, request, None)
+            with self._lock:
+                if self._closed:
+                    raise self._closed_error(action)
+                if self.measure_fuel:
+                    return self._metered(action, request)
+                if self._per_call:
+                    try:
+                        return self._impl.execute(action, request)
+                    finally:
+                        self._impl.reset()  # Limits(instance="per-call"): nothing carries over
+                return self._impl.execute(action, request)
+        except PluginReplaced as replaced:  # a live reload swapped it while the call waited
+            return replaced.successor.call(action, params, context)
 
     async def call_async(
         self,
@@ -259,14 +276,17 @@ class Plugin:
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         request = self._request(action, params, context)
-        return await asyncio.to_thread(self._execute, action, request)
+        try:
+            return await asyncio.to_thread(self._execute, action, request)
+        except PluginReplaced as replaced:
+            return await replaced.successor.call_async(action, params, context)
 
     def _execute(self, action: str, request: object) -> bytes:
         if self._pool is not None:
             return self._pooled(action, request, None)
         with self._lock:
             if self._closed:
-                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+                raise self._closed_error(action)
             if self.measure_fuel:
                 return self._metered(action, request)
             if self._per_call:
@@ -321,6 +341,14 @@ class Plugin:
         """
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
+        try:
+            return self._call_before(deadline, action, params, context)
+        except PluginReplaced as replaced:
+            return replaced.successor.call_before(deadline, action, params, context)
+
+    def _call_before(
+        self, deadline: float, action: str, params: Params, context: TriggerContext | None
+    ) -> bytes:
         request = self._request(action, params, context)
         if self._pool is not None:
             return self._pooled(action, request, deadline)
@@ -336,7 +364,7 @@ class Plugin:
             )
         try:
             if self._closed:
-                raise WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+                raise self._closed_error(action)
             if left >= self.limits.timeout - self.runtime.tick and not (
                 self.measure_fuel or self._per_call
             ):
@@ -382,6 +410,99 @@ class Plugin:
                 impl._epoch_armed = -1
             if self._per_call:
                 impl.reset()
+
+    def _closed_error(self, action: str | None) -> WasmdeckError:
+        if self._successor is not None:
+            return PluginReplaced(self._successor, plugin=self.name, action=action)
+        return WasmdeckError("the plugin is closed", plugin=self.name, action=action)
+
+    # -- live reload (docs/reload.md) ------------------------------------------
+
+    @property
+    def keeps_state(self) -> bool:
+        """Whether it exports the state pair a live reload hands its state through."""
+        return self._impl.keeps_state and self._pool is None and not self._per_call
+
+    def hand_over(self, successor: Plugin, commit: Callable[[], None] = lambda: None) -> int:
+        """Replace this plugin by ``successor`` (its new version), state and all.
+
+        Waits for the call in flight (every instance's, for a pool), then,
+        with no call running: this plugin's ``save_state`` (when both
+        versions keep state and this one has a live instance), the
+        successor's ``restore_state``, ``commit()`` (the caller's swap: its
+        routes now name the successor), and this plugin closes. Calls that
+        were waiting for it, or arrive later, run on the successor
+        (``PluginReplaced``), each once.
+
+        Returns the bytes of state moved. A trap or limit in either export,
+        ``StateLimitExceeded`` or the plugin's refusal raises ``ReloadFailed``
+        (``stage`` "save" or "restore"; the cause as ``__cause__``), an
+        error in ``commit`` itself; either way this plugin runs on as it was
+        (a failed ``save_state`` costs it its instance, as any failed call does).
+        A pool's instances share nothing (``Limits.pool``), so no state moves.
+        """
+        if successor is self:
+            raise ValueError("a plugin cannot hand over to itself")
+        if self._pool is not None:
+            members = self._pool.each()
+            try:
+                self._closed_check()
+                commit()
+                self._retire(successor, [m.impl for m in members])
+            finally:
+                for member in members:
+                    member.lock.release()
+            return 0
+        with self._lock:
+            self._closed_check()
+            moved = 0
+            if self.keeps_state and successor.keeps_state:
+                try:
+                    state = self._impl.save_state()
+                except WasmdeckError as exc:
+                    raise ReloadFailed(
+                        f"saving its state failed: {exc.message}", stage="save", plugin=self.name
+                    ) from exc
+                if state:
+                    try:
+                        successor.restore_state(state)
+                    except WasmdeckError as exc:
+                        raise ReloadFailed(
+                            f"the new version did not take the state: {exc.message}",
+                            stage="restore",
+                            plugin=self.name,
+                        ) from exc
+                    moved = len(state)
+            commit()
+            self._retire(successor, [self._impl])
+        return moved
+
+    def restore_state(self, state: bytes) -> None:
+        """Give ``state`` (another version's ``save_state``) to a fresh instance."""
+        with self._lock:
+            self._closed_check()
+            self._impl.restore_state(state)
+
+    def save_state(self) -> bytes | None:
+        """The live instance's state, as ``hand_over`` would move it (None: none)."""
+        if not self.keeps_state:
+            return None
+        with self._lock:
+            self._closed_check()
+            return self._impl.save_state()
+
+    def _closed_check(self) -> None:
+        if self._closed:
+            raise self._closed_error(None)
+
+    def _retire(self, successor: Plugin, impls: list[Adapter]) -> None:
+        """Closed, its calls forwarded to ``successor`` (the caller holds every lock)."""
+        self._successor = successor
+        self._closed = True
+        for impl in impls:
+            impl.reset()
+            impl.host.links = None
+            impl.host.close()
 
     # -- lifecycle -----------------------------------------------------------
 

@@ -37,7 +37,7 @@ __all__ = [
     "wit_dir",
 ]
 
-WIT_VERSION = "1.2.0"
+WIT_VERSION = "1.3.0"
 # The componentize-py release wasmdeck is tested with.
 # The host interfaces behind a capability, and the capability of each.
 CAPABILITY_INTERFACES = {
@@ -132,7 +132,7 @@ def componentize_python(
 
 
 def _world(scratch: Path, imports: Sequence[str]) -> Path:
-    """A WIT directory whose world ``plugin`` is wasmdeck's plus ``imports``."""
+    """A WIT directory whose world ``plugin`` is wasmdeck's ``stateful`` plus ``imports``."""
     deps = scratch / "wit" / "deps" / "wasmdeck-plugin"
     deps.mkdir(parents=True)
     shutil.copy(wit_dir() / "plugin.wit", deps / "plugin.wit")
@@ -140,7 +140,9 @@ def _world(scratch: Path, imports: Sequence[str]) -> Path:
         "package wasmdeck:build;",
         "",
         "world plugin {",
-        f"    include wasmdeck:plugin/plugin@{WIT_VERSION};",
+        # The kit always exports the state pair (empty state unless the plugin
+        # saves some), so every Python plugin can keep its state on a reload.
+        f"    include wasmdeck:plugin/stateful@{WIT_VERSION};",
         *(f"    import wasmdeck:plugin/{name}@{WIT_VERSION};" for name in dict.fromkeys(imports)),
         "}",
     ]

@@ -47,6 +47,10 @@ ZIG_FLAGS = (
     "--export=dealloc",
     "--export=init",
     "--export=execute",
+    # The state pair of a live reload (docs/reload.md): empty state unless the
+    # plugin declares saveState/restoreState.
+    "--export=save_state",
+    "--export=restore_state",
 )
 # Where the plugin's root file may be, first match wins.
 MAIN_FILES = ("plugin.zig", "src/plugin.zig", "main.zig", "src/main.zig")

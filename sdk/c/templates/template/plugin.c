@@ -5,7 +5,8 @@
  *   (checked here before use);
  * - configuration given by the user, read through the host (`greeting`);
  * - logging to the host's log, and errors shown to the user (wd_error);
- * - state kept on the instance between calls;
+ * - state kept on the instance between calls (across a live reload too with
+ *   WASMDECK_STATE(save, restore): docs/reload.md);
  * - test cases in tests.json: `wasmdeck test` builds and runs them.
  *
  * To use a host API behind a capability (HTTP, WebSocket, processes,

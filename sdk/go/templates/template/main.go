@@ -7,7 +7,8 @@
 //     (pdk.ConfigString("greeting"));
 //   - logging to the host's log (pdk.Logf), and errors shown to the user
 //     (return a non-nil error);
-//   - state kept on the plugin instance between calls (a package variable);
+//   - state kept on the plugin instance between calls (a package variable;
+//     across a live reload too with SaveState/RestoreState: docs/reload.md);
 //   - test cases in tests.json: `wasmdeck test` builds the plugin and runs them.
 //
 // To use a host API behind a capability (pdk.HTTPGet, pdk.WSConnect,

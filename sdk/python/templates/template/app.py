@@ -3,7 +3,8 @@
 - several actions, each with a JSON Schema for its params;
 - configuration given by the user (`config`), read through the host;
 - logging (to the host's log) and errors shown to the user (`PluginError`);
-- state kept on the instance between calls.
+- state kept on the instance between calls (across a live reload too with
+  `@plugin.save_state` / `@plugin.restore_state`: docs/reload.md).
 
 Build it with `wasmdeck build`, try it with `wasmdeck run {{name}}.wasm greet
 --params '{"who": "world"}'`. To use a host interface behind a capability

@@ -27,7 +27,8 @@
 //! ```
 //!
 //! The kit provides the exports the host calls (`alloc`, `dealloc`, `init`,
-//! `execute`, `_initialize`), parses each request into a [`Request`], and
+//! `execute`, `_initialize`, and `save_state`/`restore_state`, which call the
+//! trait's `save_state`/`restore_state` on a live reload: docs/reload.md), parses each request into a [`Request`], and
 //! hands what `execute` returns to the host: `Ok(output)` as the action's
 //! output, `Err(error)` as the error message the user sees. The plugin value
 //! lives as long as the plugin instance, so its fields keep state between
@@ -196,6 +197,19 @@ pub trait Plugin: Default + 'static {
 
     /// Perform one request.
     fn execute(&mut self, request: &Request) -> Result<Output>;
+
+    /// The state to hand the plugin's next version on a live reload
+    /// (docs/reload.md): any bytes, at most the host's `max_state` (4 MiB by
+    /// default). The default saves nothing: the new version starts afresh.
+    fn save_state(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    /// Take the state the previous version saved, before the first call;
+    /// an `Err` refuses it (the reload fails, the previous version runs on).
+    fn restore_state(&mut self, _state: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 // ---- logging -----------------------------------------------------------------------
@@ -241,10 +255,23 @@ macro_rules! error {
 
 // ---- the ABI -----------------------------------------------------------------------
 
-/// Export `init` and `execute` for the plugin type: `export!(MyPlugin);`
+/// Export `init`, `execute` and the state pair of a live reload
+/// (`save_state`, `restore_state`) for the plugin type: `export!(MyPlugin);`
 #[macro_export]
 macro_rules! export {
     ($plugin:ty) => {
+        ::std::thread_local! {
+            static __WASMDECK_INSTANCE: ::std::cell::RefCell<::std::option::Option<$plugin>> =
+                ::std::cell::RefCell::new(::std::option::Option::None);
+        }
+
+        fn __wasmdeck_with<R>(f: impl FnOnce(&mut $plugin) -> R) -> R {
+            __WASMDECK_INSTANCE.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                f(slot.get_or_insert_with(<$plugin as ::std::default::Default>::default))
+            })
+        }
+
         #[no_mangle]
         pub extern "C" fn init() -> i64 {
             $crate::__abi::init(<$plugin as $crate::Plugin>::METADATA)
@@ -252,16 +279,19 @@ macro_rules! export {
 
         #[no_mangle]
         pub extern "C" fn execute(ptr: *const u8, len: i32) -> i32 {
-            ::std::thread_local! {
-                static INSTANCE: ::std::cell::RefCell<::std::option::Option<$plugin>> =
-                    ::std::cell::RefCell::new(::std::option::Option::None);
-            }
-            INSTANCE.with(|cell| {
-                let mut slot = cell.borrow_mut();
-                let plugin = slot.get_or_insert_with(<$plugin as ::std::default::Default>::default);
-                // SAFETY: the host wrote the request at ptr..ptr+len (memory from `alloc`).
-                unsafe { $crate::__abi::execute(plugin, ptr, len) }
-            })
+            // SAFETY: the host wrote the request at ptr..ptr+len (memory from `alloc`).
+            __wasmdeck_with(|plugin| unsafe { $crate::__abi::execute(plugin, ptr, len) })
+        }
+
+        #[no_mangle]
+        pub extern "C" fn save_state() -> i64 {
+            __wasmdeck_with(|plugin| $crate::__abi::save_state(plugin))
+        }
+
+        #[no_mangle]
+        pub extern "C" fn restore_state(ptr: *const u8, len: i32) -> i32 {
+            // SAFETY: the host wrote the state at ptr..ptr+len (memory from `alloc`).
+            __wasmdeck_with(|plugin| unsafe { $crate::__abi::restore_state(plugin, ptr, len) })
         }
     };
 }
@@ -298,6 +328,34 @@ pub mod __abi {
                 host::sys::set_output(data.as_ptr(), data.len());
                 0
             }
+            Err(error) => fail(&error),
+        }
+    }
+
+    thread_local! {
+        // What save_state returned, kept until the host has read it.
+        static SAVED: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
+    }
+
+    pub fn save_state<P: Plugin>(plugin: &mut P) -> i64 {
+        let state = plugin.save_state();
+        SAVED.with(|saved| {
+            let mut saved = saved.borrow_mut();
+            *saved = state;
+            ((saved.as_ptr() as usize as i64) << 32) | saved.len() as i64
+        })
+    }
+
+    /// # Safety
+    /// `ptr..ptr+len` must be readable (the host wrote the state there).
+    pub unsafe fn restore_state<P: Plugin>(plugin: &mut P, ptr: *const u8, len: i32) -> i32 {
+        let bytes: &[u8] = match usize::try_from(len) {
+            Ok(0) => &[],
+            Ok(len) if !ptr.is_null() => std::slice::from_raw_parts(ptr, len),
+            _ => return fail(&Error::new(format!("wasmdeck: bad state buffer (length {len})"))),
+        };
+        match plugin.restore_state(bytes) {
+            Ok(()) => 0,
             Err(error) => fail(&error),
         }
     }

@@ -4,7 +4,8 @@
 //   for its params (the handler checks its params before use);
 // - configuration given by the user, read through the host (`greeting`);
 // - logging to the host's log, and errors shown to the user (error());
-// - state kept in globals: they live as long as the plugin's instance;
+// - state kept in globals: they live as long as the plugin's instance (across
+//   a live reload too with Plugin.state(save, restore): docs/reload.md);
 // - test cases in tests.json: `wasmdeck test` builds the plugin and runs them.
 //
 // To use a host API behind a capability (http, ws, subprocess, kv), declare it

@@ -6,7 +6,8 @@
 //! - configuration given by the user, read through the host (`host::config`);
 //! - logging to the host's log (`info!`, `warn!`, ...);
 //! - errors shown to the user: return `Err` (`bail!`, or `?` on a host call);
-//! - state kept in the plugin's fields between calls (one value per instance);
+//! - state kept in the plugin's fields between calls (one value per instance;
+//!   across a live reload too with `save_state`/`restore_state`: docs/reload.md);
 //! - test cases in tests.json: `wasmdeck test` builds the plugin and runs them.
 //!
 //! To use a host API behind a capability (HTTP, WebSocket, processes,

@@ -1,0 +1,529 @@
+"""Live reload that keeps state (docs/reload.md), through the daemon and ``wasmdeck serve``.
+
+The counter plugins (``tests/plugins/<lang>/counter``, built from source
+once per run) share one contract:
+
+==========  ===========  ====================================================
+action      params       does, and outputs
+==========  ===========  ====================================================
+count       seq          marks event ``seq`` seen in a bitmap; a second
+                         sighting counts as a duplicate; ``{"count"}``
+report      (none)       ``{"count", "duplicates", "missing" (unseen below the
+                         highest seen), "generation" (restores), "version"}``
+poison      how          the next reload fails: ``trap``, ``refuse``, ``spin``
+                         in its restore, or ``big``: its save is over max_state
+cure        (none)       clears the poison
+==========  ===========  ====================================================
+
+Their state is all of that, so a count that survives reloads while events
+flow shows none was lost, none handled twice, and the state moved each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import wasmtime
+from pdkbuild import PLUGINS, build_cached, hostcalls_wasm, runtime
+from watgen import abi_module
+
+from wasmdeck import (
+    ABIViolation,
+    Limits,
+    MissingExport,
+    Plugin,
+    ReloadFailed,
+    StateLimitExceeded,
+    WasmdeckError,
+)
+from wasmdeck.daemon import Daemon
+
+LANGUAGES = ["c", "python", "zig"]  # the flow test, through the daemon
+KITS = ["c", "rust", "zig", "go", "assemblyscript", "python"]
+
+DECK = """\
+version = 1
+
+[listen]
+webhooks = "127.0.0.1:0"
+webhook_rate_per_minute = 1000000
+
+[plugins.counter]
+path = "counter.wasm"
+{extra}
+[[bindings]]
+name = "count"
+trigger = {{ kind = "webhook", path = "/count", auth = {{ bearer = {{ env = "HOOK_TOKEN" }} }} }}
+actions = [{{ plugin = "counter", action = "count", params = {{ seq = "{{body.seq}}" }} }}]
+
+[[bindings]]
+name = "report"
+trigger = {{ kind = "webhook", path = "/report", auth = {{ bearer = {{ env = "HOOK_TOKEN" }} }} }}
+actions = [{{ plugin = "counter", action = "report" }}]
+"""
+
+
+def counter(lang: str) -> Path:
+    return build_cached(PLUGINS / lang / "counter")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("WASMDECK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HOOK_TOKEN", "t0ken")
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def install(source: Path, target: Path) -> None:
+    """Put a new version of the plugin file in place at once (as a build does)."""
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copy(source, partial)
+    os.replace(partial, target)
+
+
+@contextlib.asynccontextmanager
+async def serving(deck: Path) -> AsyncIterator[Daemon]:
+    daemon = Daemon(deck, midi=False)
+    ready = asyncio.Event()
+    task = asyncio.create_task(daemon.run(ready=ready.set))
+    await asyncio.wait_for(ready.wait(), 60)
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        await asyncio.wait_for(task, 60)
+
+
+async def until(condition: Callable[[], Any], timeout: float = 60) -> Any:
+    async with asyncio.timeout(timeout):
+        while not (value := condition()):
+            await asyncio.sleep(0.01)
+    return value
+
+
+def report(daemon: Daemon) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(daemon.host.get("counter").call("report"))
+    return result
+
+
+def reloads(daemon: Daemon) -> dict[str, Any]:
+    record: dict[str, Any] = daemon.status()["plugins"]["counter"]["reloads"]
+    return record
+
+
+@pytest.fixture
+def deck(tmp_path: Path) -> Callable[..., Path]:
+    def write(wasm: Path, extra: str = "") -> Path:
+        shutil.copy(wasm, tmp_path / "counter.wasm")
+        path = tmp_path / "deck.toml"
+        path.write_text(DECK.format(extra=extra))
+        return path
+
+    return write
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+async def test_reload_while_events_flow_loses_none_and_keeps_the_count(
+    lang: str, deck: Callable[..., Path], tmp_path: Path
+) -> None:
+    """About 1,000 webhooks/s while the plugin is reloaded four times, twice by the
+    control API and twice by its file changing: every accepted event is counted
+    once, and the count (with its bitmap) moved to each new version."""
+    wasm = counter(lang)
+    async with serving(deck(wasm)) as daemon:
+        url = f"http://127.0.0.1:{daemon.webhooks.port}"
+        control = f"http://127.0.0.1:{daemon.control.port}/v1/reload/counter"
+        headers = {"Authorization": f"Bearer {daemon.control.token}"}
+        accepted: list[int] = []
+        stop = threading.Event()
+
+        def send() -> None:
+            # Paced to about 1,000/s; every answer is counted, none is timed.
+            hook = {"Authorization": "Bearer t0ken"}
+            with httpx.Client(base_url=url, timeout=30, headers=hook) as client:
+                seq = 0
+                while not stop.wait(0.001 if seq % 2 else 0):
+                    answer = client.post("/count", json={"seq": seq})
+                    assert answer.status_code == 202, answer.text
+                    accepted.append(seq)
+                    seq += 1
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            async with httpx.AsyncClient(headers=headers, timeout=60) as api:
+                for step in range(4):
+                    before = len(accepted)
+                    await until(lambda before=before: len(accepted) >= before + 200)
+                    if step % 2 == 0:
+                        answer = await api.post(control)
+                        assert answer.status_code == 200, answer.text
+                        assert answer.json()["ok"]
+                    else:
+                        install(wasm, tmp_path / "counter.wasm")
+                        await until(lambda step=step: reloads(daemon)["count"] == step + 1)
+                    assert reloads(daemon)["count"] == step + 1
+        finally:
+            stop.set()
+            await asyncio.to_thread(sender.join)
+        await until(lambda: daemon.status()["plugins"]["counter"]["pending"] == 0)
+        counted = report(daemon)
+        status = daemon.status()["plugins"]["counter"]
+    assert len(accepted) > 800
+    assert counted["count"] == len(accepted), (counted, len(accepted))
+    assert counted["duplicates"] == 0 and counted["missing"] == 0
+    assert counted["generation"] == 4  # restored four times: the state moved each time
+    assert status["calls"] == len(accepted) and status["errors"] == {}
+    assert status["reloads"]["error"] is None
+
+
+@pytest.mark.parametrize("lang", KITS)
+def test_every_kit_hands_its_state_over_and_refuses_alike(lang: str) -> None:
+    """Each kit's save/restore pair, through ``Plugin.hand_over``: the state
+    moves; a restore that traps, refuses or runs out of fuel, and a save over
+    max_state, fail the hand-over and leave the old version counting on."""
+    wasm = counter(lang)
+    old = Plugin(wasm, runtime=runtime())
+    assert old.keeps_state
+    for seq in [0, 1, 2, 2, 7]:
+        old.call("count", {"seq": seq})
+    new = Plugin(wasm, runtime=runtime())
+    moved = old.hand_over(new)
+    assert moved > 65536 // 8
+    assert json.loads(old.call("report")) == json.loads(new.call("report"))  # forwarded
+    assert json.loads(new.call("report")) == {
+        "count": 4,
+        "duplicates": 1,
+        "missing": 4,
+        "generation": 1,
+        "version": "1.0.0",
+    }
+    for seq, (how, stage, word) in enumerate(
+        [
+            ("trap", "restore", "restore"),
+            ("refuse", "restore", "poisoned state refused"),
+            ("spin", "restore", "fuel"),
+            ("big", "save", "max_state"),
+        ],
+        start=10,
+    ):
+        new.call("poison", {"how": how})
+        candidate = Plugin(wasm, runtime=runtime(), limits=Limits(fuel=10**8, timeout=5))
+        with pytest.raises(ReloadFailed) as failed:
+            new.hand_over(candidate)
+        assert failed.value.stage == stage and word in str(failed.value), str(failed.value)
+        assert isinstance(failed.value.__cause__, WasmdeckError)
+        if how == "big":
+            assert isinstance(failed.value.__cause__, StateLimitExceeded)
+        candidate.close()
+        new.call("cure")
+        new.call("count", {"seq": seq})
+    # Nothing lost on the way; but a component whose save-state is over the
+    # limit loses its instance (wasmtime cannot enter it again: docs/reload.md).
+    assert json.loads(new.call("report"))["count"] == (8 if lang != "python" else 1)
+
+
+def hostile_module() -> bytes:
+    """A valid core module without the ABI's exports."""
+    return wasmtime.wat2wasm('(module (memory (export "memory") 1))')
+
+
+FAILURES: list[tuple[str, str, str]] = [
+    # (how the new version fails, the stage, a word of the message)
+    ("truncated", "load", "InvalidModule"),
+    ("no-exports", "load", "MissingExport"),
+    ("needs-a-grant", "load", "ImportNotAllowed"),
+    ("lacks-an-action", "check", "'count'"),
+    ("trap", "restore", "trapped in restore_state"),
+    ("refuse", "restore", "poisoned state refused"),
+    ("spin", "restore", "fuel"),
+    ("big", "save", "max_state"),
+]
+
+
+@pytest.mark.parametrize(("how", "stage", "word"), FAILURES, ids=[f[0] for f in FAILURES])
+async def test_a_failed_reload_keeps_the_old_version_and_says_why(
+    how: str, stage: str, word: str, deck: Callable[..., Path], tmp_path: Path
+) -> None:
+    wasm = counter("c")
+    async with serving(deck(wasm, "timeout_ms = 2000\n")) as daemon:
+        seen: list[dict[str, Any]] = []
+        daemon.host.bus.subscribe("wasmdeck.plugin.*", lambda e: seen.append(e.params()), name="t")
+        plugin = daemon.host.get("counter")
+        for seq in range(5):
+            plugin.call("count", {"seq": seq})
+        target = tmp_path / "counter.wasm"
+        if how == "truncated":
+            target.write_bytes(wasm.read_bytes()[:1000])
+        elif how == "no-exports":
+            target.write_bytes(hostile_module())
+        elif how == "lacks-an-action":  # a valid plugin the deck's bindings do not fit
+            other = {"name": "c-counter", "version": "2.0.0", "description": "other actions"}
+            other["actions"] = [{"name": "other", "description": "not count"}]
+            target.write_bytes(abi_module(metadata=other))
+        elif how == "needs-a-grant":
+            install(hostcalls_wasm("c"), target)  # imports kv, network, process: none granted
+        else:
+            plugin.call("poison", {"how": how})
+        ok, message = await daemon.reload_plugin("counter")
+        assert not ok
+        assert f"the reload failed ({stage})" in message and word in message, message
+        assert "the running version stays" in message
+        assert daemon.host.get("counter") is plugin  # the old version runs on
+        plugin.call("cure")
+        plugin.call("count", {"seq": 5})
+        counted = report(daemon)
+        assert counted["count"] == 6 and counted["generation"] == 0  # its state intact
+        assert reloads(daemon) == {"count": 0, "error": message}
+        await asyncio.to_thread(daemon.host.bus.settle)
+        [failed] = [e for e in seen if e["topic"] == "wasmdeck.plugin.reload-failed"]
+        assert failed["payload"]["plugin"] == "counter"
+        assert failed["payload"]["stage"] == stage
+        # Mended, the next reload goes through, with the state.
+        install(wasm, target)
+        ok, message = await daemon.reload_plugin("counter")
+        assert ok, message
+        assert report(daemon)["count"] == 6 and report(daemon)["generation"] == 1
+
+
+async def test_a_plugin_the_deck_lacks_is_a_404(deck: Callable[..., Path]) -> None:
+    async with serving(deck(counter("c"))) as daemon, httpx.AsyncClient() as api:
+        answer = await api.post(
+            f"http://127.0.0.1:{daemon.control.port}/v1/reload/nobody",
+            headers={"Authorization": f"Bearer {daemon.control.token}"},
+        )
+    assert answer.status_code == 404
+    assert "no plugin named 'nobody'" in answer.json()["error"]
+
+
+# -- through ``wasmdeck serve`` ---------------------------------------------------------
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wasmdeck", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class Serve:
+    """``wasmdeck serve`` in a child process; its stderr read on a thread."""
+
+    def __init__(self, deck: Path, env: dict[str, str], *flags: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "wasmdeck", "serve", "--no-midi", "--deck", str(deck), *flags],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {text!r}; the host said:\n{''.join(self.log)}") from None
+            if text in line:
+                return line
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def fired_result(env: dict[str, str], binding: str) -> dict[str, Any]:
+    """Fire ``binding`` and read its result from ``wasmdeck events``."""
+    events = subprocess.Popen(
+        [sys.executable, "-m", "wasmdeck", "events"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert events.stderr is not None and events.stdout is not None
+        assert "following" in events.stderr.readline()  # listening from here on
+        assert cli(env, "fire", binding).returncode == 0
+        for line in events.stdout:
+            record = json.loads(line)
+            if record.get("binding") == binding:
+                result: dict[str, Any] = json.loads(record["result"])
+                return result
+        raise AssertionError("wasmdeck events ended")
+    finally:
+        events.terminate()
+        events.wait(30)
+
+
+def test_serve_watch_rebuilds_a_c_project_and_the_cli_reloads_it(tmp_path: Path) -> None:
+    """The plugin author's loop: ``serve --watch`` rebuilds the C project on each
+    save and reloads it keeping its count; a broken build prints the compiler's
+    message and the running version stays; ``wasmdeck reload PLUGIN`` reloads
+    by hand and names a plugin the deck lacks."""
+    from wasmdeck.toolchains import build_project
+
+    project = tmp_path / "counter"
+    shutil.copytree(PLUGINS / "c" / "counter", project)
+    built = build_project(project)
+    source = project / "plugin.c"
+    original = source.read_text()
+    with socket.socket() as probe:  # a free port for the webhooks
+        probe.bind(("127.0.0.1", 0))
+        hook_port = probe.getsockname()[1]
+    deck = tmp_path / "deck.toml"
+    deck.write_text(
+        DECK.format(extra="")
+        .replace('path = "counter.wasm"', f'path = "{built}"')
+        .replace('"127.0.0.1:0"', f'"127.0.0.1:{hook_port}"')
+    )
+    env = {**os.environ, "WASMDECK_HOME": str(tmp_path / "home"), "HOOK_TOKEN": "t0ken"}
+    hook = httpx.Client(
+        base_url=f"http://127.0.0.1:{hook_port}", headers={"Authorization": "Bearer t0ken"}
+    )
+    host = Serve(deck, env, "--watch")
+    try:
+        host.wait_for("wasmdeck: serving")
+
+        def count(*seqs: int) -> None:
+            for seq in seqs:
+                assert hook.post("/count", json={"seq": seq}).status_code == 202
+
+        count(0, 1, 2)
+        first = fired_result(env, "report")  # (after the counts: one queue, in order)
+        assert first["count"] == 3 and first["generation"] == 0
+
+        # By hand: the same file again, the state handed over.
+        reloaded = cli(env, "reload", "counter")
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert "plugin counter reloaded: 1.0.0 -> 1.0.0" in reloaded.stdout
+        count(3)
+        missing = cli(env, "reload", "nobody")
+        assert missing.returncode != 0 and "no plugin named 'nobody'" in missing.stderr
+
+        # A save: rebuilt and reloaded, the new version with the old one's state.
+        source.write_text('#define COUNTER_VERSION "1.1.0"\n' + original)
+        host.wait_for("plugin counter reloaded: 1.0.0 -> 1.1.0")
+        count(4)
+        after = fired_result(env, "report")
+        assert after == {
+            "count": 5,
+            "duplicates": 0,
+            "missing": 0,
+            "generation": 2,
+            "version": "1.1.0",
+        }
+
+        # A broken save: the compiler's message, and 1.1.0 runs on.
+        source.write_text(original.replace("int wasmdeck_execute", "int wasmdeck_execute oops"))
+        host.wait_for("the build failed; the running version stays")
+        host.wait_for("error:")  # the compiler's own words
+        status = json.loads(cli(env, "status", "--json").stdout)["plugins"]["counter"]
+        assert status["version"] == "1.1.0"
+        assert "the reload failed (build)" in status["reloads"]["error"]
+        count(5)
+        assert fired_result(env, "report")["count"] == 6
+    finally:
+        hook.close()
+        host.stop()
+    assert host.process.returncode == 0, "".join(host.log)
+    assert "Traceback" not in "".join(host.log)
+
+
+# -- the core ABI's pair, hand-written (docs/abi.md) --------------------------------------
+
+RESTORE = '(func (export "restore_state") (param i32 i32) (result i32) (i32.const 0))'
+
+
+def test_the_core_pair_is_both_or_neither_with_its_signatures() -> None:
+    only_save = abi_module(extra='(func (export "save_state") (result i64) (i64.const 0))')
+    with pytest.raises(MissingExport, match="exports 'save_state' but not 'restore_state'"):
+        Plugin(only_save)
+    wrong = abi_module(extra='(func (export "save_state") (result i32) (i32.const 0))' + RESTORE)
+    with pytest.raises(
+        MissingExport, match=r"export 'save_state' must be a function \(\) -> \(i64\)"
+    ):
+        Plugin(wrong)
+    plain = Plugin(abi_module())
+    assert not plain.keeps_state and plain.save_state() is None
+
+
+def test_a_saved_state_outside_memory_fails_the_reload_as_an_abi_violation() -> None:
+    outside = abi_module(
+        extra='(func (export "save_state") (result i64) (i64.const 0x7FFF000000000010))' + RESTORE
+    )
+    old, new = Plugin(outside), Plugin(outside)
+    assert old.call("ok") == b"ok"  # a live instance, whose state is asked for
+    with pytest.raises(ReloadFailed) as failed:
+        old.hand_over(new)
+    assert failed.value.stage == "save"
+    assert isinstance(failed.value.__cause__, ABIViolation)
+    assert "outside the plugin's" in str(failed.value)
+    assert old.call("ok") == b"ok"  # the old version runs on
+
+
+def test_events_queued_on_the_bus_reach_the_new_version_once() -> None:
+    """The counter subscribes to count.*: 3,000 events published while it is
+    replaced three times are each handled once, by whichever version held
+    the place then, and the count moved along."""
+    from wasmdeck.host import EventBus, PluginHost
+
+    wasm = counter("c")
+    with PluginHost(bus=EventBus(queue_size=4096)) as host:  # every event queued: none dropped
+        host.add(Plugin(wasm, grants=["events:subscribe:count.*"], runtime=runtime()), name="c")
+        published = threading.Event()
+
+        def publish() -> None:
+            for seq in range(3000):
+                host.bus.publish("count.one", {"seq": seq}, source="test")
+            published.set()
+
+        publisher = threading.Thread(target=publish)
+        publisher.start()
+        for _ in range(3):
+            old = host.get("c")
+            new = Plugin(wasm, grants=["events:subscribe:count.*"], runtime=runtime())
+            old.hand_over(new, lambda old=old, new=new: host.replace("c", new) and None)
+        publisher.join()
+        assert published.is_set() and host.bus.settle(60)
+        counted = json.loads(host.get("c").call("report"))
+        stats = host.bus.stats()["subscribers"]["c:count"]
+    assert counted["count"] == 3000 and counted["duplicates"] == 0 and counted["missing"] == 0
+    assert counted["generation"] == 3
+    assert stats["delivered"] == 3000 and stats["failed"] == 0 and stats["dropped"] == 0
