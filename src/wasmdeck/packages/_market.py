@@ -548,14 +548,21 @@ def _consented(
     return False
 
 
-def newest_listed(client: MarketClient, name: str) -> MarketVersion | None:
-    """The newest version that is not yanked, or None when the package is not listed."""
+def _listed_versions(client: MarketClient, name: str) -> list[MarketVersion] | None:
+    """The package's versions, or None when the marketplace does not list it."""
     try:
-        versions = client.versions(name)
+        return list(client.versions(name))
     except MarketError as exc:
         if exc.status == 404:
             return None
         raise
+
+
+def newest_listed(client: MarketClient, name: str) -> MarketVersion | None:
+    """The newest version that is not yanked, or None when the package is not listed."""
+    versions = _listed_versions(client, name)
+    if versions is None:
+        return None
     usable = [v for v in versions if v.yanked is None]
     return max(usable, key=lambda v: version_key(v.version)) if usable else None
 
@@ -580,12 +587,9 @@ class UpdateOffer:
 def update_offer(client: MarketClient, name: str, installed: str) -> UpdateOffer | None:
     """The update offer for ``name`` at version ``installed``; None when the
     marketplace does not list it (a plugin installed from a local file)."""
-    try:
-        versions = client.versions(name)
-    except MarketError as exc:
-        if exc.status == 404:
-            return None
-        raise
+    versions = _listed_versions(client, name)
+    if versions is None:
+        return None
     return _offer(name, installed, versions)
 
 
