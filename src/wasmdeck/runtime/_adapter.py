@@ -36,6 +36,7 @@ from .._errors import (
     ImportNotAllowed,
     OutputLimitExceeded,
     PluginReportedError,
+    StateLimitExceeded,
     WasmdeckError,
 )
 from .._metadata import PluginMetadata
@@ -200,6 +201,17 @@ class Adapter:
     def restore_state(self, state: bytes) -> None:
         """Hand ``state`` (from ``save_state``) to a fresh instance."""
         raise NotImplementedError
+
+    def _check_state_size(self, size: int, said: str) -> None:
+        """``StateLimitExceeded`` when a state of ``size`` bytes (``said``: "save_state
+        returned", "the saved state is") is over the ``max_state`` limit."""
+        if size > self.limits.max_state:
+            raise StateLimitExceeded(
+                f"{said} {size:,} bytes, more than the max_state limit of "
+                f"{self.limits.max_state:,}",
+                value=self.limits.max_state,
+                plugin=self.label,
+            )
 
     def _action_name(self, action: str) -> bytes:
         """``action`` as JSON text, once it is known to be one the plugin declares."""

@@ -662,24 +662,12 @@ class ComponentPlugin(Adapter):
         if not isinstance(data, bytes):
             self._discard()
             raise ABIViolation("save-state did not return a list<u8>", plugin=self.label)
-        if len(data) > self.limits.max_state:
-            raise StateLimitExceeded(
-                f"save-state returned {len(data):,} bytes, more than its max_state limit of "
-                f"{self.limits.max_state:,}",
-                value=self.limits.max_state,
-                plugin=self.label,
-            )
+        self._check_state_size(len(data), "save-state returned")
         return data
 
     def restore_state(self, state: bytes) -> None:
         """``restore-state(state)`` on a fresh instance; an ``err`` is a refusal."""
-        if len(state) > self.limits.max_state:
-            raise StateLimitExceeded(
-                f"the saved state is {len(state):,} bytes, more than the max_state limit of "
-                f"{self.limits.max_state:,}",
-                value=self.limits.max_state,
-                plugin=self.label,
-            )
+        self._check_state_size(len(state), "the saved state is")
         live = self._live or self._instantiate()
         outcome = self._state_call(live, "restore-state", state)
         if outcome is not None:  # result<_, string> lifts untagged: None, or the message

@@ -30,7 +30,6 @@ from .._errors import (
     MissingExport,
     PluginReportedError,
     PluginTrap,
-    StateLimitExceeded,
     TableLimitExceeded,
     WasmdeckError,
 )
@@ -673,13 +672,7 @@ class CoreModule(Adapter):
         function = self._state_export(live, b"save_state")
         packed = self._raw_call(live, function, 0, 0, "save_state", result="i64")
         ptr, length = (packed >> 32) & 0xFFFF_FFFF, packed & 0xFFFF_FFFF
-        if length > self.limits.max_state:
-            raise StateLimitExceeded(
-                f"save_state returned {length:,} bytes, more than its max_state limit of "
-                f"{self.limits.max_state:,}",
-                value=self.limits.max_state,
-                plugin=self.label,
-            )
+        self._check_state_size(length, "save_state returned")
         data = live.read(ptr, length)
         if data is None:
             raise ABIViolation(
@@ -692,13 +685,7 @@ class CoreModule(Adapter):
     def restore_state(self, state: bytes) -> None:
         """``restore_state(ptr, len) -> i32`` on a fresh instance, the state where
         ``alloc`` put it; non-zero (with ``set_error``'s message) is a refusal."""
-        if len(state) > self.limits.max_state:
-            raise StateLimitExceeded(
-                f"the saved state is {len(state):,} bytes, more than the max_state limit of "
-                f"{self.limits.max_state:,}",
-                value=self.limits.max_state,
-                plugin=self.label,
-            )
+        self._check_state_size(len(state), "the saved state is")
         live = self._live or self._start()
         size = len(state)
         if size > live.buf_cap:
