@@ -243,20 +243,7 @@ class Plugin:
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
         try:
-            request = self._request(action, params, context)
-            if self._pool is not None:
-                return self._pooled(action, request, None)
-            with self._lock:
-                if self._closed:
-                    raise self._closed_error(action)
-                if self.measure_fuel:
-                    return self._metered(action, request)
-                if self._per_call:
-                    try:
-                        return self._impl.execute(action, request)
-                    finally:
-                        self._impl.reset()  # Limits(instance="per-call"): nothing carries over
-                return self._impl.execute(action, request)
+            return self._execute(action, self._request(action, params, context))
         except PluginReplaced as replaced:  # a live reload swapped it while the call waited
             return replaced.successor.call(action, params, context)
 
