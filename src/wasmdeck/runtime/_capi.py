@@ -29,6 +29,7 @@ __all__ = [
     "NO_FINALIZER",
     "call_unchecked",
     "fuel_counter",
+    "increment_epoch",
     "memory_data",
     "memory_data_size",
     "pack_args",
@@ -73,6 +74,9 @@ call_unchecked = _proto(
 )
 # wasmtime_error_t *wasmtime_context_set_fuel(context, fuel)
 set_fuel = _quick("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64)
+# void wasmtime_engine_increment_epoch(engine): an atomic add, so the epoch
+# thread does not give the GIL away and wait to take it back on every tick
+increment_epoch = _quick("wasmtime_engine_increment_epoch", None, c_void_p)
 # wasmtime_error_t *wasmtime_context_get_fuel(const context, uint64_t *fuel)
 get_fuel = _quick("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p)
 # void wasmtime_context_set_epoch_deadline(context, ticks_beyond_current)
