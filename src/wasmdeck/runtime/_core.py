@@ -84,7 +84,11 @@ _set_epoch_deadline = capi.set_epoch_deadline
 _pack_args = capi.pack_args
 _call_unchecked = capi.call_unchecked
 _unpack_i32 = capi.unpack_i32
+_unpack_i64 = capi.unpack_i64
 _reset_header, _read_header = payload.reset_header, payload.read_header
+# The copier's four imports (the plugin's memory, the box's out and table, the
+# plugin's execute) and its run export, in _link_with_helpers's region.
+_COPIER_EXTERNS = 5
 _STATE, _DATA = payload.STATE, payload.DATA
 
 
@@ -124,6 +128,7 @@ class _Instance:
         "f_execute",
         "f_init",
         "f_initialize",
+        "f_run",
         "fuel",
         "handles",
         "instance",
@@ -159,7 +164,7 @@ class _Instance:
         # payload helpers also the region of CoreModule._plan_helpers.
         size = capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS) + capi.ARGS_BYTES
         if imports is not None:
-            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + 3)
+            size += 2 * capi.INSTANCE_SIZE + capi.EXTERN_SIZE * (imports + _COPIER_EXTERNS)
         self.handles, base, _ = capi.byte_buffer(size)
         self.instance = base
         self.args_addr = base + capi.INSTANCE_SIZE + capi.EXTERN_SIZE * len(_EXPORTS)
@@ -172,6 +177,7 @@ class _Instance:
         self.buf_cap = 0
         self.violation: WasmdeckError | None = None
         self.fuel: memoryview | None = None  # the store's fuel counter (capi.fuel_counter)
+        self.f_run = 0  # the copier's run (_link_with_helpers), which calls execute
 
     def bind(self, exported: tuple[bool, ...]) -> None:
         """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has).
@@ -464,10 +470,15 @@ class CoreModule(Adapter):
         if error or live.trap.value:
             self._check_instantiated(live, error)
         live.bind(self._exported)
+        es = capi.EXTERN_SIZE
         capi.copy_extern(copier_imports, live.mem - capi.EXTERN_OF)  # the plugin's memory
-        error = capi.instance_new(ctx, self._copier_ptr, copier_imports, 3, copier, trap)
+        capi.copy_extern(copier_imports + 3 * es, live.f_execute - capi.EXTERN_OF)
+        error = capi.instance_new(ctx, self._copier_ptr, copier_imports, 4, copier, trap)
         if error or live.trap.value:
             self._check_instantiated(live, error)
+        run = copier_imports + 4 * es
+        capi.instance_export_get(ctx, copier, b"run", 3, run)
+        live.f_run = run + capi.EXTERN_OF
         live.out_mem = copier_imports + capi.EXTERN_SIZE + capi.EXTERN_OF
         live.out_base = capi.memory_data(ctx, live.out_mem)
         live.refresh_out()
@@ -558,8 +569,6 @@ class CoreModule(Adapter):
             self._grow_buffer(live, size)
         ctx, buf, out = live.ctx, live.buf_ptr, live.out
         live.view[buf : buf + size] = request
-        if live.out_mem:
-            _reset_header(out, _STATE, -1, -1, 0)
         # _arm, inlined: this is the hot path.
         self._deadline = _monotonic() + self.limits.timeout
         self._log_budget.reset()
@@ -575,21 +584,30 @@ class CoreModule(Adapter):
             self._epoch_armed = epoch
             _set_epoch_deadline(ctx, self._ticks)
         _pack_args(live.args, 0, buf, size)
-        error = _call_unchecked(ctx, live.f_execute, live.args_addr, 2, live.trap_addr)
+        out_mem = live.out_mem  # the payload helpers are linked: call the copier's run
+        error = _call_unchecked(
+            ctx, live.f_run if out_mem else live.f_execute, live.args_addr, 2, live.trap_addr
+        )
         if self._stdout.pending or self._stderr.pending:
             self._flush()
         if error or live.trap.value or live.violation:
             raise self._failure(live, error)
-        if not live.out_mem:  # the plugin imports neither set_output nor set_error
+        if not out_mem:  # the plugin imports neither set_output nor set_error
             code = _unpack_i32(live.args)[0]
             if code:
                 raise self._no_message(code, action)
             return b""
-        out_len, err_len, _ = _read_header(out, _STATE)
-        start = _DATA + out_len if out_len > 0 else _DATA
-        if err_len >= 0 or start > len(out):
-            return self._payload_outcome(live, action, start, err_len)
-        if _unpack_i32(live.args)[0]:
+        packed = _unpack_i64(live.args)[0]  # see _payload: run
+        if packed < 0:  # an error message was set
+            out_len, err_len, _ = _read_header(out, _STATE)
+            return self._payload_outcome(
+                live, action, _DATA + out_len if out_len > 0 else _DATA, err_len
+            )
+        length_plus_one = packed >> 32
+        start = _DATA + length_plus_one - 1 if length_plus_one > 1 else _DATA
+        if start > len(out):  # the copier grew the box
+            return self._payload_outcome(live, action, start, -1)
+        if packed & 0xFFFF_FFFF:  # execute's code (the low half, as _unpack_i32 reads it)
             raise self._no_message(_unpack_i32(live.args)[0], action)
         return out[_DATA:start].tobytes()
 

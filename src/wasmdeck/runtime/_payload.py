@@ -16,6 +16,13 @@ plugin's own store instead, so the call stays inside wasm
   needed and copies the payload with ``memory.copy`` (the plugin may free
   its buffer before ``execute`` returns, so the copy is made at once).
 
+The copier also imports the plugin's ``execute`` and exports ``run``, which
+the host calls instead: it resets the header, calls ``execute`` and returns
+what the host needs in one i64: ``execute``'s code in the low half, and in
+the high one the output length + 1, or ``RUN_SEE_HEADER`` (-1, making the
+i64 negative) when an error message was set. So the common call touches the
+header only in wasm.
+
 The host reads the header of ``out`` after the call. A violation (too
 large, out of bounds, no memory for the copy) is recorded there, with the
 pointer and length, before the copier traps, so the call fails with the
@@ -41,6 +48,7 @@ __all__ = [
     "DATA",
     "NO_MEMORY",
     "OUT_OF_BOUNDS",
+    "RUN_SEE_HEADER",
     "STATE",
     "TOO_LARGE",
     "helper_modules",
@@ -52,6 +60,7 @@ __all__ = [
 
 DATA = 64
 TOO_LARGE, OUT_OF_BOUNDS, NO_MEMORY = 1, 2, 3
+RUN_SEE_HEADER = -1  # the high half of run's answer when an error message was set
 
 _BOX = """
 (module
@@ -69,7 +78,22 @@ _COPIER = f"""
   (import "plugin" "memory" (memory $src 0))
   (import "box" "out" (memory $dst 1))
   (import "box" "table" (table 2 funcref))
+  (import "plugin" "execute" (func $execute (param i32 i32) (result i32)))
   (elem (table 0) (i32.const 0) func $set_output $set_error)
+  ;; The host's entry: a fresh header, the plugin's execute, the outcome in one i64.
+  (func (export "run") (param $ptr i32) (param $len i32) (result i64)
+    (local $code i32)
+    (i32.store $dst (i32.const 4) (i32.const -1))
+    (i32.store $dst (i32.const 8) (i32.const -1))
+    (i32.store $dst (i32.const 12) (i32.const 0))
+    (local.set $code (call $execute (local.get $ptr) (local.get $len)))
+    (if (i32.ne (i32.load $dst (i32.const 8)) (i32.const -1))
+      (then (return (i64.or (i64.const {RUN_SEE_HEADER << 32})
+                            (i64.extend_i32_u (local.get $code))))))
+    (i64.or
+      (i64.shl (i64.extend_i32_u (i32.add (i32.load $dst (i32.const 4)) (i32.const 1)))
+               (i64.const 32))
+      (i64.extend_i32_u (local.get $code))))
   (func $fail (param $code i32) (param $ptr i32) (param $len i32) (param $which i32)
     (i32.store $dst (i32.const 12) (local.get $code))
     (i32.store $dst (i32.const 16) (local.get $ptr))
