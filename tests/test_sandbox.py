@@ -7,6 +7,7 @@ instance) and every other plugin keep working.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -333,3 +334,49 @@ def test_output_that_does_not_fit_the_memory_limit() -> None:
     with pytest.raises(MemoryLimitExceeded, match="no room for the 65,536-byte payload"):
         plugin.call("big")
     assert plugin.call("ok") == b"ok"
+
+
+# A byte in the first memory and one in pages grown later, written by "write"
+# and read back by "read" (both grow the memory to 5 pages first).
+_LEFTOVERS = """
+    (drop (memory.grow (i32.const 3)))
+    (if (i32.eq (i32.load8_u (i32.add (local.get $ptr) (i32.const 11))) (i32.const 119))
+      (then
+        (i32.store8 (i32.const 100000) (i32.const 171))
+        (i32.store8 (i32.const 300000) (i32.const 171))
+        (return (i32.const 0))))
+    (i32.store8 (i32.const 5000) (i32.add (i32.const 48) (i32.load8_u (i32.const 100000))))
+    (i32.store8 (i32.const 5001) (i32.add (i32.const 48) (i32.load8_u (i32.const 300000))))
+    (call $set_output (i32.const 5000) (i32.const 2))
+    (i32.const 0)"""
+
+
+def test_a_fresh_instance_starts_with_zeroed_memory_though_its_reservation_is_reused() -> None:
+    # runtime/_memory.py keeps freed memories' reservations for the next
+    # instance; what a call wrote must never reach the next one.
+    wasm = abi_module(_LEFTOVERS)
+    persistent = wasmdeck.Plugin(wasm)
+    persistent.call("write")
+    assert persistent.call("read") == b"\xdb\xdb"  # the probe sees what was written
+    fresh = wasmdeck.Plugin(wasm, limits=Limits(instance="per-call"))
+    for _ in range(20):
+        fresh.call("write")
+        assert fresh.call("read") == b"00"
+    # On four threads at once (reservations taken and given back concurrently).
+    seen: list[bytes | BaseException] = []
+
+    def run() -> None:
+        plugin = wasmdeck.Plugin(wasm, limits=Limits(instance="per-call"))
+        try:
+            for _ in range(300):
+                plugin.call("write")
+                seen.append(plugin.call("read"))
+        except BaseException as exc:
+            seen.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [b"00"] * 1200

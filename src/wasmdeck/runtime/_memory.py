@@ -167,8 +167,11 @@ def _callbacks() -> tuple[object, ...]:
     they are never freed (``capi.keep_forever``).
     """
     memories: dict[int, _Memory] = {}
-    # Reservations kept for reuse: (base, capacity, mapped, bytes resident and zeroed).
+    # Reservations kept for reuse: (base, capacity, mapped, bytes accessible and
+    # zeroed). Stores are made and freed on many threads, and a callback can
+    # lose the GIL between two bytecodes: the list is only touched under the lock.
     spares: list[tuple[int, int, int, int]] = []
+    spares_lock = threading.Lock()
     memset = ctypes.memset
     mmap_, mprotect, munmap, madvise = _mmap, _mprotect, _munmap, _madvise
     error_new, fill, address = capi.error_new, capi.fill_linear_memory, capi.function_address
@@ -211,20 +214,23 @@ def _callbacks() -> tuple[object, ...]:
         with suppress(ValueError):
             memory.limit.memories.remove(memory)
         used = round_up(memory.size)
-        if (
-            used <= _REUSE_MAX
-            and len(spares) < _SPARE_COUNT
-            and sum(spare[3] for spare in spares) + used <= _SPARE_BYTES
-        ):
-            # A reused memory starts zeroed, like a new one.
-            if used >= _MEMSET_MIN or not _MADV_DONTNEED:
-                memset(memory.base, 0, used)
-            elif used and madvise(memory.base, used, _MADV_DONTNEED) != 0:
-                munmap(memory.base, memory.mapped)
-                return
-            spares.append((memory.base, memory.capacity, memory.mapped, used))
-        else:
+        with spares_lock:
+            keep = (
+                used <= _REUSE_MAX
+                and len(spares) < _SPARE_COUNT
+                and sum(spare[3] for spare in spares) + used <= _SPARE_BYTES
+            )
+        if not keep:
             munmap(memory.base, memory.mapped)
+            return
+        # A reused memory starts zeroed, like a new one.
+        if used >= _MEMSET_MIN or not _MADV_DONTNEED:
+            memset(memory.base, 0, used)
+        elif used and madvise(memory.base, used, _MADV_DONTNEED) != 0:
+            munmap(memory.base, memory.mapped)
+            return
+        with spares_lock:
+            spares.append((memory.base, memory.capacity, memory.mapped, used))
 
     get_cb = capi.MEMORY_GET(get_memory)
     grow_cb = capi.MEMORY_GROW(grow_memory)
@@ -257,12 +263,14 @@ def _callbacks() -> tuple[object, ...]:
             # and guard: all of it must be mapped, inaccessible past the size.
             capacity = round_up(max(reserved, minimum, page))
             mapped = capacity + round_up(guard)
-            spare = next(
-                (s for s in spares if s[1] == capacity and s[2] == mapped and s[3] >= minimum),
-                None,
-            )
+            with spares_lock:
+                spare = next(
+                    (s for s in spares if s[1] == capacity and s[2] == mapped and s[3] >= minimum),
+                    None,
+                )
+                if spare is not None:
+                    spares.remove(spare)
             if spare is not None:
-                spares.remove(spare)
                 base, resident = spare[0], spare[3]
                 if resident > round_up(minimum):  # zeroed, but not to be accessible
                     mprotect(base + round_up(minimum), resident - round_up(minimum), _PROT_NONE)
