@@ -128,6 +128,46 @@ def reloads(daemon: Daemon) -> dict[str, Any]:
     return record
 
 
+@contextlib.asynccontextmanager
+async def flowing(daemon: Daemon) -> AsyncIterator[list[int]]:
+    """Webhooks to /count (``seq`` 0, 1, ...) at about 1,000/s from a thread while
+    inside; yields the list of the seqs accepted (each answered 202)."""
+    url = f"http://127.0.0.1:{daemon.webhooks.port}"
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        # Paced to about 1,000/s; every answer is counted, none is timed.
+        hook = {"Authorization": "Bearer t0ken"}
+        with httpx.Client(base_url=url, timeout=30, headers=hook) as client:
+            seq = 0
+            while not stop.wait(0.001 if seq % 2 else 0):
+                answer = client.post("/count", json={"seq": seq})
+                assert answer.status_code == 202, answer.text
+                accepted.append(seq)
+                seq += 1
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        yield accepted
+    finally:
+        stop.set()
+        await asyncio.to_thread(sender.join)
+
+
+async def more(accepted: list[int], count: int = 200) -> None:
+    """Until ``count`` more events were accepted."""
+    before = len(accepted)
+    await until(lambda: len(accepted) >= before + count)
+
+
+def api(daemon: Daemon) -> httpx.AsyncClient:
+    """A client of the daemon's control API, with its token."""
+    headers = {"Authorization": f"Bearer {daemon.control.token}"}
+    return httpx.AsyncClient(headers=headers, timeout=60)
+
+
 @pytest.fixture
 def deck(tmp_path: Path) -> Callable[..., Path]:
     def write(wasm: Path, extra: str = "") -> Path:
@@ -148,41 +188,18 @@ async def test_reload_while_events_flow_loses_none_and_keeps_the_count(
     once, and the count (with its bitmap) moved to each new version."""
     wasm = counter(lang)
     async with serving(deck(wasm)) as daemon:
-        url = f"http://127.0.0.1:{daemon.webhooks.port}"
         control = f"http://127.0.0.1:{daemon.control.port}/v1/reload/counter"
-        headers = {"Authorization": f"Bearer {daemon.control.token}"}
-        accepted: list[int] = []
-        stop = threading.Event()
-
-        def send() -> None:
-            # Paced to about 1,000/s; every answer is counted, none is timed.
-            hook = {"Authorization": "Bearer t0ken"}
-            with httpx.Client(base_url=url, timeout=30, headers=hook) as client:
-                seq = 0
-                while not stop.wait(0.001 if seq % 2 else 0):
-                    answer = client.post("/count", json={"seq": seq})
-                    assert answer.status_code == 202, answer.text
-                    accepted.append(seq)
-                    seq += 1
-
-        sender = threading.Thread(target=send)
-        sender.start()
-        try:
-            async with httpx.AsyncClient(headers=headers, timeout=60) as api:
-                for step in range(4):
-                    before = len(accepted)
-                    await until(lambda before=before: len(accepted) >= before + 200)
-                    if step % 2 == 0:
-                        answer = await api.post(control)
-                        assert answer.status_code == 200, answer.text
-                        assert answer.json()["ok"]
-                    else:
-                        install(wasm, tmp_path / "counter.wasm")
-                        await until(lambda step=step: reloads(daemon)["count"] == step + 1)
-                    assert reloads(daemon)["count"] == step + 1
-        finally:
-            stop.set()
-            await asyncio.to_thread(sender.join)
+        async with flowing(daemon) as accepted, api(daemon) as client:
+            for step in range(4):
+                await more(accepted)
+                if step % 2 == 0:
+                    answer = await client.post(control)
+                    assert answer.status_code == 200, answer.text
+                    assert answer.json()["ok"]
+                else:
+                    install(wasm, tmp_path / "counter.wasm")
+                    await until(lambda step=step: reloads(daemon)["count"] == step + 1)
+                assert reloads(daemon)["count"] == step + 1
         await until(lambda: daemon.status()["plugins"]["counter"]["pending"] == 0)
         counted = report(daemon)
         status = daemon.status()["plugins"]["counter"]
@@ -311,6 +328,151 @@ async def test_a_plugin_the_deck_lacks_is_a_404(deck: Callable[..., Path]) -> No
         )
     assert answer.status_code == 404
     assert "no plugin named 'nobody'" in answer.json()["error"]
+
+
+# -- a deck reload carries the state (docs/reload.md) -----------------------------------
+
+REPORT2 = """
+[[bindings]]
+name = "report2"
+trigger = { kind = "webhook", path = "/report2", auth = { bearer = { env = "HOOK_TOKEN" } } }
+actions = [{ plugin = "counter", action = "report" }]
+"""
+
+
+def edit(path: Path, text: str) -> None:
+    """Save the deck as an editor does: a new file put in place at once."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+@pytest.mark.parametrize("lang", ["c", "python"])
+async def test_deck_reloads_while_events_flow_carry_the_state(
+    lang: str, deck: Callable[..., Path], tmp_path: Path
+) -> None:
+    """About 1,000 webhooks/s while the deck file is edited four times, by saving
+    it (the watcher) and by ``Daemon.reload`` in turn: a binding added keeps the
+    plugin's instance; a new timeout, new grants, and a new module file each
+    hand the state to the new version. Every accepted event is counted once."""
+    wasm = counter(lang)
+    path = deck(wasm)
+    shutil.copy(wasm, tmp_path / "counter-2.wasm")
+    steps = [
+        # (the [plugins.counter] table's extra lines, the module, the instance kept)
+        ("", "counter.wasm", True),
+        ("timeout_ms = 4000\n", "counter.wasm", False),
+        ('timeout_ms = 4000\ngrants = ["events:subscribe:count.*"]\n', "counter.wasm", False),
+        ('timeout_ms = 4000\ngrants = ["events:subscribe:count.*"]\n', "counter-2.wasm", False),
+    ]
+    async with serving(path) as daemon:
+        async with flowing(daemon) as accepted:
+            for step, (extra, module, kept) in enumerate(steps):
+                await more(accepted)
+                running = daemon.host.get("counter")
+                text = DECK.format(extra=extra).replace("counter.wasm", module) + REPORT2
+                if step % 2 == 0:
+                    edit(path, text)
+                    await until(lambda step=step: daemon.reloads == step + 1)
+                else:  # what POST /v1/reload calls; before the watcher wakes, so once
+                    path.write_text(text)
+                    ok, message = await daemon.reload()
+                    assert ok and "; plugin counter 1.0.0 -> 1.0.0, " in message, message
+                assert daemon.reloads == step + 1
+                assert (daemon.host.get("counter") is running) == kept, step
+                assert daemon.deck.binding("report2") is not None
+                assert reloads(daemon)["count"] == step
+        await until(lambda: daemon.status()["plugins"]["counter"]["pending"] == 0)
+        counted = report(daemon)
+        status = daemon.status()["plugins"]["counter"]
+    assert len(accepted) > 800
+    assert counted["count"] == len(accepted), (counted, len(accepted))
+    assert counted["duplicates"] == 0 and counted["missing"] == 0
+    assert counted["generation"] == 3  # restored three times: the state moved each time
+    assert status["calls"] == len(accepted) and status["errors"] == {}
+    assert status["reloads"]["error"] is None and status["reloads"]["state_bytes"] > 8192
+
+
+THREE = """\
+version = 1
+{tables}
+[[bindings]]
+name = "tick"
+trigger = {{ kind = "timer", interval_ms = 3600000 }}
+actions = [{{ plugin = "a", action = "report" }}]
+"""
+
+
+def three(a: str = "", b: str = "", c: str = "", more: str = "") -> str:
+    """Three deck plugins, all the C counter, with these extra lines each."""
+    tables = "".join(
+        f'[plugins.{name}]\npath = "counter.wasm"\n{extra}\n'
+        for name, extra in (("a", a), ("b", b), ("c", c))
+    )
+    return THREE.format(tables=tables) + more
+
+
+async def test_a_deck_reload_moves_all_or_nothing(tmp_path: Path) -> None:
+    """One edit changes a's timeout (its state moves), leaves b alone (its instance
+    stays) and c's config (it starts afresh: its state may come from the old one).
+    A hand-over that fails refuses the whole edit: the deck, every instance and
+    its state as they were, though another plugin's state was ready to move."""
+    shutil.copy(counter("c"), tmp_path / "counter.wasm")
+    path = tmp_path / "deck.toml"
+    path.write_text(three())
+    async with serving(path) as daemon:
+        seen: list[dict[str, Any]] = []
+        daemon.host.bus.subscribe("wasmdeck.plugin.*", lambda e: seen.append(e.params()), name="t")
+
+        def count(name: str, *seqs: int) -> None:
+            for seq in seqs:
+                daemon.host.get(name).call("count", {"seq": seq})
+
+        def counted(name: str) -> tuple[int, int]:
+            found = json.loads(daemon.host.get(name).call("report"))
+            return found["count"], found["generation"]
+
+        for name in "abc":
+            count(name, 0, 1, 2)
+        before = {name: daemon.host.get(name) for name in "abc"}
+        # (Each reload right after the write, before the watcher wakes: it finds
+        # the file as this reload judged it, and does nothing.)
+        path.write_text(three(a="timeout_ms = 3000", c='config = { colour = "red" }'))
+        ok, message = await daemon.reload()
+        assert ok, message
+        assert "plugin a 1.0.0 -> 1.0.0" in message and "started afresh: c" in message
+        assert daemon.host.get("b") is before["b"]
+        assert daemon.host.get("a") is not before["a"] and daemon.host.get("c") is not before["c"]
+        assert (counted("a"), counted("b"), counted("c")) == ((3, 1), (3, 0), (0, 0))
+        assert daemon.status()["plugins"]["a"]["reloads"]["count"] == 1
+
+        # a's new restore will refuse; c's state (the same edit) could move.
+        count("c", 5)
+        daemon.host.get("a").call("poison", {"how": "refuse"})
+        running = {name: daemon.host.get(name) for name in "abc"}
+        path.write_text(
+            three(a="timeout_ms = 2000", c='config = { colour = "red" }\ntimeout_ms = 2000')
+            + '[[bindings]]\nname = "new"\ntrigger = { kind = "startup" }\n'
+            + 'actions = [{ plugin = "b", action = "report" }]\n'
+        )
+        ok, message = await daemon.reload()
+        assert not ok
+        assert "plugin a: the state did not move (restore)" in message, message
+        assert "poisoned state refused" in message
+        assert {name: daemon.host.get(name) for name in "abc"} == running  # none replaced
+        assert daemon.deck.binding("new") is None and daemon.deck.plugins["a"].timeout_ms == 3000
+        assert daemon.reloads == 1
+        daemon.host.get("a").call("cure")
+        assert (counted("a"), counted("b"), counted("c")) == ((3, 1), (3, 0), (1, 0))
+        await asyncio.to_thread(daemon.host.bus.settle)
+        failed = [e["payload"] for e in seen if e["topic"] == "wasmdeck.plugin.failed"]
+        assert failed == [{"deck": str(path), "error": message}]
+
+        # Mended, the same edit goes through: both states move.
+        ok, message = await daemon.reload()
+        assert ok, message
+        assert daemon.deck.binding("new") is not None
+        assert (counted("a"), counted("b"), counted("c")) == ((3, 2), (3, 0), (1, 1))
 
 
 # -- through ``wasmdeck serve`` ---------------------------------------------------------
