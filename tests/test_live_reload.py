@@ -128,32 +128,40 @@ def reloads(daemon: Daemon) -> dict[str, Any]:
     return record
 
 
-@contextlib.asynccontextmanager
-async def flowing(daemon: Daemon) -> AsyncIterator[list[int]]:
-    """Webhooks to /count (``seq`` 0, 1, ...) at about 1,000/s from a thread while
-    inside; yields the list of the seqs accepted (each answered 202)."""
-    url = f"http://127.0.0.1:{daemon.webhooks.port}"
-    accepted: list[int] = []
-    stop = threading.Event()
+class Sender:
+    """Webhooks to ``url``/count (``seq`` 0, 1, ...) at about 1,000/s from a thread,
+    until ``stop()``; ``accepted`` lists the seqs answered 202."""
 
-    def send() -> None:
+    def __init__(self, url: str) -> None:
+        self.accepted: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._send, args=(url,))
+        self._thread.start()
+
+    def _send(self, url: str) -> None:
         # Paced to about 1,000/s; every answer is counted, none is timed.
         hook = {"Authorization": "Bearer t0ken"}
         with httpx.Client(base_url=url, timeout=30, headers=hook) as client:
             seq = 0
-            while not stop.wait(0.001 if seq % 2 else 0):
+            while not self._stop.wait(0.001 if seq % 2 else 0):
                 answer = client.post("/count", json={"seq": seq})
                 assert answer.status_code == 202, answer.text
-                accepted.append(seq)
+                self.accepted.append(seq)
                 seq += 1
 
-    sender = threading.Thread(target=send)
-    sender.start()
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@contextlib.asynccontextmanager
+async def flowing(daemon: Daemon) -> AsyncIterator[list[int]]:
+    """A ``Sender`` to the daemon's webhooks while inside; yields its ``accepted``."""
+    sender = Sender(f"http://127.0.0.1:{daemon.webhooks.port}")
     try:
-        yield accepted
+        yield sender.accepted
     finally:
-        stop.set()
-        await asyncio.to_thread(sender.join)
+        await asyncio.to_thread(sender.stop)  # its last request needs the loop
 
 
 async def more(accepted: list[int], count: int = 200) -> None:
@@ -530,6 +538,13 @@ class Serve:
             raise
 
 
+def free_port() -> int:
+    """A port nothing listens on now (for a child's webhooks)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def fired_result(env: dict[str, str], binding: str) -> dict[str, Any]:
     """Fire ``binding`` and read its result from ``wasmdeck events``."""
     events = subprocess.Popen(
@@ -566,9 +581,7 @@ def test_serve_watch_rebuilds_a_c_project_and_the_cli_reloads_it(tmp_path: Path)
     built = build_project(project)
     source = project / "plugin.c"
     original = source.read_text()
-    with socket.socket() as probe:  # a free port for the webhooks
-        probe.bind(("127.0.0.1", 0))
-        hook_port = probe.getsockname()[1]
+    hook_port = free_port()
     deck = tmp_path / "deck.toml"
     deck.write_text(
         DECK.format(extra="")
@@ -626,6 +639,108 @@ def test_serve_watch_rebuilds_a_c_project_and_the_cli_reloads_it(tmp_path: Path)
         host.stop()
     assert host.process.returncode == 0, "".join(host.log)
     assert "Traceback" not in "".join(host.log)
+
+
+def counter_version(tmp_path: Path, version: str, *, asks: str = "") -> Path:
+    """The C counter as ``version`` (its metadata also asking for ``asks``, a JSON list)."""
+    project = tmp_path / f"counter-{version}"
+    shutil.copytree(PLUGINS / "c" / "counter", project)
+    source = project / "plugin.c"
+    text = f'#define COUNTER_VERSION "{version}"\n' + source.read_text()
+    if asks:
+        escaped = asks.replace('"', '\\"')
+        text = text.replace('"\\"subscribe\\":', f'"\\"capabilities\\":{escaped},\\"subscribe\\":')
+    source.write_text(text)
+    return build_cached(project)
+
+
+def signed(wasm: Path, key: Path) -> Path:
+    from wasmdeck.packages import build_package, load_signing_key
+
+    package = wasm.with_name(f"{wasm.parent.parent.name}.wdpk")
+    package.write_bytes(build_package(wasm, key=load_signing_key(key)).encode())
+    return package
+
+
+async def test_an_installed_plugin_reloads_when_a_new_version_is_installed(
+    tmp_path: Path,
+) -> None:
+    """``wasmdeck serve`` runs an installed plugin while webhooks flow; ``wasmdeck
+    install`` of a new signed version reloads it with its state. A version asking
+    for a capability the user does not give: refused by ``install`` without
+    consent; installed with grants that leave it out, refused by the host, which
+    keeps the running version and says why; granted, it loads with the state."""
+    from wasmdeck.packages import generate_key
+
+    key = tmp_path / "publisher.key"
+    generate_key(key)
+    versions = {
+        "1.0.0": signed(counter("c"), key),
+        "1.1.0": signed(counter_version(tmp_path, "1.1.0"), key),
+        "1.2.0": signed(counter_version(tmp_path, "1.2.0", asks='["kv"]'), key),
+    }
+    env = {**os.environ, "WASMDECK_HOME": str(tmp_path / "home"), "HOOK_TOKEN": "t0ken"}
+    installed = await asyncio.to_thread(cli, env, "install", str(versions["1.0.0"]))
+    assert installed.returncode == 0, installed.stderr
+    hook_port = free_port()
+    deck = tmp_path / "deck.toml"
+    deck.write_text(
+        DECK.format(extra="")
+        .replace('path = "counter.wasm"', 'installed = "c-counter"')
+        .replace('"127.0.0.1:0"', f'"127.0.0.1:{hook_port}"')
+    )
+    host = Serve(deck, env)
+    try:
+        await asyncio.to_thread(host.wait_for, "wasmdeck: serving")
+        sender = Sender(f"http://127.0.0.1:{hook_port}")
+        try:
+            await more(sender.accepted)
+            upgrade = await asyncio.to_thread(cli, env, "install", str(versions["1.1.0"]))
+            assert upgrade.returncode == 0, upgrade.stderr
+            assert "asks for nothing new" in upgrade.stderr
+            await asyncio.to_thread(host.wait_for, "plugin counter reloaded: 1.0.0 -> 1.1.0")
+            await more(sender.accepted)
+
+            # Asking for kv: without consent, install changes nothing.
+            asking = await asyncio.to_thread(cli, env, "install", str(versions["1.2.0"]))
+            assert asking.returncode == 2 and "more capabilities than before" in asking.stderr
+            # Installed with the grants the user chose, kv not among them: the host refuses.
+            chosen = "--grant=events:subscribe:count.*"
+            narrow = await asyncio.to_thread(cli, env, "install", str(versions["1.2.0"]), chosen)
+            assert narrow.returncode == 0, narrow.stderr
+            refused = await asyncio.to_thread(
+                host.wait_for, "plugin counter: the reload failed (check)"
+            )
+            assert "the running version stays" in refused
+            why = await asyncio.to_thread(host.wait_for, "capability")  # the problem's line
+            assert "plugin 'counter' asks for the 'kv' capability, which it is not granted" in why
+            assert "'wasmdeck grant' for an installed plugin" in why
+            await more(sender.accepted)
+            status = json.loads((await asyncio.to_thread(cli, env, "status", "--json")).stdout)
+            counter_status = status["plugins"]["counter"]
+            assert counter_status["version"] == "1.1.0"
+            assert "the reload failed (check)" in counter_status["reloads"]["error"]
+
+            # Granted: 1.2.0 loads, with the state.
+            granted = await asyncio.to_thread(cli, env, "grant", "c-counter", "kv")
+            assert granted.returncode == 0, granted.stderr
+            await asyncio.to_thread(host.wait_for, "plugin counter reloaded: 1.1.0 -> 1.2.0")
+            await more(sender.accepted)
+        finally:
+            await asyncio.to_thread(sender.stop)
+        after = await asyncio.to_thread(fired_result, env, "report")  # after every count
+    finally:
+        host.stop()
+    assert host.process.returncode == 0, "".join(host.log)
+    assert "Traceback" not in "".join(host.log)
+    assert len(sender.accepted) > 800
+    assert after == {
+        "count": len(sender.accepted),
+        "duplicates": 0,
+        "missing": 0,
+        "generation": 2,
+        "version": "1.2.0",
+    }
 
 
 # -- the core ABI's pair, hand-written (docs/abi.md) --------------------------------------
