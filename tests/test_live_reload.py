@@ -483,6 +483,37 @@ async def test_a_deck_reload_moves_all_or_nothing(tmp_path: Path) -> None:
         assert (counted("a"), counted("b"), counted("c")) == ((3, 2), (3, 0), (1, 1))
 
 
+async def test_hand_overs_that_cannot_all_pause_in_time_commit_none() -> None:
+    """The deck reload's core (daemon/_handover.py): one plugin stays busy in a call
+    past the time allowed for pausing them all, so ``swap`` never runs and the
+    other, whose state was ready to move, runs on as it was."""
+    from wasmdeck import TimeLimitExceeded
+    from wasmdeck.daemon._handover import hand_over_together
+
+    wasm = counter("c")
+    ready_old, ready_new = Plugin(wasm, runtime=runtime()), Plugin(wasm, runtime=runtime())
+    ready_old.call("count", {"seq": 1})
+    spinning = abi_module("(loop $again (br $again)) (i32.const 0)")
+    busy_old = Plugin(spinning, limits=Limits(timeout=2, fuel=10**15))  # ended by its timeout
+    busy_new = Plugin(spinning)
+    call = asyncio.create_task(asyncio.to_thread(busy_old.call, "spin"))
+    await until(busy_old._lock.locked)  # its call is in flight
+    swapped: list[bool] = []
+    pairs = {"ready": (ready_old, ready_new), "busy": (busy_old, busy_new)}
+    with pytest.raises(ReloadFailed) as failed:
+        await hand_over_together(pairs, lambda: swapped.append(True), timeout=0.2)
+    assert failed.value.stage == "swap"
+    assert "not every plugin could be paused for the hand-over within 0.2 s" in str(failed.value)
+    assert "busy" in str(failed.value).rpartition(":")[2]
+    assert swapped == []
+    with pytest.raises(TimeLimitExceeded):
+        await call
+    assert json.loads(ready_old.call("report"))["generation"] == 0  # not handed over
+    assert json.loads(ready_old.call("report"))["count"] == 1
+    for plugin in (ready_old, ready_new, busy_old, busy_new):
+        plugin.close()
+
+
 # -- through ``wasmdeck serve`` ---------------------------------------------------------
 
 
