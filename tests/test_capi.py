@@ -18,7 +18,9 @@ import pytest
 import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime import component
+from watgen import abi_module
 
+import wasmdeck
 from wasmdeck.runtime import _capi as capi
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +143,36 @@ def test_errors_and_traps_are_taken_over() -> None:
     trap = capi.take_trap(capi.trap_new(b"a trap", 6))
     assert isinstance(trap, wasmtime.Trap) and "a trap" in str(trap)
     capi.raise_pending_host_exception()  # nothing pending: no error
+
+
+def test_the_fuel_counter_is_found_and_writing_it_is_set_fuel() -> None:
+    # The call path refills fuel by writing the store's counter (capi.fuel_counter);
+    # on the pinned wasmtime it must be found, or every call pays the C call again.
+    runtime = wasmdeck.Runtime()
+    for _ in range(3):  # the offset is searched for once, then checked per store
+        store = wasmtime.Store(runtime.engine)
+        ctx = capi.context_address(store)
+        assert not capi.set_fuel(ctx, 12_345)
+        counter = capi.fuel_counter(ctx, 12_345)
+        assert counter is not None and counter[0] == -12_345
+        counter[0] = -987_654
+        assert store.get_fuel() == 987_654
+        assert not capi.set_fuel(ctx, 55)
+        assert counter[0] == -55
+        del counter
+    # Given a figure the store does not hold, it is not handed out.
+    assert capi.fuel_counter(ctx, 56) is None
+    assert capi.fuel_counter(ctx, 0) is None and capi.fuel_counter(ctx, 2**63) is None
+
+
+def test_a_core_plugin_refills_its_fuel_through_the_counter() -> None:
+    plugin = wasmdeck.Plugin(abi_module(), limits=wasmdeck.Limits(fuel=10_000))
+    assert plugin.call("ok") == b"ok"
+    live = plugin._impl._live  # type: ignore[attr-defined]
+    assert live.fuel is not None
+    for _ in range(200):  # each call gets the whole 10,000 again
+        assert plugin.call("ok") == b"ok"
+    assert live.fuel[0] > -10_000 and plugin._impl._live is live  # type: ignore[attr-defined]
 
 
 # Names that reach into wasmtime-py's or CPython's internals.

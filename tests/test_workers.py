@@ -113,3 +113,44 @@ async def test_a_failing_inbox_callback_does_not_strand_the_others() -> None:
     inbox.put(done.set)
     await asyncio.wait_for(done.wait(), 5)
     assert [str(e) for e in errors] == ["boom"]
+
+
+async def test_drops_are_logged_once_a_second_with_the_count_of_the_others(
+    behaviors_wasm: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Under overload a log line per dropped call cost more than the call; the
+    # count is still exact in the metrics and in the lines (an injected clock).
+    now = [100.0]
+    metrics = Metrics()
+    worker = PluginWorker("b", Plugin(behaviors_wasm), metrics, size=1, clock=lambda: now[0])
+    try:
+        futures = [worker.submit("count", {}, CONTEXT, "pad") for _ in range(2)]
+
+        def drop() -> None:
+            with pytest.raises(QueueFull):
+                worker.submit("count", {}, CONTEXT, "pad")
+
+        with caplog.at_level("WARNING", logger="wasmdeck.daemon"):
+            for _ in range(5):
+                drop()
+            now[0] += 0.5
+            drop()  # still within the second: counted, not logged
+            now[0] += 0.6
+            drop()  # past it: logged, with the six before it
+            lines = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+            assert lines == [
+                "plugin b: queue full (1 calls waiting); dropped count from binding pad",
+                "plugin b: queue full (1 calls waiting); dropped count from binding pad"
+                " and 5 more since the last report",
+            ]
+            drop()
+            drop()
+            assert metrics.summary()["plugins"]["b"]["drops"] == 9
+            await asyncio.wait_for(asyncio.gather(*futures), 20)
+            await worker.drain()  # what was not reported yet is, at the stop
+            assert caplog.records[-1].getMessage() == (
+                "plugin b: 2 more calls dropped (queue full) since the last report"
+            )
+    finally:
+        await worker.drain()
+        worker.close()

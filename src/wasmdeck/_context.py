@@ -34,6 +34,8 @@ class TriggerContext:
     note: int | None = None
     controller: int | None = None
     value: int | None = None
+    # request_json's answer, made at its first use (a context may serve many calls).
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.velocity is not None:
@@ -98,6 +100,26 @@ class TriggerContext:
             if value is not None:
                 out[name] = value
         return out
+
+    def request_json(self) -> bytes:
+        """The request's ``context`` object as JSON (docs/abi.md, "The request").
+
+        The mode goes out twice, as ``mode`` and as ``current_mode`` (the name
+        MIDIMon v2.5 plugins read). Made once per context: it is immutable.
+        """
+        encoded = self._json
+        if encoded is None:
+            velocity = b"null" if self.velocity is None else b"%d" % self.velocity
+            mode = b"null" if self.mode is None else b"%d" % self.mode
+            encoded = b'{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":%d%b}' % (
+                velocity,
+                mode,
+                mode,
+                self.timestamp,
+                self.extra_json(),
+            )
+            object.__setattr__(self, "_json", encoded)  # frozen: the cache is not a field
+        return encoded
 
     def extra_json(self) -> bytes:
         """The set fields after ``timestamp`` as JSON members (``,"kind":"cc",...``), or b""."""

@@ -46,7 +46,7 @@ from ._inbox import Inbox
 from ._loading import ReadyDeck, SourceProject, load_plugin, prepare, reload_signature
 from ._metrics import Metrics
 from ._triggers import Poller
-from ._workers import PluginWorker
+from ._workers import PluginWorker, QueueFull
 
 __all__ = ["Daemon", "ReplayClock"]
 
@@ -521,7 +521,8 @@ class Daemon:
                 result = await self._perform(action, firing, record)
             except (WasmdeckError, ValueError) as exc:
                 record["error"] = f"{type(exc).__name__}: {exc}"
-                log.warning("binding %s: %s", firing.binding.name, record["error"])
+                if not isinstance(exc, QueueFull):  # the worker logs drops, a line a second
+                    log.warning("binding %s: %s", firing.binding.name, record["error"])
                 self._record(record, started)
                 if action.kind == "plugin":
                     self._publish(

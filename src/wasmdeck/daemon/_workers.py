@@ -6,7 +6,9 @@ so a slow or failing plugin holds up only its own queue. A plugin with an
 instance pool (``pool = N`` in the deck) has N threads: up to N of its calls
 run at once, started in the order submitted. A call that finds the queue
 full is dropped: counted, logged, and its binding's later actions skipped —
-never silently lost.
+never silently lost. Drops are logged once a second at most per plugin
+(the first at once, then how many more since): under overload a log line
+per drop cost more than the call would have, and made the overload worse.
 
 The loop hands a call over with one ``SimpleQueue.put`` and gets its result
 back through an ``Inbox``: no task, executor or future chain per call, which
@@ -42,6 +44,9 @@ class QueueFull(WasmdeckError):
     """A plugin's queue was full: the call was dropped."""
 
 
+DROP_LOG_INTERVAL = 1.0  # seconds between two "queue full" log lines of one plugin
+
+
 @dataclass(slots=True)
 class _Call:
     action: str
@@ -75,6 +80,8 @@ class PluginWorker:
         self._pending = 0  # submitted and not finished (the loop's count)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._closing = False  # drain() or close() was called: no more calls
+        self._drops_unlogged = 0  # dropped since the last "queue full" line
+        self._drop_log_after = -float("inf")  # the clock's time for the next line
         self._running = plugin.limits.pool  # threads not yet stopped (the loop's count)
         self._threads = [
             threading.Thread(target=self._run, name=f"plugin {name}", daemon=True)
@@ -91,13 +98,7 @@ class PluginWorker:
             raise WasmdeckError("the plugin is being stopped", plugin=self.name, action=action)
         if self._pending >= self._size + len(self._threads):  # ``size`` waiting, the rest running
             self._metrics.dropped(self.name, binding)
-            log.warning(
-                "plugin %s: queue full (%d calls waiting); dropped %s from binding %s",
-                self.name,
-                self._size,
-                action,
-                binding,
-            )
+            self._log_drop(action, binding)
             raise QueueFull(
                 f"its queue is full ({self._size} calls waiting); the call was dropped",
                 plugin=self.name,
@@ -107,6 +108,31 @@ class PluginWorker:
         self._pending += 1
         self._calls.put(_Call(action, params, context, binding, done, CURRENT.get()))
         return done
+
+    def _log_drop(self, action: str, binding: str) -> None:
+        now = self._clock()
+        if now < self._drop_log_after:
+            self._drops_unlogged += 1
+            return
+        self._drop_log_after = now + DROP_LOG_INTERVAL
+        more, self._drops_unlogged = self._drops_unlogged, 0
+        log.warning(
+            "plugin %s: queue full (%d calls waiting); dropped %s from binding %s%s",
+            self.name,
+            self._size,
+            action,
+            binding,
+            f" and {more} more since the last report" if more else "",
+        )
+
+    def _log_unreported_drops(self) -> None:
+        if self._drops_unlogged:
+            log.warning(
+                "plugin %s: %d more calls dropped (queue full) since the last report",
+                self.name,
+                self._drops_unlogged,
+            )
+            self._drops_unlogged = 0
 
     @property
     def pending(self) -> int:
@@ -162,6 +188,7 @@ class PluginWorker:
     def _stop(self) -> None:
         if not self._closing:
             self._closing = True
+            self._log_unreported_drops()
             for _ in self._threads:  # one None for each thread
                 self._calls.put(None)
 

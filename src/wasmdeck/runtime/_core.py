@@ -105,22 +105,6 @@ _EXPORTS = (b"memory", b"alloc", b"dealloc", b"init", b"execute", b"_initialize"
 
 
 # The context's text up to its timestamp, by (velocity, mode); see CoreModule.request.
-_CONTEXT_HEADS: dict[tuple[int | None, int | None], bytes] = {}
-
-
-def _context_head(key: tuple[int | None, int | None]) -> bytes:
-    velocity = b"null" if key[0] is None else b"%d" % key[0]
-    mode = b"null" if key[1] is None else b"%d" % key[1]
-    head = b',"context":{"velocity":%b,"mode":%b,"current_mode":%b,"timestamp":' % (
-        velocity,
-        mode,
-        mode,
-    )
-    if len(_CONTEXT_HEADS) < 4096:  # 128 velocities x a few modes; any mode number is allowed
-        _CONTEXT_HEADS[key] = head
-    return head
-
-
 class _Instance:
     """One store and instance, with the raw handles the hot path needs.
 
@@ -140,6 +124,7 @@ class _Instance:
         "f_execute",
         "f_init",
         "f_initialize",
+        "fuel",
         "handles",
         "instance",
         "mem",
@@ -186,6 +171,7 @@ class _Instance:
         self.buf_ptr = 0
         self.buf_cap = 0
         self.violation: WasmdeckError | None = None
+        self.fuel: memoryview | None = None  # the store's fuel counter (capi.fuel_counter)
 
     def bind(self, exported: tuple[bool, ...]) -> None:
         """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has).
@@ -417,6 +403,7 @@ class CoreModule(Adapter):
             payload_helpers=self._helpers,
         )
         self._clock_origin = time.monotonic_ns()  # WASI's monotonic clock starts with the store
+        fuel_counter = capi.fuel_counter(ctx, self._fuel)
         memory_limit = MemoryLimit(self.limits.max_memory)
         with memory_limit.creating():  # the memories made here get the limit (see _memory)
             if self._helpers:
@@ -429,6 +416,7 @@ class CoreModule(Adapter):
                 )
                 self._check_instantiated(live, error)
                 live.bind(self._exported)
+        live.fuel = fuel_counter
         self._live = live
         if live.f_initialize:
             self._raw_call(live, live.f_initialize, 0, 0, "_initialize", arm=False)
@@ -544,8 +532,8 @@ class CoreModule(Adapter):
 
         The mode goes out twice, as ``mode`` and as ``current_mode`` (the name
         MIDIMon v2.5 plugins read; docs/abi.md, "MIDIMon v2.5 plugins").
-        The text before the params (per action) and the context's text up to
-        its timestamp (per velocity and mode) are made once and kept.
+        The text before the params is made once per action and kept, the
+        context's once per context (``TriggerContext.request_json``).
         """
         head = self._request_heads.get(action)
         if head is None:
@@ -558,17 +546,7 @@ class CoreModule(Adapter):
                 head,
                 params_bytes,
             ) + b'"timestamp":%d}}' % (time.time_ns() // 1_000_000)
-        key = (context.velocity, context.mode)
-        context_head = _CONTEXT_HEADS.get(key)
-        if context_head is None:
-            context_head = _context_head(key)
-        return b"%b%b%b%d%b}}" % (
-            head,
-            params_bytes,
-            context_head,
-            context.timestamp,
-            context.extra_json(),  # kind, channel, ...: only those set
-        )
+        return b'%b%b,"context":%b}' % (head, params_bytes, context.request_json())
 
     def execute(self, action: str, request: bytes) -> bytes:
         """Run one request; return the plugin's output (empty if it set none)."""
@@ -585,9 +563,13 @@ class CoreModule(Adapter):
         # _arm, inlined: this is the hot path.
         self._deadline = _monotonic() + self.limits.timeout
         self._log_budget.reset()
-        error = _set_fuel(ctx, self._fuel)
-        if error:
-            raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
+        fuel = live.fuel
+        if fuel is not None:
+            fuel[0] = -self._fuel  # set_fuel without the C call (capi.fuel_counter)
+        else:
+            error = _set_fuel(ctx, self._fuel)
+            if error:
+                raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)
         epoch = self._epoch.value
         if epoch != self._epoch_armed:  # else the deadline armed then still holds (EpochCount)
             self._epoch_armed = epoch

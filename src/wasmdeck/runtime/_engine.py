@@ -20,6 +20,7 @@ import wasmtime
 from wasmtime import component
 
 from .._errors import InvalidModule, ModuleTooLarge
+from . import _capi as capi
 from ._cache import CompileCache, Kind, Lookup
 from ._compilejob import compile_in_child
 from ._limits import Limits
@@ -303,9 +304,10 @@ def _advance_epoch(
     # (Through a weak reference, the engine could be freed mid-tick: its
     # __del__ releases the GIL while wasmtime deletes it, and the weak
     # reference still answers then; a tick against it crashed the process.)
+    address, increment = capi.pointer_of(engine), capi.increment_epoch
     while not stopped.wait(tick):
         epoch.value += 1
-        engine.increment_epoch()
+        increment(address)  # engine.increment_epoch(), keeping the GIL (see _capi)
 
 
 def error_summary(exc: BaseException) -> str:

@@ -50,15 +50,24 @@ _mprotect = _libc.mprotect
 _mprotect.restype, _mprotect.argtypes = c_int, (c_void_p, c_size_t, c_int)
 _munmap = _libc.munmap
 _munmap.restype, _munmap.argtypes = c_int, (c_void_p, c_size_t)
+_madvise = _libc.madvise
+_madvise.restype, _madvise.argtypes = c_int, (c_void_p, c_size_t, c_int)
+_MADV_DONTNEED = getattr(mmap, "MADV_DONTNEED", 0)
 
 
-# Wasmtime copies a module's data into every new memory (its copy-on-write
-# images need its own memories). For data-heavy memories (a Python
-# component's starts at ~13 MiB) faulting fresh pages in costs more than the
-# copy, so their reservations are kept, zeroed, for the next instance.
-_REUSE_MIN = 4 * 1024 * 1024
+# A freed memory's reservation is kept, zeroed, for the next instance: a
+# fresh instance (after a trap, or per call) then costs no mmap/munmap of a
+# multi-GiB reservation. Wasmtime copies a module's data into every new
+# memory (its copy-on-write images need its own memories); for data-heavy
+# memories (a Python component's starts at ~13 MiB, from _MEMSET_MIN)
+# faulting fresh pages in costs more than the copy, so they are zeroed in
+# place with memset. Smaller ones are handed back to the kernel with
+# MADV_DONTNEED (zero-filled when touched again), which costs less than
+# zeroing pages the plugin never touched.
+_MEMSET_MIN = 4 * 1024 * 1024
 _REUSE_MAX = 32 * 1024 * 1024
 _SPARE_BYTES = 64 * 1024 * 1024
+_SPARE_COUNT = 64
 
 
 def _round_up(size: int) -> int:
@@ -161,7 +170,7 @@ def _callbacks() -> tuple[object, ...]:
     # Reservations kept for reuse: (base, capacity, mapped, bytes resident and zeroed).
     spares: list[tuple[int, int, int, int]] = []
     memset = ctypes.memset
-    mmap_, mprotect, munmap = _mmap, _mprotect, _munmap
+    mmap_, mprotect, munmap, madvise = _mmap, _mprotect, _munmap, _madvise
     error_new, fill, address = capi.error_new, capi.fill_linear_memory, capi.function_address
     local = _current
     monotonic = time.monotonic
@@ -203,10 +212,16 @@ def _callbacks() -> tuple[object, ...]:
             memory.limit.memories.remove(memory)
         used = round_up(memory.size)
         if (
-            _REUSE_MIN <= used <= _REUSE_MAX
+            used <= _REUSE_MAX
+            and len(spares) < _SPARE_COUNT
             and sum(spare[3] for spare in spares) + used <= _SPARE_BYTES
         ):
-            memset(memory.base, 0, used)  # a reused memory starts zeroed, like a new one
+            # A reused memory starts zeroed, like a new one.
+            if used >= _MEMSET_MIN or not _MADV_DONTNEED:
+                memset(memory.base, 0, used)
+            elif used and madvise(memory.base, used, _MADV_DONTNEED) != 0:
+                munmap(memory.base, memory.mapped)
+                return
             spares.append((memory.base, memory.capacity, memory.mapped, used))
         else:
             munmap(memory.base, memory.mapped)

@@ -304,7 +304,11 @@ class Plugin:
     def _fuel_left_over(self, impl: Adapter) -> int | None:
         """The fuel ``impl``'s last call used (both adapters keep their store in ``_live``)."""
         live = getattr(impl, "_live", None)
-        return None if live is None else self.limits.fuel - int(live.store.get_fuel())
+        if live is None:
+            return None
+        counter = getattr(live, "fuel", None)  # a core module's, read without a C call
+        left = -counter[0] if counter is not None else int(live.store.get_fuel())
+        return self.limits.fuel - left
 
     def fuel_used_here(self) -> int | None:
         """The fuel the last ``call_before`` on this thread used, with ``measure_fuel``
