@@ -700,7 +700,8 @@ async def test_an_installed_plugin_reloads_when_a_new_version_is_installed(
     install`` of a new signed version reloads it with its state. A version asking
     for a capability the user does not give: refused by ``install`` without
     consent; installed with grants that leave it out, refused by the host, which
-    keeps the running version and says why; granted, it loads with the state."""
+    keeps the running version and says why; granted, it loads with the state; and
+    an edit of the deck hands the state over once more."""
     from wasmdeck.packages import generate_key
 
     key = tmp_path / "publisher.key"
@@ -757,6 +758,13 @@ async def test_an_installed_plugin_reloads_when_a_new_version_is_installed(
             assert granted.returncode == 0, granted.stderr
             await asyncio.to_thread(host.wait_for, "plugin counter reloaded: 1.1.0 -> 1.2.0")
             await more(sender.accepted)
+
+            # The deck edited (a timeout for the plugin): the state moves again.
+            table = 'installed = "c-counter"\n'
+            edit(deck, deck.read_text().replace(table, table + "timeout_ms = 3000\n"))
+            line = await asyncio.to_thread(host.wait_for, "deck reloaded: 2 bindings")
+            assert "; plugin counter 1.2.0 -> 1.2.0, " in line and "bytes of state" in line
+            await more(sender.accepted)
         finally:
             await asyncio.to_thread(sender.stop)
         after = await asyncio.to_thread(fired_result, env, "report")  # after every count
@@ -769,7 +777,7 @@ async def test_an_installed_plugin_reloads_when_a_new_version_is_installed(
         "count": len(sender.accepted),
         "duplicates": 0,
         "missing": 0,
-        "generation": 2,
+        "generation": 3,
         "version": "1.2.0",
     }
 
