@@ -112,3 +112,49 @@ def test_a_reload_checks_a_reused_plugin_as_it_runs(tmp_path: Path, velocity_was
             prepare(path, running)
     finally:
         ready.plugins["velocity"].close()
+
+
+def test_a_reload_loads_what_changed_on_disk_and_says_whose_state_moves(
+    tmp_path: Path, velocity_wasm: Path
+) -> None:
+    """``loaded`` (each running plugin's signature as loaded): a file replaced under
+    the same spec is loaded anew; ``carried`` names the running plugins whose new
+    version takes their state (docs/reload.md): not across a config or pool change,
+    nor to another plugin under the same deck name."""
+    from watgen import abi_module
+
+    shutil.copy(velocity_wasm, tmp_path / "velocity.wasm")
+    path = tmp_path / "deck.toml"
+    path.write_text(DECK.format(spec="", choice="a"))
+    ready = prepare(path)
+    running = {name: (ready.deck.plugins[name], p) for name, p in ready.plugins.items()}
+    loaded = dict(ready.signatures)
+    made = [ready]
+    try:
+        same = prepare(path, running, loaded=loaded)
+        assert (same.reused, same.carried) == ({"velocity"}, set())
+        partial = tmp_path / ".velocity.partial"  # a build writes a new file in place
+        shutil.copy(velocity_wasm, partial)
+        partial.replace(tmp_path / "velocity.wasm")
+        for spec, carried in [
+            ("", True),  # the module changed
+            ('grants = ["kv"]', True),
+            ("timeout_ms = 500", True),
+            ('config = { colour = "red" }', False),
+            ("pool = 2", False),
+        ]:
+            path.write_text(DECK.format(spec=spec, choice="a"))
+            made.append(edited := prepare(path, running, loaded=loaded))
+            assert edited.reused == set(), spec
+            assert edited.carried == ({"velocity"} if carried else set()), spec
+        other = {"name": "other", "version": "1.0.0", "description": "not velocity"}
+        other["actions"] = [{"name": "pick", "description": "another plugin's pick"}]
+        (tmp_path / "other.wasm").write_bytes(abi_module(metadata=other))
+        path.write_text(DECK.format(spec="", choice="a").replace("velocity.wasm", "other.wasm"))
+        made.append(edited := prepare(path, running, loaded=loaded))
+        assert (edited.reused, edited.carried) == (set(), set())
+    finally:
+        for each in made:
+            for name, plugin in each.plugins.items():
+                if name not in each.reused:
+                    plugin.close()

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -488,6 +489,68 @@ def test_uninstall_asks_first_then_removes_the_plugin(ui: UI, logged_in: WebDriv
     wait(browser).until(expected_conditions.title_contains("Installed plugins"))
     assert "uninstalled spare 1.0.0" in text(browser, "[role=status]")
     assert "spare" not in [p.name for p in ui.manager().list()]
+
+
+def test_a_plugin_reloads_from_its_row_and_a_failure_says_why_as_text(
+    ui: UI, logged_in: WebDriver
+) -> None:
+    """Each plugin's row on the deck page (and the installed plugin's page) has a
+    Reload button: the daemon's per-plugin reload, its outcome in the page. A
+    failure's reason (here naming the hostile plugin) is shown as text."""
+    browser = logged_in
+
+    def reloads(name: str) -> dict[str, object]:
+        status = json.loads(cli(ui, "status", "--json").stdout)
+        record: dict[str, object] = status["plugins"][name]["reloads"]
+        return record
+
+    before = reloads("demo")["count"]
+    assert isinstance(before, int)
+    browser.get(f"{ui.url}/")
+    browser.find_element(By.CSS_SELECTOR, "button[aria-label='Reload demo']").click()
+    wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash.ok"))
+    assert "plugin demo reloaded: 1.0.0 -> 1.0.0, 0 bytes of state" in text(browser, ".flash.ok")
+    assert reloads("demo") == {"count": before + 1, "error": None, "ms": ANY, "state_bytes": 0}
+    row = browser.find_element(By.XPATH, "//table[@id='metrics-table']//tr[th='demo']")
+    assert f"{before + 1} so far" in row.find_element(By.CSS_SELECTOR, ".reload").text
+    # From the installed plugin's page, and back to it.
+    open_plugin(browser, ui, "demo")
+    browser.find_element(By.CSS_SELECTOR, "button[aria-label='Reload demo']").click()
+    wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash.ok"))
+    assert text(browser, "#plugin-title") == "demo 1.0.0"
+    assert reloads("demo")["count"] == before + 2
+
+    # Disabled in the store, the hostile plugin cannot load: its reload fails, and
+    # the running version stays.
+    ui.manager().disable(HOSTILE)
+    try:
+        browser.get(f"{ui.url}/")
+        browser.find_element(By.CSS_SELECTOR, "button[aria-label='Reload evil']").click()
+        wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash.error"))
+        error = text(browser, ".flash.error")
+        assert "plugin evil: the reload failed (load); the running version stays" in error
+        assert f"enable it with 'wasmdeck enable {HOSTILE}'" in error
+        row = browser.find_element(By.XPATH, "//table[@id='metrics-table']//tr[th='evil']")
+        assert HOSTILE in row.find_element(By.CSS_SELECTOR, ".reload-error").text
+        not_pwned(browser)
+        assert json.loads(cli(ui, "status", "--json").stdout)["plugins"]["evil"]["version"]
+    finally:
+        ui.manager().enable(HOSTILE)
+    # Enabled again, the package watching reloads it.
+    wait(browser, 60).until(lambda _: reloads("evil")["error"] is None)
+
+    # A plugin the deck lacks, and a form without the CSRF token.
+    browser.get(f"{ui.url}/")
+    browser.execute_script(
+        "const f = document.querySelector('td.reload form'); f.action = arguments[0]; f.submit();",
+        f"{ui.url}/reload/nobody",
+    )
+    wait(browser).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".flash.error"))
+    assert "no plugin named 'nobody' in the deck" in text(browser, ".flash.error")
+    with httpx.Client(base_url=ui.url, cookies=session_cookie(browser)) as client:
+        refused = client.post("/reload/demo", data={"csrf": "forged"})
+        assert refused.status_code == 403, refused.text
+    assert reloads("demo")["count"] == before + 2
 
 
 def test_every_control_has_a_label_and_keyboard_reaches_the_forms(

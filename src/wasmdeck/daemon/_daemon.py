@@ -41,6 +41,7 @@ from ..deck import (
 )
 from ..host import BusEvent, PluginHost, Subscription
 from ..triggers import Event, Firing, MidiEvent, TopicEvent, TriggerEngine
+from ._handover import hand_over_together
 from ._inbox import Inbox
 from ._loading import ReadyDeck, SourceProject, load_plugin, prepare, reload_signature
 from ._metrics import Metrics
@@ -112,6 +113,7 @@ class Daemon:
         self._plugin_files: dict[str, object] = {}
         self._plugin_reloads: dict[str, dict[str, Any]] = {}  # by plugin: count, last error
         self._reloading: dict[str, asyncio.Lock] = {}
+        self._deck_reloading = asyncio.Lock()
         self.started = time.time()
         self.servers: list[Any] = []  # things with an async close(): webhooks, OSC, control
 
@@ -692,37 +694,66 @@ class Daemon:
     # -- reload and status -----------------------------------------------------
 
     async def reload(self) -> tuple[bool, str]:
-        """Load the deck file again; a bad one is refused and the running deck stays."""
+        """Load the deck file again; a bad one is refused and the running deck stays.
+
+        A plugin whose spec, file and installed package are unchanged keeps
+        its instance; one loaded anew takes the running one's state when
+        ``carries_state`` says it may (docs/reload.md), else starts afresh.
+        Everything that can fail — reading, checking, loading, the state's
+        hand-over — is done before the deck changes; then the deck, the
+        routes and the workers swap at one moment, on the loop.
+        """
+        async with contextlib.AsyncExitStack() as held:
+            # No per-plugin reload meanwhile: it would replace what this one replaces.
+            await held.enter_async_context(self._deck_reloading)
+            for name in sorted(self._workers):
+                await held.enter_async_context(self._reloading.setdefault(name, asyncio.Lock()))
+            return await self._reload()
+
+    async def _reload(self) -> tuple[bool, str]:
+        started = time.perf_counter()
         running = {
             n: (spec, w.plugin)
             for n, w in self._workers.items()
             if (spec := self.deck.plugins.get(n))
         }
+        loaded = {n: self._plugin_files[n] for n in running if n in self._plugin_files}
         self._loaded = _signature(self.deck_path)  # this version is judged, good or bad
         try:
-            ready = await asyncio.to_thread(prepare, self.deck_path, running)
+            ready = await asyncio.to_thread(prepare, self.deck_path, running, loaded=loaded)
         except DeckError as exc:
-            log.error("the edited deck is refused; the running deck stays:\n%s", exc.message)
-            self._publish(
-                "wasmdeck.plugin.failed", {"deck": str(self.deck_path), "error": exc.message}
-            )
-            return False, exc.message
+            return self._deck_refused("\n", exc.message)
         except (WasmdeckError, OSError) as exc:
-            log.error("the edited deck is refused; the running deck stays: %s", exc)
-            self._publish(
-                "wasmdeck.plugin.failed", {"deck": str(self.deck_path), "error": str(exc)}
-            )
-            return False, str(exc)
-        # The swap: on the loop, between two events.
-        gone = [
-            w for n, w in self._workers.items() if n not in ready.plugins or n not in ready.reused
-        ]
-        self._stop_polling(w.name for w in gone)
-        for worker in gone:
-            del self._workers[worker.name]
+            return self._deck_refused(" ", str(exc))
+        carried = {n: (self._workers[n].plugin, ready.plugins[n]) for n in sorted(ready.carried)}
+        gone = [w for n, w in self._workers.items() if n not in ready.reused and n not in carried]
+        for _, new in carried.values():
+            new.measure_fuel = True
+
+        def swap() -> None:  # on the loop; each carried plugin paused, its state moved
+            self._stop_polling(w.name for w in gone)
+            for worker in gone:
+                del self._workers[worker.name]
+            for name, (old, new) in carried.items():
+                self.host.replace(name, new)  # publishes wasmdeck.plugin.reloaded
+                self._workers[name].plugin = new
+                was, spec = running[name][0], ready.deck.plugins[name]
+                if old.metadata.poll != new.metadata.poll or was.poll_ms != spec.poll_ms:
+                    self._stop_polling([name])  # started again below, as it is now
+            self._ready = ready
+            self.engine.swap(ready.deck)
+
+        # A call in flight ends by its timeout; then each export by its own.
+        timeout = 3 * max((old.limits.timeout for old, _ in carried.values()), default=0) + 1
+        try:
+            moved = await hand_over_together(carried, swap, timeout=timeout)
+        except ReloadFailed as exc:
+            for name, plugin in ready.plugins.items():
+                if name not in ready.reused:
+                    plugin.close()
+            return self._deck_refused(" ", exc.message)
+        for worker in gone:  # after the hand-overs let go: a removal may wait for a delivery
             self.host.remove(worker.name)  # the worker closes it once its queue is done
-        self._ready = ready
-        self.engine.swap(ready.deck)
         self._start_workers(ready, replaced=[w.name for w in gone if w.name in ready.plugins])
         if self._wake is not None:  # serving (not a replay)
             self._start_polling()
@@ -735,8 +766,27 @@ class Daemon:
             task = asyncio.get_running_loop().create_task(_retire(worker))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        log.info("deck reloaded: %d bindings", len(ready.deck.bindings))
-        return True, f"reloaded: {len(ready.deck.bindings)} bindings"
+        ms = (time.perf_counter() - started) * 1000
+        message = f"reloaded: {len(ready.deck.bindings)} bindings"
+        for name, (old, new) in carried.items():
+            record = self._plugin_reloads.setdefault(name, {"count": 0, "error": None})
+            record.update(
+                count=record["count"] + 1, error=None, ms=round(ms, 3), state_bytes=moved[name]
+            )
+            message += (
+                f"; plugin {name} {old.metadata.version} -> {new.metadata.version}, "
+                f"{moved[name]} bytes of state"
+            )
+        afresh = sorted(w.name for w in gone if w.name in ready.plugins)
+        if afresh:
+            message += f"; started afresh: {', '.join(afresh)}"
+        log.info("deck %s", message)
+        return True, message
+
+    def _deck_refused(self, gap: str, error: str) -> tuple[bool, str]:
+        log.error("the edited deck is refused; the running deck stays:%s%s", gap, error)
+        self._publish("wasmdeck.plugin.failed", {"deck": str(self.deck_path), "error": error})
+        return False, error
 
     async def reload_plugin(self, name: str) -> tuple[bool, str]:
         """Load the plugin ``name`` again and hand its state over (docs/reload.md).
@@ -750,9 +800,11 @@ class Daemon:
         ``wasmdeck.plugin.reload-failed``. Raises ``KeyError`` for a plugin
         the deck does not have.
         """
-        worker = self._workers[name]
+        if name not in self._workers:
+            raise KeyError(name)
         lock = self._reloading.setdefault(name, asyncio.Lock())
-        async with lock:  # one reload of a plugin at a time
+        async with lock:  # one reload of a plugin at a time, none during a deck reload
+            worker = self._workers[name]  # (which may have replaced or removed it)
             return await self._reload_plugin(name, worker)
 
     async def _reload_plugin(self, name: str, worker: PluginWorker) -> tuple[bool, str]:

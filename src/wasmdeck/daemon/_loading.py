@@ -27,7 +27,14 @@ from ..deck import (
 from ..packages import PluginManager, load_package
 from ..runtime import Limits, Plugin
 
-__all__ = ["ReadyDeck", "SourceProject", "load_plugin", "prepare", "reload_signature"]
+__all__ = [
+    "ReadyDeck",
+    "SourceProject",
+    "carries_state",
+    "load_plugin",
+    "prepare",
+    "reload_signature",
+]
 
 
 @dataclass
@@ -38,6 +45,9 @@ class ReadyDeck:
     secrets: dict[str, bytes]  # webhook binding -> its secret
     # Each new plugin's reload_signature, taken before it was read.
     signatures: dict[str, object] = field(default_factory=dict)
+    # Running plugins loaded anew whose new version takes the running one's
+    # state (a hand-over, docs/reload.md): see carries_state.
+    carried: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -85,24 +95,50 @@ def load_plugin(spec: PluginSpec) -> Plugin:
     return _load(spec, config)
 
 
+def carries_state(old: PluginSpec, new: PluginSpec) -> bool:
+    """Whether a deck plugin loaded anew under ``new`` (its module, grants, timeout or
+    poll changed) takes the state of the one running under ``old`` (docs/reload.md).
+
+    Not when its configuration changed: the state may have been made from the
+    old one (another account, address or secret), so it starts afresh. Not for
+    a pool, whose instances keep no state, nor across a change of its size.
+    Grants are checked at each host call, so state carried across a change of
+    them can do no more than the new grants allow.
+    """
+    return old.config == new.config and old.pool == new.pool == 1
+
+
 def prepare(
-    path: Path, running: Mapping[str, tuple[PluginSpec, Plugin]] | None = None
+    path: Path,
+    running: Mapping[str, tuple[PluginSpec, Plugin]] | None = None,
+    *,
+    loaded: Mapping[str, object] | None = None,
 ) -> ReadyDeck:
     """Read, check and load the deck at ``path``; raises ``DeckError`` (or ``WasmdeckError``).
 
     ``running`` maps the plugins of the deck now running to their spec and
     instance: a plugin whose spec is unchanged is reused (its state and
-    compiled code stay), so a reload only loads what changed.
+    compiled code stay), so a reload only loads what changed. ``loaded``
+    gives the ``reload_signature`` each running plugin was loaded at: one
+    whose file or installed package changed since is loaded anew too.
+    Running plugins loaded anew that keep their state are ``carried``.
     """
     deck = read_deck(path)
+    current = running or {}
+    reuse = {
+        name
+        for name, (spec, _plugin) in current.items()
+        if deck.plugins.get(name) == spec
+        and (loaded is None or name not in loaded or reload_signature(spec) == loaded[name])
+    }
     # A plugin file the running deck has loaded under the same spec is reused
     # as it is (below), so it is checked as it runs: from the instance's
     # metadata, not by loading the file again. Installed plugins are read
     # from the store, whose grants may have changed.
     facts = {
         name: PluginFacts(plugin.metadata, Grants(spec.grants))
-        for name, (spec, plugin) in (running or {}).items()
-        if spec.installed is None and deck.plugins.get(name) == spec
+        for name, (spec, plugin) in current.items()
+        if spec.installed is None and name in reuse
     }
     check_deck(deck, facts)
     label = str(path)
@@ -133,21 +169,29 @@ def prepare(
     plugins: dict[str, Plugin] = {}
     reused: set[str] = set()
     signatures: dict[str, object] = {}
+    carried: set[str] = set()
     try:
         for name, spec in deck.plugins.items():
-            current = (running or {}).get(name)
-            if current is not None and current[0] == spec:
-                plugins[name] = current[1]
+            if name in reuse:
+                plugins[name] = current[name][1]
                 reused.add(name)
-            else:
-                signatures[name] = reload_signature(spec)
-                plugins[name] = _load(spec, configs[name])
+                continue
+            signatures[name] = reload_signature(spec)
+            plugins[name] = _load(spec, configs[name])
+            was = current.get(name)
+            # The same plugin in a new version, not another plugin under this deck name.
+            if (
+                was is not None
+                and carries_state(was[0], spec)
+                and was[1].metadata.name == plugins[name].metadata.name
+            ):
+                carried.add(name)
     except BaseException:
         for name, plugin in plugins.items():
             if name not in reused:
                 plugin.close()
         raise
-    return ReadyDeck(deck, plugins, reused, secrets, signatures)
+    return ReadyDeck(deck, plugins, reused, secrets, signatures, carried)
 
 
 def _load(spec: PluginSpec, config: dict[str, object]) -> Plugin:

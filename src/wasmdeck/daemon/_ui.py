@@ -115,6 +115,7 @@ class ManagementUI:
                 Route("/mode", self._post(self.mode), methods=["POST"]),
                 Route("/fire", self._post(self.fire), methods=["POST"]),
                 Route("/reload", self._post(self.reload), methods=["POST"]),
+                Route("/reload/{plugin:path}", self._post(self.reload_plugin), methods=["POST"]),
                 Route("/events", self.events_page, methods=["GET"]),
                 Route("/events/stream", self.event_stream, methods=["GET"]),
                 Mount("/static", app=StaticFiles(directory=_FILES / "static")),
@@ -287,6 +288,23 @@ class ManagementUI:
     async def reload(self, request: Request, session: _Session, form: dict[str, str]) -> Response:
         ok, message = await self.daemon.reload()
         return self._back(session, f"{PREFIX}/", "ok" if ok else "error", message)
+
+    async def reload_plugin(
+        self, request: Request, session: _Session, form: dict[str, str]
+    ) -> Response:
+        """One plugin of the running deck again, its state handed over (docs/reload.md),
+        as ``wasmdeck reload PLUGIN``; back to the deck page, or to the installed
+        plugin's page it came from (``back=plugin``)."""
+        name = request.path_params["plugin"]
+        spec = self.daemon.deck.plugins.get(name)
+        page = f"{PREFIX}/"
+        if form.get("back") == "plugin" and spec is not None and spec.installed is not None:
+            page = f"{PREFIX}/plugins/{urllib.parse.quote(spec.installed, safe='')}"
+        try:
+            ok, message = await self.daemon.reload_plugin(name)
+        except KeyError:
+            return self._back(session, page, "error", f"no plugin named {name!r} in the deck")
+        return self._back(session, page, "ok" if ok else "error", message)
 
     # -- installed plugins -----------------------------------------------------
 
