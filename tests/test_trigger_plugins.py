@@ -147,7 +147,7 @@ async def test_a_per_plugin_reload_follows_the_new_versions_poll(tmp_path: Path)
     source = tmp_path / "ticker-50"
     shutil.copytree(PLUGINS / "c" / "ticker", source)
     code = source / "plugin.c"
-    code.write_text(code.read_text().replace('\\"interval_ms\\":20', '\\"interval_ms\\":50'))
+    code.write_text(code.read_text().replace('METADATA("tick", 20,', 'METADATA("tick", 50,'))
     slower = build_cached(source)
     async with serving(write_deck(tmp_path, build_cached(PLUGINS / "c" / "ticker"))) as daemon:
         await records(daemon, "count", 1)
