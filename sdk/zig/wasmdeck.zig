@@ -180,7 +180,7 @@ fn pluginType(comptime m: Metadata) ?[]const u8 {
                 .{ Poll.min_ms, Poll.max_ms, poll.interval_ms },
             ));
         }
-        const actions = m.actions orelse return "trigger";  // any action name is accepted
+        const actions = m.actions orelse return "trigger"; // any action name is accepted
         for (actions) |a| {
             if (std.mem.eql(u8, a.name, poll.action)) return "trigger";
         }
