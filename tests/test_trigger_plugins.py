@@ -367,8 +367,11 @@ def test_the_python_kit_refuses_a_bad_poll_when_it_is_declared(
 
 
 def hosted(wasm: Path, *grants: str, **options: Any) -> Plugin:
-    """The plugin in a host of its own (publishing needs one); closed with it."""
-    return PluginHost().add(Plugin(wasm, grants=grants, **options), name="ticker")
+    """The plugin in a host of its own (publishing needs one); closed with it.
+    Compiled through the test compile cache (pdkbuild.runtime): the Python
+    ticker's component compiles once per run, not once per test."""
+    plugin = Plugin(wasm, grants=grants, runtime=runtime(), **options)
+    return PluginHost().add(plugin, name="ticker")
 
 
 def _context() -> Any:
