@@ -5,16 +5,21 @@ builds it with the language's real toolchain, and the plugin must answer
 the same way in every language: the templates share their behaviour and
 their test cases (``sdk/common/templates/*/tests.json``). A language added
 to ``wasmdeck.toolchains.LANGUAGES`` is tested here without further ado.
+The ``trigger`` template publishes from its poll, so it runs in a host,
+granted to publish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +31,15 @@ from wasmdeck import (
     PluginReportedError,
     TriggerContext,
 )
-from wasmdeck.toolchains import LANGUAGES, TEMPLATES, BuildError, build_project, new_project
+from wasmdeck.host import PluginHost
+from wasmdeck.toolchains import (
+    LANGUAGES,
+    TEMPLATES,
+    BuildError,
+    ProjectError,
+    build_project,
+    new_project,
+)
 from wasmdeck.toolchains._cases import load_cases, run_cases
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +55,19 @@ EXPECTED = {
         {"velocity": 3},
         '{"text":"Hello, world!","greeted":1}',
     ),
+    "trigger": ("tick", {}, {}, '{"n":1}'),
 }
+
+
+@contextlib.contextmanager
+def loaded(template: str, wasm: Path, **options: Any) -> Iterator[wasmdeck.Plugin]:
+    """The template's plugin; the trigger template's in a host, granted to publish."""
+    if template != "trigger":
+        with wasmdeck.Plugin(wasm, **options) as plugin:
+            yield plugin
+        return
+    with PluginHost() as host:
+        yield host.add(wasmdeck.Plugin(wasm, grants=["events:publish:*"], **options))
 
 
 @pytest.fixture(
@@ -67,15 +92,18 @@ def built(request: pytest.FixtureRequest) -> tuple[str, str, Path, Path]:
 
 def test_template_builds_and_answers(built: tuple[str, str, Path, Path]) -> None:
     _, template, project, wasm = built
-    plugin = wasmdeck.Plugin(wasm)
-    name = project.joinpath("wasmdeck.toml").read_text().split('name = "')[1].split('"')[0]
-    assert plugin.name == name and plugin.metadata.version == "0.1.0"
-    action, params, context, output = EXPECTED[template]
-    assert plugin.metadata.actions[0].name == action
-    got = plugin.call(action, params, TriggerContext.from_dict(context))
-    assert got.decode() == output.replace("{name}", name)
-    with pytest.raises(ActionNotFound):
-        plugin.call("no-such-action")
+    with loaded(template, wasm) as plugin:
+        name = project.joinpath("wasmdeck.toml").read_text().split('name = "')[1].split('"')[0]
+        assert plugin.name == name and plugin.metadata.version == "0.1.0"
+        action, params, context, output = EXPECTED[template]
+        assert plugin.metadata.actions[0].name == action
+        if template == "trigger":  # the kit's helper made it one
+            assert plugin.metadata.raw["type"] == "trigger"
+            assert plugin.metadata.raw["poll"] == {"action": "tick", "interval_ms": 1000}
+        got = plugin.call(action, params, TriggerContext.from_dict(context))
+        assert got.decode() == output.replace("{name}", name)
+        with pytest.raises(ActionNotFound):
+            plugin.call("no-such-action")
 
 
 def test_template_cases_pass(built: tuple[str, str, Path, Path]) -> None:
@@ -88,9 +116,9 @@ def test_template_cases_pass(built: tuple[str, str, Path, Path]) -> None:
 
 def test_template_errors_reach_the_user(built: tuple[str, str, Path, Path]) -> None:
     _, template, _, wasm = built
-    plugin = wasmdeck.Plugin(wasm)
-    if template == "minimal":
+    if template in ("minimal", "trigger"):
         return  # one action, no params: nothing to get wrong
+    plugin = wasmdeck.Plugin(wasm)
     action, params, message = {
         "json": ("scale", {"max": 0}, "max must be a positive integer, not 0"),
         "template": ("greet", {"who": ""}, "greet needs a non-empty 'who'"),
@@ -120,24 +148,49 @@ def test_template_limits_and_containment(built: tuple[str, str, Path, Path]) -> 
     _, template, _, wasm = built
     action, params, context, _ = EXPECTED[template]
     # The budget covers starting an instance too (a runtime's start-up, init).
-    with pytest.raises(FuelLimitExceeded, match="ran out of fuel"):
-        starved = wasmdeck.Plugin(wasm, limits=Limits(fuel=2_000))
+    with (
+        pytest.raises(FuelLimitExceeded, match="ran out of fuel"),
+        loaded(template, wasm, limits=Limits(fuel=2_000)) as starved,
+    ):
         starved.call(action, params, TriggerContext.from_dict(context))
-    plugin = wasmdeck.Plugin(wasm)
-    assert plugin.call(action, params, TriggerContext.from_dict(context))
+    with loaded(template, wasm) as plugin:
+        assert plugin.call(action, params, TriggerContext.from_dict(context))
 
 
 async def test_template_async(built: tuple[str, str, Path, Path]) -> None:
     _, template, project, wasm = built
     action, params, context, output = EXPECTED[template]
-    plugin = wasmdeck.Plugin(wasm)
     hit = TriggerContext.from_dict(context)
-    results = await asyncio.gather(*(plugin.call_async(action, params, hit) for _ in range(3)))
-    if template == "template":  # the instance counts its greetings
-        assert sorted(json.loads(r)["greeted"] for r in results) == [1, 2, 3]
+    with loaded(template, wasm) as plugin:
+        results = await asyncio.gather(*(plugin.call_async(action, params, hit) for _ in range(3)))
+    if template in ("template", "trigger"):  # the instance counts its greetings, its polls
+        key = "greeted" if template == "template" else "n"
+        assert sorted(json.loads(r)[key] for r in results) == [1, 2, 3]
     else:
         name = project.joinpath("wasmdeck.toml").read_text().split('name = "')[1].split('"')[0]
         assert results == [output.replace("{name}", name).encode()] * 3
+
+
+def test_trigger_template_cases_check_what_it_publishes(
+    built: tuple[str, str, Path, Path], tmp_path: Path
+) -> None:
+    """``wasmdeck test`` keeps what a case's call published (``events``)."""
+    lang, template, project, wasm = built
+    if (lang, template) != ("c", "trigger"):
+        return  # the same in every language: the cases above pass in each
+    cases = load_cases(project)
+    topic = cases["cases"][0]["events"][0]["topic"]
+    cases["cases"][0]["events"] = [{"topic": topic, "payload": {"n": 7}}]
+    [first, second] = run_cases(wasm, cases)
+    assert not first.passed and second.passed
+    assert first.detail == (
+        f'expected events [{{"topic": "{topic}", "payload": {{"n": 7}}}}], '
+        f'published [{{"topic": "{topic}", "payload": {{"n": 1}}}}]'
+    )
+    bad = {"cases": [{"action": "tick", "json": {}, "events": [{"payload": 1}]}]}
+    (tmp_path / "tests.json").write_text(json.dumps(bad))
+    with pytest.raises(ProjectError, match='case 1: "events" must be a list of'):
+        load_cases(tmp_path)
 
 
 def wasmdeck_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

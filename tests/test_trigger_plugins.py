@@ -1,8 +1,11 @@
 """Trigger plugins (metadata ``"type": "trigger"``): polled by the daemon, their events bound.
 
-The ticker plugins (``tests/plugins/{c,python}/ticker``, built once per run)
+The ticker plugins (``tests/plugins/<language>/ticker``, one per kit, each
+declaring itself a trigger plugin with its kit's helper; built once per run)
 publish ``ticker.tick`` ``{"n": N}`` on each poll of ``tick``; ``behave``
-makes the next polls fail or spin. The OBS example's trigger plugin
+makes the next polls fail or spin. The host's side is tested with the C and
+Python tickers; every kit's ticker is polled once more in
+``test_every_kit_declares_a_trigger_plugin_that_the_poller_polls``. The OBS example's trigger plugin
 (examples/rust/obs-scenes) is tested through ``wasmdeck serve`` over JACK in
 tests/test_serve.py.
 """
@@ -13,13 +16,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import queue
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pdkbuild import PLUGINS, build_cached
+from pdkbuild import PLUGINS, build_cached, runtime
 
 from wasmdeck import Limits, Plugin, TimeLimitExceeded
 from wasmdeck.daemon import Daemon
@@ -28,8 +32,18 @@ from wasmdeck.daemon._triggers import POLL_BINDING, Poller
 from wasmdeck.daemon._workers import PluginWorker
 from wasmdeck.deck import DeckError, check_deck, read_deck
 from wasmdeck.host import PluginHost
+from wasmdeck.toolchains import BuildError, build_project
 
 LANGUAGES = ["c", "python"]
+# Every kit, with its way of declaring a trigger plugin (docs/guide-<language>.md).
+KITS = {
+    "c": "WASMDECK_TRIGGER_METADATA",
+    "rust": "Plugin::POLL",
+    "zig": ".poll in wd.Metadata",
+    "go": "Plugin.Poll",
+    "assemblyscript": "Plugin.poll",
+    "python": "@plugin.action(poll_ms=)",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +161,7 @@ async def test_a_per_plugin_reload_follows_the_new_versions_poll(tmp_path: Path)
     source = tmp_path / "ticker-50"
     shutil.copytree(PLUGINS / "c" / "ticker", source)
     code = source / "plugin.c"
-    code.write_text(code.read_text().replace('\\"interval_ms\\":20', '\\"interval_ms\\":50'))
+    code.write_text(code.read_text().replace('METADATA("tick", 20,', 'METADATA("tick", 50,'))
     slower = build_cached(source)
     async with serving(write_deck(tmp_path, build_cached(PLUGINS / "c" / "ticker"))) as daemon:
         await records(daemon, "count", 1)
@@ -236,9 +250,128 @@ async def test_a_slow_poll_ends_at_the_plugins_own_timeout(ticker: Path) -> None
         worker.close()
 
 
+@pytest.mark.parametrize("lang", KITS)
+async def test_every_kit_declares_a_trigger_plugin_that_the_poller_polls(lang: str) -> None:
+    """The kit's helper makes the metadata; the daemon's Poller (its clock
+    injected) polls the plugin through its worker; the events arrive on the bus."""
+    wasm = build_cached(PLUGINS / lang / "ticker")
+    with PluginHost() as host:
+        plugin = host.add(
+            Plugin(wasm, grants=["events:publish:ticker.*"], runtime=runtime()), name="ticker"
+        )
+        # What the kit's helper (KITS[lang]) made, and what the host read of it.
+        assert {k: plugin.metadata.raw[k] for k in ("type", "poll")} == {
+            "type": "trigger",
+            "poll": {"action": "tick", "interval_ms": 20},
+        }
+        poll = plugin.metadata.poll
+        assert plugin.metadata.type == "trigger" and poll is not None
+        assert (poll.action, poll.interval_ms) == ("tick", 20)
+        events: queue.Queue[tuple[str, Any, str]] = queue.Queue()
+        host.bus.subscribe(
+            "ticker.*", lambda e: events.put((e.topic, e.payload, e.source)), name="test"
+        )
+        waited: list[float] = []
+        polled = asyncio.Event()
+
+        async def sleep(seconds: float) -> None:  # the loop's clock: it records, never waits
+            waited.append(seconds)
+            if len(waited) == 4:  # three polls done
+                polled.set()
+                await asyncio.Event().wait()  # parked here until stopped
+            await asyncio.sleep(0)
+
+        metrics = Metrics()
+        worker = PluginWorker("ticker", plugin, metrics)
+        poller = Poller("ticker", poll.action, poll.interval_ms, worker.submit, sleep=sleep)
+        try:
+            poller.start()
+            await asyncio.wait_for(polled.wait(), 60)
+            poller.stop()
+            got = [await asyncio.to_thread(events.get, timeout=30) for _ in range(3)]
+        finally:
+            poller.stop()
+            await worker.drain()
+            worker.close()
+        assert got == [("ticker.tick", {"n": n}, "ticker") for n in (1, 2, 3)]
+        assert waited == [0.02] * 4 and (poller.polls, poller.failures) == (3, 0)
+        assert metrics.binding_calls[POLL_BINDING].calls == 3
+
+
+@pytest.mark.parametrize(
+    ("lang", "source", "change", "message"),
+    [
+        (
+            "c",
+            "plugin.c",
+            ('METADATA("tick", 20,', 'METADATA("tick", 5,'),
+            "WASMDECK_TRIGGER_METADATA: interval_ms must be 10-86400000 (milliseconds)",
+        ),
+        (
+            "zig",
+            "plugin.zig",
+            (".interval_ms = 20", ".interval_ms = 5"),
+            ".poll.interval_ms must be 10-86400000 (milliseconds), not 5",
+        ),
+        (
+            "zig",
+            "plugin.zig",
+            ('.action = "tick"', '.action = "tock"'),
+            '.poll.action "tock" is not one of the declared actions',
+        ),
+        (
+            "rust",
+            "src/lib.rs",
+            ("interval_ms: 20", "interval_ms: 86400001"),
+            "Plugin::POLL: interval_ms must be 10-86400000 (milliseconds)",
+        ),
+    ],
+    ids=["c-interval", "zig-interval", "zig-action", "rust-interval"],
+)
+def test_a_kit_that_checks_when_it_compiles_refuses_a_bad_poll(
+    tmp_path: Path, lang: str, source: str, change: tuple[str, str], message: str
+) -> None:
+    # Go's and Rust's runtime checks are in the kits' unit tests
+    # (tests/test_pdk_go.py, tests/test_pdk_rust.py); the host refuses the rest
+    # when it loads the plugin (tests/test_metadata.py).
+    project = tmp_path / "ticker"
+    shutil.copytree(PLUGINS / lang / "ticker", project, ignore=shutil.ignore_patterns("build"))
+    code = project / source
+    assert change[0] in code.read_text()
+    code.write_text(code.read_text().replace(*change))
+    with pytest.raises(BuildError) as caught:
+        build_project(project)
+    assert message in str(caught.value)
+
+
+def test_the_python_kit_refuses_a_bad_poll_when_it_is_declared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The kit is plain Python: its declarations run here as they do in
+    # componentize-py's build, where the ValueError fails the build.
+    monkeypatch.syspath_prepend(str(PLUGINS.parent.parent / "sdk" / "python"))
+    from wasmdeck_pdk import Plugin as KitPlugin
+
+    plugin = KitPlugin("t", version="1", description="d")
+    plugin.action("tick", poll_ms=20)(lambda params, context: None)
+    assert {k: plugin.metadata()[k] for k in ("type", "poll")} == {
+        "type": "trigger",
+        "poll": {"action": "tick", "interval_ms": 20},
+    }
+    with pytest.raises(ValueError, match=r"'tock' cannot be polled too: .* and 'tick' is it"):
+        plugin.action("tock", poll_ms=30)(lambda params, context: None)
+    for bad in (5, 86_400_001, True, 20.0):
+        with pytest.raises(ValueError, match=f"poll_ms must be an integer 10-86400000 .*{bad!r}"):
+            plugin.action("x", poll_ms=bad)  # type: ignore[arg-type]
+    assert "type" not in KitPlugin("u", version="1", description="d").metadata()
+
+
 def hosted(wasm: Path, *grants: str, **options: Any) -> Plugin:
-    """The plugin in a host of its own (publishing needs one); closed with it."""
-    return PluginHost().add(Plugin(wasm, grants=grants, **options), name="ticker")
+    """The plugin in a host of its own (publishing needs one); closed with it.
+    Compiled through the test compile cache (pdkbuild.runtime): the Python
+    ticker's component compiles once per run, not once per test."""
+    plugin = Plugin(wasm, grants=grants, runtime=runtime(), **options)
+    return PluginHost().add(plugin, name="ticker")
 
 
 def _context() -> Any:

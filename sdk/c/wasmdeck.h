@@ -22,6 +22,11 @@
  *     python -m ziglang cc -target wasm32-wasi -O2 -s -mexec-model=reactor \
  *         -I sdk/c plugin.c -o plugin.wasm
  *
+ * A trigger plugin (docs/teamwork.md, "Trigger plugins"), which the host polls:
+ * WASMDECK_TRIGGER_METADATA("tick", 20, "{...}") in place of WASMDECK_METADATA
+ * adds "type": "trigger" and "poll" {"action": "tick", "interval_ms": 20} to the
+ * metadata; wd_event_publish_json(topic, payload) publishes from the poll.
+ *
  * State that survives a live reload (docs/reload.md): WASMDECK_STATE(save, restore)
  * exports save_state/restore_state; `save` appends the state to a wd_buf,
  * `restore` gets the bytes the old version saved and returns 0 (or wd_error()).
@@ -541,6 +546,23 @@ static inline wd_response wd_host_call(wd__host_fn fn, const wd_buf *request) {
 #define wd_state_delete(req) wd_host_call(wd__state_delete, (req))
 #define wd_state_list(req) wd_host_call(wd__state_list, (req))
 
+/*
+ * Publish the event `topic` with `payload`, JSON text (NULL: null), e.g.
+ * wd_event_publish_json("ticker.tick", "{\"n\":1}"); the response has
+ * "delivered", or the error (needs `events:publish:PATTERN`).
+ */
+static inline wd_response wd_event_publish_json(const char *topic, const char *payload) {
+    wd_buf req = {0};
+    wd_buf_puts(&req, "{\"topic\":");
+    wd_buf_json_str(&req, topic);
+    wd_buf_puts(&req, ",\"payload\":");
+    wd_buf_puts(&req, payload ? payload : "null");
+    wd_buf_puts(&req, "}");
+    wd_response r = wd_event_publish(&req);
+    wd_buf_free(&req);
+    return r;
+}
+
 /* A configuration value as a newly malloc'ed string (free it), or NULL. */
 static inline char *wd_config_string(const char *key) {
     wd_buf req = {0};
@@ -617,6 +639,51 @@ __attribute__((weak)) WD_EXPORT("dealloc") void wasmdeck_dealloc(void *ptr, int3
     WD_EXPORT("init") int64_t wasmdeck_init(void) {                              \
         return ((int64_t)(uintptr_t)wd__metadata << 32) | (sizeof wd__metadata - 1); \
     }
+
+/* The poll interval a trigger plugin may ask for, as the host checks it
+ * (src/wasmdeck/_metadata.py): 10 ms to a day. */
+#define WD_MIN_POLL_MS 10
+#define WD_MAX_POLL_MS 86400000
+
+/*
+ * Declare a trigger plugin's metadata (docs/teamwork.md, "Trigger plugins"):
+ * `json` (a JSON object literal, as for WASMDECK_METADATA) with "type":
+ * "trigger" and "poll": {"action": poll_action, "interval_ms": interval_ms}
+ * added. The host then calls the action `poll_action` (a string literal; it
+ * must be among the declared actions) every `interval_ms` milliseconds, an
+ * integer constant checked at compile time. The metadata is put together on
+ * the first `init`.
+ */
+#define WASMDECK_TRIGGER_METADATA(poll_action, interval_ms, json)                   \
+    _Static_assert((interval_ms) >= WD_MIN_POLL_MS && (interval_ms) <= WD_MAX_POLL_MS, \
+                   "WASMDECK_TRIGGER_METADATA: interval_ms must be 10-86400000 (milliseconds)"); \
+    _Static_assert(sizeof(poll_action) > 1,                                          \
+                   "WASMDECK_TRIGGER_METADATA: poll_action must name an action");    \
+    static const char wd__metadata_json[] = json;                                    \
+    WD_EXPORT("init") int64_t wasmdeck_init(void) {                                  \
+        static wd_buf metadata;                                                      \
+        if (!metadata.len)                                                           \
+            wd__trigger_metadata(&metadata, wd__metadata_json, poll_action, (interval_ms)); \
+        return ((int64_t)(uintptr_t)metadata.data << 32) | (int64_t)metadata.len;     \
+    }
+
+/* `json` with the trigger's two members added before its closing brace; a
+ * `json` that is not an object is kept as it is, for the host to refuse. */
+static inline void wd__trigger_metadata(wd_buf *out, const char *json, const char *action,
+                                        long interval_ms) {
+    size_t n = strlen(json);
+    while (n > 0 && strchr(" \t\r\n", json[n - 1])) n--;
+    const char *open = wd__ws(json, json + n);
+    if (open >= json + n || *open != '{' || json[n - 1] != '}') {
+        wd_buf_add(out, json, strlen(json));
+        return;
+    }
+    wd_buf_add(out, json, n - 1);
+    if (wd__ws(open + 1, json + n - 1) < json + n - 1) wd_buf_puts(out, ",");
+    wd_buf_puts(out, "\"type\":\"trigger\",\"poll\":{\"action\":");
+    wd_buf_json_str(out, action);
+    wd_buf_printf(out, ",\"interval_ms\":%ld}}", interval_ms);
+}
 
 /*
  * Keep the plugin's state across a live reload (docs/reload.md). `save` is

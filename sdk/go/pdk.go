@@ -23,6 +23,12 @@
 //
 //	func main() {} // required by Go; the host never calls it
 //
+// A trigger plugin (docs/teamwork.md, "Trigger plugins") sets Poll: the host
+// then calls that action every IntervalMS milliseconds, and the action
+// publishes what it finds with EventPublish:
+//
+//	Poll: &pdk.Poll{Action: "watch", IntervalMS: 100},
+//
 // A handler returns the action's output: a string, []byte or RawJSON as it
 // is, nil for none, anything else encoded as JSON (see Marshal); or an
 // error, whose message the user sees. The host functions (configuration, logging, HTTP,
@@ -65,6 +71,10 @@ type Plugin struct {
 	// (docs/teamwork.md): each is called as its Action with the params
 	// {"topic", "payload", "source"}.
 	Subscribe []Subscription
+	// Poll makes the plugin a trigger plugin ("type": "trigger" in the
+	// metadata): the host polls it by calling Poll.Action, one of Actions
+	// (or any name Handle serves).
+	Poll *Poll
 	// SaveState and RestoreState keep the plugin's state across a live
 	// reload (docs/reload.md): SaveState returns the bytes to hand the new
 	// version (at most the host's max_state, 4 MiB by default); the new
@@ -81,6 +91,21 @@ type Subscription struct {
 	Topic  string
 	Action string
 }
+
+// Poll is how the host polls a trigger plugin: the action it calls (with
+// empty params) and the milliseconds from the end of one poll to the start
+// of the next.
+type Poll struct {
+	Action     string
+	IntervalMS int
+}
+
+// The poll interval a trigger plugin may ask for, as the host checks it
+// (src/wasmdeck/_metadata.py): 10 ms to a day.
+const (
+	MinPollMS = 10
+	MaxPollMS = 86_400_000
+)
 
 // Action is one action a plugin offers.
 type Action struct {
@@ -178,8 +203,8 @@ var (
 
 // Register declares the plugin. Call it once, from an init function. It
 // panics on a mistake in the declaration (no name, an action without Run,
-// a Params schema that is not a JSON object), which the host reports when
-// it loads the plugin.
+// a Params schema that is not a JSON object, a Poll of an undeclared action
+// or out of range), which the host reports when it loads the plugin.
 func Register(p *Plugin) {
 	if registered != nil {
 		panic("pdk.Register: called twice")
@@ -239,6 +264,18 @@ func describe(p *Plugin) ([]byte, map[string]Handler, error) {
 			subs[i] = Obj("topic", sub.Topic, "action", sub.Action)
 		}
 		meta = append(meta, Field{"subscribe", subs})
+	}
+	if p.Poll != nil {
+		// Without Actions, Handle serves every name: any Action will do but "".
+		if _, declared := table[p.Poll.Action]; p.Poll.Action == "" || len(table) > 0 && !declared {
+			return nil, nil, fmt.Errorf("Poll.Action %q is not one of the Actions", p.Poll.Action)
+		}
+		if p.Poll.IntervalMS < MinPollMS || p.Poll.IntervalMS > MaxPollMS {
+			return nil, nil, fmt.Errorf("Poll.IntervalMS must be %d-%d (milliseconds), not %d",
+				MinPollMS, MaxPollMS, p.Poll.IntervalMS)
+		}
+		meta = append(meta, Field{"type", "trigger"},
+			Field{"poll", Obj("action", p.Poll.Action, "interval_ms", p.Poll.IntervalMS)})
 	}
 	encoded, err := Marshal(meta)
 	return encoded, table, err

@@ -58,10 +58,27 @@ func TestRegisterRefusesMistakes(t *testing.T) {
 		{Name: "t", Version: "1", Description: "d"},
 		{Name: "t", Version: "1", Description: "d", Actions: []Action{{Name: "a"}}},
 		{Name: "t", Version: "1", Description: "d", Actions: []Action{{Name: "a", Params: "[1]", Run: func(*Request) (any, error) { return nil, nil }}}},
+		{Name: "t", Version: "1", Description: "d", Actions: nop, Poll: &Poll{Action: "b", IntervalMS: 20}},
+		{Name: "t", Version: "1", Description: "d", Actions: nop, Poll: &Poll{Action: "a", IntervalMS: 5}},
+		{Name: "t", Version: "1", Description: "d", Actions: nop, Poll: &Poll{Action: "a", IntervalMS: MaxPollMS + 1}},
+		{Name: "t", Version: "1", Description: "d", Handle: nop[0].Run, Poll: &Poll{Action: "", IntervalMS: 20}},
 	} {
 		if _, _, err := describe(p); err == nil {
 			t.Errorf("describe(%+v) accepted it", p)
 		}
+	}
+}
+
+var nop = []Action{{Name: "a", Run: func(*Request) (any, error) { return nil, nil }}}
+
+func TestPollMakesATriggerPlugin(t *testing.T) {
+	setup(t, &Plugin{Name: "t", Version: "1", Description: "d", Actions: nop, Poll: &Poll{Action: "a", IntervalMS: 250}})
+	want := `{"name":"t","version":"1","description":"d","actions":[{"name":"a","description":""}],"type":"trigger","poll":{"action":"a","interval_ms":250}}`
+	if string(metadata) != want {
+		t.Fatalf("metadata %s", metadata)
+	}
+	if _, _, err := describe(&Plugin{Name: "t", Version: "1", Description: "d", Handle: nop[0].Run, Poll: &Poll{Action: "any", IntervalMS: 10}}); err != nil {
+		t.Fatalf("a Handle serves any poll action: %v", err)
 	}
 }
 

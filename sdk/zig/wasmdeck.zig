@@ -35,6 +35,14 @@
 //! that is reset when `execute` returns. Keep state across calls in globals,
 //! or allocate it from `wd.gpa` (std.heap.wasm_allocator).
 //!
+//! A trigger plugin (docs/teamwork.md, "Trigger plugins"), which the host polls,
+//! names its poll action and interval in the metadata; the kit adds
+//! `"type": "trigger"` and checks both at compile time:
+//!
+//!     .poll = .{ .action = "tick", .interval_ms = 20 },
+//!
+//! and the poll publishes what it finds with `wd.eventPublish(topic, payload)`.
+//!
 //! State that must survive a live reload (docs/reload.md): declare
 //!
 //!     pub fn saveState() ![]const u8 { ... }          // the bytes to carry over
@@ -94,8 +102,10 @@ pub const Metadata = struct {
     author: ?[]const u8 = null,
     license: ?[]const u8 = null,
     homepage: ?[]const u8 = null,
-    /// "action" (the default) or "trigger".
+    /// "action" (the default) or "trigger" (implied by `poll`).
     type: ?[]const u8 = null,
+    /// A trigger plugin: the action the host calls to poll it, and how often.
+    poll: ?Poll = null,
     /// The actions the host may call; null accepts any action name.
     actions: ?[]const Action = null,
     /// What the plugin asks for: a bare kind ("network", "kv", "process") or a
@@ -105,6 +115,16 @@ pub const Metadata = struct {
     /// Events to receive (as the user grants `events:subscribe`): each topic
     /// pattern and the action called with the event, params `{topic, payload, source}`.
     subscribe: []const Subscription = &.{},
+};
+
+/// How the host polls a trigger plugin: `action` (one of the declared actions)
+/// every `interval_ms` milliseconds, 10 to a day (as src/wasmdeck/_metadata.py checks).
+pub const Poll = struct {
+    action: []const u8,
+    interval_ms: u32,
+
+    pub const min_ms = 10;
+    pub const max_ms = 86_400_000;
 };
 
 pub const Subscription = struct {
@@ -139,13 +159,47 @@ fn jsonQuote(comptime text: []const u8) []const u8 {
     }
 }
 
+/// The metadata's type: "trigger" when it has a poll. A poll the host would
+/// refuse (an undeclared action, an interval out of range, a type that is
+/// not "trigger") stops the build here, with the reason.
+fn pluginType(comptime m: Metadata) ?[]const u8 {
+    comptime {
+        const poll = m.poll orelse {
+            if (m.type != null and std.mem.eql(u8, m.type.?, "trigger")) {
+                @compileError("a trigger plugin says how the host polls it: " ++
+                    ".poll = .{ .action = \"...\", .interval_ms = N }");
+            }
+            return m.type;
+        };
+        if (m.type != null and !std.mem.eql(u8, m.type.?, "trigger")) {
+            @compileError(".poll is for trigger plugins, not .type = \"" ++ m.type.? ++ "\"");
+        }
+        if (poll.interval_ms < Poll.min_ms or poll.interval_ms > Poll.max_ms) {
+            @compileError(std.fmt.comptimePrint(
+                ".poll.interval_ms must be {d}-{d} (milliseconds), not {d}",
+                .{ Poll.min_ms, Poll.max_ms, poll.interval_ms },
+            ));
+        }
+        const actions = m.actions orelse return "trigger"; // any action name is accepted
+        for (actions) |a| {
+            if (std.mem.eql(u8, a.name, poll.action)) return "trigger";
+        }
+        @compileError(".poll.action \"" ++ poll.action ++ "\" is not one of the declared actions");
+    }
+}
+
 fn metadataJson(comptime m: Metadata) []const u8 {
     comptime {
         var out: []const u8 = "{\"name\":" ++ jsonQuote(m.name) ++
             ",\"version\":" ++ jsonQuote(m.version) ++
             ",\"description\":" ++ jsonQuote(m.description);
-        for (.{ "author", "license", "homepage", "type" }) |field| {
+        for (.{ "author", "license", "homepage" }) |field| {
             if (@field(m, field)) |value| out = out ++ ",\"" ++ field ++ "\":" ++ jsonQuote(value);
+        }
+        if (pluginType(m)) |kind| out = out ++ ",\"type\":" ++ jsonQuote(kind);
+        if (m.poll) |poll| {
+            out = out ++ ",\"poll\":{\"action\":" ++ jsonQuote(poll.action) ++
+                std.fmt.comptimePrint(",\"interval_ms\":{d}}}", .{poll.interval_ms});
         }
         if (m.actions) |actions| {
             out = out ++ ",\"actions\":[";

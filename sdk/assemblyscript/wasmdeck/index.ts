@@ -20,6 +20,10 @@
 // A host function the plugin never calls is not imported, so a plugin that
 // uses none of those behind a capability needs no capability.
 //
+// A trigger plugin (docs/teamwork.md, "Trigger plugins") names the action the
+// host polls and how often, `.poll("tick", 20)`; its metadata then says
+// "type": "trigger", and the poll publishes with events.publish(topic, payload).
+//
 // AssemblyScript has no exceptions: handlers report failure with error(), and
 // host calls return a result whose `error` is set when the host refused or
 // failed the request (see HostError).
@@ -118,6 +122,11 @@ class Action {
 
 let current: Plugin | null = null;
 
+// The poll interval a trigger plugin may ask for, as the host checks it
+// (src/wasmdeck/_metadata.py): 10 ms to a day.
+const MIN_POLL_MS: i32 = 10;
+const MAX_POLL_MS: i32 = 86400000;
+
 // The plugin's metadata (what `init` returns) and its actions, routed by name.
 export class Plugin {
   private _author: string | null = null;
@@ -125,6 +134,7 @@ export class Plugin {
   private _homepage: string | null = null;
   private _capabilities: JsonValue = Json.arr();
   private _subscriptions: JsonValue = Json.arr();
+  private _poll: JsonValue | null = null;
   private _actions: Array<Action> = new Array<Action>();
   private _fallback: Handler | null = null;
   private _metadata: ArrayBuffer | null = null;
@@ -209,8 +219,6 @@ export class Plugin {
     return this;
   }
 
-  // Receive the events of `topic` (a pattern such as "obs.*"; as far as the
-  // user grants events:subscribe) as calls of `action`, params {topic, payload, source}.
   // Keep state across a live reload (docs/reload.md): `save` returns the
   // bytes to hand the new version (at most the host's max_state, 4 MiB by
   // default); the new version's `restore` gets them before its first call,
@@ -221,8 +229,22 @@ export class Plugin {
     return this;
   }
 
+  // Receive the events of `topic` (a pattern such as "obs.*"; as far as the
+  // user grants events:subscribe) as calls of `action`, params {topic, payload, source}.
   subscribe(topic: string, action: string): Plugin {
     this._subscriptions.push(Json.obj().setString("topic", topic).setString("action", action));
+    return this;
+  }
+
+  // Make the plugin a trigger plugin: the host polls it by calling `action`
+  // (one of the declared actions, with empty params) every `intervalMs`
+  // milliseconds, 10 to 86400000, from the end of one poll to the next.
+  poll(action: string, intervalMs: i32): Plugin {
+    if (this._poll != null) abort("Plugin.poll was called twice");
+    if (intervalMs < MIN_POLL_MS || intervalMs > MAX_POLL_MS) {
+      abort("poll interval must be 10-86400000 (milliseconds), not " + intervalMs.toString());
+    }
+    this._poll = Json.obj().setString("action", action).setInt("interval_ms", intervalMs);
     return this;
   }
 
@@ -244,6 +266,15 @@ export class Plugin {
         actions.push(spec);
       }
       meta.set("actions", actions);
+    }
+    const poll = this._poll;
+    if (poll != null) {
+      const action = poll.getString("action");
+      // Declared actions are the only ones the host calls (none: any name).
+      let declared = this._actions.length == 0;
+      for (let i = 0; i < this._actions.length; i++) declared = declared || this._actions[i].name == action;
+      if (!declared) abort("the poll action '" + action + "' is not one of the declared actions");
+      meta.setString("type", "trigger").set("poll", poll);
     }
     if (this._capabilities.length > 0) meta.set("capabilities", this._capabilities);
     if (this._subscriptions.length > 0) meta.set("subscribe", this._subscriptions);

@@ -35,6 +35,16 @@ restored by two functions the plugin registers::
         global count
         count = json.loads(state)["count"]
 
+A trigger plugin (docs/teamwork.md, "Trigger plugins") names the action the
+host polls, and how often; it publishes what it finds as events::
+
+    @plugin.action(description="the poll: publish the new scene", poll_ms=100)
+    def watch(params: dict, context: Context) -> None:
+        host.event_publish("obs.scene-changed", {"scene": current_scene()})
+
+The metadata then says ``"type": "trigger"`` and ``"poll": {"action":
+"watch", "interval_ms": 100}``.
+
 The host functions are in ``wasmdeck_pdk.host`` (log, config, http,
 websocket, process, kv); those behind a capability need the matching world
 when building (``wasmdeck build`` adds them from the metadata's
@@ -55,6 +65,11 @@ from . import host
 __all__ = ["Context", "Plugin", "PluginError", "host"]
 
 __version__ = "1.3.0"  # the version of the wasmdeck:plugin WIT package it targets
+
+
+# The poll interval a trigger plugin may ask for, as the host checks it
+# (src/wasmdeck/_metadata.py): 10 ms to a day.
+MIN_POLL_MS, MAX_POLL_MS = 10, 86_400_000
 
 
 class PluginError(Exception):
@@ -152,6 +167,7 @@ class Plugin:
         self.capabilities = list(capabilities)
         self._actions: dict[str, _Action] = {}
         self._subscriptions: list[dict[str, str]] = []
+        self._poll: dict[str, Any] | None = None
         self._save: Callable[[], bytes] | None = None
         self._restore: Callable[[bytes], None] | None = None
 
@@ -175,6 +191,7 @@ class Plugin:
         description: str = "",
         params: Mapping[str, Any] | None = None,
         subscribe: str | None = None,
+        poll_ms: int | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare the decorated function as an action (named after it by default).
 
@@ -182,13 +199,30 @@ class Plugin:
         ``subscribe`` (a topic pattern such as ``"obs.*"``) makes the action
         receive the events of those topics, as far as the user granted
         ``events:subscribe``: params ``{"topic", "payload", "source"}``.
+        ``poll_ms`` makes the plugin a trigger plugin that the host polls by
+        calling this action every ``poll_ms`` milliseconds (10 to 86400000;
+        one action of a plugin at most), with empty params.
         """
+        if poll_ms is not None and (
+            type(poll_ms) is not int or not MIN_POLL_MS <= poll_ms <= MAX_POLL_MS
+        ):
+            raise ValueError(
+                f"poll_ms must be an integer {MIN_POLL_MS}-{MAX_POLL_MS} (milliseconds), "
+                f"not {poll_ms!r}"
+            )
 
         def register(handler: Handler) -> Handler:
             action = name or handler.__name__.replace("_", "-")
             if action in self._actions:
                 raise ValueError(f"action {action!r} is declared twice")
             text = description or (handler.__doc__ or "").strip().split("\n")[0]
+            if poll_ms is not None:
+                if self._poll is not None:
+                    raise ValueError(
+                        f"action {action!r} cannot be polled too: the host polls one action "
+                        f"of a plugin, and {self._poll['action']!r} is it"
+                    )
+                self._poll = {"action": action, "interval_ms": poll_ms}
             self._actions[action] = _Action(action, text, params, handler)
             if subscribe is not None:
                 self._subscriptions.append({"topic": subscribe, "action": action})
@@ -214,6 +248,9 @@ class Plugin:
                 entry["params"] = dict(action.params)
             actions.append(entry)
         document["actions"] = actions
+        if self._poll is not None:
+            document["type"] = "trigger"
+            document["poll"] = dict(self._poll)
         if self._subscriptions:
             document["subscribe"] = list(self._subscriptions)
         if self.capabilities:

@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
         "unchanged: `wasmdeck build` builds it, `wasmdeck test` runs its test cases.",
         epilog=f"languages: {languages}. templates: minimal (one action, the bare ABI), "
         "json (parses params and the trigger context, returns JSON), template (several "
-        "actions, validated params, configuration, logging, errors, tests).",
+        "actions, validated params, configuration, logging, errors, tests), trigger (a "
+        "trigger plugin: the host polls it, it publishes events).",
     )
     new.add_argument("name", metavar="NAME", help="the plugin's name, e.g. obs-control")
     new.add_argument(

@@ -11,7 +11,12 @@ instance (so state carries from case to case, as it would between triggers)::
        {"action": "hello", "output": "hello from my-plugin"}]}
 
 A case expects exactly one of ``output`` (the output as text), ``json``
-(the output parsed as JSON) or ``error`` (the message the plugin reports).
+(the output parsed as JSON) or ``error`` (the message the plugin reports),
+and may expect ``events``: what the call published, in order, each
+``{"topic": ..., "payload": ...}``. The plugin runs on its own, with the
+document's ``grants``: what it publishes reaches no subscriber and is kept
+for the cases to compare (a trigger plugin's poll, docs/teamwork.md);
+calling another plugin answers ``unavailable``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._context import TriggerContext
-from .._errors import PluginReportedError, WasmdeckError
+from .._errors import HostRequestError, PluginReportedError, WasmdeckError
 from ..runtime import Plugin
 from ._project import ProjectError
 
@@ -61,14 +66,60 @@ def load_cases(project_root: Path) -> dict[str, Any]:
             raise ProjectError(f"{where} must expect exactly one of {', '.join(_EXPECT)}")
         if "error" in case and not isinstance(case["error"], str):
             raise ProjectError(f'{where}: "error" must be the expected message (a string)')
+        events = case.get("events", [])
+        if not isinstance(events, list) or not all(
+            isinstance(e, dict)
+            and isinstance(e.get("topic"), str)
+            and set(e) <= {"topic", "payload"}
+            for e in events
+        ):
+            raise ProjectError(
+                f'{where}: "events" must be a list of {{"topic", "payload"}} objects'
+            )
     return document
+
+
+class _Kept:
+    """The plugin's links (runtime.HostLinks) under test: its events are kept."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def publish(self, topic: str, payload: object, deadline: float) -> int:
+        self.events.append({"topic": topic, "payload": payload})
+        return 0  # delivered to no one
+
+    def call(self, plugin: str, action: str, params: Mapping[str, Any], deadline: float) -> bytes:
+        raise HostRequestError(
+            "unavailable", f"plugin_call: under `wasmdeck test` there is no plugin {plugin!r}"
+        )
+
+    def state_changed(self, namespace: str, key: str, version: int, deleted: bool) -> None:
+        pass
 
 
 def run_cases(wasm: Path, document: Mapping[str, Any]) -> Iterator[CaseResult]:
     """Run each case in order on one plugin, yielding its result as it finishes."""
     with Plugin(wasm, config=document.get("config"), grants=document.get("grants", ())) as plugin:
+        kept = _Kept()
+        plugin.links = kept
         for index, case in enumerate(document["cases"], 1):
-            yield _run_case(plugin, case, case.get("name") or f"case {index} ({case['action']})")
+            before = len(kept.events)
+            result = _run_case(plugin, case, case.get("name") or f"case {index} ({case['action']})")
+            if result.passed and "events" in case:
+                result = _compare_events(result.name, case["events"], kept.events[before:])
+            yield result
+
+
+def _compare_events(
+    name: str, expected: list[dict[str, Any]], published: list[dict[str, Any]]
+) -> CaseResult:
+    wanted = [{"topic": e["topic"], "payload": e.get("payload")} for e in expected]
+    if published == wanted:
+        return CaseResult(name, True, "")
+    return CaseResult(
+        name, False, f"expected events {json.dumps(wanted)}, published {json.dumps(published)}"
+    )
 
 
 def _run_case(plugin: Plugin, case: Mapping[str, Any], name: str) -> CaseResult:

@@ -8,8 +8,10 @@ A project is a directory with a ``wasmdeck.toml``::
 
 The language's kit provides the templates (``sdk/<lang>/templates/<name>/``);
 ``{{name}}`` in a template file (or file name) becomes the plugin's name and
-``{{ident}}`` the name as an identifier (``obs_control``). A build writes
-``build/<name>.wasm`` inside the project.
+``{{ident}}`` the name as an identifier (``obs_control``). A template's own
+``wasmdeck.toml`` holds the tables that follow ``[plugin]`` (a Python
+template's ``[build] interfaces``). A build writes ``build/<name>.wasm``
+inside the project.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ __all__ = [
 ]
 
 MANIFEST = "wasmdeck.toml"
-# Every language offers the same three templates.
-TEMPLATES = ("minimal", "json", "template")
+# Every language offers the same templates; "trigger" is a trigger plugin
+# (docs/teamwork.md, "Trigger plugins").
+TEMPLATES = ("minimal", "json", "template", "trigger")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 
@@ -127,6 +130,7 @@ def render_template(
     ident = name.replace("-", "_")
     directory.parent.mkdir(parents=True, exist_ok=True)
     written = []
+    tables = ""  # from the templates' own wasmdeck.toml
     with tempfile.TemporaryDirectory(prefix=".wasmdeck-new-", dir=directory.parent) as scratch:
         staging = Path(scratch) / "project"
         staging.mkdir()
@@ -138,12 +142,16 @@ def render_template(
                 target = staging / relative.replace("{{ident}}", ident)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 text = path.read_text(encoding="utf-8")
-                target.write_text(text.replace("{{name}}", name).replace("{{ident}}", ident))
+                text = text.replace("{{name}}", name).replace("{{ident}}", ident)
+                if relative == MANIFEST:
+                    tables += "\n" + text
+                    continue
+                target.write_text(text)
                 shutil.copymode(path, target)
                 written.append(target.relative_to(staging))
         (staging / MANIFEST).write_text(
             f"# A wasmdeck plugin project: `wasmdeck build` builds it, `wasmdeck test` tests it.\n"
-            f'[plugin]\nname = "{name}"\nlanguage = "{language}"\n',
+            f'[plugin]\nname = "{name}"\nlanguage = "{language}"\n{tables}',
             encoding="utf-8",
         )
         written.append(Path(MANIFEST))

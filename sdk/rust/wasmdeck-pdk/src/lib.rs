@@ -36,6 +36,14 @@
 //! processes, key-value state) and logging in [`log`] and the `debug!`,
 //! `info!`, `warn!`, `error!` macros.
 //!
+//! A trigger plugin (docs/teamwork.md, "Trigger plugins"), which the host
+//! polls, sets [`Plugin::POLL`]; the kit adds `"type": "trigger"` and the
+//! `"poll"` to the metadata, and the poll publishes with [`host::event_publish`]:
+//!
+//! ```ignore
+//! const POLL: Option<Poll> = Some(Poll { action: "watch", interval_ms: 100 });
+//! ```
+//!
 //! Build with `wasmdeck build` (cargo, `--target wasm32-wasi`, crate type
 //! `cdylib`).
 
@@ -185,6 +193,22 @@ macro_rules! bail {
     };
 }
 
+/// How the host polls a trigger plugin ([`Plugin::POLL`]): it calls `action`
+/// (one of the declared actions, with empty params) every `interval_ms`
+/// milliseconds, from the end of one poll to the start of the next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Poll {
+    pub action: &'static str,
+    pub interval_ms: u32,
+}
+
+impl Poll {
+    /// The interval a trigger plugin may ask for, as the host checks it
+    /// (src/wasmdeck/_metadata.py): 10 ms to a day.
+    pub const MIN_MS: u32 = 10;
+    pub const MAX_MS: u32 = 86_400_000;
+}
+
 /// A wasmdeck plugin: its metadata and what it does with a request.
 ///
 /// `Default` makes the instance the host's first call uses; it then lives as
@@ -194,6 +218,12 @@ pub trait Plugin: Default + 'static {
     /// `actions` (each with `name`, `description`, a JSON Schema for `params`)
     /// and `capabilities` (e.g. `["network"]`).
     const METADATA: &'static str;
+
+    /// `Some(Poll { .. })` makes the plugin a trigger plugin: the metadata
+    /// `init` hands the host is `METADATA` with `"type": "trigger"` and the
+    /// `"poll"` set. [`export!`] checks the interval when it compiles; the
+    /// host checks that the action is declared when it loads the plugin.
+    const POLL: Option<Poll> = None;
 
     /// Perform one request.
     fn execute(&mut self, request: &Request) -> Result<Output>;
@@ -272,9 +302,12 @@ macro_rules! export {
             })
         }
 
+        // A poll interval the host would refuse fails the build here.
+        const _: () = $crate::__abi::check_poll(<$plugin as $crate::Plugin>::POLL);
+
         #[no_mangle]
         pub extern "C" fn init() -> i64 {
-            $crate::__abi::init(<$plugin as $crate::Plugin>::METADATA)
+            $crate::__abi::init(<$plugin as $crate::Plugin>::METADATA, <$plugin as $crate::Plugin>::POLL)
         }
 
         #[no_mangle]
@@ -300,8 +333,53 @@ macro_rules! export {
 pub mod __abi {
     use super::*;
 
-    pub fn init(metadata: &'static str) -> i64 {
-        ((metadata.as_ptr() as usize as i64) << 32) | metadata.len() as i64
+    fn pack(bytes: &[u8]) -> i64 {
+        ((bytes.as_ptr() as usize as i64) << 32) | bytes.len() as i64
+    }
+
+    thread_local! {
+        // A trigger plugin's metadata, made on the first init, kept for the host to read.
+        static TRIGGER_METADATA: std::cell::RefCell<String> = std::cell::RefCell::new(String::new());
+    }
+
+    pub fn init(metadata: &'static str, poll: Option<Poll>) -> i64 {
+        let poll = match poll {
+            Some(poll) => poll,
+            None => return pack(metadata.as_bytes()),
+        };
+        TRIGGER_METADATA.with(|cell| {
+            let mut text = cell.borrow_mut();
+            if text.is_empty() {
+                *text = trigger_metadata(metadata, poll);
+            }
+            pack(text.as_bytes())
+        })
+    }
+
+    /// `metadata` with `"type": "trigger"` and the poll set; metadata that is
+    /// not a JSON object is kept as it is, for the host to refuse.
+    pub fn trigger_metadata(metadata: &str, poll: Poll) -> String {
+        match Json::parse(metadata) {
+            Ok(mut document @ Json::Object(_)) => {
+                let spec = Json::object([("action", Json::from(poll.action)), ("interval_ms", Json::from(poll.interval_ms as i64))]);
+                document.insert("type", "trigger");
+                document.insert("poll", spec);
+                document.to_string()
+            }
+            _ => metadata.to_owned(),
+        }
+    }
+
+    /// Fails the constant evaluation in [`export!`] (so the build) for a poll
+    /// the host would refuse.
+    pub const fn check_poll(poll: Option<Poll>) {
+        if let Some(poll) = poll {
+            assert!(!poll.action.is_empty(), "Plugin::POLL: action must name the action the host polls");
+            assert!(
+                poll.interval_ms >= Poll::MIN_MS && poll.interval_ms <= Poll::MAX_MS,
+                "Plugin::POLL: interval_ms must be 10-86400000 (milliseconds)"
+            );
+        }
     }
 
     /// # Safety
@@ -403,5 +481,30 @@ mod exports {
     pub extern "C" fn _initialize() {
         // SAFETY: called once by the host, before any other export.
         unsafe { __wasm_call_ctors() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_makes_the_metadata_a_trigger_plugins() {
+        let poll = Poll { action: "tick", interval_ms: 20 };
+        let text = __abi::trigger_metadata(r#"{"name": "t", "type": "action", "actions": [{"name": "tick"}]}"#, poll);
+        assert_eq!(
+            text,
+            r#"{"name":"t","type":"trigger","actions":[{"name":"tick"}],"poll":{"action":"tick","interval_ms":20}}"#
+        );
+        // Not an object: as it is, for the host to say what is wrong.
+        assert_eq!(__abi::trigger_metadata("[1]", poll), "[1]");
+        __abi::check_poll(Some(poll));
+        __abi::check_poll(None);
+    }
+
+    #[test]
+    #[should_panic(expected = "interval_ms must be 10-86400000")]
+    fn a_poll_out_of_range_is_refused() {
+        __abi::check_poll(Some(Poll { action: "tick", interval_ms: 5 }));
     }
 }

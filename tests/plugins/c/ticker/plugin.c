@@ -1,15 +1,15 @@
 /*
- * c-ticker: a trigger plugin through the C kit. The host polls "tick" every
- * 20 ms (the metadata's interval); each poll publishes ticker.tick with the
- * poll's number. "behave" sets what the next polls do, for the tests of
- * failing and slow polls (tests/test_trigger_plugins.py).
+ * c-ticker: a trigger plugin through the C kit (WASMDECK_TRIGGER_METADATA).
+ * The host polls "tick" every 20 ms (the metadata's interval); each poll
+ * publishes ticker.tick with the poll's number (wd_event_publish_json).
+ * "behave" sets what the next polls do, for the tests of failing and slow
+ * polls (tests/test_trigger_plugins.py).
  */
 #include "wasmdeck.h"
 
-WASMDECK_METADATA(
+WASMDECK_TRIGGER_METADATA("tick", 20,
     "{\"name\":\"c-ticker\",\"version\":\"0.1.0\","
     "\"description\":\"A trigger plugin: each poll publishes ticker.tick\","
-    "\"type\":\"trigger\",\"poll\":{\"action\":\"tick\",\"interval_ms\":20},"
     "\"capabilities\":[\"events\"],"
     "\"actions\":["
     "{\"name\":\"tick\",\"description\":\"the poll: publish ticker.tick {n}\"},"
@@ -25,11 +25,9 @@ static int tick(void) {
         for (volatile int i = 0;; i++) {
         }
     }
-    wd_buf request = {0};
-    wd_buf_printf(&request, "{\"topic\":\"ticker.tick\",\"payload\":{\"n\":%lld}}",
-                  (long long)(ticks + 1));
-    wd_response r = wd_event_publish(&request);
-    wd_buf_free(&request);
+    char payload[32];
+    snprintf(payload, sizeof payload, "{\"n\":%lld}", (long long)(ticks + 1));
+    wd_response r = wd_event_publish_json("ticker.tick", payload);
     if (!r.ok) return wd_response_free(&r), wd_error("event_publish: %s", r.error);
     wd_response_free(&r);
     ticks++;

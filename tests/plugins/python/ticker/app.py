@@ -1,25 +1,15 @@
 """py-ticker: a trigger plugin through the Python kit (tests/test_trigger_plugins.py).
 
-The host polls ``tick`` every 20 ms; each poll publishes ``ticker.tick`` with
-the poll's number. ``behave`` sets what the next polls do (ok, fail, spin).
-The kit has no helper for the trigger fields of the metadata yet, so they
-are added to the document it makes.
+The host polls ``tick`` every 20 ms (``poll_ms``, which makes it a trigger
+plugin); each poll publishes ``ticker.tick`` with the poll's number.
+``behave`` sets what the next polls do (ok, fail, spin).
 """
 
 import json
 
 from wasmdeck_pdk import Context, Plugin, PluginError, host
 
-
-class TriggerPlugin(Plugin):
-    def metadata(self) -> dict:
-        document = super().metadata()
-        document["type"] = "trigger"
-        document["poll"] = {"action": "tick", "interval_ms": 20}
-        return document
-
-
-plugin = TriggerPlugin(
+plugin = Plugin(
     "py-ticker",
     version="0.1.0",
     description="A trigger plugin: each poll publishes ticker.tick",
@@ -28,7 +18,7 @@ plugin = TriggerPlugin(
 state = {"ticks": 0, "as": "ok"}
 
 
-@plugin.action(description="the poll: publish ticker.tick {n}")
+@plugin.action(description="the poll: publish ticker.tick {n}", poll_ms=20)
 def tick(params: dict, context: Context) -> str:
     if state["as"] == "fail":
         raise PluginError("failing on purpose")

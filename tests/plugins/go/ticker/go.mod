@@ -1,0 +1,5 @@
+module ticker
+
+go 1.24
+
+require wasmdeck.dev/pdk v0.0.0
