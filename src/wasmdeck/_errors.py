@@ -43,7 +43,9 @@ for arguments of the wrong type, as Python does.
 Outside the tree, on purpose (tests/test_public_api.py keeps this list whole):
 internal signals that never leave the runtime — ``NetworkDenied``
 (runtime/_netpolicy.py; becomes a ``denied`` answer to the plugin) and
-``DeadlinePassed`` (runtime/_deadline.py; becomes ``TimeLimitExceeded``) — and
+``DeadlinePassed`` (runtime/_deadline.py; becomes ``TimeLimitExceeded``),
+``_Abandoned`` (daemon/_handover.py; a hand-over called off because another
+of the same deck reload failed, which the reload reports) — and
 ``JSONInputError`` (_json.py), a ``ValueError`` that each caller of the JSON
 parser turns into the error of what it parsed (an answer to the plugin,
 ``InvalidMetadata``, a usage error).
