@@ -53,7 +53,9 @@ def loads(
     bound); ``unique_keys`` refuses an object that names a key twice, which
     JSON leaves undefined.
     """
-    if isinstance(data, str):
+    if type(data) is bytes:  # (most calls: spared the two type tests below)
+        pass
+    elif isinstance(data, str):
         try:
             data = data.encode()
         except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from undecodable argv
@@ -74,7 +76,12 @@ def loads(
     # requests are; the walk was a tenth of a plugin-to-plugin call).
     if size > max_items or size > 2 * max_depth:
         _check_shape(value, what, max_depth, max_items)
-    if unique_keys and size > 1 and _may_repeat_keys(value) and _not_canonical(value, data):
+    if (
+        unique_keys
+        and size > 1
+        and (type(value) is dict or _may_repeat_keys(value))
+        and _not_canonical(value, data)
+    ):
         json.loads(data, object_pairs_hook=lambda pairs: _unique(pairs, what))
     return value
 

@@ -36,7 +36,7 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
-from ._adapter import Adapter, Params, params_json
+from ._adapter import MAX_HOST_REQUEST, Adapter, Params, params_json
 from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
@@ -837,9 +837,8 @@ class ComponentPlugin(Adapter):
                 if live is None:
                     raise plugin._violation(WasmdeckError(f"{name} called with no instance"))
                 data = request_text.encode("utf-8", "surrogatepass")
-                oversize = plugin._oversize_host_request(name, len(data))
-                if oversize is not None:
-                    raise plugin._violation(oversize)
+                if len(data) > MAX_HOST_REQUEST:
+                    raise plugin._violation(plugin._host_request_too_large(name, len(data)))
                 return plugin._host_call(name, data, live.session).decode()
             except wasmtime.WasmtimeError:
                 raise

@@ -251,7 +251,7 @@ class HostSession:
         """Serve one host call; failures come back as ``{"error": {...}}``."""
         api = self.api
         try:
-            if not api.granted(function):
+            if function not in api._granted:  # (api.granted, without its call)
                 capability = HOST_FUNCTIONS[function].capability
                 raise HostRequestError(
                     "denied", f"{function} needs the {capability!r} capability, not granted"
@@ -308,10 +308,14 @@ class HostSession:
     def _links(self, function: str) -> HostLinks:
         links = self.api.links
         if links is None:
-            raise HostRequestError(
-                "unavailable", f"{function} needs a plugin host (the plugin runs on its own)"
-            )
+            raise self._unlinked(function)
         return links
+
+    @staticmethod
+    def _unlinked(function: str) -> HostRequestError:
+        return HostRequestError(
+            "unavailable", f"{function} needs a plugin host (the plugin runs on its own)"
+        )
 
     def _event_publish(self, request: Mapping[str, Any], deadline: float) -> dict[str, Any]:
         topic = request.get("topic")
@@ -353,8 +357,10 @@ class HostSession:
                 f"calling {plugin!r} action {action!r} needs a grant plugins:{plugin} or "
                 f"plugins:{plugin}:{action}",
             )
-        output = self._links("plugin_call").call(plugin, action, params, deadline)
-        return encode_body(output, "output")
+        links = self.api.links
+        if links is None:
+            raise self._unlinked("plugin_call")
+        return encode_body(links.call(plugin, action, params, deadline), "output")
 
     def _namespace(self, request: Mapping[str, Any], write: bool) -> str:
         namespace = request.get("namespace")

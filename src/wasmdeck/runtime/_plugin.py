@@ -155,6 +155,8 @@ class Plugin:
         self._successor: Plugin | None = None  # the new version, after a live reload
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
+        # A caller's deadline at least this far off changes nothing (call_before).
+        self._lend_below = self.limits.timeout - self.runtime.tick
         # Off by default: reading the fuel left costs every call a C call. Not
         # measured for a pool (its calls overlap): fuel_used stays None.
         self.measure_fuel = False
@@ -328,37 +330,30 @@ class Plugin:
         """
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
-        try:
-            return self._call_before(deadline, action, params, context)
+        try:  # (one frame: a plugin-to-plugin call's cost, benchmarks/bus.py)
+            request = self._request(action, params, context)
+            if self._pool is not None:
+                return self._pooled(action, request, deadline)
+            lock = self._lock
+            left = deadline - time.monotonic()
+            # Free most of the time: taken at once, without the timed wait's cost.
+            if left <= 0 or not (lock.acquire(blocking=False) or lock.acquire(timeout=left)):
+                raise TimeLimitExceeded(
+                    "the caller's time ran out before it could start (the plugin was busy)",
+                    value=max(left, 0.0),
+                    plugin=self.name,
+                    action=action,
+                )
+            try:
+                if self._closed:
+                    raise self._closed_error(action)
+                if left >= self._lend_below and not (self.measure_fuel or self._per_call):
+                    return self._impl.execute(action, request)  # _bounded_run would change nothing
+                return self._bounded_run(self._impl, deadline, action, request)
+            finally:
+                lock.release()
         except PluginReplaced as replaced:
             return replaced.successor.call_before(deadline, action, params, context)
-
-    def _call_before(
-        self, deadline: float, action: str, params: Params, context: TriggerContext | None
-    ) -> bytes:
-        request = self._request(action, params, context)
-        if self._pool is not None:
-            return self._pooled(action, request, deadline)
-        lock = self._lock
-        left = deadline - time.monotonic()
-        # Free most of the time: taken at once, without the timed wait's cost.
-        if left <= 0 or not (lock.acquire(blocking=False) or lock.acquire(timeout=left)):
-            raise TimeLimitExceeded(
-                "the caller's time ran out before it could start (the plugin was busy)",
-                value=max(left, 0.0),
-                plugin=self.name,
-                action=action,
-            )
-        try:
-            if self._closed:
-                raise self._closed_error(action)
-            if left >= self.limits.timeout - self.runtime.tick and not (
-                self.measure_fuel or self._per_call
-            ):
-                return self._impl.execute(action, request)  # _bounded_run would change nothing
-            return self._bounded_run(self._impl, deadline, action, request)
-        finally:
-            lock.release()
 
     def _bounded_run(self, impl: Adapter, deadline: float, action: str, request: object) -> bytes:
         """Run on ``impl`` (held by the caller) so that the call ends by ``deadline``."""
@@ -367,7 +362,7 @@ class Plugin:
         # Its own timeout ends within an epoch tick of ``deadline`` (or before):
         # kept, since a deadline holds to a tick anyway (deadline_ticks); lending
         # costs a re-arm now and one on the next call (benchmarks/bus.py).
-        if left < own.timeout - self.runtime.tick:
+        if left < self._lend_below:  # (own.timeout less a tick)
             # The adapter reads its timeout from limits and its epoch ticks
             # from _ticks at each call (runtime/_adapter.py): lend it the
             # shorter ones for this call only (a copy of its own, made once per
