@@ -936,7 +936,10 @@ class CoreModule(Adapter):
                 ptr, length = _unpack_two_u32(view)
                 if length > MAX_HOST_REQUEST:
                     return core._fail(core._host_request_too_large(name, length))
-                data = live.read(ptr, length)
+                end = ptr + length  # (live.read's common case first, without its call)
+                data = (
+                    live.view[ptr:end].tobytes() if end <= live.mem_size else live.read(ptr, length)
+                )
                 if data is None:
                     return core._fail(
                         ABIViolation(
