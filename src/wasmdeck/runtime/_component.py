@@ -17,7 +17,9 @@ import logging
 import re
 import struct
 import time
+import weakref
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import wasmtime
 from wasmtime import TrapCode, component
@@ -91,6 +93,25 @@ _IMPORT_NAME = re.compile(r"^wasmdeck:plugin/([a-z][a-z0-9-]*)@(\d+)\.(\d+)\.(\d
 # A component is made of core instances, their number fixed when it is built
 # (componentize-py's have 13); the instance limit lets that many in.
 COMPONENT_INSTANCES = 64
+
+
+def _weakly(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A bound method of the plugin, as a host function that holds the plugin weakly.
+
+    wasmtime-py keeps a linker's host functions in a module-level table
+    until the linker goes, and the linker is the plugin's: bound strongly,
+    they would keep every plugin, its compiled component and its linker
+    alive for good (each live reload leaked the old version).
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        bound = ref()
+        if bound is None:  # (its instances are gone with it: not called then)
+            raise wasmtime.WasmtimeError("the plugin was closed")
+        return bound(*args)
+
+    return call
 
 
 def _capability(interface: str) -> str | None:
@@ -512,10 +533,10 @@ class ComponentPlugin(Adapter):
                 # matches semver-compatible versions, we checked the major.
                 with root.add_instance(import_name) as instance:
                     if interface == "log":
-                        instance.add_func("log", self._host_log)
+                        instance.add_func("log", _weakly(self._host_log))
                         continue
                     if interface == "trigger":
-                        instance.add_func("context", self._trigger_context)
+                        instance.add_func("context", _weakly(self._trigger_context))
                         continue
                     for function, host_function in HOST_INTERFACES[interface].items():
                         instance.add_func(function, self._json_function(host_function))
@@ -829,9 +850,12 @@ class ComponentPlugin(Adapter):
             raise self._violation(WasmdeckError(f"host function log failed: {exc!r}")) from None
 
     def _json_function(self, name: str) -> Callable[[object, str], str]:
-        plugin = self
+        ref = weakref.ref(self)  # (held weakly, as _weakly says why)
 
         def host_call(_store: object, request_text: str) -> str:
+            plugin = ref()
+            if plugin is None:
+                raise wasmtime.WasmtimeError("the plugin was closed")
             try:
                 live = plugin._live
                 if live is None:
@@ -859,11 +883,19 @@ class ComponentPlugin(Adapter):
         name = next((n for n in names if n.startswith("wasi:clocks/monotonic-clock@")), None)
         if name is None:
             return None
-        clock = ComponentClock(
-            self.runtime.engine,
-            deadline=lambda: self._deadline,
-            violation=lambda exc: self._violation(time_limit_error(self.limits, str(exc))),
-        )
+        ref = weakref.ref(self)  # (the clock's functions are the linker's: see _weakly)
+
+        def deadline() -> float:
+            plugin = ref()
+            return 0.0 if plugin is None else plugin._deadline
+
+        def violation(exc: DeadlinePassed) -> BaseException:
+            plugin = ref()
+            if plugin is None:
+                return wasmtime.WasmtimeError("the plugin was closed")
+            return plugin._violation(time_limit_error(plugin.limits, str(exc)))
+
+        clock = ComponentClock(self.runtime.engine, deadline=deadline, violation=violation)
         linker.allow_shadowing = True
         clock.define(linker, name)
         return clock
