@@ -271,6 +271,14 @@ class Adapter:
         """Discard the live instance; the next call starts a fresh one."""
         self._discard()
 
+    def retire(self) -> object:
+        """For good (its plugin was replaced): discard the instance, and hand the
+        caller what freeing takes time, to drop once it holds no lock (and off
+        the event loop). Here the instance: its store and memory."""
+        live = getattr(self, "_live", None)  # (both adapters keep it there)
+        self._discard()
+        return live
+
     def _discard(self) -> None:
         raise NotImplementedError
 

@@ -153,6 +153,7 @@ class Plugin:
         self._lock = threading.Lock()
         self._closed = False
         self._successor: Plugin | None = None  # the new version, after a live reload
+        self._retired: list[object] = []  # what hand_over took from the instances (close)
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
         # A caller's deadline at least this far off changes nothing (call_before).
@@ -422,6 +423,8 @@ class Plugin:
         error in ``commit`` itself; either way this plugin runs on as it was
         (a failed ``save_state`` costs it its instance, as any failed call does).
         A pool's instances share nothing (``Limits.pool``), so no state moves.
+        This plugin's old instance and compiled code are freed by ``close()``
+        (or when it goes): call it where taking a few ms does not matter.
         """
         if successor is self:
             raise ValueError("a plugin cannot hand over to itself")
@@ -430,10 +433,11 @@ class Plugin:
             try:
                 self._closed_check()
                 commit()
-                self._retire(successor, [m.impl for m in members])
+                retired = self._retire(successor, [m.impl for m in members])
             finally:
                 for member in members:
                     member.lock.release()
+            self._retired = retired  # freed by close() (see below)
             return 0
         with self._lock:
             self._closed_check()
@@ -456,7 +460,12 @@ class Plugin:
                         ) from exc
                     moved = len(state)
             commit()
-            self._retire(successor, [self._impl])
+            retired = self._retire(successor, [self._impl])
+        # Kept until close() or until this plugin goes: freeing a Python
+        # component's instance, memory and compiled code takes 2-3 ms, which
+        # neither the calls held for the swap nor the reload need to wait for
+        # (the daemon closes the old version off its event loop).
+        self._retired = retired
         return moved
 
     def restore_state(self, state: bytes) -> None:
@@ -477,14 +486,20 @@ class Plugin:
         if self._closed:
             raise self._closed_error(None)
 
-    def _retire(self, successor: Plugin, impls: list[Adapter]) -> None:
-        """Closed, its calls forwarded to ``successor`` (the caller holds every lock)."""
+    def _retire(self, successor: Plugin, impls: list[Adapter]) -> list[object]:
+        """Closed, its calls forwarded to ``successor`` (the caller holds every lock).
+
+        Returns what it took from ``impls`` (``Adapter.retire``: the instances,
+        a component's code), for the caller to keep until ``close``.
+        """
         self._successor = successor
         self._closed = True
+        retired = []
         for impl in impls:
-            impl.reset()
+            retired.append(impl.retire())
             impl.host.links = None
             impl.host.close()
+        return retired
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -499,7 +514,10 @@ class Plugin:
             self._impl.reset()
 
     def close(self) -> None:
-        """Release the plugin's instance. Later calls raise ``WasmdeckError``."""
+        """Release the plugin's instance (after ``hand_over``: its old instance and
+        compiled code). Later calls raise ``WasmdeckError``."""
+        retired, self._retired = self._retired, []
+        del retired
         if self._pool is not None:
             self._closed = True
             for member in self._pool.each():
