@@ -53,7 +53,9 @@ def loads(
     bound); ``unique_keys`` refuses an object that names a key twice, which
     JSON leaves undefined.
     """
-    if isinstance(data, str):
+    if type(data) is bytes:  # (most calls: spared the two type tests below)
+        pass
+    elif isinstance(data, str):
         try:
             data = data.encode()
         except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from undecodable argv
@@ -74,21 +76,20 @@ def loads(
     # requests are; the walk was a tenth of a plugin-to-plugin call).
     if size > max_items or size > 2 * max_depth:
         _check_shape(value, what, max_depth, max_items)
-    if unique_keys and size > 1 and _may_repeat_keys(value) and _not_canonical(value, data):
-        json.loads(data, object_pairs_hook=lambda pairs: _unique(pairs, what))
+    if unique_keys and size > 1 and (type(value) is dict or _may_repeat_keys(value)):
+        # When ``data`` is exactly orjson's compact text of ``value``, it names
+        # no key twice (that text holds each key of an object once), and the
+        # slower duplicate-detecting parse is not needed. Kits send compact JSON
+        # in order, so most host-call requests take this way (a third of a
+        # plugin call's cost otherwise, benchmarks/bus.py). Inline: a function
+        # call here was a tenth of a plugin call's own overhead.
+        try:
+            canonical = orjson.dumps(value) == data
+        except orjson.JSONEncodeError:  # e.g. an integer orjson parses but cannot write
+            canonical = False
+        if not canonical:
+            json.loads(data, object_pairs_hook=lambda pairs: _unique(pairs, what))
     return value
-
-
-def _not_canonical(value: Any, data: bytes | bytearray) -> bool:
-    """False when ``data`` is exactly orjson's compact text of ``value``: then it
-    names no key twice (that text holds each key of an object once), and the
-    slower duplicate-detecting parse is not needed. Kits send compact JSON in
-    order, so most host-call requests take this way (a third of a plugin call's
-    cost otherwise, benchmarks/bus.py)."""
-    try:
-        return orjson.dumps(value) != data
-    except orjson.JSONEncodeError:  # e.g. an integer orjson parses but cannot write
-        return True
 
 
 def _decode_error(what: str, reason: str, max_depth: int) -> str:

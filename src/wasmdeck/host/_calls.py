@@ -7,7 +7,7 @@ and A -> B on one thread while B -> A runs on another (the daemon's workers
 run each plugin on a thread of its own) would wait on each other forever.
 
 Both are found before anyone waits. The chain of a thread's calls (A, B,
-...) is kept per thread in ``_CHAIN``: a callee already on it is a cycle. Across
+...) is kept per thread in ``_CHAINS``: a callee already on it is a cycle. Across
 threads, a wait-for graph: a thread inside a nested call records the
 plugins its chain holds and the plugin it waits for; a new wait that would
 close a loop of such records is refused. A thread that closes a deadlock
@@ -19,7 +19,6 @@ Every wait and every callee's run ends by the caller's deadline
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
 from threading import get_ident
@@ -40,13 +39,10 @@ __all__ = ["MAX_DEPTH", "CallGraph"]
 MAX_DEPTH = 8
 
 
-class _Chain(threading.local):
-    """This thread's chain of calls (a nested call runs on its caller's thread)."""
-
-    plugins: tuple[str, ...] = ()
-
-
-_CHAIN = _Chain()
+# Each thread's chain of calls, by thread (a nested call runs on its caller's
+# thread), while it has one: a dict keyed by get_ident(), which a call looks up
+# anyway, is read and written in a third of a threading.local's time.
+_CHAINS: dict[int, tuple[str, ...]] = {}
 
 
 # One plugin-to-plugin call done, for metrics: (caller, callee, action,
@@ -71,17 +67,19 @@ class CallGraph:
     def call(
         self,
         caller: str,
-        name: str,
         resolve: Callable[[str], Plugin],
+        name: str,
         action: str,
         params: Mapping[str, Any],
         deadline: float,
     ) -> bytes:
-        """Run ``name``'s ``action`` for ``caller`` by ``deadline``; refusals are
-        ``HostRequestError``s (answers to the caller), a passed deadline is
-        ``DeadlinePassed`` (the caller's own time limit)."""
-        local = _CHAIN
-        chain = local.plugins
+        """Run ``name``'s ``action`` for ``caller`` by ``deadline`` (``resolve``
+        finds the plugin of a name); refusals are ``HostRequestError``s (answers
+        to the caller), a passed deadline is ``DeadlinePassed`` (the caller's own
+        time limit)."""
+        me = get_ident()
+        chains = _CHAINS
+        enclosing = chain = chains.get(me, ())
         if not chain or chain[-1] != caller:
             chain = (caller,)
         if name in chain:
@@ -98,7 +96,6 @@ class CallGraph:
             callee = resolve(name)
         except RoutingError as exc:
             raise HostRequestError("not_found", f"{name!r}: {exc.message}") from None
-        me = get_ident()
         holders, waiting = self._holders, self._waiting
         outer = waiting.get(me)  # this thread's wait in an enclosing call, if any
         # Records first, then the look for a loop (see _refuse_a_loop).
@@ -111,11 +108,10 @@ class CallGraph:
         holder = holders.get(name)
         if holder is not None:
             self._refuse_a_loop(me, holder, chain, name, added, outer)
-        enclosing = local.plugins
-        local.plugins = (*chain, name)
+        chains[me] = (*chain, name)
         self.calls += 1
         observe = self.observe
-        started = time.perf_counter() if observe is not None else 0.0
+        started = 0.0 if observe is None else time.perf_counter()
         error: BaseException | None = None
         try:
             # No trigger behind a call: the callee's context has only the time.
@@ -141,7 +137,10 @@ class CallGraph:
             error = exc
             raise HostRequestError("unavailable", f"{name!r}: {exc}") from None
         finally:
-            local.plugins = enclosing
+            if enclosing:
+                chains[me] = enclosing
+            else:
+                del chains[me]
             if outer is None:
                 del waiting[me]
             else:

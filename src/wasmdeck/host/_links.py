@@ -9,6 +9,7 @@ shared-state changes out as ``wasmdeck.state.NAMESPACE`` events.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from ..runtime import Plugin
@@ -19,21 +20,21 @@ __all__ = ["PluginLinks"]
 
 
 class PluginLinks:
-    __slots__ = ("_bus", "_calls", "_resolve", "name")
+    __slots__ = ("_bus", "call", "name")
 
     def __init__(
         self, name: str, bus: EventBus, calls: CallGraph, resolve: Callable[[str], Plugin]
     ) -> None:
         self.name = name
         self._bus = bus
-        self._calls = calls
-        self._resolve = resolve
+        # call(plugin, action, params, deadline) -> output: the call graph's
+        # call for this plugin, bound once (no frame of its own per call).
+        self.call: Callable[[str, str, Mapping[str, Any], float], bytes] = partial(
+            calls.call, name, resolve
+        )
 
     def publish(self, topic: str, payload: object, deadline: float) -> int:
         return self._bus.publish(topic, payload, source=self.name)
-
-    def call(self, plugin: str, action: str, params: Mapping[str, Any], deadline: float) -> bytes:
-        return self._calls.call(self.name, plugin, self._resolve, action, params, deadline)
 
     def state_changed(self, namespace: str, key: str, version: int, deleted: bool) -> None:
         change = {"namespace": namespace, "key": key, "version": version, "by": self.name}

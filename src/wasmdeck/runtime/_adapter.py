@@ -42,7 +42,7 @@ from .._errors import (
 from .._metadata import PluginMetadata
 from . import _capi as capi
 from ._engine import Runtime
-from ._hostapi import HostAPI
+from ._hostapi import HOST_FUNCTIONS, HostAPI
 from ._limits import Limits, MiB
 from ._sandbox import WasiSetup, allowed_env
 from ._stdio import LineLogger, LogBudget, plugin_logger
@@ -51,6 +51,8 @@ __all__ = ["MAX_HOST_REQUEST", "Adapter", "Params", "params_json"]
 
 # A host call's request is refused above this size, before it is read or parsed.
 MAX_HOST_REQUEST = 16 * MiB
+# What a host call's request is called in a parse error, made once per function.
+_REQUEST_NAMES = {name: f"the {name} request" for name in HOST_FUNCTIONS}
 
 Params = Mapping[str, Any] | bytes | None
 
@@ -269,14 +271,21 @@ class Adapter:
         """Discard the live instance; the next call starts a fresh one."""
         self._discard()
 
+    def retire(self) -> object:
+        """For good (its plugin was replaced): discard the instance, and hand the
+        caller what freeing takes time, to drop once it holds no lock (and off
+        the event loop). Here the instance: its store and memory."""
+        live = getattr(self, "_live", None)  # (both adapters keep it there)
+        self._discard()
+        return live
+
     def _discard(self) -> None:
         raise NotImplementedError
 
     # -- host calls ----------------------------------------------------------
 
-    def _oversize_host_request(self, name: str, size: int) -> WasmdeckError | None:
-        if size <= MAX_HOST_REQUEST:
-            return None
+    def _host_request_too_large(self, name: str, size: int) -> OutputLimitExceeded:
+        """A host call's request over ``MAX_HOST_REQUEST`` (each adapter compares first)."""
         return OutputLimitExceeded(
             f"sent a {size:,}-byte request to {name}, more than the "
             f"{MAX_HOST_REQUEST:,} bytes a host call may carry",
@@ -286,7 +295,7 @@ class Adapter:
     def _host_call(self, name: str, data: bytes | str, session: Any) -> bytes:
         """Serve one host API call: the JSON request in, the JSON response out."""
         try:
-            request = _json.loads(data, what=f"the {name} request")
+            request = _json.loads(data, what=_REQUEST_NAMES.get(name) or f"the {name} request")
         except _json.JSONInputError as exc:
             response: object = {"error": {"kind": "invalid_request", "message": f"{name}: {exc}"}}
         else:

@@ -25,6 +25,7 @@ from wasmtime.component._enter import maybe_raise_last_exn
 
 __all__ = [
     "ARGS_BYTES",
+    "ARGS_VIEWS",
     "HOST_CALLBACK",
     "NO_FINALIZER",
     "call_unchecked",
@@ -33,6 +34,7 @@ __all__ = [
     "memory_data",
     "memory_data_size",
     "pack_args",
+    "pack_i32_result",
     "set_epoch_deadline",
     "set_fuel",
     "string_at",
@@ -188,27 +190,32 @@ unpack_i32 = _i32.unpack_from
 unpack_i64 = _i64.unpack_from
 
 
-class _TwoU32(ctypes.Structure):
-    # Two raw values viewed as unsigned 32-bit integers (i32 arguments).
-    _fields_ = (
-        ("first", ctypes.c_uint32),
-        ("_pad", ctypes.c_ubyte * (_RAW - 4)),
-        ("second", ctypes.c_uint32),
-    )
+# A host function's arguments and results: read and written through a view
+# of the raw values (``ARGS_VIEWS``), with these struct methods (two values as
+# unsigned 32-bit integers at an offset; an i32 result into the first value).
+unpack_two_u32 = _two_u32.unpack_from
+pack_i32_result = _i32.pack_into
+ARGS_VIEW_BYTES = 4 * _RAW  # the most raw values a host function of the runtime has
 
 
-_two_at = _TwoU32.from_address
+class _ArgsViews(dict[int, memoryview]):
+    """Views of host-call argument arrays, by address, made on first use.
+
+    Wasmtime hands a host function its arguments in an array on the native
+    stack, at the same address for every call from the same depth of one
+    thread: a view made once serves them all (a ctypes object per call cost
+    more than the rest of ``response_read``, benchmarks/bus.py). A view is
+    only used when wasmtime passes its address again, so it is valid then.
+    """
+
+    def __missing__(self, address: int) -> memoryview:
+        if len(self) >= 256:  # stacks of many threads: start over
+            self.clear()
+        view = self[address] = writable_view(address, ARGS_VIEW_BYTES)
+        return view
 
 
-def pack_i32_result(address: int, value: int) -> None:
-    """Write a host function's i32 result into the first raw value at ``address``."""
-    ctypes.c_int32.from_address(address).value = value
-
-
-def unpack_two_u32(address: int) -> tuple[int, int]:
-    """The first two raw values at ``address`` as unsigned 32-bit integers."""
-    raw = _two_at(address)
-    return raw.first, raw.second
+ARGS_VIEWS = _ArgsViews()
 
 
 def define_host_func(

@@ -17,7 +17,9 @@ import logging
 import re
 import struct
 import time
+import weakref
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import wasmtime
 from wasmtime import TrapCode, component
@@ -36,7 +38,7 @@ from .._errors import (
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
-from ._adapter import Adapter, Params, params_json
+from ._adapter import MAX_HOST_REQUEST, Adapter, Params, params_json
 from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
@@ -91,6 +93,25 @@ _IMPORT_NAME = re.compile(r"^wasmdeck:plugin/([a-z][a-z0-9-]*)@(\d+)\.(\d+)\.(\d
 # A component is made of core instances, their number fixed when it is built
 # (componentize-py's have 13); the instance limit lets that many in.
 COMPONENT_INSTANCES = 64
+
+
+def _weakly(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A bound method of the plugin, as a host function that holds the plugin weakly.
+
+    wasmtime-py keeps a linker's host functions in a module-level table
+    until the linker goes, and the linker is the plugin's: bound strongly,
+    they would keep every plugin, its compiled component and its linker
+    alive for good (each live reload leaked the old version).
+    """
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        bound = ref()
+        if bound is None:  # (its instances are gone with it: not called then)
+            raise wasmtime.WasmtimeError("the plugin was closed")
+        return bound(*args)
+
+    return call
 
 
 def _capability(interface: str) -> str | None:
@@ -409,7 +430,8 @@ class ComponentPlugin(Adapter):
         self._current: ActionRequest | None = None  # the request being run (trigger.context)
 
         ctype = compiled.type
-        interfaces = self._check_imports(ctype.imports(runtime.engine))
+        imports = ctype.imports(runtime.engine)
+        interfaces = self._check_imports(imports)
         exports = ctype.exports(runtime.engine)
         self._check_exports(exports)
         # The optional pair of the `stateful` world (since 1.3.0; docs/reload.md).
@@ -425,7 +447,7 @@ class ComponentPlugin(Adapter):
             if isinstance(execute_type, component.FuncType) and _direct_call_fits(execute_type)
             else None
         )
-        self._linker = self._link(interfaces)
+        self._linker = self._link(interfaces, imports)
         self._named(self._read_metadata())
 
     # -- loading -----------------------------------------------------------
@@ -500,10 +522,12 @@ class ComponentPlugin(Adapter):
             used.append((interface, name))
         return used
 
-    def _link(self, interfaces: list[tuple[str, str]]) -> component.Linker:
+    def _link(
+        self, interfaces: list[tuple[str, str]], imports: Mapping[str, object]
+    ) -> component.Linker:
         linker = component.Linker(self.runtime.engine)
         linker.add_wasip2()
-        self._clock = self._define_wasi_clock(linker)
+        self._clock = self._define_wasi_clock(linker, imports)
         with linker.root() as root:
             for interface, import_name in interfaces:
                 if interface == "types":
@@ -512,10 +536,10 @@ class ComponentPlugin(Adapter):
                 # matches semver-compatible versions, we checked the major.
                 with root.add_instance(import_name) as instance:
                     if interface == "log":
-                        instance.add_func("log", self._host_log)
+                        instance.add_func("log", _weakly(self._host_log))
                         continue
                     if interface == "trigger":
-                        instance.add_func("context", self._trigger_context)
+                        instance.add_func("context", _weakly(self._trigger_context))
                         continue
                     for function, host_function in HOST_INTERFACES[interface].items():
                         instance.add_func(function, self._json_function(host_function))
@@ -650,6 +674,13 @@ class ComponentPlugin(Adapter):
         live, self._live = self._live, None
         if live is not None:
             live.session.close()
+
+    def retire(self) -> object:
+        """``Adapter.retire``, the compiled component and the linker included (~2 ms
+        to free for a Python component; another plugin of the same binary keeps it)."""
+        held = (super().retire(), self._component, self._linker)
+        del self._component, self._linker  # (never called again: its plugin is closed)
+        return held
 
     # -- live reload: the state's hand-over (docs/reload.md) ----------------
 
@@ -829,17 +860,19 @@ class ComponentPlugin(Adapter):
             raise self._violation(WasmdeckError(f"host function log failed: {exc!r}")) from None
 
     def _json_function(self, name: str) -> Callable[[object, str], str]:
-        plugin = self
+        ref = weakref.ref(self)  # (held weakly, as _weakly says why)
 
         def host_call(_store: object, request_text: str) -> str:
+            plugin = ref()
+            if plugin is None:
+                raise wasmtime.WasmtimeError("the plugin was closed")
             try:
                 live = plugin._live
                 if live is None:
                     raise plugin._violation(WasmdeckError(f"{name} called with no instance"))
                 data = request_text.encode("utf-8", "surrogatepass")
-                oversize = plugin._oversize_host_request(name, len(data))
-                if oversize is not None:
-                    raise plugin._violation(oversize)
+                if len(data) > MAX_HOST_REQUEST:
+                    raise plugin._violation(plugin._host_request_too_large(name, len(data)))
                 return plugin._host_call(name, data, live.session).decode()
             except wasmtime.WasmtimeError:
                 raise
@@ -854,17 +887,26 @@ class ComponentPlugin(Adapter):
 
     # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
 
-    def _define_wasi_clock(self, linker: component.Linker) -> ComponentClock | None:
+    def _define_wasi_clock(
+        self, linker: component.Linker, imports: Mapping[str, object]
+    ) -> ComponentClock | None:
         """Define the plugin's monotonic clock so its sleeps end at the deadline."""
-        names = self._component.type.imports(self.runtime.engine)
-        name = next((n for n in names if n.startswith("wasi:clocks/monotonic-clock@")), None)
+        name = next((n for n in imports if n.startswith("wasi:clocks/monotonic-clock@")), None)
         if name is None:
             return None
-        clock = ComponentClock(
-            self.runtime.engine,
-            deadline=lambda: self._deadline,
-            violation=lambda exc: self._violation(time_limit_error(self.limits, str(exc))),
-        )
+        ref = weakref.ref(self)  # (the clock's functions are the linker's: see _weakly)
+
+        def deadline() -> float:
+            plugin = ref()
+            return 0.0 if plugin is None else plugin._deadline
+
+        def violation(exc: DeadlinePassed) -> BaseException:
+            plugin = ref()
+            if plugin is None:
+                return wasmtime.WasmtimeError("the plugin was closed")
+            return plugin._violation(time_limit_error(plugin.limits, str(exc)))
+
+        clock = ComponentClock(self.runtime.engine, deadline=deadline, violation=violation)
         linker.allow_shadowing = True
         clock.define(linker, name)
         return clock

@@ -36,7 +36,7 @@ from .._errors import (
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
 from . import _capi as capi
 from . import _payload as payload
-from ._adapter import LOG_LEVELS, Adapter, Params, params_json
+from ._adapter import LOG_LEVELS, MAX_HOST_REQUEST, Adapter, Params, params_json
 from ._deadline import DeadlinePassed, time_limit_error
 from ._engine import Runtime, error_summary
 from ._hostapi import HOST_FUNCTIONS, HostAPI, HostSession
@@ -85,6 +85,8 @@ _pack_args = capi.pack_args
 _call_unchecked = capi.call_unchecked
 _unpack_i32 = capi.unpack_i32
 _unpack_i64 = capi.unpack_i64
+_args_views = capi.ARGS_VIEWS
+_unpack_two_u32, _pack_i32_result = capi.unpack_two_u32, capi.pack_i32_result
 _reset_header, _read_header = payload.reset_header, payload.read_header
 # The copier's four imports (the plugin's memory, the box's out and table, the
 # plugin's execute) and its run export, in _link_with_helpers's region.
@@ -877,8 +879,9 @@ class CoreModule(Adapter):
             live = self._live
             if live is None:
                 return 0
-            level = capi.unpack_two_u32(args)[0]
-            ptr, length = capi.unpack_two_u32(args + capi.ARGS_BYTES // 2)
+            view = _args_views[args]
+            level = _unpack_two_u32(view)[0]
+            ptr, length = _unpack_two_u32(view, capi.ARGS_BYTES // 2)
             oversize = self._oversize_log(length, "byte")
             if oversize is not None:
                 return self._fail(oversize)
@@ -898,9 +901,12 @@ class CoreModule(Adapter):
             live = self._live
             if live is None:
                 return 0
-            ptr, length = capi.unpack_two_u32(args)
+            view = _args_views[args]
+            ptr, length = _unpack_two_u32(view)
             pending = live.pending or b""
-            count = min(length, len(pending))
+            count = len(pending)
+            if length < count:
+                count = length
             end = ptr + count
             if end > live.mem_size:
                 live.refresh()
@@ -912,7 +918,7 @@ class CoreModule(Adapter):
                     )
             live.view[ptr:end] = pending[:count]
             live.pending = None
-            capi.pack_i32_result(args, count)
+            _pack_i32_result(view, 0, count)
             return 0
         except BaseException as exc:
             return self._fail(WasmdeckError(f"host function response_read failed: {exc!r}"))
@@ -926,11 +932,14 @@ class CoreModule(Adapter):
                 live = core._live
                 if live is None:
                     return 0
-                ptr, length = capi.unpack_two_u32(args)
-                oversize = core._oversize_host_request(name, length)
-                if oversize is not None:
-                    return core._fail(oversize)
-                data = live.read(ptr, length)
+                view = _args_views[args]
+                ptr, length = _unpack_two_u32(view)
+                if length > MAX_HOST_REQUEST:
+                    return core._fail(core._host_request_too_large(name, length))
+                end = ptr + length  # (live.read's common case first, without its call)
+                data = (
+                    live.view[ptr:end].tobytes() if end <= live.mem_size else live.read(ptr, length)
+                )
                 if data is None:
                     return core._fail(
                         ABIViolation(
@@ -938,8 +947,8 @@ class CoreModule(Adapter):
                         )
                     )
                 session = live.session or core._open_session(live)
-                live.pending = core._host_call(name, data, session)
-                capi.pack_i32_result(args, len(live.pending))
+                live.pending = response = core._host_call(name, data, session)
+                _pack_i32_result(view, 0, len(response))
                 return 0
             except DeadlinePassed as exc:
                 return core._fail(time_limit_error(core.limits, str(exc)))
@@ -965,8 +974,9 @@ class CoreModule(Adapter):
             live = self._live
             if live is None:
                 return 0
-            in_ptr, out_ptr = capi.unpack_two_u32(args)
-            count, nevents_ptr = capi.unpack_two_u32(args + capi.ARGS_BYTES)
+            view = _args_views[args]
+            in_ptr, out_ptr = _unpack_two_u32(view)
+            count, nevents_ptr = _unpack_two_u32(view, capi.ARGS_BYTES)
             errno = poll_oneoff(
                 live,
                 in_ptr,
@@ -976,7 +986,7 @@ class CoreModule(Adapter):
                 deadline=self._deadline,
                 origin_ns=self._clock_origin,
             )
-            capi.pack_i32_result(args, errno)
+            _pack_i32_result(view, 0, errno)
             return 0
         except DeadlinePassed as exc:
             return self._fail(time_limit_error(self.limits, str(exc)))

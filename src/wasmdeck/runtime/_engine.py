@@ -54,6 +54,8 @@ class Runtime:
 
     Compiled plugins are kept in ``cache`` (a ``CompileCache``; by default
     the one under ``$WASMDECK_HOME/cache``; ``None`` turns caching off).
+    With a cache, plugins of one binary loaded while another of it is in
+    use share its compiled artifact.
     ``progress``, when set, wraps every compile that misses the cache (the
     CLI shows a progress indicator with it).
 
@@ -105,6 +107,11 @@ class Runtime:
             ).encode()
         ).hexdigest()[:32]
         self.cache = CompileCache() if cache is True else (cache or None)
+        # The artifacts of this runtime in use, by cache key: a binary loaded
+        # again while one is (a reload of the same file, a second deck entry)
+        # shares its compiled code instead of deserializing it again
+        # (~3 ms for a Python component; benchmarks/reload.py).
+        self._shared: weakref.WeakValueDictionary[str, Artifact] = weakref.WeakValueDictionary()
         self.progress: CompileProgress | None = None
         self._max_ticks = 0  # the longest deadline handed out (expire_deadlines)
         self._stopped = threading.Event()
@@ -163,7 +170,7 @@ class Runtime:
         if cache is not None and path is not None:
             known = cache.known_path(path, self.fingerprint)
             if known is not None:
-                hit = cache.fetch(known, self.fingerprint, WASMTIME_VERSION, _loader(self, known))
+                hit = self._shared.get(known.key) or self._fetch(cache, known)
                 if hit is not None:
                     return hit, True
         if path is None:
@@ -185,12 +192,21 @@ class Runtime:
         )
         if path is not None and st is not None:
             cache.remember_path(path, lookup, st)
-        hit = cache.fetch(lookup, self.fingerprint, WASMTIME_VERSION, _loader(self, lookup))
+        hit = self._shared.get(lookup.key) or self._fetch(cache, lookup)
         if hit is not None:
             return hit, True
         artifact = self._compile(wasm, kind, name, limits)
         cache.store(lookup, self.fingerprint, WASMTIME_VERSION, artifact.serialize(), name=name)
+        self._shared[lookup.key] = artifact
         return artifact, False
+
+    def _fetch(self, cache: CompileCache, lookup: Lookup) -> Artifact | None:
+        hit: Artifact | None = cache.fetch(
+            lookup, self.fingerprint, WASMTIME_VERSION, _loader(self, lookup)
+        )
+        if hit is not None:
+            self._shared[lookup.key] = hit
+        return hit
 
     def _compile(self, wasm: bytes, kind: Kind, name: str, limits: Limits) -> Artifact:
         shape = _check_shape(wasm, kind, limits, name)  # only on a cache miss: it reads it all

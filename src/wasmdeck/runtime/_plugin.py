@@ -153,8 +153,11 @@ class Plugin:
         self._lock = threading.Lock()
         self._closed = False
         self._successor: Plugin | None = None  # the new version, after a live reload
+        self._retired: list[object] = []  # what hand_over took from the instances (close)
         closes_at_exit(self)
         self._per_call = self.limits.instance == "per-call"
+        # A caller's deadline at least this far off changes nothing (call_before).
+        self._lend_below = self.limits.timeout - self.runtime.tick
         # Off by default: reading the fuel left costs every call a C call. Not
         # measured for a pool (its calls overlap): fuel_used stays None.
         self.measure_fuel = False
@@ -332,37 +335,30 @@ class Plugin:
         """
         if self._metadata_only:
             raise WasmdeckError("it was loaded for its metadata only", plugin=self.name)
-        try:
-            return self._call_before(deadline, action, params, context)
+        try:  # (one frame: a plugin-to-plugin call's cost, benchmarks/bus.py)
+            request = self._request(action, params, context)
+            if self._pool is not None:
+                return self._pooled(action, request, deadline)
+            lock = self._lock
+            left = deadline - time.monotonic()
+            # Free most of the time: taken at once, without the timed wait's cost.
+            if left <= 0 or not (lock.acquire(blocking=False) or lock.acquire(timeout=left)):
+                raise TimeLimitExceeded(
+                    "the caller's time ran out before it could start (the plugin was busy)",
+                    value=max(left, 0.0),
+                    plugin=self.name,
+                    action=action,
+                )
+            try:
+                if self._closed:
+                    raise self._closed_error(action)
+                if left >= self._lend_below and not (self.measure_fuel or self._per_call):
+                    return self._impl.execute(action, request)  # _bounded_run would change nothing
+                return self._bounded_run(self._impl, deadline, action, request)
+            finally:
+                lock.release()
         except PluginReplaced as replaced:
             return replaced.successor.call_before(deadline, action, params, context)
-
-    def _call_before(
-        self, deadline: float, action: str, params: Params, context: TriggerContext | None
-    ) -> bytes:
-        request = self._request(action, params, context)
-        if self._pool is not None:
-            return self._pooled(action, request, deadline)
-        lock = self._lock
-        left = deadline - time.monotonic()
-        # Free most of the time: taken at once, without the timed wait's cost.
-        if left <= 0 or not (lock.acquire(blocking=False) or lock.acquire(timeout=left)):
-            raise TimeLimitExceeded(
-                "the caller's time ran out before it could start (the plugin was busy)",
-                value=max(left, 0.0),
-                plugin=self.name,
-                action=action,
-            )
-        try:
-            if self._closed:
-                raise self._closed_error(action)
-            if left >= self.limits.timeout - self.runtime.tick and not (
-                self.measure_fuel or self._per_call
-            ):
-                return self._impl.execute(action, request)  # _bounded_run would change nothing
-            return self._bounded_run(self._impl, deadline, action, request)
-        finally:
-            lock.release()
 
     def _bounded_run(self, impl: Adapter, deadline: float, action: str, request: object) -> bytes:
         """Run on ``impl`` (held by the caller) so that the call ends by ``deadline``."""
@@ -371,7 +367,7 @@ class Plugin:
         # Its own timeout ends within an epoch tick of ``deadline`` (or before):
         # kept, since a deadline holds to a tick anyway (deadline_ticks); lending
         # costs a re-arm now and one on the next call (benchmarks/bus.py).
-        if left < own.timeout - self.runtime.tick:
+        if left < self._lend_below:  # (own.timeout less a tick)
             # The adapter reads its timeout from limits and its epoch ticks
             # from _ticks at each call (runtime/_adapter.py): lend it the
             # shorter ones for this call only (a copy of its own, made once per
@@ -431,6 +427,8 @@ class Plugin:
         error in ``commit`` itself; either way this plugin runs on as it was
         (a failed ``save_state`` costs it its instance, as any failed call does).
         A pool's instances share nothing (``Limits.pool``), so no state moves.
+        This plugin's old instance and compiled code are freed by ``close()``
+        (or when it goes): call it where taking a few ms does not matter.
         """
         if successor is self:
             raise ValueError("a plugin cannot hand over to itself")
@@ -439,10 +437,11 @@ class Plugin:
             try:
                 self._closed_check()
                 commit()
-                self._retire(successor, [m.impl for m in members])
+                retired = self._retire(successor, [m.impl for m in members])
             finally:
                 for member in members:
                     member.lock.release()
+            self._retired = retired  # freed by close() (see below)
             return 0
         with self._lock:
             self._closed_check()
@@ -465,7 +464,12 @@ class Plugin:
                         ) from exc
                     moved = len(state)
             commit()
-            self._retire(successor, [self._impl])
+            retired = self._retire(successor, [self._impl])
+        # Kept until close() or until this plugin goes: freeing a Python
+        # component's instance, memory and compiled code takes 2-3 ms, which
+        # neither the calls held for the swap nor the reload need to wait for
+        # (the daemon closes the old version off its event loop).
+        self._retired = retired
         return moved
 
     def restore_state(self, state: bytes) -> None:
@@ -486,14 +490,20 @@ class Plugin:
         if self._closed:
             raise self._closed_error(None)
 
-    def _retire(self, successor: Plugin, impls: list[Adapter]) -> None:
-        """Closed, its calls forwarded to ``successor`` (the caller holds every lock)."""
+    def _retire(self, successor: Plugin, impls: list[Adapter]) -> list[object]:
+        """Closed, its calls forwarded to ``successor`` (the caller holds every lock).
+
+        Returns what it took from ``impls`` (``Adapter.retire``: the instances,
+        a component's code), for the caller to keep until ``close``.
+        """
         self._successor = successor
         self._closed = True
+        retired = []
         for impl in impls:
-            impl.reset()
+            retired.append(impl.retire())
             impl.host.links = None
             impl.host.close()
+        return retired
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -508,7 +518,10 @@ class Plugin:
             self._impl.reset()
 
     def close(self) -> None:
-        """Release the plugin's instance. Later calls raise ``WasmdeckError``."""
+        """Release the plugin's instance (after ``hand_over``: its old instance and
+        compiled code). Later calls raise ``WasmdeckError``."""
+        retired, self._retired = self._retired, []
+        del retired
         if self._pool is not None:
             self._closed = True
             for member in self._pool.each():
