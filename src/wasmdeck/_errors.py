@@ -45,7 +45,9 @@ internal signals that never leave the runtime — ``NetworkDenied``
 (runtime/_netpolicy.py; becomes a ``denied`` answer to the plugin) and
 ``DeadlinePassed`` (runtime/_deadline.py; becomes ``TimeLimitExceeded``),
 ``_Abandoned`` (daemon/_handover.py; a hand-over called off because another
-of the same deck reload failed, which the reload reports) — and
+of the same deck reload failed, which the reload reports), ``_ReloadStage``
+(daemon/_daemon.py; carries a per-plugin reload's failing stage off its
+worker thread, becomes ``ReloadFailed``) — and
 ``JSONInputError`` (_json.py), a ``ValueError`` that each caller of the JSON
 parser turns into the error of what it parsed (an answer to the plugin,
 ``InvalidMetadata``, a usage error).

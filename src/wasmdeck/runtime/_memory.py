@@ -170,8 +170,10 @@ def _callbacks() -> tuple[object, ...]:
     # Reservations kept for reuse: (base, capacity, mapped, bytes accessible and
     # zeroed). Stores are made and freed on many threads, and a callback can
     # lose the GIL between two bytecodes: the list is only touched under the lock.
+    # Reentrant: a garbage collection inside new_memory's critical section can
+    # free a store, whose memories' finalizers then take the lock on this thread.
     spares: list[tuple[int, int, int, int]] = []
-    spares_lock = threading.Lock()
+    spares_lock = threading.RLock()
     memset = ctypes.memset
     mmap_, mprotect, munmap, madvise = _mmap, _mprotect, _munmap, _madvise
     error_new, fill, address = capi.error_new, capi.fill_linear_memory, capi.function_address
