@@ -15,7 +15,9 @@ buffer and frees it with ``dealloc`` only when it needs a larger one.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
+from typing import NamedTuple
 
 import wasmtime
 from wasmtime import FuncType, MemoryType, ValType
@@ -104,6 +106,57 @@ def _host_signature(name: str) -> tuple[list[ValType], list[ValType]] | None:
 
 def _sig(params: list[ValType], results: list[ValType]) -> str:
     return f"({', '.join(map(str, params))}) -> ({', '.join(map(str, results))})"
+
+
+# The signatures' text, written once (each ValType's text is a C call).
+_SIGNATURE_TEXTS = {name: _sig(*signature) for name, signature in _SIGNATURES.items()}
+_BASE_TEXTS = {name: _sig(*signature) for name, signature in _BASE_FUNCS.items()}
+_JSON_FUNC_TEXT = _sig(*_JSON_FUNC)
+
+
+def _host_signature_text(name: str) -> str | None:
+    if name in _BASE_TEXTS:
+        return _BASE_TEXTS[name]
+    if name in HOST_FUNCTIONS:
+        return _JSON_FUNC_TEXT
+    return None
+
+
+class _Extern(NamedTuple):
+    """An import's or export's type as the checks need it, read once."""
+
+    kind: str  # "FuncType", "MemoryType", ... (wasmtime's class name)
+    signature: str | None  # a function's, as _sig writes it
+    is_64: bool = False  # a 64-bit memory
+
+
+class _ModuleShape(NamedTuple):
+    imports: tuple[tuple[str, str, _Extern], ...]  # (module, name, type), in order
+    exports: dict[str, _Extern]
+
+
+def _extern(ty: object) -> _Extern:
+    if isinstance(ty, FuncType):
+        return _Extern("FuncType", _sig(ty.params, ty.results))
+    return _Extern(type(ty).__name__, None, isinstance(ty, MemoryType) and ty.is_64)
+
+
+# Read through wasmtime-py, each import and export costs several C calls (each
+# of which gives up the GIL: under load, a wait for it); a reload of a binary
+# in use gets the same Module back (Runtime.load's shared artifacts), so its
+# shape is read once per compiled module.
+_shapes: weakref.WeakKeyDictionary[wasmtime.Module, _ModuleShape] = weakref.WeakKeyDictionary()
+
+
+def _shape_of(module: wasmtime.Module) -> _ModuleShape:
+    shape = _shapes.get(module)
+    if shape is None:
+        shape = _ModuleShape(
+            tuple((imp.module, imp.name or "", _extern(imp.type)) for imp in module.imports),
+            {e.name: _extern(e.type) for e in module.exports},
+        )
+        _shapes[module] = shape
+    return shape
 
 
 # The exports the ABI uses, looked up by name in each new instance.
@@ -266,8 +319,9 @@ class CoreModule(Adapter):
         )
         self._live: _Instance | None = None
         self._request_heads: dict[str, bytes] = {}  # the request's text before its params
-        self._check_exports(module)
-        imported = self._check_imports(module)
+        shape = _shape_of(module)
+        self._check_exports(shape)
+        imported = self._check_imports(shape)
         linker = wasmtime.Linker(runtime.engine)
         linker.define_wasi()
         self._callbacks = []  # keeps the ctypes callbacks alive as long as the linker
@@ -284,7 +338,7 @@ class CoreModule(Adapter):
         self._helpers = any(name in _PAYLOAD_FUNCS for name in imported)
         # A module that imports nothing of WASI gets no WASI context (it costs
         # a few µs per instance, and the module could not reach it).
-        self._uses_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
+        self._uses_wasi = any(module_name == WASI_MODULE for module_name, _, _ in shape.imports)
         if self._helpers:
             # Each instance is linked by hand: the payload box's functions belong
             # to its store, so they cannot be part of an InstancePre.
@@ -294,13 +348,13 @@ class CoreModule(Adapter):
             self._linker_ptr = capi.pointer_of(linker)
             self._import_plan = [
                 (
-                    imp.module.encode(),
-                    (imp.name or "").encode(),
-                    _PAYLOAD_FUNCS.index(imp.name)
-                    if imp.module == HOST_MODULE and imp.name in _PAYLOAD_FUNCS
+                    module_name.encode(),
+                    name.encode(),
+                    _PAYLOAD_FUNCS.index(name)
+                    if module_name == HOST_MODULE and name in _PAYLOAD_FUNCS
                     else None,
                 )
-                for imp in module.imports
+                for module_name, name, _ in shape.imports
             ]
             self._plan_helpers()
         else:
@@ -309,7 +363,7 @@ class CoreModule(Adapter):
             except wasmtime.WasmtimeError as exc:
                 raise ImportNotAllowed(f"cannot link the module: {exc}", plugin=label) from None
             self._pre_ptr = capi.pointer_of(self._pre)
-        names = {e.name for e in module.exports}
+        names = shape.exports
         self._exported = tuple(name.decode() in names for name in _EXPORTS)
         self.keeps_state = all(name in names for name in _STATE_EXPORTS)
         self._linker = linker
@@ -317,34 +371,29 @@ class CoreModule(Adapter):
 
     # -- loading -----------------------------------------------------------
 
-    def _check_exports(self, module: wasmtime.Module) -> None:
-        exports = {e.name: e.type for e in module.exports}
+    def _check_exports(self, shape: _ModuleShape) -> None:
+        exports = shape.exports
         memory = exports.get("memory")
-        if not isinstance(memory, MemoryType):
+        if memory is None or memory.kind != "MemoryType":
             raise MissingExport(
                 "the module must export its linear memory as 'memory'", plugin=self.label
             )
         if memory.is_64:
             raise MissingExport("'memory' must be a 32-bit memory (wasm32)", plugin=self.label)
-        for name, (params, results) in _SIGNATURES.items():
+        for name, expected in _SIGNATURE_TEXTS.items():
             ty = exports.get(name)
             if ty is None:
                 if name in _REQUIRED:
                     raise MissingExport(
-                        f"the module does not export {name!r} {_sig(params, results)}, "
+                        f"the module does not export {name!r} {expected}, "
                         "which the JSON ABI requires",
                         plugin=self.label,
                     )
                 continue
-            if not isinstance(ty, FuncType) or (
-                list(map(str, ty.params)) != list(map(str, params))
-                or list(map(str, ty.results)) != list(map(str, results))
-            ):
-                found = (
-                    _sig(ty.params, ty.results) if isinstance(ty, FuncType) else type(ty).__name__
-                )
+            if ty.signature != expected:
+                found = ty.signature or ty.kind
                 raise MissingExport(
-                    f"export {name!r} must be a function {_sig(params, results)}, found {found}",
+                    f"export {name!r} must be a function {expected}, found {found}",
                     plugin=self.label,
                 )
         present = [name for name in _STATE_EXPORTS if name in exports]
@@ -356,28 +405,19 @@ class CoreModule(Adapter):
                 plugin=self.label,
             )
 
-    def _check_imports(self, module: wasmtime.Module) -> list[str]:
+    def _check_imports(self, shape: _ModuleShape) -> list[str]:
         """Refuse imports the host does not provide; return the host functions used."""
         used: list[str] = []
-        for imp in module.imports:
-            where = f"{imp.module}.{imp.name}"
-            if imp.module == WASI_MODULE and isinstance(imp.type, FuncType):
+        for module_name, name, ty in shape.imports:
+            where = f"{module_name}.{name}"
+            if module_name == WASI_MODULE and ty.kind == "FuncType":
                 continue  # checked by the linker: only real WASI preview 1 functions link
-            name = imp.name or ""
-            signature = _host_signature(name) if imp.module == HOST_MODULE else None
-            if signature is not None:
-                params, results = signature
-                ty = imp.type
-                if not isinstance(ty, FuncType) or _sig(ty.params, ty.results) != _sig(
-                    params, results
-                ):
-                    found = (
-                        _sig(ty.params, ty.results)
-                        if isinstance(ty, FuncType)
-                        else type(ty).__name__
-                    )
+            expected = _host_signature_text(name) if module_name == HOST_MODULE else None
+            if expected is not None:
+                if ty.signature != expected:
+                    found = ty.signature or ty.kind
                     raise ImportNotAllowed(
-                        f"imports {where} as {found}, but the host provides {_sig(params, results)}",
+                        f"imports {where} as {found}, but the host provides {expected}",
                         plugin=self.label,
                     )
                 if name in HOST_FUNCTIONS and not self.host.granted(name):
@@ -391,7 +431,7 @@ class CoreModule(Adapter):
                 if name not in used:
                     used.append(name)
                 continue
-            kind = type(imp.type).__name__.removesuffix("Type").lower()
+            kind = ty.kind.removesuffix("Type").lower()
             raise ImportNotAllowed(
                 f"imports {where} ({kind}), which wasmdeck does not provide; a plugin may "
                 f"import WASI preview 1 ({WASI_MODULE}) and the host functions "
