@@ -209,6 +209,26 @@ def test_kv_waits_for_a_locked_store_only_until_the_deadline(private_home: Path)
         holder.wait()
 
 
+def test_kv_waits_for_a_writer_of_this_process_only_until_the_deadline(
+    private_home: Path,
+) -> None:
+    import time
+
+    from wasmdeck.runtime._kv import KeyValueStore
+
+    private_home.mkdir(parents=True, exist_ok=True)
+    module = host_call_module("kv_set", {"key": "k", "value": "v"})
+    with wasmdeck.Plugin(module, grants=["kv"], limits=Limits(timeout=0.5)) as plugin:
+        with KeyValueStore._lock:  # another call of this process is writing
+            started = time.monotonic()
+            with pytest.raises(
+                wasmdeck.TimeLimitExceeded, match="another call in this process is writing"
+            ):
+                plugin.call("go")
+            assert time.monotonic() - started < 3
+        assert json.loads(plugin.call("go")) == {}  # no error: the store works once free
+
+
 def test_kv_is_private_to_each_plugin() -> None:
     set_a = wasmdeck.Plugin(
         host_call_module("kv_set", {"key": "k", "value": "a"}, name="a"), grants=["kv"]

@@ -110,7 +110,10 @@ class _Store:
 
     def _write(self, deadline: float, work: _Work) -> object:
         if not self._lock.acquire(timeout=self._left(deadline)):
-            raise self._timed_out()
+            # (Not SQLite's lock: another call of this process is writing.)
+            raise DeadlinePassed(
+                f"waiting for the kv store {self.path} (another call in this process is writing)"
+            )
         try:
             return self._run(deadline, work)
         finally:
