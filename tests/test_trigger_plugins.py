@@ -34,7 +34,9 @@ from wasmdeck.deck import DeckError, check_deck, read_deck
 from wasmdeck.host import PluginHost
 from wasmdeck.toolchains import BuildError, build_project
 
-LANGUAGES = ["c", "python"]
+# Through a running deck in five languages; Go's ticker (a 2 MB module, compiled
+# anew in each test's fresh home: ~15 s each) is polled in the kits' test below.
+LANGUAGES = ["c", "python", "rust", "zig", "assemblyscript"]
 # Every kit, with its way of declaring a trigger plugin (docs/guide-<language>.md).
 KITS = {
     "c": "WASMDECK_TRIGGER_METADATA",
