@@ -110,16 +110,15 @@ def _sig(params: list[ValType], results: list[ValType]) -> str:
 
 # The signatures' text, written once (each ValType's text is a C call).
 _SIGNATURE_TEXTS = {name: _sig(*signature) for name, signature in _SIGNATURES.items()}
-_BASE_TEXTS = {name: _sig(*signature) for name, signature in _BASE_FUNCS.items()}
-_JSON_FUNC_TEXT = _sig(*_JSON_FUNC)
+_host_texts: dict[str, str] = {}  # by host function: as many as the host has
 
 
 def _host_signature_text(name: str) -> str | None:
-    if name in _BASE_TEXTS:
-        return _BASE_TEXTS[name]
-    if name in HOST_FUNCTIONS:
-        return _JSON_FUNC_TEXT
-    return None
+    """``_host_signature``'s text, kept once made."""
+    text = _host_texts.get(name)
+    if text is None and (signature := _host_signature(name)) is not None:
+        text = _host_texts[name] = _sig(*signature)
+    return text
 
 
 class _Extern(NamedTuple):
