@@ -109,11 +109,10 @@ class _Store:
             raise HostRequestError("unavailable", f"the kv store failed: {exc}") from None
 
     def _write(self, deadline: float, work: _Work) -> object:
-        if not self._lock.acquire(timeout=self._left(deadline)):
-            # (Not SQLite's lock: another call of this process is writing.)
-            raise DeadlinePassed(
-                f"waiting for the kv store {self.path} (another call in this process is writing)"
-            )
+        # Not SQLite's lock but this process's: another of its calls is writing.
+        waiting = f"waiting for the kv store {self.path} (another call in this process is writing)"
+        if not self._lock.acquire(timeout=remaining(deadline, waiting)):
+            raise DeadlinePassed(waiting)
         try:
             return self._run(deadline, work)
         finally:
