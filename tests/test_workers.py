@@ -1,4 +1,4 @@
-"""The per-plugin workers of ``wasmdeck serve``: a thread each, calls in order, bounded.
+"""The per-plugin workers of ``wasmdeck serve``: calls in order, bounded, on shared threads.
 
 Run with the C test plugin (tests/plugins/c/behaviors.c): ``count`` counts
 its calls, ``fail`` fails.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from wasmdeck import PluginError, TriggerContext, WasmdeckError
+from wasmdeck import Limits, PluginError, TimeLimitExceeded, TriggerContext, WasmdeckError
 from wasmdeck.daemon._inbox import Inbox
 from wasmdeck.daemon._metrics import Metrics
-from wasmdeck.daemon._workers import PluginWorker, QueueFull
+from wasmdeck.daemon._workers import CallThreads, PluginWorker, QueueFull
 from wasmdeck.runtime import Plugin
 
 CONTEXT = TriggerContext(velocity=1)
@@ -154,3 +154,77 @@ async def test_drops_are_logged_once_a_second_with_the_count_of_the_others(
     finally:
         await worker.drain()
         worker.close()
+
+
+async def test_a_stuck_call_gets_a_spare_thread_so_other_plugins_go_on(
+    behaviors_wasm: Path,
+) -> None:
+    # One shared thread; the spinning plugin holds it until its 3 s timeout.
+    # The other plugin's calls must not wait for that: a spare takes them.
+    threads = CallThreads(asyncio.get_running_loop(), threads=1, spare_after=0.05)
+    spinner = PluginWorker(
+        "spin",
+        Plugin(behaviors_wasm, limits=Limits(timeout=3, fuel=10**13)),
+        Metrics(),
+        threads=threads,
+    )
+    counter = PluginWorker("count", Plugin(behaviors_wasm), Metrics(), threads=threads)
+    try:
+        spinning = spinner.submit("spin", {}, CONTEXT, "pad")
+        counted = [counter.submit("count", {}, CONTEXT, "pad") for _ in range(3)]
+        assert await asyncio.wait_for(asyncio.gather(*counted), 20) == [b"1", b"2", b"3"]
+        assert not spinning.done()  # the counts ran beside it, not after it
+        assert threads.count == 2
+        with pytest.raises(TimeLimitExceeded):
+            await asyncio.wait_for(spinning, 20)
+        async with asyncio.timeout(20):  # the spare ends: it is not needed any more
+            while threads.count > 1:
+                await asyncio.sleep(0.01)
+        assert await counter.submit("count", {}, CONTEXT, "pad") == b"4"
+    finally:
+        for worker in (spinner, counter):
+            await worker.drain()
+            worker.close()
+        threads.close()
+
+
+async def test_plugins_sharing_one_thread_keep_each_ones_order(behaviors_wasm: Path) -> None:
+    threads = CallThreads(asyncio.get_running_loop(), threads=1)
+    workers = [
+        PluginWorker(f"b{n}", Plugin(behaviors_wasm), Metrics(), threads=threads) for n in range(3)
+    ]
+    try:
+        futures = [[w.submit("count", {}, CONTEXT, "pad") for _ in range(50)] for w in workers]
+        for each in futures:
+            results = await asyncio.wait_for(asyncio.gather(*each), 20)
+            assert results == [str(n).encode() for n in range(1, 51)]
+    finally:
+        for worker in workers:
+            await worker.drain()
+            worker.close()
+        threads.close()
+
+
+async def test_a_pool_runs_as_many_calls_at_once_as_it_has_instances(
+    behaviors_wasm: Path,
+) -> None:
+    # Two slots: two spins run at once (each on an instance of the pool, on
+    # two threads), so both end by their timeout at about the same time.
+    threads = CallThreads(asyncio.get_running_loop(), threads=2)
+    pooled = Plugin(behaviors_wasm, limits=Limits(timeout=1, pool=2, fuel=10**13))
+    worker = PluginWorker("pooled", pooled, Metrics(), threads=threads)
+    try:
+        started = time.monotonic()
+        spins = [worker.submit("spin", {}, CONTEXT, "pad") for _ in range(2)]
+        results = await asyncio.wait_for(asyncio.gather(*spins, return_exceptions=True), 20)
+        assert all(isinstance(r, TimeLimitExceeded) for r in results)
+        assert time.monotonic() - started < 1.9  # together, not one after the other
+    finally:
+        await worker.drain()
+        worker.close()
+        threads.close()
+
+
+def test_call_threads_need_at_least_one_thread() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        CallThreads(asyncio.new_event_loop(), threads=0)

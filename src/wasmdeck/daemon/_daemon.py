@@ -2,8 +2,9 @@
 
 One asyncio loop does everything but the plugin calls: MIDI callbacks,
 webhook and OSC servers and timers hand events to it, the trigger engine
-(triggers/) turns them into firings, and each firing's actions run as a
-task of their own, their plugin calls queued on that plugin's worker
+(triggers/) turns them into firings, and each firing's actions run one
+after the other, chained by callbacks (``_run_from``), their plugin calls
+queued on that plugin's worker and run on a few shared threads
 (``_workers.py``). The engine and the running deck are touched only on the
 loop, so a reload swaps them between two events: none is lost, none
 applied twice.
@@ -47,7 +48,7 @@ from ._inbox import Inbox
 from ._loading import ReadyDeck, SourceProject, load_plugin, prepare, reload_signature
 from ._metrics import Metrics
 from ._triggers import Poller
-from ._workers import PluginWorker, QueueFull
+from ._workers import CallThreads, PluginWorker, QueueFull
 
 __all__ = ["Daemon", "ReplayClock"]
 
@@ -108,11 +109,14 @@ class Daemon:
         self._workers: dict[str, PluginWorker] = {}
         self._pollers: dict[str, Poller] = {}  # the trigger plugins' (_triggers.py)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._runs = 0  # firings whose actions have not all run (_run_from)
+        self._runs_over: asyncio.Future[None] | None = None  # set when _runs reaches 0 (_drain)
         self._stopping: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
         self._midi: Any = None
         self._lit: dict[tuple[str, int, str, int], Feedback] = {}  # pads lit, by where
         self._inbox: Inbox | None = None
+        self._call_threads: CallThreads | None = None  # made on the loop (run, replay)
         self._pressed: dict[tuple[str | None, int, int], list[Binding]] = {}
         self.events: deque[dict[str, Any]] = deque(maxlen=1000)
         self._listeners: list[asyncio.Queue[dict[str, Any]]] = []
@@ -149,6 +153,7 @@ class Daemon:
         # One for the workers' results and the MIDI input: a burst of either
         # wakes the loop once (daemon/_inbox.py).
         self._inbox = Inbox(loop)
+        self._call_threads = CallThreads(loop, threads=_thread_count(self._ready))
         self._listen_to_bus(loop)
         self._count_plugin_calls(loop)
         self._start_workers(self._ready)
@@ -185,6 +190,7 @@ class Daemon:
             concurrent.futures.ThreadPoolExecutor(max_workers=_threads(self._ready))
         )
         self._stopping = asyncio.Event()
+        self._call_threads = CallThreads(loop, threads=_thread_count(self._ready))
         self._listen_to_bus(loop)
         self._start_workers(self._ready)
         for firing in self.engine.start():
@@ -269,7 +275,7 @@ class Daemon:
                 yield_on_timeout=True,
             ):
                 if target.exists() and _signature(target) != self._loaded:
-                    await self.reload()
+                    await self.reload(only_if_changed=True)
                 for name, project in projects.items():
                     digest = await asyncio.to_thread(project.digest)
                     if digest != built.get(name):
@@ -322,6 +328,9 @@ class Daemon:
             self.control.withdraw()
         for server in self.servers:
             await server.close()
+        if self._runs:
+            self._runs_over = asyncio.get_running_loop().create_future()
+            await asyncio.wait([self._runs_over], timeout=30)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=30)
         for worker in self._workers.values():
@@ -329,6 +338,8 @@ class Daemon:
         self.host.bus.close()
         for worker in self._workers.values():
             worker.close()
+        if self._call_threads is not None:
+            self._call_threads.close()
         if self._midi is not None:
             self._midi.close()
 
@@ -338,7 +349,12 @@ class Daemon:
                 self._plugin_files[name] = ready.signatures[name]
             if name not in self._workers:
                 self._workers[name] = PluginWorker(
-                    name, plugin, self.metrics, size=self._queue_size, inbox=self._inbox
+                    name,
+                    plugin,
+                    self.metrics,
+                    size=self._queue_size,
+                    inbox=self._inbox,
+                    threads=self._call_threads,
                 )
                 self.host.add(plugin, name=name)  # publishes wasmdeck.plugin.loaded
                 if name in replaced:
@@ -513,57 +529,61 @@ class Daemon:
         if feedback is not None and feedback.state is not None and feedback.state[0] == "p":
             # state = "payload.FIELD": an event binding's LEDs follow the event itself.
             self._feedback_from(binding, firing.variables.get("payload"))
-        task = asyncio.get_running_loop().create_task(self._run_actions(firing))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._runs += 1
+        self._run_from(firing, 0)
 
-    async def _run_actions(self, firing: Firing) -> None:
-        for action in firing.binding.actions:
-            started = time.perf_counter()
-            record: dict[str, Any] = {
-                "time": time.time(),
-                "binding": firing.binding.name,
-                "trigger": firing.binding.trigger.kind,
-                "action": action.kind,
-            }
-            try:
-                result = await self._perform(action, firing, record)
-            except (WasmdeckError, ValueError) as exc:
-                record["error"] = f"{type(exc).__name__}: {exc}"
-                if not isinstance(exc, QueueFull):  # the worker logs drops, a line a second
-                    log.warning("binding %s: %s", firing.binding.name, record["error"])
+    # A firing's actions run one after the other, chained by callbacks rather
+    # than as a task: a task and its coroutines per firing were a sixth of the
+    # loop's time at 5,000 events/s (benchmarks/sustained_load.py). A run
+    # counts in ``_runs`` from its dispatch until its last action ends or one
+    # fails; ``_drain`` waits for that count to reach 0.
+
+    def _run_from(self, firing: Firing, index: int) -> None:
+        """Run ``firing``'s actions from ``index``: at once up to one that waits
+        (a plugin call, a delay), whose callback goes on from the next."""
+        actions = firing.binding.actions
+        try:
+            while index < len(actions):
+                action = actions[index]
+                index += 1
+                started = time.perf_counter()
+                record: dict[str, Any] = {
+                    "time": time.time(),
+                    "binding": firing.binding.name,
+                    "trigger": firing.binding.trigger.kind,
+                    "action": action.kind,
+                }
+                try:
+                    kind = action.kind
+                    if kind == "plugin":
+                        future = self._call_plugin(action, firing, record)
+                        future.add_done_callback(
+                            functools.partial(self._plugin_done, firing, index, record, started)
+                        )
+                        return
+                    if kind == "delay":
+                        asyncio.get_running_loop().call_later(
+                            action.delay_ms / 1000, self._delay_done, firing, index, record, started
+                        )
+                        return
+                    if kind == "mode":
+                        assert action.mode is not None
+                        self.set_mode(action.mode)
+                        record["mode"] = action.mode
+                    else:
+                        assert action.midi is not None
+                        self._send(action.midi, firing.variables)
+                except (WasmdeckError, ValueError) as exc:
+                    self._action_failed(firing, action, record, started, exc)
+                    break
                 self._record(record, started)
-                if action.kind == "plugin":
-                    self._publish(
-                        "wasmdeck.plugin.failed",
-                        {
-                            "plugin": action.plugin,
-                            "action": record.get("plugin_action"),
-                            "binding": firing.binding.name,
-                            "error": record["error"],
-                        },
-                    )
-                return  # the rest of the sequence depended on this step
-            if result is not None:
-                record["result"] = result.decode("utf-8", "replace")[:1000]
-                self._state_feedback(firing.binding, result)
-            self._record(record, started)
+        except Exception as exc:  # a bug: reported, and the run still ends
+            self._run_broke(firing, exc)
+        self._run_ended()
 
-    async def _perform(
+    def _call_plugin(
         self, action: Action, firing: Firing, record: dict[str, Any]
-    ) -> bytes | None:
-        if action.kind == "mode":
-            assert action.mode is not None
-            self.set_mode(action.mode)
-            record["mode"] = action.mode
-            return None
-        if action.kind == "delay":
-            await asyncio.sleep(action.delay_ms / 1000)
-            return None
-        if action.kind == "midi":
-            assert action.midi is not None
-            self._send(action.midi, firing.variables)
-            return None
+    ) -> asyncio.Future[bytes]:
         assert action.plugin is not None
         worker = self._workers[action.plugin]
         variables = dict(firing.variables)
@@ -574,7 +594,78 @@ class Daemon:
         context = _context(firing, velocity if isinstance(velocity, int) else None, self.engine)
         name = action.action or _only_action(worker)
         record.update(plugin=action.plugin, plugin_action=name)
-        return await worker.submit(name, params, context, firing.binding.name)
+        return worker.submit(name, params, context, firing.binding.name)
+
+    def _plugin_done(
+        self,
+        firing: Firing,
+        index: int,
+        record: dict[str, Any],
+        started: float,
+        future: asyncio.Future[bytes],
+    ) -> None:
+        try:
+            if future.cancelled():
+                raise WasmdeckError("the call was cancelled", plugin=record.get("plugin"))
+            result = future.result()
+        except (WasmdeckError, ValueError) as exc:
+            action = firing.binding.actions[index - 1]
+            self._action_failed(firing, action, record, started, exc)
+            self._run_ended()
+            return
+        except Exception as exc:
+            self._run_broke(firing, exc)
+            self._run_ended()
+            return
+        record["result"] = result.decode("utf-8", "replace")[:1000]
+        try:
+            self._state_feedback(firing.binding, result)
+            self._record(record, started)
+        except Exception as exc:
+            self._run_broke(firing, exc)
+            self._run_ended()
+            return
+        self._run_from(firing, index)
+
+    def _delay_done(
+        self, firing: Firing, index: int, record: dict[str, Any], started: float
+    ) -> None:
+        self._record(record, started)
+        self._run_from(firing, index)
+
+    def _action_failed(
+        self,
+        firing: Firing,
+        action: Action,
+        record: dict[str, Any],
+        started: float,
+        exc: WasmdeckError | ValueError,
+    ) -> None:
+        # The rest of the sequence depended on this step: it ends here.
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, QueueFull):  # the worker logs drops, a line a second
+            log.warning("binding %s: %s", firing.binding.name, record["error"])
+        self._record(record, started)
+        if action.kind == "plugin":
+            self._publish(
+                "wasmdeck.plugin.failed",
+                {
+                    "plugin": action.plugin,
+                    "action": record.get("plugin_action"),
+                    "binding": firing.binding.name,
+                    "error": record["error"],
+                },
+            )
+
+    def _run_broke(self, firing: Firing, exc: Exception) -> None:
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": f"binding {firing.binding.name}: its actions failed", "exception": exc}
+        )
+
+    def _run_ended(self) -> None:
+        self._runs -= 1
+        if self._runs == 0 and self._runs_over is not None and not self._runs_over.done():
+            self._runs_over.set_result(None)
 
     def _record(self, record: dict[str, Any], started: float) -> None:
         record["ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -702,7 +793,7 @@ class Daemon:
 
     # -- reload and status -----------------------------------------------------
 
-    async def reload(self) -> tuple[bool, str]:
+    async def reload(self, *, only_if_changed: bool = False) -> tuple[bool, str]:
         """Load the deck file again; a bad one is refused and the running deck stays.
 
         A plugin whose spec, file and installed package are unchanged keeps
@@ -711,12 +802,18 @@ class Daemon:
         Everything that can fail — reading, checking, loading, the state's
         hand-over — is done before the deck changes; then the deck, the
         routes and the workers swap at one moment, on the loop.
+        ``only_if_changed``: nothing to do (``(True, "unchanged")``) when the
+        file is as last loaded, judged once no other reload runs.
         """
         async with contextlib.AsyncExitStack() as held:
             # No per-plugin reload meanwhile: it would replace what this one replaces.
             await held.enter_async_context(self._deck_reloading)
             for name in sorted(self._workers):
                 await held.enter_async_context(self._reloading.setdefault(name, asyncio.Lock()))
+            if only_if_changed and _signature(self.deck_path) == self._loaded:
+                # The watcher's wake-up, for an edit a reload by hand applied
+                # while the watcher waited for these locks: not twice.
+                return True, "unchanged"
             return await self._reload()
 
     async def _reload(self) -> tuple[bool, str]:
@@ -968,6 +1065,15 @@ async def _retire(worker: PluginWorker) -> None:
 def _threads(ready: ReadyDeck) -> int:
     """A thread for every call that may run at once (a plugin's pool), and some to spare."""
     return sum(p.limits.pool for p in ready.plugins.values()) + 4
+
+
+def _thread_count(ready: ReadyDeck) -> int:
+    """Threads for plugin calls: one, or as many as the largest pool runs at once.
+
+    More would fight the loop for the GIL on every short call (daemon/_workers.py);
+    a call longer than a few milliseconds gets a spare thread anyway.
+    """
+    return max((p.limits.pool for p in ready.plugins.values()), default=1)
 
 
 def _only_action(worker: PluginWorker) -> str:

@@ -1,20 +1,26 @@
-"""One worker per plugin: its calls in order, other plugins' in parallel, bounded queues.
+"""Plugin calls on a few shared threads: each plugin's in order, a stuck one never blocking the rest.
 
-Each plugin has a thread of its own that runs its calls one at a time, in
-the order they were submitted (a FIFO of at most ``size`` waiting calls),
-so a slow or failing plugin holds up only its own queue. A plugin with an
-instance pool (``pool = N`` in the deck) has N threads: up to N of its calls
-run at once, started in the order submitted. A call that finds the queue
-full is dropped: counted, logged, and its binding's later actions skipped —
-never silently lost. Drops are logged once a second at most per plugin
-(the first at once, then how many more since): under overload a log line
-per drop cost more than the call would have, and made the overload worse.
+Every plugin has a queue of its own (at most ``size`` waiting calls) and
+runs at most ``pool`` of them at once (one, unless the deck gives it an
+instance pool), started in the order submitted. The calls of all plugins
+run on one set of threads (``CallThreads``): few, because each thread that
+wakes for a call fights the loop for the GIL. At 5,000 MIDI events/s into
+20 plugins, a thread per plugin cost 160-180 µs of CPU per event, one
+shared thread 95-105 (benchmarks/sustained_load.py). So that a slow or
+stuck plugin still never delays another, a call that has run longer than
+``spare_after`` (5 ms) while others wait gets a spare thread started in its
+place; spares end when they are no longer needed.
 
-The loop hands a call over with one ``SimpleQueue.put`` and gets its result
-back through an ``Inbox``: no task, executor or future chain per call, which
-at 5,000 MIDI events/s was most of the loop's time, and one wake-up of the
-loop for a burst of results rather than one each
-(benchmarks/sustained_load.py).
+A call that finds its plugin's queue full is dropped: counted, logged, and
+its binding's later actions skipped — never silently lost. Drops are logged
+once a second at most per plugin (the first at once, then how many more
+since): under overload a log line per drop cost more than the call would
+have, and made the overload worse.
+
+The loop hands a call over with a lock and a ``SimpleQueue.put`` and gets
+its result back through an ``Inbox``: no task, executor or future chain per
+call, and one wake-up of the loop for a burst of results rather than one
+each.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +42,7 @@ from ..runtime import Plugin
 from ._inbox import Inbox
 from ._metrics import Metrics
 
-__all__ = ["PluginWorker", "QueueFull"]
+__all__ = ["CallThreads", "PluginWorker", "QueueFull"]
 
 log = logging.getLogger("wasmdeck.daemon")
 
@@ -45,6 +52,132 @@ class QueueFull(WasmdeckError):
 
 
 DROP_LOG_INTERVAL = 1.0  # seconds between two "queue full" log lines of one plugin
+SPARE_AFTER = 0.005  # seconds a call may run while others wait before a spare thread starts
+SPARE_IDLE = 0.5  # seconds between an idle spare thread's looks at whether it is still needed
+
+
+class _Thread:
+    """One of ``CallThreads``' threads and when its current call started (0: idle)."""
+
+    __slots__ = ("busy_since", "spare")
+
+    def __init__(self, spare: bool) -> None:
+        self.busy_since = 0.0
+        self.spare = spare
+
+
+class CallThreads:
+    """The threads that run plugin calls: ``threads`` shared by all plugins, spares while calls are stuck.
+
+    A plugin's worker puts itself in the run queue once per call it may
+    start; a thread takes it, runs the worker's next call, and comes back.
+    The loop looks every ``spare_after`` seconds while any thread is busy:
+    when work waits and fewer than ``threads`` threads are in calls younger
+    than that, it starts spares. A spare ends after a call when enough
+    threads are free of stuck calls again, or when it finds that so while it
+    has nothing to do (looking every ``SPARE_IDLE`` seconds).
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        threads: int = 1,
+        spare_after: float = SPARE_AFTER,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
+        self._loop = loop
+        self._core = threads
+        self._spare_after = spare_after
+        self._clock = clock
+        self._runnable: queue.SimpleQueue[PluginWorker | None] = queue.SimpleQueue()
+        self._threads: list[_Thread] = []
+        self._lock = threading.Lock()  # _threads: the loop starts threads, threads end themselves
+        self._looking = False  # a look is scheduled on the loop
+        self._closed = False
+        for _ in range(threads):
+            self._start(spare=False)
+
+    def runnable(self, worker: PluginWorker) -> None:
+        """Let a thread run one call of ``worker`` (from any thread)."""
+        self._runnable.put(worker)
+
+    def watch(self) -> None:
+        """Look for stuck calls soon (on the loop; after work was handed over)."""
+        if not self._looking and not self._closed:
+            self._looking = True
+            self._loop.call_later(self._spare_after, self._look)
+
+    @property
+    def count(self) -> int:
+        """Threads running now, spares included."""
+        return len(self._threads)
+
+    def _look(self) -> None:
+        self._looking = False
+        if self._closed:
+            return
+        with self._lock:
+            threads = list(self._threads)
+        busy = [t.busy_since for t in threads if t.busy_since]
+        if not busy:
+            return  # all idle: the next hand-over looks again
+        waiting = self._runnable.qsize()
+        if waiting:
+            old = self._clock() - self._spare_after
+            free = len(threads) - sum(1 for since in busy if since <= old)
+            for _ in range(min(waiting, self._core - free)):
+                self._start(spare=True)
+        self.watch()
+
+    def _start(self, *, spare: bool) -> None:
+        me = _Thread(spare)
+        with self._lock:
+            self._threads.append(me)
+        name = "wasmdeck spare call thread" if spare else "wasmdeck call thread"
+        threading.Thread(target=self._serve, args=(me,), name=name, daemon=True).start()
+
+    def _serve(self, me: _Thread) -> None:
+        runnable, clock = self._runnable, self._clock
+        try:
+            while True:
+                try:
+                    worker = runnable.get(timeout=SPARE_IDLE) if me.spare else runnable.get()
+                except queue.Empty:
+                    if self._needed():
+                        continue
+                    return  # a spare with nothing to do, and the stuck calls over
+                if worker is None:
+                    return  # close()
+                me.busy_since = clock() or 1e-9  # (0 means idle)
+                try:
+                    worker._run_next()
+                finally:
+                    me.busy_since = 0.0
+                if me.spare and not self._needed():
+                    return
+        finally:
+            with self._lock:
+                self._threads.remove(me)
+
+    def _needed(self) -> bool:
+        # A spare is needed while fewer than the core count are free of stuck calls.
+        old = self._clock() - self._spare_after
+        with self._lock:
+            stuck = sum(1 for t in self._threads if t.busy_since and t.busy_since <= old)
+            return len(self._threads) - 1 - stuck < self._core
+
+    def close(self) -> None:
+        """End the threads once the calls handed over before are done (those stuck: when they end)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            count = len(self._threads)
+        for _ in range(count):
+            self._runnable.put(None)
 
 
 @dataclass(slots=True)
@@ -58,6 +191,8 @@ class _Call:
 
 
 class PluginWorker:
+    """One plugin's calls: queued in order, run on ``threads`` (its own single thread if not given)."""
+
     def __init__(
         self,
         name: str,
@@ -67,6 +202,7 @@ class PluginWorker:
         size: int = 256,
         clock: Callable[[], float] = time.perf_counter,
         inbox: Inbox | None = None,
+        threads: CallThreads | None = None,
     ) -> None:
         self.name = name
         self.plugin = plugin
@@ -76,19 +212,21 @@ class PluginWorker:
         self._size = size
         self._loop = asyncio.get_running_loop()
         self._inbox = inbox or Inbox(self._loop)
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._own_threads = threads is None
+        self._threads = threads or CallThreads(self._loop, threads=plugin.limits.pool)
+        self._slots = plugin.limits.pool  # calls that may run at once
+        # Shared with the threads, under _lock: the waiting calls, how many
+        # run or are about to (at most _slots), and of those how many are
+        # still in the run queue (never more than the waiting calls).
+        self._lock = threading.Lock()
+        self._queue: deque[_Call] = deque()
+        self._active = 0
+        self._queued = 0
         self._pending = 0  # submitted and not finished (the loop's count)
         self._stopped: asyncio.Future[None] = self._loop.create_future()
         self._closing = False  # drain() or close() was called: no more calls
         self._drops_unlogged = 0  # dropped since the last "queue full" line
         self._drop_log_after = -float("inf")  # the clock's time for the next line
-        self._running = plugin.limits.pool  # threads not yet stopped (the loop's count)
-        self._threads = [
-            threading.Thread(target=self._run, name=f"plugin {name}", daemon=True)
-            for _ in range(plugin.limits.pool)
-        ]
-        for thread in self._threads:
-            thread.start()
 
     def submit(
         self, action: str, params: Mapping[str, Any], context: TriggerContext, binding: str
@@ -96,7 +234,7 @@ class PluginWorker:
         """Queue one call; its future has the output. Raises ``QueueFull`` when full."""
         if self._closing:
             raise WasmdeckError("the plugin is being stopped", plugin=self.name, action=action)
-        if self._pending >= self._size + len(self._threads):  # ``size`` waiting, the rest running
+        if self._pending >= self._size + self._slots:  # ``size`` waiting, the rest running
             self._metrics.dropped(self.name, binding)
             self._log_drop(action, binding)
             raise QueueFull(
@@ -106,7 +244,16 @@ class PluginWorker:
             )
         done: asyncio.Future[bytes] = self._loop.create_future()
         self._pending += 1
-        self._calls.put(_Call(action, params, context, binding, done, CURRENT.get()))
+        call = _Call(action, params, context, binding, done, CURRENT.get())
+        with self._lock:
+            self._queue.append(call)
+            start = self._active < self._slots
+            if start:
+                self._active += 1
+                self._queued += 1
+        if start:
+            self._threads.runnable(self)
+        self._threads.watch()
         return done
 
     def _log_drop(self, action: str, binding: str) -> None:
@@ -138,33 +285,33 @@ class PluginWorker:
     def pending(self) -> int:
         return self._pending
 
-    def _run(self) -> None:
-        # The plugin's thread: calls until the None that drain() or close() sends.
-        while (call := self._calls.get()) is not None:
-            start = self._clock()
-            token = CURRENT.set(call.event)  # what the plugin publishes during the call
-            try:
-                output: bytes | BaseException = self.plugin.call(
-                    call.action, call.params, call.context
-                )
-            except Exception as exc:  # delivered to the caller, whatever it is
-                output = exc
-            finally:
-                CURRENT.reset(token)
-            seconds = self._clock() - start
-            # Read here, before this thread's next call: only it calls the plugin
-            # (a pool's calls overlap, and it measures none: None).
-            fuel = self.plugin.fuel_used
-            self._hand_back(self._finished, call, output, seconds, fuel)
-        self._hand_back(self._thread_stopped)
-
-    def _thread_stopped(self) -> None:
-        self._running -= 1
-        if self._running == 0 and not self._stopped.done():
-            self._stopped.set_result(None)
-
-    def _hand_back(self, callback: Callable[..., object], *args: Any) -> None:
-        self._inbox.put(callback, *args)
+    def _run_next(self) -> None:
+        # On a call thread: the oldest waiting call, then this worker back in
+        # the run queue if more wait than are already queued to start.
+        with self._lock:
+            self._queued -= 1
+            call = self._queue.popleft()
+        start = self._clock()
+        token = CURRENT.set(call.event)  # what the plugin publishes during the call
+        try:
+            output: bytes | BaseException = self.plugin.call(call.action, call.params, call.context)
+        except Exception as exc:  # delivered to the caller, whatever it is
+            output = exc
+        finally:
+            CURRENT.reset(token)
+        seconds = self._clock() - start
+        # Read here, before this slot's next call: only it calls the plugin
+        # (a pool's calls overlap, and it measures none: None).
+        fuel = self.plugin.fuel_used
+        self._inbox.put(self._finished, call, output, seconds, fuel)
+        with self._lock:
+            again = len(self._queue) > self._queued
+            if again:
+                self._queued += 1
+            else:
+                self._active -= 1
+        if again:
+            self._threads.runnable(self)
 
     def _finished(
         self, call: _Call, output: bytes | BaseException, seconds: float, fuel: int | None
@@ -179,6 +326,8 @@ class PluginWorker:
             call.done.set_result(output)
         limit = isinstance(output, LimitExceeded)
         self._metrics.call(self.name, call.binding, seconds, error, fuel=fuel, limit=limit)
+        if self._closing and self._pending == 0 and not self._stopped.done():
+            self._stopped.set_result(None)
 
     async def drain(self) -> None:
         """Run what is queued, then stop."""
@@ -189,9 +338,11 @@ class PluginWorker:
         if not self._closing:
             self._closing = True
             self._log_unreported_drops()
-            for _ in self._threads:  # one None for each thread
-                self._calls.put(None)
+            if self._pending == 0:
+                self._stopped.set_result(None)
 
     def close(self) -> None:
         self._stop()
+        if self._own_threads:
+            self._threads.close()
         self.plugin.close()
