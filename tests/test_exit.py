@@ -80,6 +80,19 @@ SCENARIOS = {
         """,
         1,
     ),
+    "a daemon thread still calling a per-call plugin": (
+        """
+        plugin = wasmdeck.Plugin(sys.argv[1], limits=wasmdeck.Limits(instance="per-call"))
+        started = threading.Event()
+        def keep_calling():
+            while True:
+                plugin.call("write")
+                started.set()
+        threading.Thread(target=keep_calling, daemon=True).start()
+        started.wait()
+        """,
+        0,
+    ),
     "a daemon thread still calling": (
         """
         plugin = wasmdeck.Plugin(sys.argv[1])

@@ -7,9 +7,9 @@ run on one set of threads (``CallThreads``): few, because each thread that
 wakes for a call fights the loop for the GIL. At 5,000 MIDI events/s into
 20 plugins, a thread per plugin cost 160-180 µs of CPU per event, one
 shared thread 95-105 (benchmarks/sustained_load.py). So that a slow or
-stuck plugin still never delays another, a call that has run longer than
-``spare_after`` (5 ms) while others wait gets a spare thread started in its
-place; spares end when they are no longer needed.
+stuck plugin still never delays another for long, a call that has run
+longer than ``spare_after`` (20 ms) while others wait gets a spare thread
+started in its place; spares end when they are no longer needed.
 
 A call that finds its plugin's queue full is dropped: counted, logged, and
 its binding's later actions skipped — never silently lost. Drops are logged
@@ -52,7 +52,11 @@ class QueueFull(WasmdeckError):
 
 
 DROP_LOG_INTERVAL = 1.0  # seconds between two "queue full" log lines of one plugin
-SPARE_AFTER = 0.005  # seconds a call may run while others wait before a spare thread starts
+# Seconds a call may run while others wait before a spare thread starts.
+# At 5 ms, calls slowed only by waiting for the GIL under load started a
+# spare about once every 2 s, and each extra thread made the waits worse; at
+# 20 ms, 5 in 10 minutes (benchmarks/sustained_load.py).
+SPARE_AFTER = 0.02
 SPARE_IDLE = 0.5  # seconds between an idle spare thread's looks at whether it is still needed
 
 
