@@ -48,6 +48,18 @@ logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s: %(m
 """
 PLUGIN_SAID = "wasmdeck.plugin.wat-plugin: hello"
 
+# A daemon thread calls the plugin (made with ``limits``) until the script ends.
+KEEP_CALLING = """
+plugin = wasmdeck.Plugin(sys.argv[1]{limits})
+started = threading.Event()
+def keep_calling():
+    while True:
+        plugin.call("write")
+        started.set()
+threading.Thread(target=keep_calling, daemon=True).start()
+started.wait()
+"""
+
 SCENARIOS = {
     "core plugin left open": (
         """
@@ -80,30 +92,9 @@ SCENARIOS = {
         """,
         1,
     ),
+    "a daemon thread still calling": (KEEP_CALLING.format(limits=""), 0),
     "a daemon thread still calling a per-call plugin": (
-        """
-        plugin = wasmdeck.Plugin(sys.argv[1], limits=wasmdeck.Limits(instance="per-call"))
-        started = threading.Event()
-        def keep_calling():
-            while True:
-                plugin.call("write")
-                started.set()
-        threading.Thread(target=keep_calling, daemon=True).start()
-        started.wait()
-        """,
-        0,
-    ),
-    "a daemon thread still calling": (
-        """
-        plugin = wasmdeck.Plugin(sys.argv[1])
-        started = threading.Event()
-        def keep_calling():
-            while True:
-                plugin.call("write")
-                started.set()
-        threading.Thread(target=keep_calling, daemon=True).start()
-        started.wait()
-        """,
+        KEEP_CALLING.format(limits=', limits=wasmdeck.Limits(instance="per-call")'),
         0,
     ),
 }
