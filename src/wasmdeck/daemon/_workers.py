@@ -5,8 +5,8 @@ runs at most ``pool`` of them at once (one, unless the deck gives it an
 instance pool), started in the order submitted. The calls of all plugins
 run on one set of threads (``CallThreads``): few, because each thread that
 wakes for a call fights the loop for the GIL. At 5,000 MIDI events/s into
-20 plugins, a thread per plugin cost 160-180 µs of CPU per event, one
-shared thread 95-105 (benchmarks/sustained_load.py). So that a slow or
+20 plugins for 10 minutes, a thread per plugin cost the host 196 µs of CPU
+per event, one shared thread 154 (benchmarks/sustained_load.py). So that a slow or
 stuck plugin still never delays another for long, a call that has run
 longer than ``spare_after`` (20 ms) while others wait gets a spare thread
 started in its place; spares end when they are no longer needed.
