@@ -563,7 +563,7 @@ class Daemon:
                         return
                     if kind == "delay":
                         asyncio.get_running_loop().call_later(
-                            action.delay_ms / 1000, self._delay_done, firing, index, record, started
+                            action.delay_ms / 1000, self._continue, firing, index, record, started
                         )
                         return
                     if kind == "mode":
@@ -604,34 +604,40 @@ class Daemon:
         started: float,
         future: asyncio.Future[bytes],
     ) -> None:
-        try:
-            if future.cancelled():
-                raise WasmdeckError("the call was cancelled", plugin=record.get("plugin"))
-            result = future.result()
-        except (WasmdeckError, ValueError) as exc:
-            action = firing.binding.actions[index - 1]
-            self._action_failed(firing, action, record, started, exc)
-            self._run_ended()
-            return
-        except Exception as exc:
-            self._run_broke(firing, exc)
-            self._run_ended()
-            return
-        record["result"] = result.decode("utf-8", "replace")[:1000]
-        try:
-            self._state_feedback(firing.binding, result)
-            self._record(record, started)
-        except Exception as exc:
-            self._run_broke(firing, exc)
-            self._run_ended()
-            return
-        self._run_from(firing, index)
+        if future.cancelled():
+            error: BaseException | None = WasmdeckError(
+                "the call was cancelled", plugin=record.get("plugin")
+            )
+        else:
+            error = future.exception()
+        result = future.result() if error is None else None
+        self._continue(firing, index, record, started, result, error)
 
-    def _delay_done(
-        self, firing: Firing, index: int, record: dict[str, Any], started: float
+    def _continue(
+        self,
+        firing: Firing,
+        index: int,
+        record: dict[str, Any],
+        started: float,
+        result: bytes | None = None,
+        error: BaseException | None = None,
     ) -> None:
-        self._record(record, started)
-        self._run_from(firing, index)
+        """After an action that waited (a plugin call, a delay): record it, then
+        run the next actions; a failure ends the run."""
+        try:
+            if error is None:
+                if result is not None:
+                    record["result"] = result.decode("utf-8", "replace")[:1000]
+                    self._state_feedback(firing.binding, result)
+                self._record(record, started)
+                self._run_from(firing, index)  # the run goes on there (and ends there)
+                return
+            if not isinstance(error, WasmdeckError | ValueError):
+                raise error
+            self._action_failed(firing, firing.binding.actions[index - 1], record, started, error)
+        except Exception as exc:  # a bug: reported, and the run still ends
+            self._run_broke(firing, exc)
+        self._run_ended()
 
     def _action_failed(
         self,
@@ -1071,7 +1077,7 @@ def _thread_count(ready: ReadyDeck) -> int:
     """Threads for plugin calls: one, or as many as the largest pool runs at once.
 
     More would fight the loop for the GIL on every short call (daemon/_workers.py);
-    a call longer than a few milliseconds gets a spare thread anyway.
+    a call stuck for 20 ms while others wait gets a spare thread anyway.
     """
     return max((p.limits.pool for p in ready.plugins.values()), default=1)
 

@@ -123,18 +123,21 @@ class CallThreads:
         self._looking = False
         if self._closed:
             return
-        with self._lock:
-            threads = list(self._threads)
-        busy = [t.busy_since for t in threads if t.busy_since]
+        free, busy = self._free()
         if not busy:
             return  # all idle: the next hand-over looks again
         waiting = self._runnable.qsize()
-        if waiting:
-            old = self._clock() - self._spare_after
-            free = len(threads) - sum(1 for since in busy if since <= old)
-            for _ in range(min(waiting, self._core - free)):
-                self._start(spare=True)
+        for _ in range(min(waiting, self._core - free)):
+            self._start(spare=True)
         self.watch()
+
+    def _free(self) -> tuple[int, bool]:
+        """Threads not in a stuck call (one older than ``spare_after``), and whether any is busy."""
+        old = self._clock() - self._spare_after
+        with self._lock:
+            since = [t.busy_since for t in self._threads]
+        stuck = sum(1 for s in since if s and s <= old)
+        return len(since) - stuck, any(since)
 
     def _start(self, *, spare: bool) -> None:
         me = _Thread(spare)
@@ -167,11 +170,9 @@ class CallThreads:
                 self._threads.remove(me)
 
     def _needed(self) -> bool:
-        # A spare is needed while fewer than the core count are free of stuck calls.
-        old = self._clock() - self._spare_after
-        with self._lock:
-            stuck = sum(1 for t in self._threads if t.busy_since and t.busy_since <= old)
-            return len(self._threads) - 1 - stuck < self._core
+        # Needed (by the spare asking, itself free) while without it fewer
+        # than the core count would be free of stuck calls.
+        return self._free()[0] - 1 < self._core
 
     def close(self) -> None:
         """End the threads once the calls handed over before are done (those stuck: when they end)."""
