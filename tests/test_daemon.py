@@ -285,6 +285,48 @@ async def test_stopping_waits_for_calls_in_flight(
     assert json.loads(record["result"])["status"] == 200
 
 
+STEPS = """
+[[bindings]]
+name = "steps"
+trigger = { kind = "osc", address = "/steps" }
+actions = [
+  { plugin = "velocity", action = "pick", params = { choices = ["first"] } },
+  { delay_ms = 50 },
+  { mode = "edit" },
+  { plugin = "velocity", action = "pick", params = { choices = ["second"] } },
+]
+
+[[bindings]]
+name = "broken"
+trigger = { kind = "osc", address = "/broken" }
+actions = [
+  { plugin = "velocity", action = "pick", params = { choices = ["{osc.0}"] } },
+  { mode = "edit" },
+]
+"""
+
+
+async def test_a_sequence_runs_in_order_through_a_delay_and_a_failure_ends_it(
+    deck_file: Callable[..., Path],
+) -> None:
+    async with serving(deck_file(extra=STEPS)) as daemon:
+        daemon.fire("steps")
+        steps = await until(lambda: len(records(daemon, "steps")) == 4 and records(daemon, "steps"))
+        assert [r["action"] for r in steps] == ["plugin", "delay", "mode", "plugin"]
+        assert [json.loads(r["result"])["choice"] for r in (steps[0], steps[3])] == [
+            "first",
+            "second",
+        ]
+        assert steps[1]["ms"] >= 50 and "error" not in steps[1]
+        assert daemon.engine.mode == "edit"
+        daemon.set_mode("live")
+        daemon.fire("broken")  # by hand: no OSC argument for {osc.0}
+        [failed] = await until(lambda: records(daemon, "broken"))
+        assert failed["error"].startswith("TemplateError")
+        # The next step would have run in the same callback: the sequence ended.
+        assert len(records(daemon, "broken")) == 1 and daemon.engine.mode == "live"
+
+
 # -- the control API --------------------------------------------------------------
 
 
