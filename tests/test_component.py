@@ -399,6 +399,21 @@ def test_a_component_importing_an_ungranted_interface_fails_to_load(
     ).replace("py-kvuser.wasm", kv_component.name)
 
 
+def test_a_shared_compiled_component_is_judged_by_each_loads_grants(
+    kv_component: Path, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While one plugin of the binary is loaded, another load shares its
+    # compiled code and the imports read from it (_component._shape_of): the
+    # grants are still each load's own.
+    monkeypatch.setenv("WASMDECK_HOME", str(tmp_path / "home"))
+    with load(kv_component, runtime, grants=["kv"]) as granted:
+        with pytest.raises(ImportNotAllowed, match="needs the 'kv' capability"):
+            load(kv_component, runtime)
+        with load(kv_component, runtime, grants=["kv"]) as again:
+            assert again._impl._component is granted._impl._component  # type: ignore[attr-defined]
+            assert again.call("bump") == b"1"
+
+
 def test_a_granted_interface_works(
     kv_component: Path, runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

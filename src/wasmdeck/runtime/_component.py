@@ -19,7 +19,7 @@ import struct
 import time
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import wasmtime
 from wasmtime import TrapCode, component
@@ -178,6 +178,53 @@ class _Instance:
         # The raw handles of the direct call (see _Request).
         self.ctx = capi.context_address(store)
         self.f_execute = capi.func_address(execute)
+
+
+class _ComponentShape(NamedTuple):
+    """What loading needs of a compiled component's imports and exports."""
+
+    imports: tuple[str, ...]  # the import names, in order
+    exports: frozenset[str]
+    functions: frozenset[str]  # the exports that are functions
+    state_pair_fits: bool  # save-state and restore-state have the `stateful` signatures
+    keeps_state: bool  # it exports both, as functions
+    direct_call: bool  # execute has the WIT signature _Request lays out
+
+
+# Read through wasmtime-py, a component's imports and exports cost hundreds of
+# C calls (each of which gives up the GIL: under load, a wait for it); a
+# reload of a binary in use gets the same Component back (Runtime.load's
+# shared artifacts), so its shape is read once per compiled component, as a
+# core module's is (_core._shape_of).
+_shapes: weakref.WeakKeyDictionary[component.Component, _ComponentShape] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shape_of(compiled: component.Component, engine: wasmtime.Engine) -> _ComponentShape:
+    shape = _shapes.get(compiled)
+    if shape is not None:
+        return shape
+    ctype = compiled.type
+    imports = tuple(ctype.imports(engine))
+    exports = ctype.exports(engine)
+    functions = frozenset(
+        name
+        for name, item in exports.items()
+        if isinstance(getattr(item, "ty", None), component.FuncType)
+    )
+    execute = getattr(exports.get("execute"), "ty", None)
+    shape = _ComponentShape(
+        imports=imports,
+        exports=frozenset(exports),
+        functions=functions,
+        state_pair_fits=all(name in exports for name in _STATE_EXPORTS)
+        and _state_pair_fits(exports),
+        keeps_state=all(name in functions for name in _STATE_EXPORTS),
+        direct_call=isinstance(execute, component.FuncType) and _direct_call_fits(execute),
+    )
+    _shapes[compiled] = shape
+    return shape
 
 
 def _direct_call_fits(functype: component.FuncType) -> bool:
@@ -429,42 +476,31 @@ class ComponentPlugin(Adapter):
         self._live: _Instance | None = None
         self._current: ActionRequest | None = None  # the request being run (trigger.context)
 
-        ctype = compiled.type
-        imports = ctype.imports(runtime.engine)
-        interfaces = self._check_imports(imports)
-        exports = ctype.exports(runtime.engine)
-        self._check_exports(exports)
+        shape = _shape_of(compiled, runtime.engine)
+        interfaces = self._check_imports(shape.imports)
+        self._check_exports(shape)
         # The optional pair of the `stateful` world (since 1.3.0; docs/reload.md).
-        self.keeps_state = all(
-            isinstance(getattr(exports.get(name), "ty", None), component.FuncType)
-            for name in _STATE_EXPORTS
-        )
-        # The types of execute are resolved here, once: with the WIT signature,
-        # calls go through _Request; anything else through wasmtime-py.
-        execute_type = getattr(exports["execute"], "ty", None)
-        self._direct = (
-            _Request()
-            if isinstance(execute_type, component.FuncType) and _direct_call_fits(execute_type)
-            else None
-        )
-        self._linker = self._link(interfaces, imports)
+        self.keeps_state = shape.keeps_state
+        # With the WIT signature of execute, calls go through _Request;
+        # anything else through wasmtime-py.
+        self._direct = _Request() if shape.direct_call else None
+        self._linker = self._link(interfaces, shape.imports)
         self._named(self._read_metadata())
 
     # -- loading -----------------------------------------------------------
 
-    def _check_exports(self, exports: Mapping[str, object]) -> None:
+    def _check_exports(self, shape: _ComponentShape) -> None:
         for name, signature in (
             ("metadata", "func() -> string"),
             ("execute", "func(request: action-request) -> outcome"),
         ):
-            item = exports.get(name)
-            if not isinstance(getattr(item, "ty", None), component.FuncType):
+            if name not in shape.functions:
                 raise MissingExport(
                     f"the component does not export the function {name!r} ({signature}) of "
                     f"the {WIT_PACKAGE}@{WIT_VERSION} world; build it against wit/plugin.wit",
                     plugin=self.label,
                 )
-        present = [name for name in _STATE_EXPORTS if name in exports]
+        present = [name for name in _STATE_EXPORTS if name in shape.exports]
         if len(present) == 1:
             (missing,) = set(_STATE_EXPORTS) - set(present)
             raise MissingExport(
@@ -472,14 +508,14 @@ class ComponentPlugin(Adapter):
                 "keeps its state across a reload exports both (the `stateful` world)",
                 plugin=self.label,
             )
-        if present and not _state_pair_fits(exports):
+        if present and not shape.state_pair_fits:
             raise MissingExport(
                 "the component's save-state and restore-state must be func() -> list<u8> "
                 "and func(state: list<u8>) -> result<_, string> (the `stateful` world)",
                 plugin=self.label,
             )
 
-    def _check_imports(self, imports: Mapping[str, object]) -> list[tuple[str, str]]:
+    def _check_imports(self, imports: tuple[str, ...]) -> list[tuple[str, str]]:
         """Refuse imports the host does not provide or the user did not grant.
 
         Returns the ``wasmdeck:plugin`` interfaces used, with their import names.
@@ -523,7 +559,7 @@ class ComponentPlugin(Adapter):
         return used
 
     def _link(
-        self, interfaces: list[tuple[str, str]], imports: Mapping[str, object]
+        self, interfaces: list[tuple[str, str]], imports: tuple[str, ...]
     ) -> component.Linker:
         linker = component.Linker(self.runtime.engine)
         linker.add_wasip2()
@@ -888,7 +924,7 @@ class ComponentPlugin(Adapter):
     # -- WASI waits bounded by the call's deadline (runtime/_wasiclock.py) -----
 
     def _define_wasi_clock(
-        self, linker: component.Linker, imports: Mapping[str, object]
+        self, linker: component.Linker, imports: tuple[str, ...]
     ) -> ComponentClock | None:
         """Define the plugin's monotonic clock so its sleeps end at the deadline."""
         name = next((n for n in imports if n.startswith("wasi:clocks/monotonic-clock@")), None)
