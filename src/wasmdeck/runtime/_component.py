@@ -187,8 +187,12 @@ class _ComponentShape(NamedTuple):
     exports: frozenset[str]
     functions: frozenset[str]  # the exports that are functions
     state_pair_fits: bool  # save-state and restore-state have the `stateful` signatures
-    keeps_state: bool  # it exports both, as functions
     direct_call: bool  # execute has the WIT signature _Request lays out
+
+    @property
+    def keeps_state(self) -> bool:
+        """It exports both of the `stateful` world's functions."""
+        return all(name in self.functions for name in _STATE_EXPORTS)
 
 
 # Read through wasmtime-py, a component's imports and exports cost hundreds of
@@ -220,7 +224,6 @@ def _shape_of(compiled: component.Component, engine: wasmtime.Engine) -> _Compon
         functions=functions,
         state_pair_fits=all(name in exports for name in _STATE_EXPORTS)
         and _state_pair_fits(exports),
-        keeps_state=all(name in functions for name in _STATE_EXPORTS),
         direct_call=isinstance(execute, component.FuncType) and _direct_call_fits(execute),
     )
     _shapes[compiled] = shape
