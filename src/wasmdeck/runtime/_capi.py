@@ -56,7 +56,8 @@ def _offset(struct: Any, field: str) -> int:
 
 
 def _proto(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
-    C_FUNCTIONS.append(name)
+    if name not in C_FUNCTIONS:
+        C_FUNCTIONS.append(name)
     return CFUNCTYPE(restype, *argtypes)((name, ffi.dll))  # type: ignore[arg-type]
 
 
@@ -66,7 +67,8 @@ def _quick(name: str, restype: object, *argtypes: object) -> ctypes._CFuncPtr:  
     Releasing and re-taking the GIL costs more than such a call, and with
     other threads waiting, hands the GIL away in the middle of a plugin call.
     """
-    C_FUNCTIONS.append(name)
+    if name not in C_FUNCTIONS:
+        C_FUNCTIONS.append(name)
     return ctypes.PYFUNCTYPE(restype, *argtypes)((name, ffi.dll))  # type: ignore[arg-type]
 
 
@@ -101,15 +103,22 @@ instance_pre_instantiate = _proto(
     "wasmtime_instance_pre_instantiate", c_void_p, c_void_p, c_void_p, c_void_p, c_void_p
 )
 # bool wasmtime_instance_export_get(context, instance, name, name_len, extern_out)
-instance_export_get = _proto(
+instance_export_get = _quick(
     "wasmtime_instance_export_get", c_bool, c_void_p, c_void_p, c_char_p, c_size_t, c_void_p
 )
 # wasmtime_error_t *wasmtime_instance_new(context, module, imports, nimports, instance_out, trap_out)
+# A plugin's module may have a start function, which is wasm that can run
+# long: it is instantiated without the GIL.
 instance_new = _proto(
     "wasmtime_instance_new", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p
 )
+# The same, for the runtime's own helper modules (``_payload``): they have no
+# start function, so instantiating one runs no wasm, only allocation.
+helper_instance_new = _quick(
+    "wasmtime_instance_new", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p
+)
 # bool wasmtime_linker_get(linker, context, module, module_len, name, name_len, extern_out)
-linker_get = _proto(
+linker_get = _quick(
     "wasmtime_linker_get",
     c_bool,
     c_void_p,

@@ -491,7 +491,7 @@ class CoreModule(Adapter):
         ctx, trap = live.ctx, live.trap_addr
         region = live.instance + self._helper_region
         box, copier, imports, copier_imports = (region + at for at in self._helper_offsets)
-        error = capi.instance_new(ctx, self._box_ptr, None, 0, box, trap)
+        error = capi.helper_instance_new(ctx, self._box_ptr, None, 0, box, trap)
         if error or live.trap.value:
             self._check_instantiated(live, error)
         for name, at in self._box_lookups:
@@ -514,7 +514,7 @@ class CoreModule(Adapter):
         es = capi.EXTERN_SIZE
         capi.copy_extern(copier_imports, live.mem - capi.EXTERN_OF)  # the plugin's memory
         capi.copy_extern(copier_imports + 3 * es, live.f_execute - capi.EXTERN_OF)
-        error = capi.instance_new(ctx, self._copier_ptr, copier_imports, 4, copier, trap)
+        error = capi.helper_instance_new(ctx, self._copier_ptr, copier_imports, 4, copier, trap)
         if error or live.trap.value:
             self._check_instantiated(live, error)
         run = copier_imports + 4 * es

@@ -28,8 +28,6 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from ctypes import c_int, c_long, c_size_t, c_void_p
 
 from . import _capi as capi
@@ -83,13 +81,14 @@ class MemoryLimit:
     memory's byte size, as the host allocated it.
     """
 
-    __slots__ = ("limit", "memories", "refused", "refused_at", "refused_from")
+    __slots__ = ("_outer", "limit", "memories", "refused", "refused_at", "refused_from")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.refused = self.refused_from = 0
         self.refused_at = -math.inf
         self.memories: list[_Memory] = []
+        self._outer: MemoryLimit | None = None
 
     def refused_since(self, start: float) -> bool:
         """Whether a grow was refused at or after ``start`` (a call's start, monotonic)."""
@@ -99,15 +98,21 @@ class MemoryLimit:
     def size(self) -> int:
         return max((memory.size for memory in self.memories), default=0)
 
-    @contextmanager
-    def creating(self) -> Iterator[MemoryLimit]:
-        """Memories created on this thread inside the block get this limit."""
-        previous = getattr(_current, "limit", None)
+    def creating(self) -> MemoryLimit:
+        """Memories created on this thread inside the ``with`` block get this limit.
+
+        A class-based context manager, not ``contextlib.contextmanager``: it
+        runs on every fresh instance, where the generator's cost shows.
+        """
+        return self
+
+    def __enter__(self) -> MemoryLimit:
+        self._outer = getattr(_current, "limit", None)
         _current.limit = self
-        try:
-            yield self
-        finally:
-            _current.limit = previous
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        _current.limit, self._outer = self._outer, None
 
 
 class _Memory:
@@ -173,6 +178,7 @@ def _callbacks() -> tuple[object, ...]:
     # Reentrant: a garbage collection inside new_memory's critical section can
     # free a store, whose memories' finalizers then take the lock on this thread.
     spares: list[tuple[int, int, int, int]] = []
+    spare_bytes = [0]  # the sum of the spares' zeroed bytes
     spares_lock = threading.RLock()
     memset = ctypes.memset
     mmap_, mprotect, munmap, madvise = _mmap, _mprotect, _munmap, _madvise
@@ -213,15 +219,13 @@ def _callbacks() -> tuple[object, ...]:
         memory = memories.pop(env, None)
         if memory is None:
             return
-        with suppress(ValueError):
-            memory.limit.memories.remove(memory)
+        owned = memory.limit.memories
+        if memory in owned:
+            owned.remove(memory)
         used = round_up(memory.size)
         with spares_lock:
-            keep = (
-                used <= _REUSE_MAX
-                and len(spares) < _SPARE_COUNT
-                and sum(spare[3] for spare in spares) + used <= _SPARE_BYTES
-            )
+            keep = used <= _REUSE_MAX and len(spares) < _SPARE_COUNT
+            keep = keep and spare_bytes[0] + used <= _SPARE_BYTES
         if not keep:
             munmap(memory.base, memory.mapped)
             return
@@ -233,6 +237,7 @@ def _callbacks() -> tuple[object, ...]:
             return
         with spares_lock:
             spares.append((memory.base, memory.capacity, memory.mapped, used))
+            spare_bytes[0] += used
 
     get_cb = capi.MEMORY_GET(get_memory)
     grow_cb = capi.MEMORY_GROW(grow_memory)
@@ -265,13 +270,24 @@ def _callbacks() -> tuple[object, ...]:
             # and guard: all of it must be mapped, inaccessible past the size.
             capacity = round_up(max(reserved, minimum, page))
             mapped = capacity + round_up(guard)
+            # The best fit: the reservation whose zeroed, accessible part is
+            # the smallest that holds ``minimum``, so that a small memory
+            # (the payload box) does not take the large one the next
+            # instance's plugin memory needs.
+            spare = None
             with spares_lock:
-                spare = next(
-                    (s for s in spares if s[1] == capacity and s[2] == mapped and s[3] >= minimum),
-                    None,
-                )
-                if spare is not None:
-                    spares.remove(spare)
+                best = -1
+                for index, candidate in enumerate(spares):
+                    if (
+                        candidate[1] == capacity
+                        and candidate[2] == mapped
+                        and minimum <= candidate[3]
+                        and (best < 0 or candidate[3] < spares[best][3])
+                    ):
+                        best = index
+                if best >= 0:
+                    spare = spares.pop(best)
+                    spare_bytes[0] -= spare[3]
             if spare is not None:
                 base, resident = spare[0], spare[3]
                 if resident > round_up(minimum):  # zeroed, but not to be accessible
