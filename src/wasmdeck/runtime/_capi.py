@@ -17,9 +17,10 @@ import contextlib
 import ctypes
 import struct
 from collections.abc import Callable
-from ctypes import CFUNCTYPE, c_bool, c_char_p, c_size_t, c_ssize_t, c_uint64, c_void_p
+from ctypes import CFUNCTYPE, c_bool, c_char_p, c_int64, c_size_t, c_ssize_t, c_uint64, c_void_p
 from typing import Any
 
+import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component._enter import maybe_raise_last_exn
 
@@ -91,6 +92,52 @@ memory_data = _quick("wasmtime_memory_data", c_void_p, c_void_p, c_void_p)
 memory_data_size = _quick("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p)
 # wasm_trap_t *wasmtime_trap_new(const char *msg, size_t len)
 trap_new = _proto("wasmtime_trap_new", c_void_p, ctypes.c_char_p, c_size_t)
+
+# -- stores ---------------------------------------------------------------------
+#
+# A fresh instance starts with a store: made here through the C API, as
+# ``wasmtime.Store(engine)`` followed by ``set_limits`` would make it, at a
+# third of their cost (their ctypes wrappers check and convert every argument).
+
+# wasmtime_store_t *wasmtime_store_new(engine, data, finalizer)
+_store_new = _quick("wasmtime_store_new", c_void_p, c_void_p, c_void_p, c_void_p)
+# wasmtime_context_t *wasmtime_store_context(store)
+_store_context = _quick("wasmtime_store_context", c_void_p, c_void_p)
+# void wasmtime_store_limiter(store, memory_size, table_elements, instances, tables, memories)
+_store_limiter = _quick(
+    "wasmtime_store_limiter", None, c_void_p, c_int64, c_int64, c_int64, c_int64, c_int64
+)
+_STORE_POINTER = ctypes.POINTER(ffi.wasmtime_store_t)
+_CONTEXT_POINTER = ctypes.POINTER(ffi.wasmtime_context_t)
+
+
+def new_store(
+    engine: wasmtime.Engine,
+    engine_address: int,
+    *,
+    table_elements: int,
+    instances: int,
+    tables: int,
+    memories: int,
+) -> tuple[wasmtime.Store, int]:
+    """A ``wasmtime.Store`` of ``engine`` (at ``engine_address``) with these limits, and its context's address.
+
+    The object is the one wasmtime-py makes (its methods, ``close`` and
+    finalizer work on it): the same two private fields its ``__init__`` sets.
+    A negative limit is no limit, as in ``Store.set_limits``.
+    """
+    pointer = _store_new(engine_address, None, None)
+    if not pointer:
+        raise MemoryError("wasmtime could not create a store")
+    _store_limiter(pointer, -1, table_elements, instances, tables, memories)
+    context = _store_context(pointer)
+    store = wasmtime.Store.__new__(wasmtime.Store)
+    # ctypes.cast of an int keeps no reference, so no cycle (see _pointer_value)
+    store._Managed__ptr = ctypes.cast(pointer, _STORE_POINTER)  # type: ignore[attr-defined]
+    store._Store__context = ctypes.cast(context, _CONTEXT_POINTER)  # type: ignore[attr-defined]
+    store.engine = engine
+    return store, context
+
 
 # -- instantiation --------------------------------------------------------------
 #
@@ -298,7 +345,17 @@ def address_of(obj: ctypes._CData) -> int:
 
 def context_address(store: object) -> int:
     """The ``wasmtime_context_t*`` of a ``wasmtime.Store``."""
-    return int(ctypes.cast(store._context(), c_void_p).value or 0)  # type: ignore[attr-defined]
+    return _pointer_value(store._context())  # type: ignore[attr-defined]
+
+
+def _pointer_value(pointer: object) -> int:
+    """The address a ctypes pointer holds.
+
+    Not ``ctypes.cast(pointer, c_void_p)``: the cast result keeps the pointer
+    in a dict that refers back to itself, a reference cycle that only the
+    garbage collector frees, two objects for every store created.
+    """
+    return c_void_p.from_address(ctypes.addressof(pointer)).value or 0  # type: ignore[arg-type]
 
 
 def memory_address(memory: object) -> int:
@@ -347,7 +404,7 @@ def raise_pending_host_exception() -> None:
 
 def pointer_of(managed: object) -> int:
     """The C pointer a wasmtime-py object (``InstancePre``, ``Engine``, ...) wraps."""
-    return int(ctypes.cast(managed.ptr(), c_void_p).value or 0)  # type: ignore[attr-defined]
+    return _pointer_value(managed.ptr())  # type: ignore[attr-defined]
 
 
 # -- components ---------------------------------------------------------------
@@ -489,13 +546,15 @@ def error_new(message: str) -> int:
     return int(_error_new(message.encode("utf-8", "replace")))
 
 
-def fill_linear_memory(
-    address: int, env: int, get_memory: int, grow_memory: int, finalizer: int
-) -> None:
-    """Write a ``wasmtime_linear_memory_t`` at ``address`` (new_memory's ``memory_ret``)."""
-    memory = _LinearMemory.from_address(address)
-    memory.env, memory.get_memory = env, get_memory
-    memory.grow_memory, memory.finalizer = grow_memory, finalizer
+def pack_linear_memory(env: int, get_memory: int, grow_memory: int, finalizer: int) -> bytes:
+    """A ``wasmtime_linear_memory_t``, as the bytes new_memory copies to its ``memory_ret``.
+
+    Copied with ``ctypes.memmove``, ``LINEAR_MEMORY_SIZE`` bytes.
+    """
+    return bytes(_LinearMemory(env, get_memory, grow_memory, finalizer))
+
+
+LINEAR_MEMORY_SIZE = ctypes.sizeof(_LinearMemory)
 
 
 def set_host_memory_creator(config: object, new_memory: int) -> None:

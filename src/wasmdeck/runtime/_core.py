@@ -233,21 +233,19 @@ class _Instance:
         self.fuel: memoryview | None = None  # the store's fuel counter (capi.fuel_counter)
         self.f_run = 0  # the copier's run (_link_with_helpers), which calls execute
 
-    def bind(self, exported: tuple[bool, ...]) -> None:
-        """Look up the ABI's exports (``exported``: which of ``_EXPORTS`` the module has).
+    def bind(self, lookups: tuple[tuple[int, bytes, int, int], ...]) -> None:
+        """Look up the ABI's exports the module has (``CoreModule._export_lookups``).
 
-        ``dealloc`` (index 2) is looked up only when the host first frees a buffer.
+        Each lookup is (index in ``_EXPORTS``, name, its length, the offset of
+        its extern in this instance's buffer). ``dealloc`` (index 2) is not
+        among them: it is looked up only when the host first frees a buffer.
         """
-        ctx, instance = self.ctx, self.instance
-        found = []
-        for index, name in enumerate(_EXPORTS):
-            extern = instance + capi.INSTANCE_SIZE + index * capi.EXTERN_SIZE
-            ok = (
-                exported[index]
-                and index != 2
-                and capi.instance_export_get(ctx, instance, name, len(name), extern)
-            )
-            found.append(extern + capi.EXTERN_OF if ok else 0)
+        ctx, instance, get = self.ctx, self.instance, capi.instance_export_get
+        found = [0, 0, 0, 0, 0, 0]
+        for index, name, size, offset in lookups:
+            extern = instance + offset
+            if get(ctx, instance, name, size, extern):
+                found[index] = extern + capi.EXTERN_OF
         self.mem, self.f_alloc, self.f_dealloc, self.f_init, self.f_execute = found[:5]
         self.f_initialize = found[5]
         # Fixed for the instance's life: the engine is configured with
@@ -364,6 +362,11 @@ class CoreModule(Adapter):
             self._pre_ptr = capi.pointer_of(self._pre)
         names = shape.exports
         self._exported = tuple(name.decode() in names for name in _EXPORTS)
+        self._export_lookups = tuple(
+            (index, name, len(name), capi.INSTANCE_SIZE + index * capi.EXTERN_SIZE)
+            for index, name in enumerate(_EXPORTS)
+            if self._exported[index] and index != 2  # dealloc: see _grow_buffer
+        )
         self.keeps_state = all(name in names for name in _STATE_EXPORTS)
         self._linker = linker
         self._named(self._read_metadata())
@@ -462,7 +465,7 @@ class CoreModule(Adapter):
                     self._pre_ptr, ctx, live.instance, live.trap_addr
                 )
                 self._check_instantiated(live, error)
-                live.bind(self._exported)
+                live.bind(self._export_lookups)
         live.fuel = fuel_counter
         self._live = live
         if live.f_initialize:
@@ -510,7 +513,7 @@ class CoreModule(Adapter):
         )
         if error or live.trap.value:
             self._check_instantiated(live, error)
-        live.bind(self._exported)
+        live.bind(self._export_lookups)
         es = capi.EXTERN_SIZE
         capi.copy_extern(copier_imports, live.mem - capi.EXTERN_OF)  # the plugin's memory
         capi.copy_extern(copier_imports + 3 * es, live.f_execute - capi.EXTERN_OF)

@@ -93,6 +93,7 @@ class Runtime:
         self._settings = settings  # a compiling child process builds the same engine
         self.tick = tick
         self.engine = wasmtime.Engine(config)
+        self.engine_address = capi.pointer_of(self.engine)  # for capi.new_store
         # What compiled code depends on: artifacts are shared only between
         # engines with the same fingerprint.
         self.fingerprint = hashlib.sha256(

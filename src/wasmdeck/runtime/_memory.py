@@ -28,6 +28,7 @@ import os
 import platform
 import threading
 import time
+from collections.abc import Callable
 from ctypes import c_int, c_long, c_size_t, c_void_p
 
 from . import _capi as capi
@@ -116,17 +117,33 @@ class MemoryLimit:
 
 
 class _Memory:
-    """One linear memory. ``cell`` is what ``get_memory`` reads: base, size, capacity."""
+    """One linear memory (and, once freed, a spare reservation).
 
-    __slots__ = ("base", "capacity", "cell", "limit", "mapped", "size")
+    ``cell`` is what ``get_memory`` reads: base, size, capacity; its address
+    is the memory's ``env``. ``linear`` is the ``wasmtime_linear_memory_t``
+    new_memory hands wasmtime, packed once: a spare is handed out again as it
+    is, with its cell, so a fresh instance makes no new objects for it.
+    ``zeroed`` is, for a spare, how many bytes from ``base`` are accessible
+    (and zero).
+    """
 
-    def __init__(self, base: int, size: int, capacity: int, mapped: int, limit: MemoryLimit):
+    __slots__ = ("base", "capacity", "cell", "limit", "linear", "mapped", "size", "zeroed")
+
+    def __init__(
+        self,
+        base: int,
+        capacity: int,
+        mapped: int,
+        pack: Callable[[int], bytes],
+        limit: MemoryLimit,
+    ) -> None:
         self.base = base
-        self.size = size
+        self.size = self.zeroed = 0
         self.capacity = capacity
         self.mapped = mapped
         self.limit = limit
-        self.cell = (ctypes.c_uint64 * 3)(base, size, capacity)
+        self.cell = (ctypes.c_uint64 * 3)(base, 0, capacity)
+        self.linear = pack(ctypes.addressof(self.cell))
 
     def resize(self, size: int) -> None:
         self.size = self.cell[1] = size
@@ -172,17 +189,18 @@ def _callbacks() -> tuple[object, ...]:
     they are never freed (``capi.keep_forever``).
     """
     memories: dict[int, _Memory] = {}
-    # Reservations kept for reuse: (base, capacity, mapped, bytes accessible and
-    # zeroed). Stores are made and freed on many threads, and a callback can
-    # lose the GIL between two bytecodes: the list is only touched under the lock.
+    # Freed memories kept for reuse, their reservations zeroed (``_Memory.zeroed``).
+    # Stores are made and freed on many threads, and a callback can lose the GIL
+    # between two bytecodes: the list is only touched under the lock.
     # Reentrant: a garbage collection inside new_memory's critical section can
     # free a store, whose memories' finalizers then take the lock on this thread.
-    spares: list[tuple[int, int, int, int]] = []
+    spares: list[_Memory] = []
     spare_bytes = [0]  # the sum of the spares' zeroed bytes
     spares_lock = threading.RLock()
     memset = ctypes.memset
     mmap_, mprotect, munmap, madvise = _mmap, _mprotect, _munmap, _madvise
-    error_new, fill, address = capi.error_new, capi.fill_linear_memory, capi.function_address
+    error_new, address = capi.error_new, capi.function_address
+    memmove, linear_size = ctypes.memmove, capi.LINEAR_MEMORY_SIZE
     local = _current
     monotonic = time.monotonic
     round_up, page = _round_up, _PAGE
@@ -222,7 +240,7 @@ def _callbacks() -> tuple[object, ...]:
         owned = memory.limit.memories
         if memory in owned:
             owned.remove(memory)
-        used = round_up(memory.size)
+        used = -(-memory.size // page) * page
         with spares_lock:
             keep = used <= _REUSE_MAX and len(spares) < _SPARE_COUNT
             keep = keep and spare_bytes[0] + used <= _SPARE_BYTES
@@ -235,8 +253,9 @@ def _callbacks() -> tuple[object, ...]:
         elif used and madvise(memory.base, used, _MADV_DONTNEED) != 0:
             munmap(memory.base, memory.mapped)
             return
+        memory.zeroed = used
         with spares_lock:
-            spares.append((memory.base, memory.capacity, memory.mapped, used))
+            spares.append(memory)
             spare_bytes[0] += used
 
     get_cb = capi.MEMORY_GET(get_memory)
@@ -244,6 +263,11 @@ def _callbacks() -> tuple[object, ...]:
     finalizer_cb = capi.MEMORY_FINALIZER(finalizer)
     get_at = _native_get_memory() or address(get_cb)
     grow_at, finalizer_at = address(grow_cb), address(finalizer_cb)
+
+    pack_linear = capi.pack_linear_memory
+
+    def pack(env: int) -> bytes:
+        return pack_linear(env, get_at, grow_at, finalizer_at)
 
     def new_memory(
         _env: int,
@@ -274,36 +298,39 @@ def _callbacks() -> tuple[object, ...]:
             # the smallest that holds ``minimum``, so that a small memory
             # (the payload box) does not take the large one the next
             # instance's plugin memory needs.
-            spare = None
+            memory = None
             with spares_lock:
                 best = -1
-                for index, candidate in enumerate(spares):
+                for index, spare in enumerate(spares):
                     if (
-                        candidate[1] == capacity
-                        and candidate[2] == mapped
-                        and minimum <= candidate[3]
-                        and (best < 0 or candidate[3] < spares[best][3])
+                        spare.capacity == capacity
+                        and spare.mapped == mapped
+                        and minimum <= spare.zeroed
+                        and (best < 0 or spare.zeroed < spares[best].zeroed)
                     ):
                         best = index
                 if best >= 0:
-                    spare = spares.pop(best)
-                    spare_bytes[0] -= spare[3]
-            if spare is not None:
-                base, resident = spare[0], spare[3]
-                if resident > round_up(minimum):  # zeroed, but not to be accessible
-                    mprotect(base + round_up(minimum), resident - round_up(minimum), _PROT_NONE)
+                    memory = spares.pop(best)
+                    spare_bytes[0] -= memory.zeroed
+            accessible = -(-minimum // page) * page
+            if memory is not None:
+                if memory.zeroed > accessible:  # zeroed, but not to be accessible
+                    mprotect(memory.base + accessible, memory.zeroed - accessible, _PROT_NONE)
+                memory.limit = limit
+                if minimum:
+                    memory.resize(minimum)
             else:
                 base = mmap_(None, mapped, _PROT_NONE, _MAP_FLAGS, -1, 0)
                 if base is None or base == _MAP_FAILED:
                     return error_new(f"cannot reserve memory: {os.strerror(ctypes.get_errno())}")
-                if minimum and mprotect(base, round_up(minimum), _PROT_READ_WRITE) != 0:
+                if minimum and mprotect(base, accessible, _PROT_READ_WRITE) != 0:
                     munmap(base, mapped)
                     return error_new(f"cannot commit memory: {os.strerror(ctypes.get_errno())}")
-            memory = _Memory(base, minimum, capacity, mapped, limit)
-            key = ctypes.addressof(memory.cell)  # the env of its callbacks
-            memories[key] = memory
+                memory = _Memory(base, capacity, mapped, pack, limit)
+                memory.resize(minimum)
+            memories[ctypes.addressof(memory.cell)] = memory
             limit.memories.append(memory)
-            fill(memory_ret, key, get_at, grow_at, finalizer_at)
+            memmove(memory_ret, memory.linear, linear_size)
             return 0
         except BaseException as exc:
             return error_new(f"cannot create memory: {exc!r}")

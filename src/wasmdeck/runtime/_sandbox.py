@@ -135,17 +135,17 @@ def new_store(
     table), on top of what the plugin may use.
     """
     extra = 1 if payload_helpers else 0
-    store = wasmtime.Store(runtime.engine)
     # No memory_size: the host's memory enforces max_memory and records the
     # grows it refuses (see _memory.MemoryLimit); the caller instantiates
     # inside its MemoryLimit's ``creating()``.
-    store.set_limits(
+    store, ctx = capi.new_store(
+        runtime.engine,
+        runtime.engine_address,
         table_elements=limits.max_table_elements,
         instances=max(limits.max_instances, min_instances) + 2 * extra,
         tables=limits.max_tables + extra,
         memories=limits.max_memories + extra,
     )
-    ctx = capi.context_address(store)
     if wasi is not None:  # None: the module imports no WASI function
         wasi.apply(ctx)
     error = capi.set_fuel(ctx, fuel)
