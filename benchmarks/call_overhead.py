@@ -17,7 +17,11 @@ In one run, on the same machine, interleaved round by round, it measures
 - one raw Wasmtime call of an exported ``add``: through wasmtime-py's
   ``Func.__call__``, and through the C API directly (the floor);
 - a fresh instance: wasmdeck's (store, WASI, instance, ``_initialize``,
-  ``init``) and Extism's (``Plugin`` from a ``CompiledPlugin``).
+  ``init``) and Extism's (``Plugin`` from a ``CompiledPlugin``), next to
+  raw Wasmtime's on the same echo module: wasmtime-py's public API (a
+  ``Store`` with a ``WasiConfig``, ``InstancePre.instantiate``, then
+  ``_initialize`` and ``init``) and the C API's floor (the same through
+  ctypes calls of the C API, nothing else: ``capi_instantiate_floor``).
 
 Both echo plugins are compiled from C in ``benchmarks/plugins`` with zig.
 Ratios, not absolute times, are the result: machines are noisy. The last
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
+from wasmtime import _ffi as ffi
 
 import wasmdeck
 from wasmdeck.runtime import _capi as capi
@@ -85,6 +90,62 @@ def build(out: Path) -> tuple[Path, Path]:
 
 SIZES = {"100B": 0, "10KB": 10_000, "1MB": 1_000_000}
 BATCH = {"100B": 4000, "10KB": 1000, "1MB": 10}
+
+
+def capi_instantiate_floor(
+    engine: wasmtime.Engine, pre: wasmtime.InstancePre
+) -> Callable[[], None]:
+    """A fresh instance through the C API and nothing else, the floor of wasmdeck's.
+
+    A store, the instance, its ``_initialize`` and ``init``, the store freed:
+    the work of wasmdeck's fresh instance on the default engine, with no WASI
+    context, limits, fuel, payload helpers or checks.
+    """
+    void_p = ctypes.c_void_p
+
+    def c_function(name: str, restype: object, *argtypes: object) -> Any:
+        # A function object of its own: ffi.dll's are wasmtime-py's, typed by it.
+        return ctypes.CFUNCTYPE(restype, *argtypes)((f"wasmtime_{name}", ffi.dll))
+
+    store_new = c_function("store_new", void_p, void_p, void_p, void_p)
+    store_context = c_function("store_context", void_p, void_p)
+    store_delete = c_function("store_delete", None, void_p)
+    pre_instantiate = c_function("instance_pre_instantiate", void_p, *[void_p] * 4)
+    export_get = c_function(
+        "instance_export_get",
+        ctypes.c_bool,
+        void_p,
+        void_p,
+        ctypes.c_char_p,
+        ctypes.c_size_t,
+        void_p,
+    )
+    func_call = c_function(
+        "func_call_unchecked", void_p, void_p, void_p, void_p, ctypes.c_size_t, void_p
+    )
+    engine_ptr = ctypes.cast(engine.ptr(), void_p).value
+    pre_ptr = ctypes.cast(pre.ptr(), void_p).value
+    instance = (ctypes.c_ubyte * capi.INSTANCE_SIZE)()
+    externs = (ctypes.c_ubyte * (2 * capi.EXTERN_SIZE))()
+    args = (ctypes.c_ubyte * capi.ARGS_BYTES)()
+    trap = ctypes.c_void_p()
+    instance_at, args_at, trap_at = (ctypes.addressof(x) for x in (instance, args, trap))
+    initialize_at = ctypes.addressof(externs)
+    init_at = initialize_at + capi.EXTERN_SIZE
+
+    def fresh_instance(buffers: object = (instance, externs, args)) -> None:  # kept alive
+        store = store_new(engine_ptr, None, None)
+        ctx = store_context(store)
+        error = pre_instantiate(pre_ptr, ctx, instance_at, trap_at)
+        assert not error and not trap.value
+        if export_get(ctx, instance_at, b"_initialize", 11, initialize_at):
+            func_call(ctx, initialize_at + capi.EXTERN_OF, args_at, 1, trap_at)
+        assert export_get(ctx, instance_at, b"init", 4, init_at)
+        error = func_call(ctx, init_at + capi.EXTERN_OF, args_at, 1, trap_at)
+        assert not error and not trap.value
+        store_delete(store)
+
+    return fresh_instance
 
 
 def params_of(size: str) -> dict[str, str]:
@@ -163,10 +224,24 @@ def main() -> int:
         capi.pack_args(raw_args, 0, 2, 3)
         capi.call_unchecked(ctx, func, args_addr, 2, trap_addr)
 
+    pre = linker.instantiate_pre(wasmtime.Module(engine, echo_wasm))
+
+    def raw_instantiate() -> None:
+        fresh = wasmtime.Store(engine)
+        fresh.set_wasi(wasmtime.WasiConfig())
+        exports = pre.instantiate(fresh).exports(fresh)
+        initialize = exports.get("_initialize")
+        if initialize is not None:
+            initialize(fresh)  # type: ignore[operator]
+        exports["init"](fresh)  # type: ignore[operator]
+
+    floor = capi_instantiate_floor(engine, pre)
     cases["wasmtime_py_func_call"] = (lambda: add(store, 2, 3), 2000)
     cases["wasmtime_capi_call"] = (raw_call, 20_000)
     cases["wasmdeck_instantiate"] = (plugin._impl._start, 200)  # type: ignore[attr-defined]
     cases["extism_instantiate"] = (lambda: extism.Plugin(ext_compiled), 50)
+    cases["wasmtime_py_instantiate"] = (raw_instantiate, 200)
+    cases["wasmtime_capi_instantiate"] = (floor, 200)
 
     results = interleaved(cases, args.rounds)
     print()
@@ -182,6 +257,15 @@ def main() -> int:
     print(
         "ratio_extism_over_wasmdeck_instantiate="
         f"{results['extism_instantiate'] / results['wasmdeck_instantiate']:.2f}"
+    )
+    instantiate = results["wasmdeck_instantiate"]
+    print(
+        "wasmdeck_instantiate_over_wasmtime_py="
+        f"{instantiate / results['wasmtime_py_instantiate']:.2f}"
+    )
+    print(
+        "wasmdeck_instantiate_over_capi_floor="
+        f"{instantiate / results['wasmtime_capi_instantiate']:.2f}"
     )
     for size in SIZES:
         ours = results[f"wasmdeck_call_{size}"]
