@@ -42,6 +42,7 @@ class HttpServer:
         # instead of being refused.
         self._socket.listen(2048)
         self.host, self.port = host, self._socket.getsockname()[1]
+        # HTTP parsed by httptools (a dependency of wasmdeck[serve]; pyproject.toml).
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

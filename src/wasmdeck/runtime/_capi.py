@@ -176,10 +176,12 @@ linker_get = _quick(
     c_size_t,
     c_void_p,
 )
+# A WASI context is made for every fresh instance: its calls open nothing and
+# run no wasm, so they hold the GIL (_quick); preopen_dir opens a directory.
 # wasi_config_t *wasi_config_new(void); the store takes it over in wasmtime_context_set_wasi
-wasi_config_new = _proto("wasi_config_new", c_void_p)
+wasi_config_new = _quick("wasi_config_new", c_void_p)
 # bool wasi_config_set_env(config, count, names, values)
-wasi_config_set_env = _proto("wasi_config_set_env", c_bool, c_void_p, c_size_t, c_void_p, c_void_p)
+wasi_config_set_env = _quick("wasi_config_set_env", c_bool, c_void_p, c_size_t, c_void_p, c_void_p)
 # bool wasi_config_preopen_dir(config, host_path, guest_path, fs_mutable)
 wasi_config_preopen_dir = _proto(
     "wasi_config_preopen_dir", c_bool, c_void_p, c_char_p, c_char_p, c_bool
@@ -187,14 +189,14 @@ wasi_config_preopen_dir = _proto(
 # ssize_t callback(data, bytes, len): a WASI stdout/stderr write
 OUTPUT_CALLBACK = CFUNCTYPE(c_ssize_t, c_void_p, c_void_p, c_size_t)
 # void wasi_config_set_std{out,err}_custom(config, callback, data, finalizer)
-wasi_config_set_stdout_custom = _proto(
+wasi_config_set_stdout_custom = _quick(
     "wasi_config_set_stdout_custom", None, c_void_p, OUTPUT_CALLBACK, c_void_p, c_void_p
 )
-wasi_config_set_stderr_custom = _proto(
+wasi_config_set_stderr_custom = _quick(
     "wasi_config_set_stderr_custom", None, c_void_p, OUTPUT_CALLBACK, c_void_p, c_void_p
 )
 # wasmtime_error_t *wasmtime_context_set_wasi(context, config)
-context_set_wasi = _proto("wasmtime_context_set_wasi", c_void_p, c_void_p, c_void_p)
+context_set_wasi = _quick("wasmtime_context_set_wasi", c_void_p, c_void_p, c_void_p)
 
 EXTERN_SIZE = ctypes.sizeof(ffi.wasmtime_extern_t)
 EXTERN_OF = _offset(ffi.wasmtime_extern_t, "of")  # the func/memory/... handle inside an extern
