@@ -123,8 +123,7 @@ def capi_instantiate_floor(
     func_call = c_function(
         "func_call_unchecked", void_p, void_p, void_p, void_p, ctypes.c_size_t, void_p
     )
-    engine_ptr = ctypes.cast(engine.ptr(), void_p).value
-    pre_ptr = ctypes.cast(pre.ptr(), void_p).value
+    engine_ptr, pre_ptr = capi.pointer_of(engine), capi.pointer_of(pre)
     instance = (ctypes.c_ubyte * capi.INSTANCE_SIZE)()
     externs = (ctypes.c_ubyte * (2 * capi.EXTERN_SIZE))()
     args = (ctypes.c_ubyte * capi.ARGS_BYTES)()
