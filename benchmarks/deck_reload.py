@@ -148,8 +148,8 @@ async def reloads(daemon: Daemon, path: Path, texts: list[str]) -> list[float]:
     applied: asyncio.Queue[tuple[float, bool]] = asyncio.Queue()
     reload = daemon.reload
 
-    async def reload_timed() -> tuple[bool, str]:
-        result = await reload()
+    async def reload_timed(*, only_if_changed: bool = False) -> tuple[bool, str]:
+        result = await reload(only_if_changed=only_if_changed)
         applied.put_nowait((time.perf_counter(), result[0]))
         return result
 

@@ -1,9 +1,9 @@
 """What ``Limits(instance="per-call")`` costs: a fresh instance for every call.
 
-Run: ``python benchmarks/instance_policy.py`` (needs ``pip install -e '.[test,bench]'``).
+Run: ``python benchmarks/instance_policy.py [--rounds N]`` (needs ``pip install -e '.[test,bench]'``).
 
 In one run, on the echo plugins of benchmarks/plugins (compiled from C with
-zig), it measures medians of repeated batches of:
+zig), it measures medians of batches taking turns round by round:
 
 - wasmdeck ``Plugin.call`` with the default ``instance="persistent"``;
 - the same call with ``instance="per-call"`` (what MIDIMon did: every call
@@ -18,12 +18,13 @@ times, are the result: machines are noisy.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
 from pathlib import Path
 
-from call_overhead import CONTEXT, PARAMS, build, median_us
+from call_overhead import CONTEXT, PARAMS, build, interleaved
 
 import wasmdeck
 
@@ -50,16 +51,19 @@ def main() -> int:
     def fresh_extism() -> None:
         extism.Plugin(extism_wasm, wasi=True).call("echo", request)
 
-    figures = {}
-    for _ in range(2):  # interleaved rounds, so noise falls on all alike
-        for name, fn, batch in (
-            ("wasmdeck persistent", lambda: persistent.call("echo", PARAMS, CONTEXT), 2000),
-            ("wasmdeck per-call", lambda: per_call.call("echo", PARAMS, CONTEXT), 200),
-            ("extism call", lambda: ext.call("echo", request), 2000),
-            ("extism fresh plugin per call", fresh_extism, 20),
-        ):
-            figures.setdefault(name, []).append(median_us(fn, batch=batch, rounds=7))
-    best = {name: min(values) for name, values in figures.items()}
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    # The cases take turns in every round, so noise falls on all alike.
+    best = interleaved(
+        {
+            "wasmdeck persistent": (lambda: persistent.call("echo", PARAMS, CONTEXT), 2000),
+            "wasmdeck per-call": (lambda: per_call.call("echo", PARAMS, CONTEXT), 200),
+            "extism call": (lambda: ext.call("echo", request), 2000),
+            "extism fresh plugin per call": (fresh_extism, 20),
+        },
+        args.rounds,
+    )
     for name, value in best.items():
         print(f"{name:32s} {value:10.1f} µs")
     print(f"per_call_over_persistent={best['wasmdeck per-call'] / best['wasmdeck persistent']:.1f}")

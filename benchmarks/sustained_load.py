@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -155,6 +156,7 @@ def run_load(
         while not done.wait(max(0.0, start + n * window - time.perf_counter())):
             rss.append((time.perf_counter(), rss_kib(pid) if pid else 0))
             n += 1
+        rss.append((time.perf_counter(), rss_kib(pid) if pid else 0))  # the last window's end
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -163,12 +165,26 @@ def run_load(
     done.set()
     sampler.join()
     rows = []
-    for n in range(int(seconds / window + 0.5)):
-        lo, hi = start + n * window, start + (n + 1) * window
+    # Every reply falls in a window: the last may be shorter than the others,
+    # and takes the replies that came after the last note was sent.
+    count = max(1, math.ceil(seconds / window - 1e-9))
+    for n in range(count):
+        lo = start + n * window
+        hi = start + (n + 1) * window if n < count - 1 else math.inf
         times = [ms for at, ms in load.replies if lo <= at < hi]
         p50, p99 = percentiles(times)
-        kib = next((k for at, k in rss if at >= hi - 0.5), rss[-1][1] if rss else 0)
-        rows.append({"window": n, "replies": len(times), "p50": p50, "p99": p99, "rss": kib})
+        end = min(hi, start + seconds)
+        kib = next((k for at, k in rss if at >= end - 0.5), rss[-1][1] if rss else 0)
+        rows.append(
+            {
+                "window": n,
+                "seconds": min(window, seconds - n * window),
+                "replies": len(times),
+                "p50": p50,
+                "p99": p99,
+                "rss": kib,
+            }
+        )
     return sent, rows
 
 
@@ -235,7 +251,8 @@ def main() -> int:
     print(f"wasmdeck serve, {args.seconds:g} s in windows of {window:g} s:")
     for row in rows:
         print(
-            f"  window {row['window']:>2}: replies {row['replies']:>6}  p50 {row['p50']:6.2f} ms  "
+            f"  window {row['window']:>2} ({row['seconds']:g} s): replies {row['replies']:>6}  "
+            f"p50 {row['p50']:6.2f} ms  "
             f"p99 {row['p99']:7.2f} ms  rss {row['rss'] / 1024:6.1f} MiB"
         )
     plugins = after["plugins"]

@@ -4,7 +4,9 @@ Run: ``python benchmarks/webhook_throughput.py [--requests N] [--concurrency C]`
 (needs ``pip install -e '.[test]'``; about a minute).
 
 Two servers run side by side, each a process of its own on loopback, both
-starlette on uvicorn with the same settings (the standard asyncio loop, h11):
+starlette on uvicorn with the same settings (the standard asyncio loop; HTTP
+parsed by httptools, which uvicorn picks when it is installed, as
+``wasmdeck[serve]`` installs it, else h11):
 
 - the reference: a bare ASGI handler that does what any authenticated JSON
   webhook must — reads the body, compares a bearer token in constant time,
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import socket
@@ -177,9 +180,10 @@ def main() -> int:
             bare.terminate()
             bare.wait(30)
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    parser_name = "httptools" if importlib.util.find_spec("httptools") else "h11"
     print(
         f"{args.rounds} rounds x {args.requests} POSTs, {args.concurrency} in flight, "
-        f"httpx -> uvicorn (h11, asyncio) on loopback; load {load}"
+        f"httpx -> uvicorn ({parser_name}, asyncio) on loopback; load {load}"
     )
     medians = {}
     for name, rows in results.items():
