@@ -254,7 +254,8 @@ class Adapter:
     def _arm(self, ctx: int) -> None:
         """Start a call's clock: its deadline, a full fuel tank, the epoch deadline."""
         self._deadline = time.monotonic() + self.limits.timeout
-        self._log_budget.reset()
+        if self._log_budget.spent:
+            self._log_budget.reset()
         error = capi.set_fuel(ctx, self._fuel)
         if error:
             raise capi.take_error(error)  # type: ignore[misc]  # (fuel is always enabled)

@@ -84,7 +84,7 @@ _monotonic = time.monotonic
 _set_fuel = capi.set_fuel
 _set_epoch_deadline = capi.set_epoch_deadline
 _pack_args = capi.pack_args
-_call_unchecked = capi.call_unchecked
+_call_prepared = capi.call_prepared
 _unpack_i32 = capi.unpack_i32
 _unpack_i64 = capi.unpack_i64
 _args_views = capi.ARGS_VIEWS
@@ -176,6 +176,7 @@ class _Instance:
         "base",
         "buf_cap",
         "buf_ptr",
+        "call",
         "ctx",
         "f_alloc",
         "f_dealloc",
@@ -232,6 +233,13 @@ class _Instance:
         self.violation: WasmdeckError | None = None
         self.fuel: memoryview | None = None  # the store's fuel counter (capi.fuel_counter)
         self.f_run = 0  # the copier's run (_link_with_helpers), which calls execute
+        self.call: tuple[object, ...] = ()  # the hot call's arguments (prepare_call)
+
+    def prepare_call(self) -> None:
+        """Make the arguments of ``execute``'s C call once (``capi.call_prepared``):
+        the copier's ``run`` when the payload helpers are linked, else ``execute``."""
+        func = self.f_run if self.out_mem else self.f_execute
+        self.call = capi.prepared_call(self.ctx, func, self.args_addr, 2, self.trap_addr)
 
     def bind(self, lookups: tuple[tuple[int, bytes, int, int], ...]) -> None:
         """Look up the ABI's exports the module has (``CoreModule._export_lookups``).
@@ -467,6 +475,7 @@ class CoreModule(Adapter):
                 self._check_instantiated(live, error)
                 live.bind(self._export_lookups)
         live.fuel = fuel_counter
+        live.prepare_call()
         self._live = live
         if live.f_initialize:
             self._raw_call(live, live.f_initialize, 0, 0, "_initialize", arm=False)
@@ -615,7 +624,8 @@ class CoreModule(Adapter):
         live.view[buf : buf + size] = request
         # _arm, inlined: this is the hot path.
         self._deadline = _monotonic() + self.limits.timeout
-        self._log_budget.reset()
+        if self._log_budget.spent:
+            self._log_budget.reset()
         fuel = live.fuel
         if fuel is not None:
             fuel[0] = -self._fuel  # set_fuel without the C call (capi.fuel_counter)
@@ -628,10 +638,8 @@ class CoreModule(Adapter):
             self._epoch_armed = epoch
             _set_epoch_deadline(ctx, self._ticks)
         _pack_args(live.args, 0, buf, size)
-        out_mem = live.out_mem  # the payload helpers are linked: call the copier's run
-        error = _call_unchecked(
-            ctx, live.f_run if out_mem else live.f_execute, live.args_addr, 2, live.trap_addr
-        )
+        error = _call_prepared(*live.call)  # the copier's run, when the payload helpers are linked
+        out_mem = live.out_mem
         if self._stdout.pending or self._stderr.pending:
             self._flush()
         if error or live.trap.value or live.violation:

@@ -25,7 +25,7 @@ class LogBudget:
     record (and whatever its handlers do) per line.
     """
 
-    __slots__ = ("bytes_left", "lines_left", "max_bytes", "max_lines", "truncated")
+    __slots__ = ("bytes_left", "lines_left", "max_bytes", "max_lines", "spent", "truncated")
 
     def __init__(self, max_bytes: int, max_lines: int) -> None:
         self.max_bytes = max_bytes
@@ -33,14 +33,18 @@ class LogBudget:
         self.bytes_left = max_bytes
         self.lines_left = max_lines
         self.truncated = False
+        # Whether anything was taken since the last reset: most calls log
+        # nothing, and the hot path resets only a budget that was used.
+        self.spent = False
 
     def reset(self) -> None:
         self.bytes_left = self.max_bytes
         self.lines_left = self.max_lines
-        self.truncated = False
+        self.truncated = self.spent = False
 
     def admit(self, logger: logging.Logger, size: int) -> bool:
         """Take one line of ``size`` bytes from the budget; False once it is spent."""
+        self.spent = True
         if self.truncated:
             return False
         if self.lines_left > 0 and size <= self.bytes_left:
