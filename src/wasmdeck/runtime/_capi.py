@@ -86,9 +86,7 @@ def _bare(name: str, restype: type[c_void_p]) -> ctypes._CFuncPtr:  # type: igno
 
     ctypes hands ctypes instances to a function without ``argtypes`` as they
     are, where a prototype converts each Python integer anew on every call
-    (about 40 ns an argument: callgrind counts 26.7k -> 21.5k instructions per
-    100 B call with this and LogBudget.spent). Called like ``_proto``'s, giving
-    up the GIL.
+    (about 40 ns an argument). Called like ``_proto``'s, giving up the GIL.
     """
     if name not in C_FUNCTIONS:
         C_FUNCTIONS.append(name)
