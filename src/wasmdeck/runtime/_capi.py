@@ -7,8 +7,9 @@ arguments in, integer results out, no per-call type checks (~1 µs). The
 prototypes here are fresh function objects, so they never alter the ones
 wasmtime-py itself uses.
 
-Everything here takes and returns plain integers (addresses); callers own
-the objects those addresses point into and keep them alive.
+Everything here takes and returns plain integers (addresses), except
+``call_prepared``, which takes the ctypes instances ``prepared_call`` made;
+callers own the objects those addresses point into and keep them alive.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ call_unchecked = _proto(
 
 
 def _bare(name: str, restype: type[c_void_p]) -> ctypes._CFuncPtr:  # type: ignore[name-defined]
-    """A C function with no prototype, for arguments made once (``prepared``).
+    """A C function with no prototype, for arguments made once (``prepared_call``).
 
     ctypes hands ctypes instances to a function without ``argtypes`` as they
     are, where a prototype converts each Python integer anew on every call
