@@ -380,3 +380,53 @@ def test_a_fresh_instance_starts_with_zeroed_memory_though_its_reservation_is_re
     for thread in threads:
         thread.join()
     assert seen == [b"00"] * 1200
+
+
+# "fill": 60,000 bytes of 0xab as output (the payload box's one page holds
+# them, so the box is kept unzeroed for the next box, see runtime/_memory.py).
+_FILLER = """
+    (memory.fill (i32.const 20000) (i32.const 171) (i32.const 60000))
+    (call $set_output (i32.const 20000) (i32.const 60000))
+    (i32.const 0)"""
+# "probe": "clean" when its one page is zero outside its own data and the
+# request (the heap, from 16384); else "dirty".
+_PROBE = """
+    (global.set $seen (i32.const 0))
+    (global.set $at (i32.const 5000))
+    (loop $next
+      (global.set $seen (i32.or (global.get $seen) (i32.load8_u (global.get $at))))
+      (global.set $at (i32.add (global.get $at) (i32.const 1)))
+      (br_if $next (i32.lt_u (global.get $at) (i32.const 16384))))
+    (global.set $at (i32.const 20000))
+    (loop $next
+      (global.set $seen (i32.or (global.get $seen) (i32.load8_u (global.get $at))))
+      (global.set $at (i32.add (global.get $at) (i32.const 1)))
+      (br_if $next (i32.lt_u (global.get $at) (i32.const 65536))))
+    (if (global.get $seen)
+      (then (call $set_output (i32.const 1000) (i32.const 5)) (return (i32.const 0))))
+    (call $set_output (i32.const 1006) (i32.const 5))
+    (i32.const 0)"""
+
+
+def test_the_payload_box_kept_unzeroed_never_becomes_a_plugin_memory() -> None:
+    # A freed box is handed, as it is, only to the next box: never to a
+    # plugin's memory of the same size, and its stale bytes are never output.
+    per_call = Limits(instance="per-call")
+    filler = wasmdeck.Plugin(abi_module(_FILLER), limits=per_call)
+    probe = wasmdeck.Plugin(
+        abi_module(
+            _PROBE,
+            memory='(memory (export "memory") 1)',
+            extra='(data (i32.const 1000) "dirty clean")'
+            "(global $at (mut i32) (i32.const 0)) (global $seen (mut i32) (i32.const 0))",
+        ),
+        limits=per_call,
+    )
+    silent = wasmdeck.Plugin(abi_module("(i32.const 0)"), limits=per_call)
+    for _ in range(40):
+        assert filler.call("fill") == b"\xab" * 60_000
+        assert probe.call("probe") == b"clean"
+        assert filler.call("fill") == b"\xab" * 60_000
+        assert probe.call("ok") == b"ok"
+        assert filler.call("fill") == b"\xab" * 60_000
+        assert silent.call("nothing") == b""

@@ -503,7 +503,12 @@ class CoreModule(Adapter):
         ctx, trap = live.ctx, live.trap_addr
         region = live.instance + self._helper_region
         box, copier, imports, copier_imports = (region + at for at in self._helper_offsets)
-        error = capi.helper_instance_new(ctx, self._box_ptr, None, 0, box, trap)
+        limit = live.memory_limit
+        limit.scratch = True  # the box's out: the host's own memory (see _memory)
+        try:
+            error = capi.helper_instance_new(ctx, self._box_ptr, None, 0, box, trap)
+        finally:
+            limit.scratch = False
         if error or live.trap.value:
             self._check_instantiated(live, error)
         for name, at in self._box_lookups:
