@@ -136,8 +136,54 @@ _store_context = _quick("wasmtime_store_context", c_void_p, c_void_p)
 _store_limiter = _quick(
     "wasmtime_store_limiter", None, c_void_p, c_int64, c_int64, c_int64, c_int64, c_int64
 )
+# void wasmtime_store_delete(store): runs no wasm; the memories' finalizers
+# (runtime/_memory.py) run inside it, on this thread.
+_store_delete = _quick("wasmtime_store_delete", None, c_void_p)
 _STORE_POINTER = ctypes.POINTER(ffi.wasmtime_store_t)
 _CONTEXT_POINTER = ctypes.POINTER(ffi.wasmtime_context_t)
+
+
+class OwnedStore:
+    """A store made through the C API, freed when this object goes.
+
+    What a core module's instance keeps: a ``wasmtime.Store`` costs a few
+    µs more to make and to free (its ``Managed`` machinery, two ctypes
+    pointer objects), on every fresh instance. ``wasmtime()`` gives a
+    ``wasmtime.Store`` over the same store, for wasmtime-py's own APIs; it
+    keeps this object (so the store) alive, and this object does not keep
+    it: no reference cycle, so the store is freed as soon as both are gone.
+    """
+
+    __slots__ = ("address", "context", "engine")
+
+    def __init__(self, address: int, context: int, engine: wasmtime.Engine) -> None:
+        self.address = address
+        self.context = context
+        self.engine = engine
+
+    def wasmtime(self) -> wasmtime.Store:
+        """A new ``wasmtime.Store`` over this store, which does not free it."""
+        view = _BorrowedStore.__new__(_BorrowedStore)
+        # ctypes.cast of an int keeps no reference, so no cycle (see _pointer_value)
+        view._Managed__ptr = ctypes.cast(self.address, _STORE_POINTER)  # type: ignore[attr-defined]
+        view._Store__context = ctypes.cast(self.context, _CONTEXT_POINTER)  # type: ignore[attr-defined]
+        view.engine = self.engine
+        view.owner = self
+        return view
+
+    def __del__(self, _delete: Any = _store_delete) -> None:
+        # (a default argument: this can run while the interpreter tears down
+        # its modules' globals)
+        _delete(self.address)
+
+
+class _BorrowedStore(wasmtime.Store):
+    """A ``wasmtime.Store`` over an ``OwnedStore``'s store, which it does not free."""
+
+    owner: OwnedStore
+
+    def _delete(self, ptr: Any) -> None:
+        pass
 
 
 def new_store(
@@ -148,24 +194,16 @@ def new_store(
     instances: int,
     tables: int,
     memories: int,
-) -> tuple[wasmtime.Store, int]:
-    """A ``wasmtime.Store`` of ``engine`` (at ``engine_address``) with these limits, and its context's address.
+) -> OwnedStore:
+    """A store of ``engine`` (at ``engine_address``) with these limits.
 
-    The object is the one wasmtime-py makes (its methods, ``close`` and
-    finalizer work on it): the same two private fields its ``__init__`` sets.
     A negative limit is no limit, as in ``Store.set_limits``.
     """
     pointer = _store_new(engine_address, None, None)
     if not pointer:
         raise MemoryError("wasmtime could not create a store")
     _store_limiter(pointer, -1, table_elements, instances, tables, memories)
-    context = _store_context(pointer)
-    store = wasmtime.Store.__new__(wasmtime.Store)
-    # ctypes.cast of an int keeps no reference, so no cycle (see _pointer_value)
-    store._Managed__ptr = ctypes.cast(pointer, _STORE_POINTER)  # type: ignore[attr-defined]
-    store._Store__context = ctypes.cast(context, _CONTEXT_POINTER)  # type: ignore[attr-defined]
-    store.engine = engine
-    return store, context
+    return OwnedStore(pointer, _store_context(pointer), engine)
 
 
 # -- instantiation --------------------------------------------------------------
@@ -632,7 +670,8 @@ _fuel_offset: int | None = None
 _fuel_searched = False
 
 
-def _fuel_left(ctx: int) -> int | None:
+def fuel_left(ctx: int) -> int | None:
+    """The fuel left in the store of context ``ctx`` (None: wasmtime could not say)."""
     left = c_uint64()
     error = get_fuel(ctx, ctypes.addressof(left))
     if error:
@@ -667,7 +706,7 @@ def _find_fuel_offset(ctx: int) -> int | None:
     if len(found) != 1:
         return None
     ctypes.c_int64.from_address(ctx + found[0]).value = -third
-    return found[0] if _fuel_left(ctx) == third else None
+    return found[0] if fuel_left(ctx) == third else None
 
 
 def c_int64_at(address: int) -> int:

@@ -586,14 +586,14 @@ class ComponentPlugin(Adapter):
 
     def _instantiate(self) -> _Instance:
         self._epoch_armed = self._epoch.value  # read before new_store arms the deadline
-        store, _ = new_store(
+        store = new_store(
             self.runtime,
             self.limits,
             self._wasi,
             fuel=self._fuel,
             ticks=self._ticks,
             min_instances=COMPONENT_INSTANCES,
-        )
+        ).wasmtime()  # wasmtime-py's component API takes its Store
         self._deadline = time.monotonic() + self.limits.timeout
         memory_limit = MemoryLimit(self.limits.max_memory)
         try:

@@ -204,7 +204,7 @@ class _Instance:
 
     def __init__(
         self,
-        store: wasmtime.Store,
+        store: capi.OwnedStore,
         ctx: int,
         memory_limit: MemoryLimit,
         imports: int | None = None,
@@ -265,7 +265,7 @@ class _Instance:
     def tables(self) -> list[wasmtime.Table]:
         """The instance's exported tables (for failure reports only: not fast)."""
         instance = capi.instance_from_raw(self.instance)
-        exports = instance.exports(self.store)  # type: ignore[attr-defined]
+        exports = instance.exports(self.store.wasmtime())  # type: ignore[attr-defined]
         return [e for e in exports.values() if isinstance(e, wasmtime.Table)]
 
     def refresh_out(self) -> None:
@@ -452,7 +452,7 @@ class CoreModule(Adapter):
 
     def _instantiate(self) -> _Instance:
         self._epoch_armed = self._epoch.value  # read before new_store arms the deadline
-        store, ctx = new_store(
+        store = new_store(
             self.runtime,
             self.limits,
             self._wasi if self._uses_wasi else None,
@@ -460,6 +460,7 @@ class CoreModule(Adapter):
             ticks=self._ticks,
             payload_helpers=self._helpers,
         )
+        ctx = store.context
         self._clock_origin = time.monotonic_ns()  # WASI's monotonic clock starts with the store
         fuel_counter = capi.fuel_counter(ctx, self._fuel)
         memory_limit = MemoryLimit(self.limits.max_memory)
@@ -909,8 +910,9 @@ class CoreModule(Adapter):
                 value=limits.max_memory,
                 **kwargs,
             )
+        store = live.store.wasmtime()
         for table in live.tables:
-            elements = table.size(live.store)
+            elements = table.size(store)
             if elements + max(1, limits.max_table_elements // 4) > limits.max_table_elements:
                 return TableLimitExceeded(
                     f"reached its table limit of {limits.max_table_elements} elements "

@@ -19,6 +19,7 @@ from .._context import TriggerContext
 from .._errors import FuelLimitExceeded, ReloadFailed, TimeLimitExceeded, WasmdeckError
 from .._json import JSONInputError, dumps, loads
 from .._metadata import PluginMetadata
+from . import _capi as capi
 from ._adapter import Adapter, Params
 from ._component import ComponentPlugin
 from ._core import CoreModule
@@ -310,8 +311,8 @@ class Plugin:
         if live is None:
             return None
         counter = getattr(live, "fuel", None)  # a core module's, read without a C call
-        left = -counter[0] if counter is not None else int(live.store.get_fuel())
-        return self.limits.fuel - left
+        left = -counter[0] if counter is not None else capi.fuel_left(live.ctx)
+        return None if left is None else self.limits.fuel - left
 
     def fuel_used_here(self) -> int | None:
         """The fuel the last ``call_before`` on this thread used, with ``measure_fuel``

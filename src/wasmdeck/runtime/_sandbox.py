@@ -125,10 +125,10 @@ def new_store(
     ticks: int,
     min_instances: int = 0,
     payload_helpers: bool = False,
-) -> tuple[wasmtime.Store, int]:
-    """A Store with the plugin's limits, its WASI context, fuel and an epoch deadline.
+) -> capi.OwnedStore:
+    """A store with the plugin's limits, its WASI context, fuel and an epoch deadline.
 
-    Returns the store and its context's address. ``min_instances`` raises
+    ``min_instances`` raises
     the instance limit for binaries made of several core instances (a
     component: their number is fixed when it is built). ``payload_helpers``
     makes room for the two helper instances of ``_payload`` (one memory, one
@@ -138,7 +138,7 @@ def new_store(
     # No memory_size: the host's memory enforces max_memory and records the
     # grows it refuses (see _memory.MemoryLimit); the caller instantiates
     # inside its MemoryLimit's ``creating()``.
-    store, ctx = capi.new_store(
+    store = capi.new_store(
         runtime.engine,
         runtime.engine_address,
         table_elements=limits.max_table_elements,
@@ -146,13 +146,14 @@ def new_store(
         tables=limits.max_tables + extra,
         memories=limits.max_memories + extra,
     )
+    ctx = store.context
     if wasi is not None:  # None: the module imports no WASI function
         wasi.apply(ctx)
     error = capi.set_fuel(ctx, fuel)
     if error:
         raise capi.take_error(error)  # type: ignore[misc]
     capi.set_epoch_deadline(ctx, ticks)
-    return store, ctx
+    return store
 
 
 def instantiation_error(exc: wasmtime.WasmtimeError, limits: Limits, plugin: str) -> WasmdeckError:
