@@ -7,6 +7,7 @@ instance) and every other plugin keep working.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from pathlib import Path
@@ -430,3 +431,27 @@ def test_the_payload_box_kept_unzeroed_never_becomes_a_plugin_memory() -> None:
         assert probe.call("ok") == b"ok"
         assert filler.call("fill") == b"\xab" * 60_000
         assert silent.call("nothing") == b""
+
+
+def _mappings() -> int:
+    with open("/proc/self/maps", encoding="ascii") as maps:
+        return sum(1 for _ in maps)
+
+
+def test_a_discarded_instance_frees_its_store_at_once_not_at_the_next_collection() -> None:
+    # runtime/_capi.py's OwnedStore: no reference cycle keeps a store (and
+    # its memories' multi-GiB reservations) alive until the garbage
+    # collector runs, so many fresh instances in a row take no more room.
+    plugin = wasmdeck.Plugin(abi_module(_LEFTOVERS), limits=Limits(instance="per-call"))
+    plugin.call("read")
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        before = _mappings()
+        for _ in range(300):
+            assert plugin.call("read") == b"00"
+        grown = _mappings() - before
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert grown < 30, f"{grown} new mappings after 300 fresh instances"
