@@ -297,3 +297,40 @@ def wasmtime_version() -> str:
     from importlib import metadata
 
     return metadata.version("wasmtime")
+
+
+def test_a_note_is_kept_with_the_entry_and_read_back_by_the_next_loader(
+    runtime: Runtime, cache: CompileCache, module_file: Path
+) -> None:
+    # runtime/_cache.py: notes are facts derived from the artifact (a
+    # component's shape), kept in the entry's header.
+    module, _ = runtime.load(module_file, name="plugin.wasm")
+    assert runtime.noted(module, "shape") is None
+    runtime.note(module, "shape", {"imports": ["a"], "n": 1})
+    assert runtime.noted(module, "shape") == {"imports": ["a"], "n": 1}
+    _, header_path = only_entry(cache)
+    header = json.loads(header_path.read_text())
+    assert header["notes"] == {"shape": {"imports": ["a"], "n": 1}}
+    # Another process (a new runtime and cache object) reads it back.
+    other = Runtime(cache=CompileCache(cache.directory))
+    again, hit = other.load(module_file, name="plugin.wasm")
+    assert hit and again is not module
+    assert other.noted(again, "shape") == {"imports": ["a"], "n": 1}
+    # Damaged notes are none, not an error; the entry itself still loads.
+    header["notes"] = ["not", "a", "mapping"]
+    header_path.write_text(json.dumps(header))
+    third = Runtime(cache=CompileCache(cache.directory))
+    loaded, hit = third.load(module_file, name="plugin.wasm")
+    assert hit and third.noted(loaded, "shape") is None
+    third.note(loaded, "shape", 2)
+    assert json.loads(header_path.read_text())["notes"] == {"shape": 2}
+    for each in (other, third):
+        each.close()
+
+
+def test_without_a_cache_a_note_is_nothing(module_file: Path) -> None:
+    uncached = Runtime(cache=False)
+    module, _ = uncached.load(module_file, name="plugin.wasm")
+    uncached.note(module, "shape", 1)
+    assert uncached.noted(module, "shape") is None
+    uncached.close()

@@ -9,9 +9,12 @@ API and its grants, async calls.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
@@ -582,3 +585,53 @@ def test_a_component_is_served_from_the_compile_cache(
     elapsed = time.perf_counter() - started
     assert hit and isinstance(compiled, wasmtime.component.Component)
     assert elapsed < 0.5, elapsed  # milliseconds in fact; compiling takes seconds
+
+
+def test_a_component_from_the_cache_has_its_shape_noted_not_read_again(
+    behaviors_component: Path,
+    runtime: Runtime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # runtime/_component.py: reading a component's imports and exports
+    # through wasmtime-py costs hundreds of GIL-releasing C calls (~2 ms of
+    # a reload under load), so the compile cache keeps them as a note.
+    from wasmdeck.runtime import _component
+    from wasmdeck.runtime._cache import CompileCache
+
+    load(behaviors_component, runtime).close()  # the entry has its note now
+    artifact, _ = runtime.load(behaviors_component, name="behaviors")
+    key = runtime._keys[artifact]  # type: ignore[attr-defined]
+    copy = tmp_path / "cache"
+    copy.mkdir()
+    for suffix in (".cwasm", ".json"):
+        shutil.copyfile(COMPILED.directory / f"{key}{suffix}", copy / f"{key}{suffix}")
+    reads: list[object] = []
+    read_shape = _component._read_shape
+
+    def counted(*args: Any) -> Any:
+        reads.append(args)
+        return read_shape(*args)
+
+    monkeypatch.setattr(_component, "_read_shape", counted)
+    fresh = Runtime(cache=CompileCache(copy))  # as another process: nothing shared
+    plugin = load(behaviors_component, fresh)
+    assert reads == []
+    assert json.loads(plugin.call("echo", {"x": 1}))["params"] == {"x": 1}
+    assert plugin.keeps_state is load(behaviors_component, runtime).keeps_state
+    plugin.close()
+    # A note that is not a shape is not believed: read again, and noted again.
+    header_path = copy / f"{key}.json"
+    header = json.loads(header_path.read_text())
+    (name,) = (n for n in header["notes"] if n.startswith("component-shape/"))
+    header["notes"][name]["imports"] = "wasi:cli/run"
+    header_path.write_text(json.dumps(header))
+    again = Runtime(cache=CompileCache(copy))
+    plugin = load(behaviors_component, again)
+    assert len(reads) == 1
+    assert json.loads(plugin.call("echo", {"x": 1}))["params"] == {"x": 1}
+    plugin.close()
+    noted = json.loads(header_path.read_text())["notes"][name]
+    assert isinstance(noted["imports"], list)
+    for each in (fresh, again):
+        each.close()

@@ -17,7 +17,10 @@ the file still has that identity, no process has written to it since it was
 verified, and the digest need not be recomputed (40 MB would take 25 ms).
 Any other file is verified in full, and re-stamped when it passes. Anything
 that does not match is a miss: the entry is deleted and the plugin
-recompiled.
+recompiled. The header may also carry *notes* (``note``): facts about the
+artifact that cost more to read back out of it than to keep, such as a
+component's imports and exports (reading them through wasmtime-py takes
+hundreds of C calls, each giving up the GIL: ~2 ms of a reload under load).
 
 Writes are atomic (a temporary file, flushed to disk, renamed into place),
 so processes sharing a cache never see half an entry; two processes that
@@ -150,6 +153,8 @@ class CompileCache:
         self._max_size = max_size
         # Keys of the entries this object loaded -> the descriptor holding their shared lock.
         self._held: dict[str, int] = {}
+        # Keys of the entries this object fetched or stored -> their notes.
+        self._notes: dict[str, dict[str, Any]] = {}
         self._finalizer = weakref.finalize(self, _release, self._held)
 
     @property
@@ -263,7 +268,38 @@ class CompileCache:
         now = time.time_ns()
         with contextlib.suppress(OSError):  # the header's mtime is the entry's last use
             os.utime(header_path, ns=(now, now))
+        notes = header.get("notes")
+        self._notes[lookup.key] = notes if isinstance(notes, dict) else {}
         return loaded
+
+    def notes(self, key: str) -> dict[str, Any]:
+        """The notes of entry ``key``, as this object fetched, stored or noted them."""
+        return self._notes.get(key, {})
+
+    def note(self, key: str, name: str, value: Any) -> None:
+        """Keep the JSON value ``value`` as note ``name`` in entry ``key``'s header.
+
+        For what is derived from the artifact alone; the reader checks what it
+        gets back, as from any file. A failure to write is not an error (the
+        next load derives it again).
+        """
+        header_path = self.directory / f"{key}.json"
+        try:
+            with header_path.open("rb") as file:
+                header = json.loads(file.read(_HEADER_MAX))
+            if not isinstance(header, dict):
+                return
+            notes = header.get("notes")
+            notes = notes if isinstance(notes, dict) else {}
+            notes[name] = value
+            header["notes"] = notes
+            encoded = json.dumps(header).encode()
+            if len(encoded) > _HEADER_MAX:
+                return
+            _write_atomic(header_path, encoded)
+        except (OSError, ValueError, TypeError):
+            return
+        self._notes.setdefault(key, {})[name] = value
 
     def _hold(self, key: str, artifact: Path) -> None:
         """Mark the entry in use (a shared lock on its artifact) while this cache lives."""
@@ -322,6 +358,7 @@ class CompileCache:
         except OSError:
             self._discard(lookup.key)
             return
+        self._notes[lookup.key] = {}
         self.evict(keep=lookup.key)
 
     def evict(self, *, keep: str | None = None) -> list[str]:

@@ -37,6 +37,7 @@ from .._errors import (
     WasmdeckError,
 )
 from .._metadata import MAX_METADATA_BYTES, PluginMetadata
+from .._version import __version__
 from . import _capi as capi
 from ._adapter import MAX_HOST_REQUEST, Adapter, Params, params_json
 from ._deadline import DeadlinePassed, time_limit_error
@@ -194,21 +195,67 @@ class _ComponentShape(NamedTuple):
         """It exports both of the `stateful` world's functions."""
         return all(name in self.functions for name in _STATE_EXPORTS)
 
+    def as_note(self) -> dict[str, object]:
+        """The shape as JSON, for the compile cache (``from_note``)."""
+        return {
+            "imports": list(self.imports),
+            "exports": sorted(self.exports),
+            "functions": sorted(self.functions),
+            "state_pair_fits": self.state_pair_fits,
+            "direct_call": self.direct_call,
+        }
+
+    @classmethod
+    def from_note(cls, note: object) -> _ComponentShape | None:
+        """The shape ``as_note`` wrote, or None for anything else."""
+        if not isinstance(note, dict) or set(note) != _NOTE_FIELDS:
+            return None
+        names = [note["imports"], note["exports"], note["functions"]]
+        if not all(isinstance(n, list) and all(isinstance(x, str) for x in n) for n in names):
+            return None
+        flags = note["state_pair_fits"], note["direct_call"]
+        if not all(isinstance(flag, bool) for flag in flags):
+            return None
+        return cls(
+            imports=tuple(note["imports"]),
+            exports=frozenset(note["exports"]),
+            functions=frozenset(note["functions"]),
+            state_pair_fits=flags[0],
+            direct_call=flags[1],
+        )
+
+
+_NOTE_FIELDS = {"imports", "exports", "functions", "state_pair_fits", "direct_call"}
+# The compile cache's note of a component's shape (Runtime.note). Named after
+# this version of wasmdeck: another one may read shapes differently.
+_SHAPE_NOTE = f"component-shape/{__version__}"
+
 
 # Read through wasmtime-py, a component's imports and exports cost hundreds of
 # C calls (each of which gives up the GIL: under load, a wait for it); a
 # reload of a binary in use gets the same Component back (Runtime.load's
 # shared artifacts), so its shape is read once per compiled component, as a
-# core module's is (_core._shape_of).
+# core module's is (_core._shape_of), and kept as a note in the compile
+# cache: a binary loaded from the cache (an update, another process) does
+# not read it again.
 _shapes: weakref.WeakKeyDictionary[component.Component, _ComponentShape] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _shape_of(compiled: component.Component, engine: wasmtime.Engine) -> _ComponentShape:
+def _shape_of(compiled: component.Component, runtime: Runtime) -> _ComponentShape:
     shape = _shapes.get(compiled)
     if shape is not None:
         return shape
+    shape = _ComponentShape.from_note(runtime.noted(compiled, _SHAPE_NOTE))
+    if shape is None:
+        shape = _read_shape(compiled, runtime.engine)
+        runtime.note(compiled, _SHAPE_NOTE, shape.as_note())
+    _shapes[compiled] = shape
+    return shape
+
+
+def _read_shape(compiled: component.Component, engine: wasmtime.Engine) -> _ComponentShape:
     ctype = compiled.type
     imports = tuple(ctype.imports(engine))
     exports = ctype.exports(engine)
@@ -218,7 +265,7 @@ def _shape_of(compiled: component.Component, engine: wasmtime.Engine) -> _Compon
         if isinstance(getattr(item, "ty", None), component.FuncType)
     )
     execute = getattr(exports.get("execute"), "ty", None)
-    shape = _ComponentShape(
+    return _ComponentShape(
         imports=imports,
         exports=frozenset(exports),
         functions=functions,
@@ -226,8 +273,6 @@ def _shape_of(compiled: component.Component, engine: wasmtime.Engine) -> _Compon
         and _state_pair_fits(exports),
         direct_call=isinstance(execute, component.FuncType) and _direct_call_fits(execute),
     )
-    _shapes[compiled] = shape
-    return shape
 
 
 def _direct_call_fits(functype: component.FuncType) -> bool:
@@ -479,7 +524,7 @@ class ComponentPlugin(Adapter):
         self._live: _Instance | None = None
         self._current: ActionRequest | None = None  # the request being run (trigger.context)
 
-        shape = _shape_of(compiled, runtime.engine)
+        shape = _shape_of(compiled, runtime)
         interfaces = self._check_imports(shape.imports)
         self._check_exports(shape)
         # The optional pair of the `stateful` world (since 1.3.0; docs/reload.md).

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime import component
@@ -113,6 +114,8 @@ class Runtime:
         # shares its compiled code instead of deserializing it again
         # (~3 ms for a Python component; benchmarks/reload.py).
         self._shared: weakref.WeakValueDictionary[str, Artifact] = weakref.WeakValueDictionary()
+        # The cache key of each artifact from the cache or stored in it (notes).
+        self._keys: weakref.WeakKeyDictionary[Artifact, str] = weakref.WeakKeyDictionary()
         self.progress: CompileProgress | None = None
         self._max_ticks = 0  # the longest deadline handed out (expire_deadlines)
         self._stopped = threading.Event()
@@ -173,6 +176,7 @@ class Runtime:
             if known is not None:
                 hit = self._shared.get(known.key) or self._fetch(cache, known)
                 if hit is not None:
+                    self._keys[hit] = known.key
                     return hit, True
         if path is None:
             wasm, st = bytes(source), None  # type: ignore[arg-type]
@@ -195,11 +199,24 @@ class Runtime:
             cache.remember_path(path, lookup, st)
         hit = self._shared.get(lookup.key) or self._fetch(cache, lookup)
         if hit is not None:
+            self._keys[hit] = lookup.key
             return hit, True
         artifact = self._compile(wasm, kind, name, limits)
         cache.store(lookup, self.fingerprint, WASMTIME_VERSION, artifact.serialize(), name=name)
         self._shared[lookup.key] = artifact
+        self._keys[artifact] = lookup.key
         return artifact, False
+
+    def noted(self, artifact: Artifact, name: str) -> Any:
+        """The compile cache's note ``name`` about ``artifact`` (None: none, or no cache)."""
+        key, cache = self._keys.get(artifact), self.cache
+        return None if key is None or cache is None else cache.notes(key).get(name)
+
+    def note(self, artifact: Artifact, name: str, value: Any) -> None:
+        """Keep ``value`` (JSON) as the compile cache's note ``name`` about ``artifact``."""
+        key, cache = self._keys.get(artifact), self.cache
+        if key is not None and cache is not None:
+            cache.note(key, name, value)
 
     def _fetch(self, cache: CompileCache, lookup: Lookup) -> Artifact | None:
         hit: Artifact | None = cache.fetch(
