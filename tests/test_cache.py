@@ -334,3 +334,18 @@ def test_without_a_cache_a_note_is_nothing(module_file: Path) -> None:
     uncached.note(module, "shape", 1)
     assert uncached.noted(module, "shape") is None
     uncached.close()
+
+
+def test_a_cache_directory_deleted_while_in_use_is_made_again_on_the_next_store(
+    runtime: Runtime, cache: CompileCache, module_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    runtime.load(module_file, name="plugin.wasm")
+    shutil.rmtree(cache.directory)
+    other = tmp_path / "other.wasm"
+    other.write_bytes(abi_module(metadata={"name": "other", "version": "1.0.0"}))
+    _, hit = runtime.load(other, name="other.wasm")
+    assert not hit
+    assert cache.info().entries == 1
+    assert runtime.load(other, name="other.wasm")[1]

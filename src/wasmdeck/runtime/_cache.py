@@ -148,6 +148,7 @@ class CompileCache:
         self, directory: str | os.PathLike[str] | None = None, *, max_size: int | None = None
     ) -> None:
         self._directory = Path(directory) if directory is not None else None
+        self._made = False  # whether _directory was made (directory)
         if max_size is not None and (type(max_size) is not int or max_size <= 0):
             raise ValueError(f"max_size must be a positive number of bytes, not {max_size!r}")
         self._max_size = max_size
@@ -174,7 +175,9 @@ class CompileCache:
             from .._home import home
 
             return home("cache")
-        self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self._made:  # once: each look costs syscalls, each a GIL release
+            self._directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._made = True
         return self._directory
 
     def __repr__(self) -> str:
@@ -211,7 +214,7 @@ class CompileCache:
             record = {"path": str(real), "identity": _identity(st), "sha256": lookup.digest}
             record["kind"] = lookup.kind
             target = self._path_record(real)
-            target.parent.mkdir(exist_ok=True, mode=0o700)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             _write_atomic(target, json.dumps(record).encode())
 
     def _path_record(self, real: Path) -> Path:
@@ -339,6 +342,8 @@ class CompileCache:
         if len(artifact) > self.max_size:
             return
         directory = self.directory
+        with contextlib.suppress(OSError):  # (deleted since it was first made?)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         header: dict[str, Any] = {
             "format": FORMAT,
             "kind": lookup.kind,
