@@ -227,8 +227,10 @@ class _ComponentShape(NamedTuple):
 
 _NOTE_FIELDS = {"imports", "exports", "functions", "state_pair_fits", "direct_call"}
 # The compile cache's note of a component's shape (Runtime.note). Named after
-# this version of wasmdeck: another one may read shapes differently.
-_SHAPE_NOTE = f"component-shape/{__version__}"
+# this version of wasmdeck, which another may read differently, and the
+# shape's format: raise it when what _read_shape derives changes.
+_SHAPE_FORMAT = 1
+_SHAPE_NOTE = f"component-shape/{__version__}/{_SHAPE_FORMAT}"
 
 
 # Read through wasmtime-py, a component's imports and exports cost hundreds of
