@@ -349,3 +349,38 @@ def test_a_cache_directory_deleted_while_in_use_is_made_again_on_the_next_store(
     assert not hit
     assert cache.info().entries == 1
     assert runtime.load(other, name="other.wasm")[1]
+
+
+def test_a_path_known_by_one_stat_is_never_mistaken_for_another_file(
+    runtime: Runtime, cache: CompileCache, tmp_path: Path
+) -> None:
+    # runtime/_cache.py, known_path: a path this cache saw is known again by
+    # the identity of the file it leads to, so a symlink re-pointed (as an
+    # update or benchmarks/reload.py does) or a file rewritten is told apart.
+    first, second = tmp_path / "first.wasm", tmp_path / "second.wasm"
+    first.write_bytes(
+        abi_module(metadata={"name": "first", "version": "1.0.0", "description": "d"})
+    )
+    second.write_bytes(
+        abi_module(metadata={"name": "second", "version": "2.0.0", "description": "d"})
+    )
+    live = tmp_path / "live.wasm"
+
+    def point_at(target: Path) -> None:
+        link = tmp_path / ".live.new"
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        os.replace(link, live)
+
+    names = []
+    for target in (first, second, first, second):
+        point_at(target)
+        names.append(wasmdeck.Plugin(live, runtime=runtime).name)
+        assert cache.known_path(live, runtime.fingerprint) is not None
+    assert names == ["first", "second", "first", "second"]
+    # Rewritten in place (new contents, new size and times): not the old digest.
+    point_at(first)
+    first.write_bytes(
+        abi_module(metadata={"name": "rewritten", "version": "3.0.0", "description": "d"})
+    )
+    assert wasmdeck.Plugin(live, runtime=runtime).name == "rewritten"

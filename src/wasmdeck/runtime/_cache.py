@@ -64,6 +64,7 @@ SIZE_VARIABLE = "WASMDECK_CACHE_SIZE"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 Kind = Literal["module", "component"]
 _HEADER_MAX = 64 * 1024
+_KNOWN_MAX = 1024  # paths known by identity in memory, per cache object
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -156,6 +157,9 @@ class CompileCache:
         self._held: dict[str, int] = {}
         # Keys of the entries this object fetched or stored -> their notes.
         self._notes: dict[str, dict[str, Any]] = {}
+        # (path as given, engine) -> (the file's identity, its Lookup): a file
+        # seen before by this object is known by one stat (see known_path).
+        self._known: dict[tuple[str, str], tuple[list[int], Lookup]] = {}
         self._finalizer = weakref.finalize(self, _release, self._held)
 
     @property
@@ -191,7 +195,22 @@ class CompileCache:
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
     def known_path(self, path: Path, engine: str) -> Lookup | None:
-        """The digest of an unchanged file seen before, found by ``stat`` alone."""
+        """The digest of an unchanged file seen before, found by ``stat`` alone.
+
+        A file this object saw before under the same path is known by one
+        ``stat`` (which follows symlinks: a path re-pointed at another file
+        has another identity); else by its real path's record in ``paths/``.
+        Each syscall gives up the GIL, which under load means waiting to get
+        it back, on a reload's path (benchmarks/reload.py).
+        """
+        given = (os.fspath(path), engine)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        seen = self._known.get(given)
+        if seen is not None and seen[0] == _identity(st):
+            return seen[1]
         try:
             real = path.resolve()
             st = real.stat()
@@ -203,7 +222,14 @@ class CompileCache:
         digest, kind = record.get("sha256"), record.get("kind")
         if not isinstance(digest, str) or kind not in ("module", "component"):
             return None
-        return Lookup(self.key(engine, kind, digest), digest, st.st_size, kind)
+        lookup = Lookup(self.key(engine, kind, digest), digest, st.st_size, kind)
+        self._remember_known(given, _identity(st), lookup)
+        return lookup
+
+    def _remember_known(self, given: tuple[str, str], identity: list[int], lookup: Lookup) -> None:
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        self._known[given] = (identity, lookup)
 
     def remember_path(self, path: Path, lookup: Lookup, st: os.stat_result) -> None:
         """Record a file's digest under its identity (``st`` taken before it was read)."""
