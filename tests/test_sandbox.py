@@ -455,3 +455,21 @@ def test_a_discarded_instance_frees_its_store_at_once_not_at_the_next_collection
         if was_enabled:
             gc.enable()
     assert grown < 30, f"{grown} new mappings after 300 fresh instances"
+
+
+def test_measure_fuel_switched_on_and_off_between_calls_and_a_closed_plugin(
+    behaviors: wasmdeck.Plugin,
+) -> None:
+    # Plugin.call runs its common case inline (Plugin._set_plain): switching
+    # measure_fuel, or closing, must still take the calls off that path.
+    assert behaviors.call("count") == b"1" and behaviors.fuel_used is None
+    behaviors.measure_fuel = True
+    assert behaviors.call("count") == b"2"
+    used = behaviors.fuel_used
+    assert used is not None and 0 < used < behaviors.limits.fuel
+    behaviors.measure_fuel = False
+    behaviors.fuel_used = None
+    assert behaviors.call("count") == b"3" and behaviors.fuel_used is None
+    behaviors.close()
+    with pytest.raises(wasmdeck.WasmdeckError, match="closed"):
+        behaviors.call("count")

@@ -111,24 +111,28 @@ def params_json(params: Params) -> bytes:
             return _stdlib_json(params, "params")  # bigger ints, subclasses; or a clear error
     if params is None:
         return b"{}"
-    if isinstance(params, bytes | bytearray | memoryview):
-        data = params if type(params) is bytes else bytes(params)
-        if data[:1] != b"{" or data[-1:] != b"}":  # else the same, around whitespace
-            text = data.strip(b" \t\r\n")
-            if text[:1] != b"{" or text[-1:] != b"}":
-                raise ValueError(
-                    "params given as bytes must be an encoded JSON object ({...}), not "
-                    f"{data[:40]!r}{'...' if len(data) > 40 else ''}"
-                )
-        if not data.isascii():  # ASCII is UTF-8, and checked without decoding
-            try:
-                data.decode()
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"params given as bytes are not UTF-8: {exc.reason}") from None
-        return data
-    if isinstance(params, Mapping):
+    # bytes before the isinstance of the other two: a fifth of the check's time
+    if type(params) is bytes:
+        data = params
+    elif isinstance(params, bytearray | memoryview):
+        data = bytes(params)
+    elif isinstance(params, Mapping):
         return params_json(dict(params))
-    raise ValueError(f"params must be a JSON object (a mapping), not {type(params).__name__}")
+    else:
+        raise ValueError(f"params must be a JSON object (a mapping), not {type(params).__name__}")
+    if data[:1] != b"{" or data[-1:] != b"}":  # else the same, around whitespace
+        text = data.strip(b" \t\r\n")
+        if text[:1] != b"{" or text[-1:] != b"}":
+            raise ValueError(
+                "params given as bytes must be an encoded JSON object ({...}), not "
+                f"{data[:40]!r}{'...' if len(data) > 40 else ''}"
+            )
+    if not data.isascii():  # ASCII is UTF-8, and checked without decoding
+        try:
+            data.decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"params given as bytes are not UTF-8: {exc.reason}") from None
+    return data
 
 
 class Adapter:
