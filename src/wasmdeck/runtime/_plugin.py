@@ -32,6 +32,8 @@ from ._stdio import plugin_logger
 
 __all__ = ["Plugin", "PluginReplaced"]
 
+_monotonic = time.monotonic  # (call_before: no module lookup on a plugin-to-plugin call)
+
 
 class PluginReplaced(WasmdeckError):
     """A call reached a plugin after a live reload replaced it: ``successor`` runs it.
@@ -303,7 +305,7 @@ class Plugin:
         with self._lock:
             if self._closed:
                 raise self._closed_error(action)
-            if self.measure_fuel:
+            if self._measure_fuel:
                 return self._metered(action, request)
             if self._per_call:
                 try:
@@ -366,9 +368,9 @@ class Plugin:
             if self._pool is not None:
                 return self._pooled(action, request, deadline)
             lock = self._lock
-            left = deadline - time.monotonic()
+            left = deadline - _monotonic()
             # Free most of the time: taken at once, without the timed wait's cost.
-            if left <= 0 or not (lock.acquire(blocking=False) or lock.acquire(timeout=left)):
+            if left <= 0 or not (lock.acquire(False) or lock.acquire(timeout=left)):
                 raise TimeLimitExceeded(
                     "the caller's time ran out before it could start (the plugin was busy)",
                     value=max(left, 0.0),
@@ -378,7 +380,7 @@ class Plugin:
             try:
                 if self._closed:
                     raise self._closed_error(action)
-                if left >= self._lend_below and not (self.measure_fuel or self._per_call):
+                if left >= self._lend_below and self._plain:  # (no pool, checked above)
                     return self._impl.execute(action, request)  # _bounded_run would change nothing
                 return self._bounded_run(self._impl, deadline, action, request)
             finally:
@@ -404,7 +406,7 @@ class Plugin:
             object.__setattr__(limits, "timeout", max(left, 0.001))
             impl.limits, impl._ticks = limits, self.runtime.deadline_ticks(limits.timeout)
             impl._epoch_armed = -1  # arm the shorter deadline (see Adapter._arm)
-        measured = self.measure_fuel and self._pool is None
+        measured = self._measure_fuel and self._pool is None
         here = self._here
         if measured:
             here.fuel = None
