@@ -233,6 +233,7 @@ def main() -> int:
         load.wait_connected()
         floor_sent, _ = run_load(load, args.rate, args.floor_seconds, args.floor_seconds, None)
         floor_replies = [ms for _, ms in load.replies]
+        floor_stray = load.stray
         echo.close()
         time.sleep(0.3)
         load.sent_at.clear()
@@ -254,7 +255,8 @@ def main() -> int:
     f50, f99 = percentiles(floor_replies)
     print(
         f"floor (bare echo, {args.floor_seconds:g} s): sent {floor_sent}, replies "
-        f"{len(floor_replies)}, p50 {f50:.2f} ms, p99 {f99:.2f} ms"
+        f"{len(floor_replies)} (stray {floor_stray}), lost {floor_sent - len(floor_replies)}, "
+        f"p50 {f50:.2f} ms, p99 {f99:.2f} ms"
     )
     print(f"wasmdeck serve, {args.seconds:g} s in windows of {window:g} s:")
     for row in rows:
