@@ -161,9 +161,7 @@ class Plugin:
         self._per_call = self.limits.instance == "per-call"
         # A caller's deadline at least this far off changes nothing (call_before).
         self._lend_below = self.limits.timeout - self.runtime.tick
-        # Off by default: reading the fuel left costs every call a C call. Not
-        # measured for a pool (its calls overlap): fuel_used stays None.
-        self._measure_fuel = False
+        self._measure_fuel = False  # (why off by default: the measure_fuel property)
         self.fuel_used: int | None = None  # the last call's, when measure_fuel is on
         self._bounded: dict[int, Limits] = {}  # _bounded_run's limits, per instance
         self._here = threading.local()  # .fuel: the last call_before's on this thread
